@@ -1,0 +1,3 @@
+from dbsh.cli import main
+
+main()

@@ -1,0 +1,374 @@
+"""The ``dbsh`` command line: Typer parses, ``dbsh.commands`` runs, ``dbsh.output`` renders.
+
+Start-up matters: ``dbsh --version`` and ``dbsh --help`` import no database library, and the
+bare top-level help is printed without even importing Typer.
+"""
+
+
+import os
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Annotated, Optional
+
+HELP = "One shell for SQL, MongoDB, Redis, Cassandra, Neo4j and CouchDB."
+
+# (name, one-line help, example): the single table behind `dbsh --help` and each command's help.
+COMMANDS: list[tuple[str, str, str]] = [
+    ("connect", "Check a connection: server version and round-trip time; --save it as a profile.",
+     "dbsh connect postgresql://me@db.internal/shop --save shop"),
+    ("insert", "Insert documents from arguments, --file F or - (jsonl, json, csv), in batches.",
+     """dbsh insert people '{"name": "Bob", "count": 1}' --create"""),
+    ("find", "Find documents matching a MongoDB-style filter; streamed.",
+     """dbsh find people '{"count": {"$gt": 5}}' --sort -count --limit 10"""),
+    ("update", "Update documents matching a filter with $set, $unset, $inc.",
+     """dbsh update people '{"name": "Jill"}' '{"$set": {"count": 20}}'"""),
+    ("delete", "Delete documents matching a filter (--all for an empty filter).",
+     """dbsh delete people '{"name": "Bob"}'"""),
+    ("count", "Count documents matching a filter.",
+     """dbsh count people '{"count": {"$gte": 1}}'"""),
+    ("query", "Run the backend's native language: SQL, CQL, Cypher, Redis, MongoDB, CouchDB.",
+     "dbsh query 'select name from people where name like :n' -p n=J%"),
+    ("collections", "List collections: tables, labels, key prefixes, databases.",
+     "dbsh -u mongodb://localhost/shop collections"),
+    ("describe", "Describe a collection: columns or fields, types, indexes.",
+     "dbsh describe people"),
+    ("explain", "Show how the backend would run a find.",
+     """dbsh explain people '{"name": "Bob"}'"""),
+]
+
+EPILOG = """Targets: --url URL, -c PROFILE, or DBSH_URL; default: an embedded SQLite file.
+URLs: sqlite:///file.db  postgresql://user@host/db  mysql://user@host/db  mongodb://host/db
+      redis://host:6379/0  cassandra://host/keyspace  neo4j://host  couchdb://host:5984
+Passwords: put them in DBSH_PASSWORD or use -W to be asked, rather than in the URL.
+Output: a table on a terminal, jsonl when piped; --format table|json|jsonl|csv|tsv.
+Exit codes: 0 ok, 1 query error, 2 bad input, 3 cannot connect, 130 interrupted."""
+
+
+def _fast_path(argv: list[str]) -> bool:
+    """Answer `dbsh --version` and `dbsh --help` without importing Typer (start-up time)."""
+    if argv in (["--version"], ["-V"]):
+        from dbsh import __version__
+
+        print(f"dbsh {__version__}")
+        return True
+    if argv in (["--help"], ["-h"]):
+        width = max(len(name) for name, _, _ in COMMANDS)
+        lines = [HELP, "", "Usage: dbsh [OPTIONS] COMMAND [ARGS]...", "       dbsh [OPTIONS]          (open the shell)", "",
+                 "Commands:"]
+        lines += [f"  {name:<{width}}  {text}" for name, text, _ in COMMANDS]
+        lines += ["", "Examples:"] + [f"  {example}" for _, _, example in COMMANDS[1:6]]
+        lines += ["", "Options (before or after the command):",
+                  "  -u, --url URL        database URL",
+                  "  -c, --conn NAME      saved connection profile",
+                  "  -f, --format FMT     table, json, jsonl, csv, tsv",
+                  "  -W, --password       ask for the password",
+                  "      --debug          show tracebacks",
+                  "  -V, --version        print the version",
+                  "  -h, --help           this help; dbsh COMMAND --help for one command", "",
+                  EPILOG]
+        print("\n".join(lines))
+        return True
+    return False
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if _fast_path(args):
+        return
+    app = build_app()
+    app(args=args, prog_name="dbsh")
+
+
+@dataclass
+class Options:
+    url: Optional[str] = None
+    conn: Optional[str] = None
+    fmt: Optional[str] = None
+    debug: bool = False
+    ask_password: bool = False
+
+    def merge(self, **overrides) -> "Options":
+        values = dict(self.__dict__)
+        values.update({k: v for k, v in overrides.items() if v not in (None, False)})
+        return Options(**values)
+
+
+def fail(error: BaseException, debug: bool) -> int:
+    """Print one line for an error and return its exit code (traceback only with --debug)."""
+    from dbsh.errors import DbshError, EXIT_INTERRUPTED, EXIT_RUNTIME, redact
+
+    if debug:
+        import traceback
+
+        traceback.print_exception(error, file=sys.stderr)
+    if isinstance(error, KeyboardInterrupt):
+        print("dbsh: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if isinstance(error, DbshError):
+        print(f"dbsh: error: {redact(str(error))}", file=sys.stderr)
+        return error.exit_code
+    text = redact(str(error).strip().splitlines()[0] if str(error).strip() else "")
+    print(f"dbsh: error: {type(error).__name__}: {text}" + ("" if debug else " (--debug shows the traceback)"),
+          file=sys.stderr)
+    return EXIT_RUNTIME
+
+
+@contextmanager
+def running(opts: Options):
+    """Run a command body: errors become one line and an exit code; stdout closing early is fine."""
+    import typer
+
+    try:
+        yield
+    except BrokenPipeError:
+        # the reader (e.g. `| head`) went away: stop quietly, like any Unix filter
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise typer.Exit(141)
+    except (typer.Exit, typer.Abort):
+        raise
+    except BaseException as error:  # noqa: BLE001 - the one place errors are rendered
+        if isinstance(error, SystemExit):
+            raise
+        raise typer.Exit(fail(error, opts.debug))
+
+
+def open_target(opts: Options):
+    from dbsh import target
+
+    password = None
+    if opts.ask_password:
+        import getpass
+
+        if not sys.stdin.isatty():
+            from dbsh.errors import UsageError
+
+            raise UsageError("-W asks for a password, but stdin is not a terminal; set DBSH_PASSWORD")
+        password = getpass.getpass("Password: ")
+    return target.resolve(opts.url, opts.conn, password=password)
+
+
+@contextmanager
+def session_for(opts: Options):
+    from dbsh import drivers
+
+    session = drivers.connect(open_target(opts))
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+def renderer(opts: Options):
+    from dbsh.output import Renderer
+
+    return Renderer(opts.fmt)
+
+
+def build_app():
+    import typer
+
+    from dbsh import __version__
+
+    app = typer.Typer(help=HELP, epilog=EPILOG, add_completion=False, no_args_is_help=False,
+                      rich_markup_mode=None, pretty_exceptions_enable=False,
+                      context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+
+    UrlOpt = Annotated[Optional[str], typer.Option("--url", "-u", help="Database URL (or DBSH_URL).",
+                                                   show_default=False)]
+    ConnOpt = Annotated[Optional[str], typer.Option("--conn", "-c", help="Saved connection profile.",
+                                                    show_default=False)]
+    FormatOpt = Annotated[Optional[str], typer.Option("--format", "-f",
+                                                      help="table, json, jsonl, csv or tsv.", show_default=False)]
+    DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
+    AskOpt = Annotated[bool, typer.Option("--password", "-W", help="Ask for the password.")]
+
+    def version_callback(value: bool):
+        if value:
+            print(f"dbsh {__version__}")
+            raise typer.Exit()
+
+    @app.callback(invoke_without_command=True)
+    def root(ctx: typer.Context, url: UrlOpt = None, conn: ConnOpt = None, fmt: FormatOpt = None,
+             debug: DebugOpt = False, ask_password: AskOpt = False,
+             version: Annotated[bool, typer.Option("--version", "-V", callback=version_callback,
+                                                   is_eager=True, help="Print the version.")] = False):
+        ctx.obj = Options(url, conn, fmt, debug, ask_password)
+        if ctx.invoked_subcommand is None:
+            _fast_path(["--help"])
+
+    def opts(ctx: typer.Context, **overrides) -> Options:
+        base = ctx.obj if isinstance(ctx.obj, Options) else Options()
+        merged = base.merge(**overrides)
+        from dbsh.output import check_format
+
+        with running(merged):
+            check_format(merged.fmt)
+        return merged
+
+    def command(name: str):
+        text, example = next((t, e) for n, t, e in COMMANDS if n == name)
+        return app.command(name, help=text, epilog=f"Example: {example}")
+
+    @command("connect")
+    def connect_cmd(ctx: typer.Context,
+                    target_url: Annotated[Optional[str], typer.Argument(metavar="URL|NAME",
+                                                                        help="URL or saved profile.")] = None,
+                    save: Annotated[Optional[str], typer.Option("--save", help="Save as a named profile "
+                                                                "(without the password).")] = None,
+                    readonly: Annotated[bool, typer.Option("--readonly", help="Mark the saved profile read-only.")
+                                        ] = False,
+                    url: UrlOpt = None, conn: ConnOpt = None, fmt: FormatOpt = None, debug: DebugOpt = False,
+                    ask_password: AskOpt = False):
+        o = opts(ctx, url=url, conn=conn, fmt=fmt, debug=debug, ask_password=ask_password)
+        if target_url:
+            if "://" in target_url:
+                o = o.merge(url=target_url)
+                o.conn = None
+            else:
+                o = o.merge(conn=target_url)
+                o.url = None
+        with running(o):
+            from dbsh import commands, config
+
+            out = renderer(o)
+            with session_for(o) as session:
+                commands.connect_report(session, out)
+                if save:
+                    path = config.save_profile(save, session.target.without_password(),
+                                               readonly=readonly or None)
+                    note = " (password not saved: use DBSH_PASSWORD or -W)" if session.target.password else ""
+                    print(f"saved connection {save!r} in {path}{note}", file=sys.stderr)
+
+    @command("insert")
+    def insert_cmd(ctx: typer.Context,
+                   collection: Annotated[str, typer.Argument(help="Table, collection, label, prefix...")],
+                   docs: Annotated[Optional[list[str]], typer.Argument(help="JSON objects, or - for stdin.",
+                                                                       show_default=False)] = None,
+                   file: Annotated[Optional[str], typer.Option("--file", "-F", help="Read documents from a file "
+                                                               "(- for stdin).")] = None,
+                   input_format: Annotated[Optional[str], typer.Option("--input-format", "-i",
+                                                                       help="jsonl, json, csv or tsv "
+                                                                       "(default: from the name or content).")]
+                   = None,
+                   batch: Annotated[int, typer.Option("--batch", help="Documents per batch/transaction.")] = 1000,
+                   create: Annotated[bool, typer.Option("--create", help="Create the collection (and "
+                                                        "columns) if missing.")] = False,
+                   url: UrlOpt = None, conn: ConnOpt = None, fmt: FormatOpt = None, debug: DebugOpt = False,
+                   ask_password: AskOpt = False):
+        o = opts(ctx, url=url, conn=conn, fmt=fmt, debug=debug, ask_password=ask_password)
+        with running(o):
+            from dbsh import commands
+
+            with session_for(o) as session:
+                commands.insert(session, renderer(o), collection, docs or [], file=file,
+                                input_format=input_format, batch=batch, create=create)
+
+    FilterArg = Annotated[Optional[str], typer.Argument(metavar="[FILTER]", help="MongoDB-style filter (JSON).",
+                                                        show_default=False)]
+
+    @command("find")
+    def find_cmd(ctx: typer.Context, collection: Annotated[str, typer.Argument()], where: FilterArg = None,
+                 fields: Annotated[Optional[str], typer.Option("--fields", help="Comma-separated fields.")] = None,
+                 sort: Annotated[Optional[str], typer.Option("--sort", help="e.g. -price,name")] = None,
+                 limit: Annotated[Optional[int], typer.Option("--limit", "-n", min=0)] = None,
+                 skip: Annotated[Optional[int], typer.Option("--skip", min=0)] = None,
+                 url: UrlOpt = None, conn: ConnOpt = None, fmt: FormatOpt = None, debug: DebugOpt = False,
+                 ask_password: AskOpt = False):
+        o = opts(ctx, url=url, conn=conn, fmt=fmt, debug=debug, ask_password=ask_password)
+        with running(o):
+            from dbsh import commands
+
+            with session_for(o) as session:
+                commands.find(session, renderer(o), collection, where, fields=fields, sort=sort, limit=limit,
+                              skip=skip)
+
+    @command("count")
+    def count_cmd(ctx: typer.Context, collection: Annotated[str, typer.Argument()], where: FilterArg = None,
+                  url: UrlOpt = None, conn: ConnOpt = None, fmt: FormatOpt = None, debug: DebugOpt = False,
+                  ask_password: AskOpt = False):
+        o = opts(ctx, url=url, conn=conn, fmt=fmt, debug=debug, ask_password=ask_password)
+        with running(o):
+            from dbsh import commands
+
+            with session_for(o) as session:
+                commands.count(session, renderer(o), collection, where)
+
+    @command("update")
+    def update_cmd(ctx: typer.Context, collection: Annotated[str, typer.Argument()],
+                   where: Annotated[str, typer.Argument(metavar="FILTER", help="MongoDB-style filter (JSON).")],
+                   change: Annotated[str, typer.Argument(metavar="UPDATE", help='e.g. {"$set": {"a": 1}}')],
+                   upsert: Annotated[bool, typer.Option("--upsert", help="Insert when nothing matches.")] = False,
+                   one: Annotated[bool, typer.Option("--one", help="Update at most one document.")] = False,
+                   url: UrlOpt = None, conn: ConnOpt = None, fmt: FormatOpt = None, debug: DebugOpt = False,
+                   ask_password: AskOpt = False):
+        o = opts(ctx, url=url, conn=conn, fmt=fmt, debug=debug, ask_password=ask_password)
+        with running(o):
+            from dbsh import commands
+
+            with session_for(o) as session:
+                commands.update(session, renderer(o), collection, where, change, upsert=upsert, one=one)
+
+    @command("delete")
+    def delete_cmd(ctx: typer.Context, collection: Annotated[str, typer.Argument()], where: FilterArg = None,
+                   one: Annotated[bool, typer.Option("--one", help="Delete at most one document.")] = False,
+                   everything: Annotated[bool, typer.Option("--all", help="Allow an empty filter.")] = False,
+                   url: UrlOpt = None, conn: ConnOpt = None, fmt: FormatOpt = None, debug: DebugOpt = False,
+                   ask_password: AskOpt = False):
+        o = opts(ctx, url=url, conn=conn, fmt=fmt, debug=debug, ask_password=ask_password)
+        with running(o):
+            from dbsh import commands
+
+            with session_for(o) as session:
+                commands.delete(session, renderer(o), collection, where, one=one, everything=everything)
+
+    @command("query")
+    def query_cmd(ctx: typer.Context,
+                  text: Annotated[str, typer.Argument(metavar="TEXT", help="Native statement, or - for stdin.")],
+                  param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="name=value "
+                                                                     "(value read as JSON if it is JSON).",
+                                                                     show_default=False)] = None,
+                  url: UrlOpt = None, conn: ConnOpt = None, fmt: FormatOpt = None, debug: DebugOpt = False,
+                  ask_password: AskOpt = False):
+        o = opts(ctx, url=url, conn=conn, fmt=fmt, debug=debug, ask_password=ask_password)
+        with running(o):
+            from dbsh import commands
+
+            params = commands.parse_params(param)
+            with session_for(o) as session:
+                commands.query(session, renderer(o), text, params)
+
+    @command("collections")
+    def collections_cmd(ctx: typer.Context, url: UrlOpt = None, conn: ConnOpt = None, fmt: FormatOpt = None,
+                        debug: DebugOpt = False, ask_password: AskOpt = False):
+        o = opts(ctx, url=url, conn=conn, fmt=fmt, debug=debug, ask_password=ask_password)
+        with running(o):
+            from dbsh import commands
+
+            with session_for(o) as session:
+                commands.collections(session, renderer(o))
+
+    @command("describe")
+    def describe_cmd(ctx: typer.Context, name: Annotated[str, typer.Argument(metavar="COLLECTION")],
+                     url: UrlOpt = None, conn: ConnOpt = None, fmt: FormatOpt = None, debug: DebugOpt = False,
+                     ask_password: AskOpt = False):
+        o = opts(ctx, url=url, conn=conn, fmt=fmt, debug=debug, ask_password=ask_password)
+        with running(o):
+            from dbsh import commands
+
+            with session_for(o) as session:
+                commands.describe(session, renderer(o), name)
+
+    @command("explain")
+    def explain_cmd(ctx: typer.Context, collection: Annotated[str, typer.Argument()], where: FilterArg = None,
+                    url: UrlOpt = None, conn: ConnOpt = None, fmt: FormatOpt = None, debug: DebugOpt = False,
+                    ask_password: AskOpt = False):
+        o = opts(ctx, url=url, conn=conn, fmt=fmt, debug=debug, ask_password=ask_password)
+        with running(o):
+            from dbsh import commands
+
+            with session_for(o) as session:
+                commands.explain(session, renderer(o), collection, where)
+
+    return app

@@ -1,0 +1,173 @@
+"""The driver interface: what every backend offers the CLI, the REPL, migrate, bench and copy.
+
+A backend is one module in ``dbsh.drivers`` exposing ``connect(target) -> Session``. It imports
+its client library inside that module, so nothing here pulls in a database library.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator
+
+from dbsh.errors import Unsupported
+from dbsh.query import Filter, Update
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    language: str                   # native language, also the Pygments lexer alias: sql, cql, cypher, ...
+    transactions: bool = False      # begin/commit/rollback
+    schema: bool = False            # fixed columns (SQL, CQL): --create infers a schema
+    statement_terminator: str | None = ";"   # the REPL ends multi-line input at this (None: one line each)
+
+
+class Result:
+    """Rows (dicts) consumed once, so output streams; or a status message for statements."""
+
+    def __init__(self, rows: Iterable[dict] = (), columns: list[str] | None = None, *,
+                 message: str | None = None, close=None):
+        self._rows = iter(rows)
+        self.columns = columns
+        self.message = message
+        self._close = close
+
+    def __iter__(self) -> Iterator[dict]:
+        try:
+            yield from self._rows
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self._close is not None:
+            close, self._close = self._close, None
+            close()
+
+    @classmethod
+    def status(cls, message: str) -> "Result":
+        return cls((), None, message=message)
+
+
+@dataclass
+class WriteResult:
+    """What a write did; rendered as one summary row (json) or line (terminal)."""
+
+    action: str                      # inserted / updated / deleted / upserted
+    collection: str
+    count: int
+    ids: list[Any] | None = None
+    matched: int | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        noun = "row" if self.count == 1 else "rows"
+        text = f"{self.action} {self.count} {noun}"
+        if self.matched is not None and self.matched != self.count:
+            text += f" ({self.matched} matched)"
+        text += f" {'into' if self.action == 'inserted' else 'in'} {self.collection}"
+        extra = ", ".join(f"{k}: {v}" for k, v in self.details.items())
+        return f"{text} ({extra})" if extra else text
+
+    def as_row(self) -> dict[str, Any]:
+        row: dict[str, Any] = {"action": self.action, "collection": self.collection, "count": self.count}
+        if self.matched is not None:
+            row["matched"] = self.matched
+        if self.ids is not None:
+            row["ids"] = self.ids
+        row.update(self.details)
+        return row
+
+
+class Session:
+    """One connection to one database. Drivers override what their backend can do."""
+
+    capabilities = Capabilities(language="text")
+    name = "database"                # human name of the backend: "PostgreSQL", "Redis", ...
+
+    def __init__(self, target):
+        self.target = target
+
+    # -- connection ------------------------------------------------------------------------
+    def server_info(self) -> dict[str, Any]:
+        """Backend name, server version and what else is worth showing on connect."""
+        return {"backend": self.name}
+
+    def ping(self) -> float:
+        """Round-trip time of the cheapest request, in seconds."""
+        raise Unsupported(f"{self.name} has no ping")
+
+    def timed_ping(self) -> float:
+        start = time.perf_counter()
+        self.ping()
+        return time.perf_counter() - start
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- catalog ---------------------------------------------------------------------------
+    def collections(self) -> list[str]:
+        raise Unsupported(f"{self.name} cannot list collections")
+
+    def describe(self, name: str) -> Result:
+        raise Unsupported(f"{self.name} cannot describe {name}")
+
+    # -- uniform verbs ---------------------------------------------------------------------
+    def insert(self, name: str, docs: Iterable[dict], *, batch: int = 1000, create: bool = False,
+               progress=None) -> WriteResult:
+        raise Unsupported(f"insert is not supported on {self.name}")
+
+    def find(self, name: str, where: Filter, *, fields: list[str] | None = None,
+             sort: list[tuple[str, int]] | None = None, limit: int | None = None,
+             skip: int | None = None) -> Result:
+        raise Unsupported(f"find is not supported on {self.name}")
+
+    def update(self, name: str, where: Filter, change: Update, *, upsert: bool = False,
+               one: bool = False) -> WriteResult:
+        raise Unsupported(f"update is not supported on {self.name}")
+
+    def delete(self, name: str, where: Filter, *, one: bool = False) -> WriteResult:
+        raise Unsupported(f"delete is not supported on {self.name}")
+
+    def count(self, name: str, where: Filter) -> int:
+        return sum(1 for _ in self.find(name, where))
+
+    def explain(self, name: str, where: Filter, **find_options) -> Result:
+        raise Unsupported(f"explain is not supported on {self.name}")
+
+    # -- native language -------------------------------------------------------------------
+    def execute(self, text: str, params: dict[str, Any] | None = None) -> Result:
+        raise Unsupported(f"{self.name} has no native query language in dbsh")
+
+    # -- transactions (capabilities.transactions) -------------------------------------------
+    def begin(self) -> None:
+        raise Unsupported(f"{self.name} has no transactions")
+
+    def commit(self) -> None:
+        raise Unsupported(f"{self.name} has no transactions")
+
+    def rollback(self) -> None:
+        raise Unsupported(f"{self.name} has no transactions")
+
+    @property
+    def in_transaction(self) -> bool:
+        return False
+
+
+def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Split an iterable into lists of at most ``size`` items, lazily."""
+    if size < 1:
+        raise ValueError("batch size must be at least 1")
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

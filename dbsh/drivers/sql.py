@@ -1,0 +1,599 @@
+"""SQL driver: SQLite, PostgreSQL and MySQL/MariaDB through SQLAlchemy Core.
+
+Filters compile to SQLAlchemy expressions, so every value is a bound parameter; table and
+column names are checked against the reflected schema and quoted by the dialect.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import time
+from typing import Any, Iterable
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+
+from dbsh import query as q
+from dbsh.drivers.base import Capabilities, Result, Session, WriteResult, batched
+from dbsh.errors import ConnectError, DbshError, NotFound, QueryError, Unsupported, UsageError, one_line, redact
+
+SCHEMES = {
+    "sqlite": "sqlite",
+    "postgresql": "postgresql+psycopg",
+    "postgres": "postgresql+psycopg",
+    "mysql": "mysql+pymysql",
+    "mariadb": "mariadb+pymysql",
+}
+STREAM_BATCH = 1000
+
+
+def sqlalchemy_url(url: str) -> str:
+    """dbsh URL -> SQLAlchemy URL (explicit drivers like postgresql+asyncpg are kept)."""
+    scheme, rest = url.split("://", 1)
+    base = scheme.split("+", 1)[0].lower()
+    if "+" in scheme:
+        return url
+    if base not in SCHEMES:
+        raise UsageError(f"not a SQL URL: {scheme}://")
+    if base in ("mysql", "mariadb"):
+        parts = urlsplit(url)
+        query = dict(parse_qsl(parts.query))
+        query.setdefault("charset", "utf8mb4")
+        rest = urlunsplit(parts._replace(scheme="x", query=urlencode(query))).split("://", 1)[1]
+    return f"{SCHEMES[base]}://{rest}"
+
+
+def connect(target) -> "SqlSession":
+    return SqlSession(target)
+
+
+class SqlSession(Session):
+    capabilities = Capabilities(language="sql", transactions=True, schema=True)
+
+    def __init__(self, target):
+        super().__init__(target)
+        url = sqlalchemy_url(target.url)
+        self.dialect = url.split(":", 1)[0].split("+", 1)[0]
+        self.name = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "mysql": "MySQL",
+                     "mariadb": "MariaDB"}.get(self.dialect, self.dialect)
+        kwargs: dict[str, Any] = {}
+        if self.dialect == "sqlite":
+            self._check_sqlite_path(url)
+        elif self.dialect == "postgresql":
+            kwargs["connect_args"] = {"connect_timeout": 10, "application_name": "dbsh"}
+        else:
+            kwargs["connect_args"] = {"connect_timeout": 10}
+        try:
+            self.engine = sa.create_engine(url, **kwargs)
+        except (sa_exc.ArgumentError, ValueError) as e:
+            raise UsageError(f"invalid URL {target.display()}: {one_line(str(e))}") from None
+        except ModuleNotFoundError as e:
+            raise UsageError(f"the {self.name} driver needs the Python package {e.name!r}",
+                             hint=f"pip install 'dbsh[{'postgres' if self.dialect == 'postgresql' else 'mysql'}]'"
+                             ) from None
+        if self.dialect == "sqlite":
+            sa.event.listen(self.engine, "connect", _sqlite_on_connect)
+            sa.event.listen(self.engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+        self._conn: sa.Connection | None = None   # open while the user holds a transaction
+        self._tables: dict[str, sa.Table] = {}
+
+    @staticmethod
+    def _check_sqlite_path(url: str) -> None:
+        from pathlib import Path
+
+        path = url.split(":///", 1)[1].split("?", 1)[0] if ":///" in url else ""
+        if path and path != ":memory:" and not Path(path).parent.exists():
+            raise ConnectError(f"cannot open SQLite database {path}: directory does not exist")
+
+    # -- errors ----------------------------------------------------------------------------
+    def _error(self, e: Exception) -> DbshError:
+        """Translate a driver exception into a one-line dbsh error, never showing the password."""
+        orig = getattr(e, "orig", None) or e
+        return QueryError(redact(one_line(str(orig)), self.target.password))
+
+    def _connect(self) -> sa.Connection:
+        try:
+            conn = self.engine.connect()
+        except sa_exc.DBAPIError as e:
+            raise self._connect_error(e) from None
+        return conn
+
+    def _connect_error(self, e: Exception) -> DbshError:
+        orig = getattr(e, "orig", None) or e
+        return ConnectError(f"cannot connect to {self.target.display()}: "
+                            f"{redact(one_line(str(orig)), self.target.password)}")
+
+    class _Use:
+        """A connection for one operation: the user's open transaction, or a fresh one."""
+
+        def __init__(self, session: "SqlSession", write: bool):
+            self.session = session
+            self.write = write
+
+        def __enter__(self) -> sa.Connection:
+            s = self.session
+            if s._conn is not None:
+                self.own = False
+                return s._conn
+            self.own = True
+            self.conn = s._connect()
+            self.tx = self.conn.begin()
+            return self.conn
+
+        def __exit__(self, kind, value, tb):
+            if not self.own:
+                return False
+            try:
+                if kind is None:
+                    self.tx.commit()
+                else:
+                    self.tx.rollback()
+            finally:
+                self.conn.close()
+            return False
+
+    def _use(self, write: bool = False):
+        return self._Use(self, write)
+
+    # -- connection ------------------------------------------------------------------------
+    def server_info(self) -> dict[str, Any]:
+        with self._use() as conn:
+            if self.dialect == "sqlite":
+                version = conn.exec_driver_sql("select sqlite_version()").scalar()
+                database = self.engine.url.database or ":memory:"
+            elif self.dialect == "postgresql":
+                version = conn.exec_driver_sql("show server_version").scalar()
+                database = conn.exec_driver_sql("select current_database()").scalar()
+            else:
+                version = conn.exec_driver_sql("select version()").scalar()
+                database = conn.exec_driver_sql("select database()").scalar()
+        name = self.name
+        if self.dialect != "sqlite" and "mariadb" in str(version).lower():
+            name = "MariaDB"
+        return {"backend": name, "version": str(version), "database": database}
+
+    def ping(self) -> float:
+        start = time.perf_counter()
+        with self._use() as conn:
+            conn.exec_driver_sql("select 1").scalar()
+        return time.perf_counter() - start
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        self.engine.dispose()
+
+    # -- transactions ----------------------------------------------------------------------
+    def begin(self) -> None:
+        if self._conn is not None:
+            raise UsageError("a transaction is already open")
+        self._conn = self._connect()
+        self._tx = self._conn.begin()
+
+    def commit(self) -> None:
+        self._finish("commit")
+
+    def rollback(self) -> None:
+        self._finish("rollback")
+
+    def _finish(self, how: str) -> None:
+        if self._conn is None:
+            raise UsageError("no transaction is open")
+        try:
+            getattr(self._tx, how)()
+        except sa_exc.DBAPIError as e:
+            raise self._error(e) from None
+        finally:
+            self._conn.close()
+            self._conn = None
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._conn is not None
+
+    # -- catalog ---------------------------------------------------------------------------
+    def collections(self) -> list[str]:
+        try:
+            with self._use() as conn:
+                inspector = sa.inspect(conn)
+                return sorted(inspector.get_table_names() + inspector.get_view_names())
+        except sa_exc.DBAPIError as e:
+            raise self._error(e) from None
+
+    def table(self, name: str, conn: sa.Connection | None = None, *, missing_ok: bool = False) -> sa.Table | None:
+        if name in self._tables:
+            return self._tables[name]
+        if not isinstance(name, str) or not name:
+            raise UsageError(f"invalid table name {name!r}")
+
+        def reflect(c: sa.Connection) -> sa.Table | None:
+            schema, _, bare = name.rpartition(".") if "." in name and self.dialect != "sqlite" else ("", "", name)
+            inspector = sa.inspect(c)
+            if not inspector.has_table(bare, schema=schema or None) and bare not in inspector.get_view_names(
+                    schema=schema or None):
+                return None
+            return sa.Table(bare, sa.MetaData(), schema=schema or None, autoload_with=c)
+
+        try:
+            if conn is not None:
+                table = reflect(conn)
+            else:
+                with self._use() as c:
+                    table = reflect(c)
+        except sa_exc.DBAPIError as e:
+            raise self._error(e) from None
+        if table is None:
+            if missing_ok:
+                return None
+            known = self.collections()
+            hint = ("tables: " + ", ".join(known[:10]) + (", ..." if len(known) > 10 else "")) if known else None
+            raise NotFound(f"no table named {name!r}", hint=hint or "the database has no tables")
+        self._tables[name] = table
+        return table
+
+    def describe(self, name: str) -> Result:
+        table = self.table(name)
+        try:
+            with self._use() as conn:
+                indexes = sa.inspect(conn).get_indexes(table.name, schema=table.schema)
+        except sa_exc.DBAPIError as e:
+            raise self._error(e) from None
+        indexed: dict[str, list[str]] = {}
+        for index in indexes:
+            for col in index.get("column_names") or []:
+                if col:
+                    label = index["name"] + (" (unique)" if index.get("unique") else "")
+                    indexed.setdefault(col, []).append(label)
+        rows = []
+        for col in table.columns:
+            rows.append({
+                "column": col.name,
+                "type": str(col.type.compile(dialect=self.engine.dialect)),
+                "nullable": col.nullable,
+                "default": None if col.server_default is None else str(getattr(col.server_default, "arg", "")),
+                "primary_key": col.primary_key,
+                "indexes": ", ".join(indexed.get(col.name, [])) or None,
+            })
+        return Result(rows, ["column", "type", "nullable", "default", "primary_key", "indexes"])
+
+    # -- filter compilation ----------------------------------------------------------------
+    def _column(self, table: sa.Table, field: str) -> sa.ColumnElement:
+        if field in table.c:
+            return table.c[field]
+        if "." in field and field.split(".", 1)[0] in table.c:
+            raise Unsupported(f"nested field {field!r}: {self.name} columns are flat in dbsh filters")
+        raise UsageError(f"unknown column {field!r} in table {table.name!r}",
+                         hint="columns: " + ", ".join(table.c.keys()))
+
+    def compile_filter(self, table: sa.Table, node: q.Node) -> sa.ColumnElement[bool]:
+        if isinstance(node, q.And):
+            return sa.and_(sa.true(), *(self.compile_filter(table, n) for n in node.items))
+        if isinstance(node, q.Or):
+            return sa.or_(*(self.compile_filter(table, n) for n in node.items))
+        if isinstance(node, q.Not):
+            inner = self.compile_filter(table, node.item)
+            # MongoDB semantics: NOT(age > 5) also matches rows where age is null
+            nullable = [self._column(table, f) for f in set(q.fields_of(node.item))]
+            return sa.or_(sa.not_(inner), *(c.is_(None) for c in nullable))
+        col = self._column(table, node.field)
+        op, value = node.op, node.value
+        if isinstance(value, dict | list) or (op in ("in", "nin") and any(isinstance(v, dict | list) for v in value)):
+            if op not in ("exists",):
+                raise Unsupported(f"comparing a column with a JSON object or array is not supported on {self.name}")
+        if op == "eq":
+            return col.is_(None) if value is None else col == value
+        if op == "ne":
+            return col.is_not(None) if value is None else sa.or_(col != value, col.is_(None))
+        if op in ("gt", "gte", "lt", "lte"):
+            if value is None:
+                return sa.false()
+            return {"gt": col > value, "gte": col >= value, "lt": col < value, "lte": col <= value}[op]
+        if op == "in":
+            values = [v for v in value if v is not None]
+            expr = col.in_(values)
+            return sa.or_(expr, col.is_(None)) if None in value else expr
+        if op == "nin":
+            values = [v for v in value if v is not None]
+            expr = sa.or_(col.not_in(values), col.is_(None)) if values else sa.true()
+            return sa.and_(expr, col.is_not(None)) if None in value else expr
+        if op == "exists":
+            return col.is_not(None) if value else col.is_(None)
+        if op == "regex":
+            flags = "i" if "i" in node.options else None
+            if set(node.options) - {"i"}:
+                raise Unsupported(f"$options {node.options!r} on {self.name}: only 'i' is supported")
+            return col.regexp_match(value, flags=flags)
+        raise Unsupported(f"operator ${op} is not supported on {self.name}")
+
+    def _select(self, table: sa.Table, where: q.Filter, fields, sort, limit, skip) -> sa.Select:
+        columns = [self._column(table, f) for f in fields] if fields else [table]
+        stmt = sa.select(*columns).where(self.compile_filter(table, where.ast))
+        for field, direction in sort or ():
+            col = self._column(table, field)
+            stmt = stmt.order_by(col.desc() if direction < 0 else col.asc())
+        if limit is not None:
+            if limit < 0:
+                raise UsageError("--limit must not be negative")
+            stmt = stmt.limit(limit)
+        if skip:
+            if skip < 0:
+                raise UsageError("--skip must not be negative")
+            stmt = stmt.offset(skip)
+            if limit is None and self.dialect in ("mysql", "mariadb", "sqlite"):
+                stmt = stmt.limit(2**63 - 1 if self.dialect != "sqlite" else -1)
+        return stmt
+
+    # -- uniform verbs ---------------------------------------------------------------------
+    def find(self, name, where, *, fields=None, sort=None, limit=None, skip=None) -> Result:
+        table = self.table(name)
+        stmt = self._select(table, where, fields, sort, limit, skip)
+        return self._stream(stmt)
+
+    def count(self, name, where) -> int:
+        table = self.table(name)
+        stmt = sa.select(sa.func.count()).select_from(table).where(self.compile_filter(table, where.ast))
+        try:
+            with self._use() as conn:
+                return int(conn.execute(stmt).scalar_one())
+        except sa_exc.DBAPIError as e:
+            raise self._error(e) from None
+
+    def explain(self, name, where, **find_options) -> Result:
+        table = self.table(name)
+        stmt = self._select(table, where, find_options.get("fields"), find_options.get("sort"),
+                            find_options.get("limit"), find_options.get("skip"))
+        compiled = stmt.compile(dialect=self.engine.dialect)
+        prefix = "EXPLAIN QUERY PLAN " if self.dialect == "sqlite" else "EXPLAIN "
+        try:
+            with self._use() as conn:
+                rows = conn.exec_driver_sql(prefix + str(compiled), _positional(compiled)).mappings().all()
+        except sa_exc.DBAPIError as e:
+            raise self._error(e) from None
+        return Result([dict(r) for r in rows])
+
+    def _stream(self, stmt, params=None) -> Result:
+        """Run a row-returning statement and stream its rows (server-side cursor where there is one)."""
+        use = self._use()
+        conn = use.__enter__()
+        try:
+            result = conn.execution_options(stream_results=True, yield_per=STREAM_BATCH).execute(stmt, params)
+        except sa_exc.DBAPIError as e:
+            use.__exit__(type(e), e, None)
+            raise self._error(e) from None
+        except BaseException as e:
+            use.__exit__(type(e), e, None)
+            raise
+        if not result.returns_rows:
+            count = result.rowcount
+            use.__exit__(None, None, None)
+            noun = "row" if count == 1 else "rows"
+            return Result.status(f"{count} {noun} affected" if count >= 0 else "done")
+        columns = list(result.keys())
+        closed = False
+
+        def rows():
+            nonlocal closed
+            try:
+                for row in result:
+                    yield dict(zip(columns, row))
+            except sa_exc.DBAPIError as e:
+                raise self._error(e) from None
+
+        def close():
+            nonlocal closed
+            if not closed:
+                closed = True
+                try:
+                    result.close()
+                finally:
+                    use.__exit__(None, None, None)
+
+        return Result(rows(), columns, close=close)
+
+    def insert(self, name, docs: Iterable[dict], *, batch=1000, create=False, progress=None) -> WriteResult:
+        committed = 0
+        ids: list[Any] = []
+        try:
+            for chunk in batched(docs, batch):
+                with self._use(write=True) as conn:
+                    table = self._table_for(name, chunk, conn, create)
+                    for group in _same_keys(chunk):
+                        rows = [self._prepare(table, doc) for doc in group]
+                        conn.execute(table.insert(), rows)
+                committed += len(chunk)
+                if progress:
+                    progress(len(chunk))
+        except DbshError as e:
+            raise type(e)(_partial(e.message, committed, name, self._conn is not None), hint=e.hint) from None
+        except sa_exc.DBAPIError as e:
+            err = self._error(e)
+            raise type(err)(_partial(err.message, committed, name, self._conn is not None)) from None
+        return WriteResult("inserted", name, committed)
+
+    def _table_for(self, name: str, docs: list[dict], conn: sa.Connection, create: bool) -> sa.Table:
+        table = self._tables.get(name) or self.table(name, conn, missing_ok=True)
+        if table is None:
+            if not create:
+                raise NotFound(f"no table named {name!r}", hint="pass --create to make it from the documents")
+            table = self._create(name, docs, conn)
+        missing = {k for doc in docs for k in doc} - set(table.c.keys())
+        if missing:
+            if not create:
+                raise UsageError(f"table {name!r} has no column {', '.join(repr(m) for m in sorted(missing))}",
+                                 hint="pass --create to add the columns")
+            table = self._add_columns(table, docs, sorted(missing), conn)
+        return table
+
+    def _create(self, name: str, docs: list[dict], conn: sa.Connection) -> sa.Table:
+        _check_identifier(name, "table")
+        columns = _infer_columns(docs)
+        if "id" not in columns:
+            table_cols = [sa.Column("id", sa.Integer, primary_key=True, autoincrement=True)]
+        else:
+            table_cols = [sa.Column("id", columns.pop("id"), primary_key=True,
+                                    autoincrement=isinstance(columns.get("id"), sa.Integer))]
+        table_cols += [sa.Column(c, t) for c, t in columns.items()]
+        table = sa.Table(name, sa.MetaData(), *table_cols)
+        table.create(conn)
+        self._tables[name] = table
+        return table
+
+    def _add_columns(self, table: sa.Table, docs: list[dict], names: list[str], conn) -> sa.Table:
+        inferred = _infer_columns(docs)
+        preparer = self.engine.dialect.identifier_preparer
+        for col in names:
+            _check_identifier(col, "column")
+            kind = inferred.get(col, sa.Text()).compile(dialect=self.engine.dialect)
+            conn.exec_driver_sql(f"ALTER TABLE {preparer.format_table(table)} ADD COLUMN "
+                                 f"{preparer.quote(col)} {kind}")
+        self._tables.pop(table.name, None)
+        return self.table(table.name, conn)
+
+    def _prepare(self, table: sa.Table, doc: dict) -> dict:
+        row = {}
+        for key, value in doc.items():
+            if isinstance(value, dict | list) and not isinstance(table.c[key].type, sa.JSON):
+                value = json.dumps(value, ensure_ascii=False)
+            row[key] = value
+        return row
+
+    def update(self, name, where, change, *, upsert=False, one=False) -> WriteResult:
+        table = self.table(name)
+        condition = self.compile_filter(table, where.ast)
+        values: dict[str, Any] = {}
+        for c in change.changes:
+            col = self._column(table, c.field)
+            if isinstance(c, q.Set):
+                value = c.value
+                if isinstance(value, dict | list) and not isinstance(col.type, sa.JSON):
+                    value = json.dumps(value, ensure_ascii=False)
+                values[c.field] = value
+            elif isinstance(c, q.Unset):
+                values[c.field] = None
+            else:
+                values[c.field] = sa.func.coalesce(col, 0) + c.amount
+        try:
+            with self._use(write=True) as conn:
+                if one:
+                    condition = self._one_row(table, condition)
+                count = conn.execute(sa.update(table).where(condition).values(values)).rowcount
+                if count == 0 and upsert:
+                    doc = {**q.equalities(where.ast), **{
+                        c.field: c.value if isinstance(c, q.Set) else c.amount
+                        for c in change.changes if not isinstance(c, q.Unset)}}
+                    conn.execute(table.insert(), [self._prepare(table, doc)])
+                    return WriteResult("upserted", name, 1, matched=0)
+        except sa_exc.DBAPIError as e:
+            raise self._error(e) from None
+        return WriteResult("updated", name, count)
+
+    def _one_row(self, table: sa.Table, condition):
+        key = list(table.primary_key.columns)
+        if not key:
+            raise Unsupported(f"--one needs a primary key, and {table.name!r} has none")
+        pick = sa.select(*key).where(condition).limit(1)
+        if self.dialect in ("mysql", "mariadb"):
+            pick = sa.select(*(sa.literal_column(c.name) for c in key)).select_from(pick.subquery())
+        if len(key) == 1:
+            return key[0].in_(pick)
+        return sa.tuple_(*key).in_(pick)
+
+    def delete(self, name, where, *, one=False) -> WriteResult:
+        table = self.table(name)
+        condition = self.compile_filter(table, where.ast)
+        try:
+            with self._use(write=True) as conn:
+                if one:
+                    condition = self._one_row(table, condition)
+                count = conn.execute(sa.delete(table).where(condition)).rowcount
+        except sa_exc.DBAPIError as e:
+            raise self._error(e) from None
+        return WriteResult("deleted", name, count)
+
+    # -- native SQL ------------------------------------------------------------------------
+    def execute(self, text: str, params: dict[str, Any] | None = None) -> Result:
+        text = text.strip().rstrip(";").strip()
+        if not text:
+            raise UsageError("empty statement")
+        self._tables.clear()   # DDL may change what a table looks like
+        stmt = sa.text(text)
+        missing = set(stmt.compile().params) - set(params or {})
+        if missing:
+            raise UsageError(f"missing parameter {', '.join(':' + m for m in sorted(missing))}",
+                             hint="pass -p name=value")
+        return self._stream(stmt, params or {})
+
+
+def _positional(compiled) -> tuple | dict:
+    params = compiled.params
+    if compiled.positiontup is not None:
+        return tuple(params[name] for name in compiled.positiontup)
+    return params
+
+
+def _sqlite_on_connect(dbapi_conn, record) -> None:
+    # let SQLAlchemy own transactions (BEGIN on begin) instead of pysqlite's implicit ones
+    dbapi_conn.isolation_level = None
+    dbapi_conn.execute("PRAGMA foreign_keys = ON")
+    dbapi_conn.execute("PRAGMA busy_timeout = 5000")
+
+
+def _check_identifier(name: str, what: str) -> None:
+    if not name or "\x00" in name or len(name) > 63:
+        raise UsageError(f"invalid {what} name {name!r}")
+
+
+def _same_keys(docs: list[dict]) -> Iterable[list[dict]]:
+    """Consecutive documents with the same keys, so each group is one executemany."""
+    group: list[dict] = []
+    keys = None
+    for doc in docs:
+        k = tuple(doc)
+        if group and k != keys:
+            yield group
+            group = []
+        keys = k
+        group.append(doc)
+    if group:
+        yield group
+
+
+def _sql_type(values: list[Any]) -> sa.types.TypeEngine:
+    kinds = {type(v) for v in values if v is not None}
+    if not kinds:
+        return sa.Text()
+    if kinds <= {bool}:
+        return sa.Boolean()
+    if kinds <= {int}:
+        return sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+    if kinds <= {int, float}:
+        return sa.Float(precision=53).with_variant(sa.Float(), "sqlite")
+    if kinds <= {decimal.Decimal, int}:
+        return sa.Numeric()
+    if kinds <= {dt.datetime}:
+        return sa.DateTime(timezone=True)
+    if kinds <= {dt.date}:
+        return sa.Date()
+    if any(issubclass(k, dict | list) for k in kinds):
+        return sa.JSON()
+    return sa.Text()
+
+
+def _infer_columns(docs: list[dict]) -> dict[str, sa.types.TypeEngine]:
+    names: dict[str, list[Any]] = {}
+    for doc in docs:
+        for key, value in doc.items():
+            names.setdefault(key, []).append(value)
+    for key in names:
+        _check_identifier(key, "column")
+    return {key: _sql_type(values) for key, values in names.items()}
+
+
+def _partial(message: str, committed: int, name: str, in_tx: bool) -> str:
+    if committed and not in_tx:
+        return f"{message} ({committed} rows were committed to {name} before this batch; the failing batch was rolled back)"
+    return message

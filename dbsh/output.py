@@ -1,0 +1,243 @@
+"""One renderer for the CLI and the REPL: Rich table on a terminal; json, jsonl, csv, tsv streamed.
+
+Memory stays flat for any result size: rows are written as they arrive, and the table view
+keeps only the rows it shows (it counts the rest).
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import datetime as dt
+import decimal
+import json
+import sys
+import uuid
+from typing import Any, Callable, Iterable, Iterator, TextIO
+
+from dbsh.errors import UsageError
+
+FORMATS = ("table", "json", "jsonl", "csv", "tsv")
+TABLE_MAX_ROWS = 200
+CSV_HEADER_SAMPLE = 100
+
+# Drivers register converters for their own types (ObjectId, Neo4j nodes, ...).
+_encoders: dict[type, Callable[[Any], Any]] = {}
+
+
+def register_encoder(kind: type, encode: Callable[[Any], Any]) -> None:
+    _encoders[kind] = encode
+
+
+def jsonable(value: Any) -> Any:
+    """The JSON form of one non-JSON value, without loss: ISO dates, exact decimals, base64 bytes."""
+    for kind in type(value).__mro__:
+        encode = _encoders.get(kind)
+        if encode is not None:
+            return encode(value)
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, decimal.Decimal):
+        if value.is_finite():
+            if value == value.to_integral_value() and value.as_tuple().exponent >= 0:
+                return int(value)
+            as_float = float(value)
+            # a float only when it reads back as the same decimal; else the exact text
+            return as_float if decimal.Decimal(repr(as_float)) == value else str(value)
+        return str(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        raw = bytes(value)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return {"$binary": {"base64": base64.b64encode(raw).decode("ascii"), "subType": "00"}}
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    return str(value)
+
+
+_encode_line = json.JSONEncoder(default=jsonable, ensure_ascii=False).encode
+
+
+def to_json(value: Any) -> str:
+    return _encode_line(value)
+
+
+def cell_text(value: Any) -> str:
+    """A value as one table or csv cell."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        raw = bytes(value)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return repr(raw)[2:-1]  # escaped, never a crash
+    if isinstance(value, dict | list | tuple):
+        return to_json(value)
+    converted = jsonable(value)
+    return converted if isinstance(converted, str) else to_json(converted)
+
+
+def default_format(stream: TextIO | None = None) -> str:
+    stream = stream or sys.stdout
+    return "table" if _isatty(stream) else "jsonl"
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def check_format(fmt: str | None) -> str | None:
+    if fmt is not None and fmt not in FORMATS:
+        raise UsageError(f"unknown format {fmt!r}", hint="choose one of " + ", ".join(FORMATS))
+    return fmt
+
+
+class Renderer:
+    def __init__(self, fmt: str | None = None, out: TextIO | None = None, *, expanded: bool = False,
+                 max_rows: int = TABLE_MAX_ROWS, console=None):
+        self.out = out or sys.stdout
+        self.fmt = check_format(fmt) or default_format(self.out)
+        self.expanded = expanded
+        self.max_rows = max_rows
+        self._console = console
+
+    # -- entry points ----------------------------------------------------------------------
+    def rows(self, rows: Iterable[dict], columns: list[str] | None = None) -> int:
+        """Write rows in the chosen format; returns how many rows there were."""
+        writer = getattr(self, "_" + self.fmt)
+        return writer(iter(rows), columns)
+
+    def result(self, result) -> int:
+        if result.message is not None and result.columns is None:
+            self.message(result.message)
+            return 0
+        count = self.rows(result, result.columns)
+        if result.message:
+            self.message(result.message)
+        return count
+
+    def message(self, text: str) -> None:
+        if self.fmt == "table":
+            self.console.print(text, markup=False, highlight=False)
+        else:
+            self.rows([{"message": text}], ["message"])
+
+    def write(self, outcome) -> None:
+        """A WriteResult: a sentence on a terminal, one object (or csv row) otherwise."""
+        if self.fmt == "table":
+            self.console.print(outcome.summary(), markup=False, highlight=False)
+        else:
+            row = outcome.as_row()
+            self.rows([row], list(row))
+
+    # -- formats ---------------------------------------------------------------------------
+    def _jsonl(self, rows: Iterator[dict], columns) -> int:
+        write, encode, n = self.out.write, _encode_line, 0
+        for row in rows:
+            write(encode(row))
+            write("\n")
+            n += 1
+        self.out.flush()
+        return n
+
+    def _json(self, rows: Iterator[dict], columns) -> int:
+        write, encode, n = self.out.write, _encode_line, 0
+        for row in rows:
+            write(",\n  " if n else "[\n  ")
+            write(encode(row))
+            n += 1
+        write("\n]\n" if n else "[]\n")
+        self.out.flush()
+        return n
+
+    def _csv(self, rows: Iterator[dict], columns, delimiter: str = ",") -> int:
+        head: list[dict] = []
+        if columns is None:
+            # schemaless rows: the header is the union of the keys of the first rows
+            seen: dict[str, None] = {}
+            for row in rows:
+                head.append(row)
+                seen.update(dict.fromkeys(row))
+                if len(head) >= CSV_HEADER_SAMPLE:
+                    break
+            columns = list(seen)
+        writer = csv.writer(self.out, delimiter=delimiter, lineterminator="\n")
+        writer.writerow(columns)
+        n = 0
+        for chunk in (head, rows):
+            for row in chunk:
+                writer.writerow([cell_text(row.get(c)) for c in columns])
+                n += 1
+        self.out.flush()
+        return n
+
+    def _tsv(self, rows: Iterator[dict], columns) -> int:
+        return self._csv(rows, columns, delimiter="\t")
+
+    def _table(self, rows: Iterator[dict], columns) -> int:
+        from rich import box
+        from rich.table import Table
+        from rich.text import Text
+
+        shown: list[dict] = []
+        total = 0
+        for row in rows:
+            total += 1
+            if len(shown) < self.max_rows:
+                shown.append(row)
+        if columns is None:
+            columns = list({k: None for row in shown for k in row})
+        console = self.console
+        if self.expanded:
+            for i, row in enumerate(shown, 1):
+                table = Table(title=f"row {i}", box=box.SIMPLE_HEAD, show_header=False, title_justify="left")
+                table.add_column(style="bold")
+                table.add_column(overflow="fold")
+                for c in columns:
+                    table.add_row(c, _styled(row.get(c), Text))
+                console.print(table)
+        elif columns:
+            table = Table(box=box.SIMPLE_HEAD, header_style="bold", show_edge=False)
+            for c in columns:
+                table.add_column(str(c), overflow="fold")
+            for row in shown:
+                table.add_row(*(_styled(row.get(c), Text) for c in columns))
+            console.print(table)
+        hidden = total - len(shown)
+        noun = "row" if total == 1 else "rows"
+        note = f"({total} {noun}"
+        if hidden:
+            note += f"; {hidden} more not shown: use --limit, or --format jsonl/csv for all"
+        console.print(note + ")", style="dim", markup=False, highlight=False)
+        return total
+
+    @property
+    def console(self):
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(file=self.out, soft_wrap=False)
+        return self._console
+
+
+def _styled(value: Any, Text):
+    if value is None:
+        return Text("null", style="dim")
+    if isinstance(value, bool | int | float):
+        return Text(cell_text(value), style="cyan")
+    return Text(cell_text(value))

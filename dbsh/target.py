@@ -1,0 +1,95 @@
+"""Where a command goes: --url, -c PROFILE, DBSH_URL, or the embedded SQLite default."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+from dbsh import config
+from dbsh.errors import UsageError, redact
+
+
+@dataclass(frozen=True)
+class Target:
+    url: str
+    profile: str | None = None
+    readonly: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def scheme(self) -> str:
+        return self.url.split(":", 1)[0].lower()
+
+    @property
+    def parts(self):
+        return urlsplit(self.url)
+
+    @property
+    def password(self) -> str | None:
+        netloc = self.parts.netloc
+        userinfo = netloc.rpartition("@")[0]
+        if ":" in userinfo:
+            return unquote(userinfo.split(":", 1)[1])
+        return None
+
+    @property
+    def username(self) -> str | None:
+        userinfo = self.parts.netloc.rpartition("@")[0]
+        return unquote(userinfo.split(":", 1)[0]) if userinfo else None
+
+    def display(self) -> str:
+        """The URL safe to print: the password is never shown."""
+        return redact(self.url, self.password)
+
+    def without_password(self) -> str:
+        return with_password(self.url, None)
+
+    def with_password(self, password: str | None) -> Target:
+        return replace(self, url=with_password(self.url, password))
+
+
+def with_password(url: str, password: str | None) -> str:
+    parts = urlsplit(url)
+    userinfo, at, hostinfo = parts.netloc.rpartition("@")
+    if not at:
+        return url
+    user = userinfo.split(":", 1)[0]
+    netloc = f"{user}:{quote(password, safe='')}@{hostinfo}" if password else f"{user}@{hostinfo}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def default_url() -> str:
+    path = config.data_dir() / "dbsh.db"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+def resolve(url: str | None = None, profile: str | None = None, *, password: str | None = None) -> Target:
+    """Pick the target: an explicit URL, a saved profile, DBSH_URL, else the embedded default.
+
+    The password comes from the URL, or else from ``password`` (a prompt), or else DBSH_PASSWORD.
+    """
+    if url and profile:
+        raise UsageError("give either --url or --conn, not both")
+    readonly = False
+    options: dict[str, Any] = {}
+    if profile:
+        saved = config.profile(profile)
+        url = saved["url"]
+        readonly = bool(saved.get("readonly", False))
+        options = {k: v for k, v in saved.items() if k not in ("url", "readonly")}
+    elif not url:
+        url = os.environ.get("DBSH_URL") or default_url()
+    if "://" not in url:
+        if profile is None and url in config.profiles():
+            return resolve(profile=url, password=password)
+        raise UsageError(f"not a database URL or saved connection name: {redact(url)!r}",
+                         hint="expected scheme://..., e.g. sqlite:///file.db or postgresql://user@host/db")
+    target = Target(url=url, profile=profile, readonly=readonly, options=options)
+    if target.password is None and target.username:
+        secret = password or os.environ.get("DBSH_PASSWORD")
+        if secret:
+            target = target.with_password(secret)
+    return target
