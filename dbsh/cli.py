@@ -87,6 +87,8 @@ class Options:
     fmt: Optional[str] = None
     debug: bool = False
     ask_password: bool = False
+    consistency: Optional[str] = None
+    yes: bool = False
 
     def merge(self, **overrides) -> "Options":
         values = dict(self.__dict__)
@@ -150,11 +152,14 @@ def open_target(opts: Options):
 
 
 @contextmanager
-def session_for(opts: Options):
+def session_for(opts: Options, **backend_options):
+    """Open the target's session; backend-specific flags (--ttl, --allow-filtering...) go to the driver."""
     from dbsh import drivers
 
     session = drivers.connect(open_target(opts))
     try:
+        session.options["yes"] = opts.yes   # every backend: skip confirmations
+        session.set_options(consistency=opts.consistency, **backend_options)
         yield session
     finally:
         session.close()
@@ -192,9 +197,13 @@ def build_app():
     @app.callback(invoke_without_command=True)
     def root(ctx: typer.Context, url: UrlOpt = None, conn: ConnOpt = None, fmt: FormatOpt = None,
              debug: DebugOpt = False, ask_password: AskOpt = False,
+             consistency: Annotated[Optional[str], typer.Option("--consistency", help="Cassandra consistency "
+                                                                "level, e.g. LOCAL_QUORUM.")] = None,
+             yes: Annotated[bool, typer.Option("--yes", "-y", help="Answer yes to confirmations "
+                                               "(scripts).")] = False,
              version: Annotated[bool, typer.Option("--version", "-V", callback=version_callback,
                                                    is_eager=True, help="Print the version.")] = False):
-        ctx.obj = Options(url, conn, fmt, debug, ask_password)
+        ctx.obj = Options(url, conn, fmt, debug, ask_password, consistency, yes)
         if ctx.invoked_subcommand is None:
             _fast_path(["--help"])
 
@@ -255,18 +264,24 @@ def build_app():
                    batch: Annotated[int, typer.Option("--batch", help="Documents per batch/transaction.")] = 1000,
                    create: Annotated[bool, typer.Option("--create", help="Create the collection (and "
                                                         "columns) if missing.")] = False,
+                   ttl: Annotated[Optional[int], typer.Option("--ttl", min=1, help="Expire after SECONDS "
+                                                              "(Redis, Cassandra).")] = None,
+                   generate_id: Annotated[bool, typer.Option("--generate-id", help="Generate a missing id "
+                                                             "(Cassandra: uuid).")] = False,
                    url: UrlOpt = None, conn: ConnOpt = None, fmt: FormatOpt = None, debug: DebugOpt = False,
                    ask_password: AskOpt = False):
         o = opts(ctx, url=url, conn=conn, fmt=fmt, debug=debug, ask_password=ask_password)
         with running(o):
             from dbsh import commands
 
-            with session_for(o) as session:
+            with session_for(o, ttl=ttl, generate_id=generate_id) as session:
                 commands.insert(session, renderer(o), collection, docs or [], file=file,
                                 input_format=input_format, batch=batch, create=create)
 
     FilterArg = Annotated[Optional[str], typer.Argument(metavar="[FILTER]", help="MongoDB-style filter (JSON).",
                                                         show_default=False)]
+    FilteringOpt = Annotated[bool, typer.Option("--allow-filtering", help="Cassandra: allow a filter the "
+                                                "primary key does not serve.")]
 
     @command("find")
     def find_cmd(ctx: typer.Context, collection: Annotated[str, typer.Argument()], where: FilterArg = None,
@@ -274,25 +289,27 @@ def build_app():
                  sort: Annotated[Optional[str], typer.Option("--sort", help="e.g. -price,name")] = None,
                  limit: Annotated[Optional[int], typer.Option("--limit", "-n", min=0)] = None,
                  skip: Annotated[Optional[int], typer.Option("--skip", min=0)] = None,
+                 allow_filtering: FilteringOpt = False,
                  url: UrlOpt = None, conn: ConnOpt = None, fmt: FormatOpt = None, debug: DebugOpt = False,
                  ask_password: AskOpt = False):
         o = opts(ctx, url=url, conn=conn, fmt=fmt, debug=debug, ask_password=ask_password)
         with running(o):
             from dbsh import commands
 
-            with session_for(o) as session:
+            with session_for(o, allow_filtering=allow_filtering) as session:
                 commands.find(session, renderer(o), collection, where, fields=fields, sort=sort, limit=limit,
                               skip=skip)
 
     @command("count")
     def count_cmd(ctx: typer.Context, collection: Annotated[str, typer.Argument()], where: FilterArg = None,
+                  allow_filtering: FilteringOpt = False,
                   url: UrlOpt = None, conn: ConnOpt = None, fmt: FormatOpt = None, debug: DebugOpt = False,
                   ask_password: AskOpt = False):
         o = opts(ctx, url=url, conn=conn, fmt=fmt, debug=debug, ask_password=ask_password)
         with running(o):
             from dbsh import commands
 
-            with session_for(o) as session:
+            with session_for(o, allow_filtering=allow_filtering) as session:
                 commands.count(session, renderer(o), collection, where)
 
     @command("update")
@@ -301,26 +318,28 @@ def build_app():
                    change: Annotated[str, typer.Argument(metavar="UPDATE", help='e.g. {"$set": {"a": 1}}')],
                    upsert: Annotated[bool, typer.Option("--upsert", help="Insert when nothing matches.")] = False,
                    one: Annotated[bool, typer.Option("--one", help="Update at most one document.")] = False,
+                   allow_filtering: FilteringOpt = False,
                    url: UrlOpt = None, conn: ConnOpt = None, fmt: FormatOpt = None, debug: DebugOpt = False,
                    ask_password: AskOpt = False):
         o = opts(ctx, url=url, conn=conn, fmt=fmt, debug=debug, ask_password=ask_password)
         with running(o):
             from dbsh import commands
 
-            with session_for(o) as session:
+            with session_for(o, allow_filtering=allow_filtering) as session:
                 commands.update(session, renderer(o), collection, where, change, upsert=upsert, one=one)
 
     @command("delete")
     def delete_cmd(ctx: typer.Context, collection: Annotated[str, typer.Argument()], where: FilterArg = None,
                    one: Annotated[bool, typer.Option("--one", help="Delete at most one document.")] = False,
                    everything: Annotated[bool, typer.Option("--all", help="Allow an empty filter.")] = False,
+                   allow_filtering: FilteringOpt = False,
                    url: UrlOpt = None, conn: ConnOpt = None, fmt: FormatOpt = None, debug: DebugOpt = False,
                    ask_password: AskOpt = False):
         o = opts(ctx, url=url, conn=conn, fmt=fmt, debug=debug, ask_password=ask_password)
         with running(o):
             from dbsh import commands
 
-            with session_for(o) as session:
+            with session_for(o, allow_filtering=allow_filtering) as session:
                 commands.delete(session, renderer(o), collection, where, one=one, everything=everything)
 
     @command("query")
@@ -329,6 +348,9 @@ def build_app():
                   param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="name=value "
                                                                      "(value read as JSON if it is JSON).",
                                                                      show_default=False)] = None,
+                  trace: Annotated[bool, typer.Option("--trace", help="Cassandra: show the query trace.")] = False,
+                  count: Annotated[Optional[int], typer.Option("--count", min=1, help="Redis SUBSCRIBE/MONITOR: "
+                                                               "stop after N messages.")] = None,
                   url: UrlOpt = None, conn: ConnOpt = None, fmt: FormatOpt = None, debug: DebugOpt = False,
                   ask_password: AskOpt = False):
         o = opts(ctx, url=url, conn=conn, fmt=fmt, debug=debug, ask_password=ask_password)
@@ -336,7 +358,7 @@ def build_app():
             from dbsh import commands
 
             params = commands.parse_params(param)
-            with session_for(o) as session:
+            with session_for(o, trace=trace, count=count) as session:
                 commands.query(session, renderer(o), text, params)
 
     @command("collections")
@@ -362,13 +384,14 @@ def build_app():
 
     @command("explain")
     def explain_cmd(ctx: typer.Context, collection: Annotated[str, typer.Argument()], where: FilterArg = None,
+                    allow_filtering: FilteringOpt = False,
                     url: UrlOpt = None, conn: ConnOpt = None, fmt: FormatOpt = None, debug: DebugOpt = False,
                     ask_password: AskOpt = False):
         o = opts(ctx, url=url, conn=conn, fmt=fmt, debug=debug, ask_password=ask_password)
         with running(o):
             from dbsh import commands
 
-            with session_for(o) as session:
+            with session_for(o, allow_filtering=allow_filtering) as session:
                 commands.explain(session, renderer(o), collection, where)
 
     return app

@@ -20,6 +20,9 @@ class Capabilities:
     transactions: bool = False      # begin/commit/rollback
     schema: bool = False            # fixed columns (SQL, CQL): --create infers a schema
     statement_terminator: str | None = ";"   # the REPL ends multi-line input at this (None: one line each)
+    # backend-specific command options this driver understands (see Session.options):
+    # ttl, generate_id, allow_filtering, consistency, trace, count ("yes" is set for every backend)
+    options: frozenset[str] = frozenset()
 
 
 class Result:
@@ -83,9 +86,25 @@ class Session:
 
     capabilities = Capabilities(language="text")
     name = "database"                # human name of the backend: "PostgreSQL", "Redis", ...
+    client: Any = None               # the native client (pymongo Database, redis.Redis, ...) for migrate/bench
 
     def __init__(self, target):
         self.target = target
+        # backend-specific options from the command line, e.g. {"ttl": 3600}; only names listed in
+        # capabilities.options ever arrive here (the CLI rejects the others with a clear error)
+        self.options: dict[str, Any] = {}
+
+    def option(self, name: str, default: Any = None) -> Any:
+        return self.options.get(name, default)
+
+    def set_options(self, **options: Any) -> None:
+        """Accept command-line options this backend understands; reject the rest clearly."""
+        given = {k: v for k, v in options.items() if v not in (None, False)}
+        unknown = sorted(set(given) - set(self.capabilities.options))
+        if unknown:
+            flags = ", ".join("--" + u.replace("_", "-") for u in unknown)
+            raise Unsupported(f"{flags} is not supported on {self.name}")
+        self.options.update(given)
 
     # -- connection ------------------------------------------------------------------------
     def server_info(self) -> dict[str, Any]:
