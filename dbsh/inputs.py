@@ -210,10 +210,12 @@ def _open_binary(path: str):
 def open_documents(path: str, fmt: str | None = None) -> DocumentReader:
     """A reader for ``path`` ('-' is stdin); the format from ``fmt``, the name, or the first byte."""
     binary = _open_binary(path)
+    if not hasattr(binary, "peek"):
+        binary = io.BufferedReader(binary)
     fmt = fmt or _format_from_name(path)
     stream = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
     if fmt is None:
-        peek = binary.peek(64) if hasattr(binary, "peek") else b""
+        peek = binary.peek(64)
         first = peek.lstrip()[:1].lstrip(b"\xef\xbb\xbf")
         fmt = "json" if first == b"[" else "jsonl" if first in (b"{", b"") else "csv"
     return DocumentReader(stream, fmt, "<stdin>" if path == "-" else path)

@@ -165,18 +165,9 @@ class Renderer:
         self.out.flush()
         return n
 
-    def _csv(self, rows: Iterator[dict], columns, delimiter: str = ",") -> int:
-        head: list[dict] = []
-        if columns is None:
-            # schemaless rows: the header is the union of the keys of the first rows
-            seen: dict[str, None] = {}
-            for row in rows:
-                head.append(row)
-                seen.update(dict.fromkeys(row))
-                if len(head) >= CSV_HEADER_SAMPLE:
-                    break
-            columns = list(seen)
-        writer = csv.writer(self.out, delimiter=delimiter, lineterminator="\n")
+    def _csv(self, rows: Iterator[dict], columns) -> int:
+        head, columns = self._header(rows, columns)
+        writer = csv.writer(self.out, lineterminator="\n")
         writer.writerow(columns)
         n = 0
         for chunk in (head, rows):
@@ -187,7 +178,31 @@ class Renderer:
         return n
 
     def _tsv(self, rows: Iterator[dict], columns) -> int:
-        return self._csv(rows, columns, delimiter="\t")
+        # tab-separated text without quoting (cut/awk friendly); \t \n \r \\ escaped as in
+        # PostgreSQL's text format
+        head, columns = self._header(rows, columns)
+        write, n = self.out.write, 0
+        write("\t".join(_tsv_cell(c) for c in columns) + "\n")
+        for chunk in (head, rows):
+            for row in chunk:
+                write("\t".join(_tsv_cell(cell_text(row.get(c))) for c in columns) + "\n")
+                n += 1
+        self.out.flush()
+        return n
+
+    @staticmethod
+    def _header(rows: Iterator[dict], columns) -> tuple[list[dict], list[str]]:
+        """Columns for csv/tsv: as given, or the union of the keys of the first rows (schemaless)."""
+        head: list[dict] = []
+        if columns is None:
+            seen: dict[str, None] = {}
+            for row in rows:
+                head.append(row)
+                seen.update(dict.fromkeys(row))
+                if len(head) >= CSV_HEADER_SAMPLE:
+                    break
+            columns = list(seen)
+        return head, columns
 
     def _table(self, rows: Iterator[dict], columns) -> int:
         from rich import box
@@ -233,6 +248,13 @@ class Renderer:
 
             self._console = Console(file=self.out, soft_wrap=False)
         return self._console
+
+
+_TSV_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _tsv_cell(text: str) -> str:
+    return text.translate(_TSV_ESCAPES)
 
 
 def _styled(value: Any, Text):

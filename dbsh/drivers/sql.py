@@ -415,7 +415,9 @@ class SqlSession(Session):
         return WriteResult("inserted", name, committed)
 
     def _table_for(self, name: str, docs: list[dict], conn: sa.Connection, create: bool) -> sa.Table:
-        table = self._tables.get(name) or self.table(name, conn, missing_ok=True)
+        table = self._tables.get(name)
+        if table is None:
+            table = self.table(name, conn, missing_ok=True)
         if table is None:
             if not create:
                 raise NotFound(f"no table named {name!r}", hint="pass --create to make it from the documents")

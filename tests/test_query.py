@@ -1,0 +1,102 @@
+"""The shared filter/update language: parsing, errors, and the client-side evaluator."""
+
+import pytest
+
+from dbsh import query as q
+from dbsh.errors import UsageError
+
+
+def test_parse_equality_and_operators():
+    ast = q.parse_filter({"name": "Ann", "age": {"$gt": 30, "$lte": 40}})
+    assert ast == q.And((q.Cmp("name", "eq", "Ann"),
+                         q.And((q.Cmp("age", "gt", 30), q.Cmp("age", "lte", 40)))))
+
+
+def test_parse_logical_operators():
+    ast = q.parse_filter({"$or": [{"a": 1}, {"b": {"$in": [1, 2]}}], "$nor": [{"c": None}]})
+    assert ast == q.And((q.Or((q.Cmp("a", "eq", 1), q.Cmp("b", "in", (1, 2)))),
+                         q.Not(q.Or((q.Cmp("c", "eq", None),)))))
+
+
+def test_parse_not_and_regex():
+    ast = q.parse_filter({"name": {"$not": {"$regex": "^J", "$options": "i"}}})
+    assert ast == q.Not(q.Cmp("name", "regex", "^J", "i"))
+
+
+@pytest.mark.parametrize("doc, message", [
+    ({"a": {"$foo": 1}}, "unknown operator $foo"),
+    ({"$where": "x"}, "unknown top-level operator $where"),
+    ({"a": {"$in": 3}}, "$in needs an array"),
+    ({"a": {"$regex": "("}}, "invalid regular expression"),
+    ({"$or": []}, "$or needs a non-empty array"),
+    ({"a": {"$gt": 1, "b": 2}}, "cannot mix operators and fields"),
+    ({"a": {"$options": "i"}}, "$options needs $regex"),
+])
+def test_parse_errors_are_usage_errors(doc, message):
+    with pytest.raises(UsageError, match=message.replace("$", r"\$").replace("(", r"\(")):
+        q.parse_filter(doc)
+
+
+def test_update_parsing():
+    changes = q.parse_update({"$set": {"a": 1}, "$unset": {"b": ""}, "$inc": {"c": 2}})
+    assert changes == (q.Set("a", 1), q.Unset("b"), q.Inc("c", 2))
+    with pytest.raises(UsageError, match="unknown update operator"):
+        q.parse_update({"$push": {"a": 1}})
+    with pytest.raises(UsageError, match="operators, not plain fields"):
+        q.parse_update({"a": 1})
+    with pytest.raises(UsageError, match=r"\$inc needs a number"):
+        q.parse_update({"$inc": {"a": "x"}})
+    with pytest.raises(UsageError, match="changed twice"):
+        q.parse_update({"$set": {"a": 1}, "$inc": {"a": 1}})
+
+
+def test_filter_is_parsed_lazily():
+    f = q.Filter({"a": {"$elemMatch": {"b": 1}}})   # MongoDB passes raw documents through
+    assert f.doc == {"a": {"$elemMatch": {"b": 1}}}
+    with pytest.raises(UsageError):
+        f.ast
+
+
+DOCS = [
+    {"name": "Ann", "age": 34, "tags": ["a", "b"], "address": {"city": "Oslo"}},
+    {"name": "Bob", "age": 17, "tags": [], "nick": None},
+    {"name": "jill", "age": 30.5},
+    {"name": "Kim"},
+]
+
+
+@pytest.mark.parametrize("filter_doc, expected", [
+    ({}, ["Ann", "Bob", "jill", "Kim"]),
+    ({"age": {"$gt": 30}}, ["Ann", "jill"]),
+    ({"age": {"$gte": 17, "$lt": 34}}, ["Bob", "jill"]),
+    ({"age": {"$ne": 17}}, ["Ann", "jill", "Kim"]),            # $ne matches missing fields
+    ({"age": {"$exists": False}}, ["Kim"]),
+    ({"nick": None}, ["Ann", "Bob", "jill", "Kim"]),             # null matches missing
+    ({"tags": "a"}, ["Ann"]),                                    # array contains
+    ({"tags": {"$in": ["b", "z"]}}, ["Ann"]),
+    ({"name": {"$nin": ["Ann", "Bob"]}}, ["jill", "Kim"]),
+    ({"name": {"$regex": "^j", "$options": "i"}}, ["jill"]),
+    ({"name": {"$not": {"$regex": "^[AB]"}}}, ["jill", "Kim"]),
+    ({"address.city": "Oslo"}, ["Ann"]),
+    ({"$or": [{"age": {"$lt": 18}}, {"name": "Kim"}]}, ["Bob", "Kim"]),
+    ({"age": {"$gt": "30"}}, []),                                # no cross-type comparison
+    ({"age": True}, []),                                         # bool is not 1
+])
+def test_matches(filter_doc, expected):
+    ast = q.parse_filter(filter_doc)
+    assert [d["name"] for d in DOCS if q.matches(ast, d)] == expected
+
+
+def test_apply_update_nested_and_inc():
+    doc = {"a": 1, "n": {"x": 1}}
+    out = q.apply_update(q.parse_update({"$inc": {"a": 2, "n.x": 1}, "$set": {"n.y": [1]}}), doc)
+    assert out == {"a": 3, "n": {"x": 2, "y": [1]}}
+    assert doc == {"a": 1, "n": {"x": 1}}
+    with pytest.raises(UsageError, match="cannot \\$inc"):
+        q.apply_update(q.parse_update({"$inc": {"s": 1}}), {"s": "text"})
+
+
+def test_sort_and_fields():
+    assert q.parse_sort("-price, name") == [("price", -1), ("name", 1)]
+    assert q.parse_fields("name, price") == ["name", "price"]
+    assert q.equalities(q.parse_filter({"a": 1, "b": {"$gt": 2}})) == {"a": 1}
