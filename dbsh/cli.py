@@ -252,8 +252,10 @@ def build_app():
 
     @command("insert")
     def insert_cmd(ctx: typer.Context,
-                   collection: Annotated[str, typer.Argument(help="Table, collection, label, prefix...")],
-                   docs: Annotated[Optional[list[str]], typer.Argument(help="JSON objects, or - for stdin.",
+                   collection: Annotated[str, typer.Argument(metavar="COLLECTION", help="Table, collection, label, "
+                                                                                  "prefix...")],
+                   docs: Annotated[Optional[list[str]], typer.Argument(metavar="DOCUMENT...", help="JSON objects, or - "
+                                                                       "for stdin.",
                                                                        show_default=False)] = None,
                    file: Annotated[Optional[str], typer.Option("--file", "-F", help="Read documents from a file "
                                                                "(- for stdin).")] = None,
@@ -278,13 +280,13 @@ def build_app():
                 commands.insert(session, renderer(o), collection, docs or [], file=file,
                                 input_format=input_format, batch=batch, create=create)
 
-    FilterArg = Annotated[Optional[str], typer.Argument(metavar="[FILTER]", help="MongoDB-style filter (JSON).",
+    FilterArg = Annotated[Optional[str], typer.Argument(metavar="FILTER", help="MongoDB-style filter (JSON).",
                                                         show_default=False)]
     FilteringOpt = Annotated[bool, typer.Option("--allow-filtering", help="Cassandra: allow a filter the "
                                                 "primary key does not serve.")]
 
     @command("find")
-    def find_cmd(ctx: typer.Context, collection: Annotated[str, typer.Argument()], where: FilterArg = None,
+    def find_cmd(ctx: typer.Context, collection: Annotated[str, typer.Argument(metavar="COLLECTION")], where: FilterArg = None,
                  fields: Annotated[Optional[str], typer.Option("--fields", help="Comma-separated fields.")] = None,
                  sort: Annotated[Optional[str], typer.Option("--sort", help="e.g. -price,name")] = None,
                  limit: Annotated[Optional[int], typer.Option("--limit", "-n", min=0)] = None,
@@ -301,7 +303,7 @@ def build_app():
                               skip=skip)
 
     @command("count")
-    def count_cmd(ctx: typer.Context, collection: Annotated[str, typer.Argument()], where: FilterArg = None,
+    def count_cmd(ctx: typer.Context, collection: Annotated[str, typer.Argument(metavar="COLLECTION")], where: FilterArg = None,
                   allow_filtering: FilteringOpt = False,
                   url: UrlOpt = None, conn: ConnOpt = None, fmt: FormatOpt = None, debug: DebugOpt = False,
                   ask_password: AskOpt = False):
@@ -313,7 +315,7 @@ def build_app():
                 commands.count(session, renderer(o), collection, where)
 
     @command("update")
-    def update_cmd(ctx: typer.Context, collection: Annotated[str, typer.Argument()],
+    def update_cmd(ctx: typer.Context, collection: Annotated[str, typer.Argument(metavar="COLLECTION")],
                    where: Annotated[str, typer.Argument(metavar="FILTER", help="MongoDB-style filter (JSON).")],
                    change: Annotated[str, typer.Argument(metavar="UPDATE", help='e.g. {"$set": {"a": 1}}')],
                    upsert: Annotated[bool, typer.Option("--upsert", help="Insert when nothing matches.")] = False,
@@ -329,7 +331,7 @@ def build_app():
                 commands.update(session, renderer(o), collection, where, change, upsert=upsert, one=one)
 
     @command("delete")
-    def delete_cmd(ctx: typer.Context, collection: Annotated[str, typer.Argument()], where: FilterArg = None,
+    def delete_cmd(ctx: typer.Context, collection: Annotated[str, typer.Argument(metavar="COLLECTION")], where: FilterArg = None,
                    one: Annotated[bool, typer.Option("--one", help="Delete at most one document.")] = False,
                    everything: Annotated[bool, typer.Option("--all", help="Allow an empty filter.")] = False,
                    allow_filtering: FilteringOpt = False,
@@ -383,7 +385,7 @@ def build_app():
                 commands.describe(session, renderer(o), name)
 
     @command("explain")
-    def explain_cmd(ctx: typer.Context, collection: Annotated[str, typer.Argument()], where: FilterArg = None,
+    def explain_cmd(ctx: typer.Context, collection: Annotated[str, typer.Argument(metavar="COLLECTION")], where: FilterArg = None,
                     allow_filtering: FilteringOpt = False,
                     url: UrlOpt = None, conn: ConnOpt = None, fmt: FormatOpt = None, debug: DebugOpt = False,
                     ask_password: AskOpt = False):
