@@ -254,7 +254,7 @@ def build_app():
     def insert_cmd(ctx: typer.Context,
                    collection: Annotated[str, typer.Argument(metavar="COLLECTION", help="Table, collection, label, "
                                                                                   "prefix...")],
-                   docs: Annotated[Optional[list[str]], typer.Argument(metavar="DOCUMENT...", help="JSON objects, or - "
+                   docs: Annotated[Optional[list[str]], typer.Argument(metavar="DOCUMENT", help="JSON objects, or - "
                                                                        "for stdin.",
                                                                        show_default=False)] = None,
                    file: Annotated[Optional[str], typer.Option("--file", "-F", help="Read documents from a file "
