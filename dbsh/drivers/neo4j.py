@@ -1,0 +1,594 @@
+"""Neo4j driver (the official ``neo4j`` package, Bolt): Cypher passthrough and the uniform verbs.
+
+Collection = label. Filters compile to a Cypher WHERE with ``$parameters``; labels and property
+names are validated and backtick-quoted, so no identifier or value is pasted into query text.
+A dbsh Session holds one neo4j Driver and one neo4j session: a CLI run opens one connection.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from typing import Any, Iterable, Iterator
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import neo4j
+import neo4j.exceptions as nx
+import neo4j.graph
+import neo4j.spatial
+import neo4j.time
+
+from dbsh import query as q
+from dbsh.drivers.base import Capabilities, Result, Session, WriteResult, batched
+from dbsh.errors import ConnectError, DbshError, QueryError, Unsupported, UsageError, one_line, redact
+from dbsh.output import register_encoder
+
+SCHEMES = ("neo4j", "neo4j+s", "neo4j+ssc", "bolt", "bolt+s", "bolt+ssc")
+FETCH_SIZE = 1000
+DESCRIBE_SAMPLE = 1000
+MAX_NAME = 255
+
+
+# -- how graph values look in json (lossless) and in tables (the same, as one JSON cell) -------
+def node_json(node: neo4j.graph.Node) -> dict[str, Any]:
+    return {"element_id": node.element_id, "labels": sorted(node.labels), "properties": dict(node)}
+
+
+def relationship_json(rel: neo4j.graph.Relationship) -> dict[str, Any]:
+    return {"element_id": rel.element_id, "type": rel.type,
+            "start": rel.start_node.element_id if rel.start_node is not None else None,
+            "end": rel.end_node.element_id if rel.end_node is not None else None,
+            "properties": dict(rel)}
+
+
+def path_json(path: neo4j.graph.Path) -> dict[str, Any]:
+    return {"nodes": [node_json(n) for n in path.nodes],
+            "relationships": [relationship_json(r) for r in path.relationships]}
+
+
+register_encoder(neo4j.graph.Node, node_json)
+register_encoder(neo4j.graph.Relationship, relationship_json)
+register_encoder(neo4j.graph.Path, path_json)
+for _kind in (neo4j.time.Date, neo4j.time.Time, neo4j.time.DateTime, neo4j.time.Duration):
+    register_encoder(_kind, lambda v: v.iso_format())
+register_encoder(neo4j.spatial.Point, lambda p: {"srid": p.srid, "coordinates": list(p)})
+
+
+# -- identifiers ---------------------------------------------------------------------------------
+def quote_name(name: Any, what: str = "name") -> str:
+    """A label, relationship type or property name as a backtick-quoted Cypher identifier."""
+    if not isinstance(name, str) or not name or len(name) > MAX_NAME or "\x00" in name:
+        raise UsageError(f"invalid {what} {name!r}")
+    # backticks are escaped by doubling; nothing inside `...` can end the identifier
+    return "`" + name.replace("`", "``") + "`"
+
+
+# -- filter compilation (pure: AST -> Cypher text + parameters) --------------------------------
+class CypherFilter:
+    """Compile the shared filter AST to a Cypher boolean expression over ``var`` with ``$p<N>``."""
+
+    def __init__(self, var: str = "n", params: dict[str, Any] | None = None):
+        self.var = var
+        self.params = params if params is not None else {}
+
+    def param(self, value: Any) -> str:
+        name = f"p{len(self.params)}"
+        self.params[name] = value
+        return "$" + name
+
+    def prop(self, field: str) -> str:
+        return f"{self.var}.{quote_name(field, 'property name')}"
+
+    def compile(self, node: q.Node) -> str:
+        if isinstance(node, q.And):
+            if not node.items:
+                return "true"
+            return "(" + " AND ".join(self.compile(n) for n in node.items) + ")"
+        if isinstance(node, q.Or):
+            return "(" + " OR ".join(self.compile(n) for n in node.items) + ")"
+        if isinstance(node, q.Not):
+            # MongoDB semantics: NOT(age > 5) also matches nodes without age (Cypher gives null)
+            return f"(NOT coalesce({self.compile(node.item)}, false))"
+        return self.compare(node)
+
+    def compare(self, node: q.Cmp) -> str:
+        prop, op, value = self.prop(node.field), node.op, node.value
+        values = value if op in ("in", "nin") else (value,)
+        if op != "exists" and any(isinstance(v, dict) for v in values):
+            raise Unsupported(f"comparing property {node.field!r} with a JSON object is not supported on Neo4j "
+                              "(property values are scalars or lists)")
+        if op == "eq":
+            return f"{prop} IS NULL" if value is None else f"{prop} = {self.param(value)}"
+        if op == "ne":
+            return f"{prop} IS NOT NULL" if value is None else f"({prop} <> {self.param(value)} OR {prop} IS NULL)"
+        if op in ("gt", "gte", "lt", "lte"):
+            if value is None:
+                return "false"
+            sign = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[op]
+            return f"{prop} {sign} {self.param(value)}"
+        if op == "in":
+            plain = [v for v in value if v is not None]
+            text = f"{prop} IN {self.param(plain)}"
+            return f"({text} OR {prop} IS NULL)" if None in value else text
+        if op == "nin":
+            plain = [v for v in value if v is not None]
+            if None in value:
+                return f"({prop} IS NOT NULL AND NOT {prop} IN {self.param(plain)})"
+            return f"({prop} IS NULL OR NOT {prop} IN {self.param(plain)})"
+        if op == "exists":
+            return f"{prop} IS NOT NULL" if value else f"{prop} IS NULL"
+        if op == "regex":
+            return f"{prop} =~ {self.param(cypher_regex(value, node.options))}"
+        raise Unsupported(f"operator ${op} is not supported on Neo4j")
+
+
+def cypher_regex(pattern: str, options: str = "") -> str:
+    """MongoDB's $regex searches; Cypher's =~ must match the whole string: wrap it (Java regex flags)."""
+    flags = "".join(sorted(set(options)))
+    prefix = f"(?{flags})" if flags else ""
+    return rf"{prefix}[\s\S]*(?:{pattern})[\s\S]*"
+
+
+def compile_where(where: q.Filter, var: str = "n", params: dict[str, Any] | None = None) -> tuple[str, dict]:
+    """A filter as `` WHERE ...`` (empty for the empty filter) and its parameters."""
+    compiler = CypherFilter(var, params)
+    if where.is_empty:
+        return "", compiler.params
+    return " WHERE " + compiler.compile(where.ast), compiler.params
+
+
+def compile_find(label: str, where: q.Filter, *, sort=None, limit=None, skip=None,
+                 returns: str = "n") -> tuple[str, dict]:
+    clause, params = compile_where(where)
+    text = f"MATCH (n:{quote_name(label, 'label')}){clause} RETURN {returns}"
+    if sort:
+        keys = [f"n.{quote_name(f, 'property name')}{' DESC' if d < 0 else ''}" for f, d in sort]
+        text += " ORDER BY " + ", ".join(keys)
+    if skip:
+        if skip < 0:
+            raise UsageError("--skip must not be negative")
+        params["skip"] = int(skip)
+        text += " SKIP $skip"
+    if limit is not None:
+        if limit < 0:
+            raise UsageError("--limit must not be negative")
+        params["limit"] = int(limit)
+        text += " LIMIT $limit"
+    return text, params
+
+
+def compile_update(label: str, where: q.Filter, change: q.Update, *, one: bool = False) -> tuple[str, dict]:
+    clause, params = compile_where(where)
+    text = f"MATCH (n:{quote_name(label, 'label')}){clause}"
+    if one:
+        text += " WITH n LIMIT 1"
+    sets: dict[str, Any] = {}
+    assignments: list[str] = []
+    removes: list[str] = []
+    for item in change.changes:
+        if isinstance(item, q.Set):
+            if isinstance(item.value, dict):
+                raise Unsupported(f"$set {item.field!r} to a JSON object: Neo4j properties are scalars or lists")
+            sets[item.field] = item.value
+        elif isinstance(item, q.Unset):
+            removes.append(f"n.{quote_name(item.field, 'property name')}")
+        else:
+            prop = f"n.{quote_name(item.field, 'property name')}"
+            name = f"inc{len(assignments)}"
+            params[name] = item.amount
+            assignments.append(f"{prop} = coalesce({prop}, 0) + ${name}")
+    if sets:
+        params["set"] = sets
+        assignments.insert(0, "n += $set")
+    if assignments:
+        text += " SET " + ", ".join(assignments)
+    if removes:
+        text += " REMOVE " + ", ".join(removes)
+    return text + " RETURN count(n) AS matched", params
+
+
+def check_properties(doc: Any, where: str) -> dict:
+    if not isinstance(doc, dict):
+        raise UsageError(f"{where}: a document must be a JSON object")
+    for key, value in doc.items():
+        quote_name(key, "property name")
+        items = value if isinstance(value, list) else [value]
+        if any(isinstance(v, dict | list) for v in items):
+            raise UsageError(f"{where}: property {key!r} holds a nested object or list; Neo4j properties are "
+                             "scalars or lists of scalars")
+    return doc
+
+
+# -- native statements -----------------------------------------------------------------------
+_PLAN = re.compile(r"^\s*(EXPLAIN|PROFILE)\b", re.IGNORECASE)
+
+
+def split_statements(text: str) -> list[str]:
+    """Split Cypher on ';' outside strings, quoted names and comments; drop empty statements."""
+    out, start, i, n = [], 0, 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch in "'\"`":
+            i += 1
+            while i < n and text[i] != ch:
+                i += 2 if text[i] == "\\" and ch != "`" else 1
+        elif text.startswith("//", i):
+            i = text.find("\n", i)
+            i = n if i < 0 else i
+        elif text.startswith("/*", i):
+            i = text.find("*/", i + 2)
+            i = n if i < 0 else i + 1
+        elif ch == ";":
+            out.append(text[start:i])
+            start = i + 1
+        i += 1
+    out.append(text[start:])
+    return [s.strip() for s in out if _has_code(s)]
+
+
+def _has_code(text: str) -> bool:
+    text = re.sub(r"//[^\n]*|/\*.*?\*/", "", text, flags=re.S)
+    return bool(text.strip())
+
+
+def plan_rows(plan: dict, profiled: bool) -> Iterator[dict]:
+    """A query plan as rows whose ``operator`` column draws the tree."""
+
+    def walk(node: dict, prefix: str, last: bool, root: bool) -> Iterator[dict]:
+        args = node.get("args") or node.get("arguments") or {}
+        branch = "" if root else ("└─ " if last else "├─ ")
+        row = {"operator": prefix + branch + str(node.get("operatorType", "?")).split("@", 1)[0],
+               "details": args.get("Details") or ", ".join(node.get("identifiers") or []) or None,
+               "estimated_rows": _round(args.get("EstimatedRows"))}
+        if profiled:
+            row["rows"] = node.get("rows", args.get("Rows"))
+            row["db_hits"] = node.get("dbHits", args.get("DbHits"))
+        yield row
+        children = node.get("children") or []
+        deeper = prefix + ("" if root else ("   " if last else "│  "))
+        for i, child in enumerate(children):
+            yield from walk(child, deeper, i == len(children) - 1, False)
+
+    yield from walk(plan, "", True, True)
+
+
+def _round(value):
+    return round(value, 1) if isinstance(value, float) else value
+
+
+COUNTERS = ("nodes_created", "nodes_deleted", "relationships_created", "relationships_deleted",
+            "properties_set", "labels_added", "labels_removed", "indexes_added", "indexes_removed",
+            "constraints_added", "constraints_removed")
+
+
+def counters_text(counters) -> str:
+    parts = [f"{name.replace('_', ' ')}: {getattr(counters, name)}" for name in COUNTERS
+             if getattr(counters, name, 0)]
+    return ", ".join(parts) if parts else "no changes"
+
+
+# -- connection --------------------------------------------------------------------------------
+def connect(target) -> "Neo4jSession":
+    return Neo4jSession(target)
+
+
+class Neo4jSession(Session):
+    capabilities = Capabilities(language="cypher", transactions=True, schema=False, statement_terminator=";")
+    name = "Neo4j"
+
+    def __init__(self, target):
+        super().__init__(target)
+        parts = urlsplit(target.url)
+        scheme = parts.scheme.lower()
+        if scheme not in SCHEMES:
+            raise UsageError(f"not a Neo4j URL: {scheme}://")
+        try:
+            host, port = parts.hostname or "localhost", parts.port or 7687
+        except ValueError as e:
+            raise UsageError(f"invalid URL {target.display()}: {e}") from None
+        options = dict(parse_qsl(parts.query))
+        self.database = unquote(parts.path.strip("/")) or options.pop("database", None) or None
+        user = target.username or os.environ.get("NEO4J_USERNAME") or os.environ.get("NEO4J_USER")
+        password = target.password if target.password is not None else os.environ.get("NEO4J_PASSWORD")
+        self._secret = password
+        auth = (user, password or "") if user else None
+        config: dict[str, Any] = {"user_agent": "dbsh", "fetch_size": FETCH_SIZE}
+        for key, conf in (("connection_timeout", "connection_timeout"),
+                          ("acquisition_timeout", "connection_acquisition_timeout")):
+            if key in options:
+                try:
+                    config[conf] = float(options.pop(key))
+                except ValueError:
+                    raise UsageError(f"?{key}= needs a number of seconds") from None
+        config.setdefault("connection_timeout", 10.0)
+        config.setdefault("connection_acquisition_timeout", 15.0)
+        uri = f"{scheme}://{host}:{port}"
+        try:
+            self.client = neo4j.GraphDatabase.driver(uri, auth=auth, **config)
+        except (nx.ConfigurationError, ValueError) as e:
+            raise UsageError(f"invalid Neo4j URL {target.display()}: {one_line(str(e))}") from None
+        self._session: neo4j.Session | None = None
+        self._tx: neo4j.Transaction | None = None
+
+    # -- errors ----------------------------------------------------------------------------
+    def _error(self, e: Exception) -> DbshError:
+        if isinstance(e, DbshError):
+            return e
+        text = redact(one_line(getattr(e, "message", None) or str(e)), self._secret)
+        if text.endswith(":"):   # "Couldn't connect to h:p (...):" then the reason on the next lines
+            text = " ".join(str(e).split())
+        if isinstance(e, nx.AuthError):
+            return ConnectError(f"cannot authenticate to {self.target.display()}: {text}")
+        if isinstance(e, (nx.ServiceUnavailable, nx.SessionExpired, nx.ConnectionAcquisitionTimeoutError)):
+            return ConnectError(f"cannot connect to {self.target.display()}: {text}")
+        if isinstance(e, nx.Neo4jError):
+            code = getattr(e, "code", None)
+            return QueryError(f"{text} ({code})" if code and code not in text else text)
+        if isinstance(e, (nx.ConfigurationError, nx.TransactionError, nx.ResultError)):
+            return QueryError(text)
+        if isinstance(e, (OSError, nx.DriverError)):
+            return ConnectError(f"cannot connect to {self.target.display()}: {text}")
+        if isinstance(e, (TypeError, ValueError)):
+            return UsageError(text)
+        return QueryError(text)
+
+    def _neo(self) -> neo4j.Session:
+        if self._session is None:
+            self._session = self.client.session(database=self.database, fetch_size=FETCH_SIZE)
+        return self._session
+
+    def _run(self, text: str, params: dict | None = None) -> neo4j.Result:
+        """Run one statement in the open transaction, or as an auto-commit transaction."""
+        try:
+            runner = self._tx if self._tx is not None else self._neo()
+            return runner.run(text, params or {})
+        except Exception as e:  # noqa: BLE001 - translated to one line
+            raise self._error(e) from None
+
+    def _all(self, text: str, params: dict | None = None) -> list[dict]:
+        """A small, bounded result (catalog queries) as plain dicts."""
+        try:
+            result = self._run(text, params)
+            return [dict(zip(r.keys(), r.values())) for r in result]
+        except DbshError:
+            raise
+        except Exception as e:  # noqa: BLE001
+            raise self._error(e) from None
+
+    def _summary(self, result: neo4j.Result):
+        try:
+            return result.consume()
+        except Exception as e:  # noqa: BLE001
+            raise self._error(e) from None
+
+    def _stream(self, result: neo4j.Result, keys: list[str], convert=None) -> Iterator[dict]:
+        try:
+            for record in result:
+                row = dict(zip(keys, record.values()))
+                yield convert(row) if convert else row
+        except Exception as e:  # noqa: BLE001
+            raise self._error(e) from None
+
+    # -- connection ------------------------------------------------------------------------
+    def server_info(self) -> dict[str, Any]:
+        summary = self._summary(self._run("RETURN 1 AS ok"))
+        agent = summary.server.agent or "Neo4j"
+        info: dict[str, Any] = {"backend": "Neo4j", "version": agent.split("/", 1)[-1],
+                                "database": summary.database or self.database,
+                                "bolt": ".".join(map(str, summary.server.protocol_version))}
+        return info
+
+    def ping(self) -> float:
+        start = time.perf_counter()
+        self._summary(self._run("RETURN 1"))
+        return time.perf_counter() - start
+
+    def close(self) -> None:
+        try:
+            if self._tx is not None:
+                self._tx.close()
+            if self._session is not None:
+                self._session.close()
+        except Exception:  # noqa: BLE001 - closing must not hide the real outcome
+            pass
+        finally:
+            self._tx = self._session = None
+            self.client.close()
+
+    # -- transactions ----------------------------------------------------------------------
+    def begin(self) -> None:
+        if self._tx is not None:
+            raise UsageError("a transaction is already open")
+        try:
+            self._tx = self._neo().begin_transaction()
+        except Exception as e:  # noqa: BLE001
+            raise self._error(e) from None
+
+    def commit(self) -> None:
+        self._finish("commit")
+
+    def rollback(self) -> None:
+        self._finish("rollback")
+
+    def _finish(self, how: str) -> None:
+        if self._tx is None:
+            raise UsageError("no transaction is open")
+        tx, self._tx = self._tx, None
+        try:
+            getattr(tx, how)()
+        except Exception as e:  # noqa: BLE001
+            raise self._error(e) from None
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._tx is not None
+
+    # -- catalog ---------------------------------------------------------------------------
+    def collections(self) -> list[str]:
+        return sorted(str(r["label"]) for r in self._all("CALL db.labels() YIELD label RETURN label"))
+
+    def describe(self, name: str) -> Result:
+        label = quote_name(name, "label")
+        rows: list[dict] = []
+        # properties and their types, from a bounded sample of the label's nodes
+        sample = self._all(f"MATCH (n:{label}) WITH n LIMIT $sample RETURN properties(n) AS p",
+                           {"sample": DESCRIBE_SAMPLE})
+        seen: dict[str, dict[str, None]] = {}
+        for row in sample:
+            for key, value in (row["p"] or {}).items():
+                seen.setdefault(key, {})[_type_name(value)] = None
+        total = len(sample)
+        for key in sorted(seen):
+            present = sum(1 for row in sample if key in (row["p"] or {}))
+            rows.append({"kind": "property", "name": key, "detail": " | ".join(seen[key]) +
+                         (f" (in {present} of {total} sampled nodes)" if present != total else "")})
+        for index in self._schema_rows("SHOW INDEXES", "CALL db.indexes()", name):
+            rows.append({"kind": "index", "name": index["name"], "detail": index["detail"]})
+        for constraint in self._schema_rows("SHOW CONSTRAINTS", "CALL db.constraints()", name):
+            rows.append({"kind": "constraint", "name": constraint["name"], "detail": constraint["detail"]})
+        rels = self._all(f"MATCH (n:{label}) WITH n LIMIT $sample MATCH (n)-[r]-(m) "
+                         "RETURN type(r) AS type, startNode(r) = n AS outgoing, count(*) AS n",
+                         {"sample": DESCRIBE_SAMPLE})
+        for rel in sorted(rels, key=lambda r: (r["type"], not r["outgoing"])):
+            arrow = f"(:{name})-[:{rel['type']}]->()" if rel["outgoing"] else f"()-[:{rel['type']}]->(:{name})"
+            rows.append({"kind": "relationship", "name": rel["type"], "detail": f"{arrow} x{rel['n']}"})
+        if not rows and name not in self.collections():
+            from dbsh.errors import NotFound
+
+            raise NotFound(f"no label named {name!r}")
+        return Result(rows, ["kind", "name", "detail"])
+
+    def _schema_rows(self, modern: str, legacy: str, label: str) -> list[dict]:
+        """Indexes or constraints on a label: SHOW ... (Neo4j 4.2+), else the db.* procedure."""
+        try:
+            found = self._all(modern)
+        except QueryError:
+            try:
+                found = self._all(legacy)
+            except QueryError:
+                return []
+        rows = []
+        for item in found:
+            labels = item.get("labelsOrTypes") or ([item["label"]] if item.get("label") else [])
+            if label not in labels:
+                continue
+            props = item.get("properties") or []
+            kind = item.get("type") or ", ".join(sorted({t for ts in (item.get("types") or {}).values()
+                                                         for t in ts}))
+            name = item.get("name") or f"{label}({', '.join(props)})"
+            rows.append({"name": name, "detail": f"{kind} on ({', '.join(props)})".strip()})
+        return rows
+
+    # -- uniform verbs ---------------------------------------------------------------------
+    def insert(self, name: str, docs: Iterable[dict], *, batch: int = 1000, create: bool = False,
+               progress=None) -> WriteResult:
+        text = f"UNWIND $rows AS r CREATE (n:{quote_name(name, 'label')}) SET n = r"
+        done = 0
+        for chunk in batched(docs, batch):
+            for i, doc in enumerate(chunk, done + 1):
+                check_properties(doc, f"document {i}")
+            try:
+                summary = self._summary(self._run(text, {"rows": chunk}))
+            except DbshError as e:
+                if done and self._tx is None:
+                    e.message += f" ({done} nodes were created in {name} before this batch)"
+                raise
+            done += summary.counters.nodes_created
+            if progress:
+                progress(done)
+        return WriteResult("inserted", name, done)
+
+    def find(self, name, where, *, fields=None, sort=None, limit=None, skip=None) -> Result:
+        text, params = compile_find(name, where, sort=sort, limit=limit, skip=skip, returns="properties(n) AS n")
+        result = self._run(text, params)
+        if fields:
+            def convert(row):
+                props = row["n"] or {}
+                return {f: props.get(f) for f in fields}
+            for f in fields:
+                quote_name(f, "property name")
+            return Result(self._stream(result, ["n"], convert), list(fields), close=result.consume)
+        return Result(self._stream(result, ["n"], lambda row: row["n"] or {}), None, close=result.consume)
+
+    def count(self, name, where) -> int:
+        text, params = compile_find(name, where, returns="count(n) AS count")
+        rows = self._all(text, params)
+        return int(rows[0]["count"]) if rows else 0
+
+    def update(self, name, where, change, *, upsert=False, one=False) -> WriteResult:
+        text, params = compile_update(name, where, change, one=one)
+        rows = self._all(text, params)
+        matched = int(rows[0]["matched"]) if rows else 0
+        if matched == 0 and upsert:
+            doc = {k: v for k, v in q.equalities(where.ast).items() if v is not None}
+            doc = q.apply_update(change.changes, doc)
+            check_properties(doc, "upsert")
+            self._summary(self._run(f"CREATE (n:{quote_name(name, 'label')}) SET n = $doc", {"doc": doc}))
+            return WriteResult("upserted", name, 1, matched=0)
+        return WriteResult("updated", name, matched, matched=matched)
+
+    def delete(self, name, where, *, one=False) -> WriteResult:
+        clause, params = compile_where(where)
+        text = f"MATCH (n:{quote_name(name, 'label')}){clause}"
+        if one:
+            text += " WITH n LIMIT 1"
+        summary = self._summary(self._run(text + " DETACH DELETE n", params))
+        details = {}
+        if summary.counters.relationships_deleted:
+            details["relationships deleted"] = summary.counters.relationships_deleted
+        return WriteResult("deleted", name, summary.counters.nodes_deleted, details=details)
+
+    def explain(self, name, where, **find_options) -> Result:
+        text, params = compile_find(name, where, **{k: v for k, v in find_options.items()
+                                                    if k in ("sort", "limit", "skip")})
+        return self._plan("EXPLAIN " + text, params, profiled=False)
+
+    # -- native language -------------------------------------------------------------------
+    def execute(self, text: str, params: dict[str, Any] | None = None) -> Result:
+        statements = split_statements(text)
+        if not statements:
+            raise UsageError("empty Cypher statement")
+        for statement in statements[:-1]:
+            self._summary(self._run(statement, params))
+        last = statements[-1]
+        match = _PLAN.match(last)
+        if match:
+            return self._plan(last, params, profiled=match.group(1).upper() == "PROFILE")
+        result = self._run(last, params)
+        try:
+            keys = list(result.keys())
+        except Exception as e:  # noqa: BLE001
+            raise self._error(e) from None
+        if not keys:
+            return Result.status(counters_text(self._summary(result).counters))
+        return Result(self._stream(result, keys), keys, close=result.consume)
+
+    def _plan(self, text: str, params, *, profiled: bool) -> Result:
+        result = self._run(text, params)
+        try:
+            for _ in result:   # PROFILE runs the query: its rows are not the output, the plan is
+                pass
+        except Exception as e:  # noqa: BLE001
+            raise self._error(e) from None
+        summary = self._summary(result)
+        plan = summary.profile if profiled else summary.plan
+        if not plan:
+            return Result.status("the server returned no plan for this statement")
+        columns = ["operator", "details", "estimated_rows"] + (["rows", "db_hits"] if profiled else [])
+        return Result(plan_rows(plan, profiled), columns)
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "BOOLEAN"
+    if isinstance(value, int):
+        return "INTEGER"
+    if isinstance(value, float):
+        return "FLOAT"
+    if isinstance(value, str):
+        return "STRING"
+    if isinstance(value, list):
+        inner = sorted({_type_name(v) for v in value})
+        return f"LIST<{' | '.join(inner) or 'ANY'}>"
+    return type(value).__name__.upper()
