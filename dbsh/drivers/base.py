@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
-from dbsh.errors import Unsupported
+from dbsh.errors import DbshError, Unsupported
 from dbsh.query import Filter, Update
 
 
@@ -136,6 +136,19 @@ class Session:
     def describe(self, name: str) -> Result:
         raise Unsupported(f"{self.name} cannot describe {name}")
 
+    def completions(self) -> dict[str, list[str]]:
+        """Field names per collection, for the REPL's completion. Schemaless backends override this
+        with fields of sampled documents (or key patterns, property keys); the default asks describe()."""
+        fields: dict[str, list[str]] = {}
+        for name in self.collections()[:200]:
+            try:
+                rows = list(self.describe(name))
+            except DbshError:
+                rows = []
+            fields[name] = [str(r.get("column") or r.get("field") or r.get("name") or next(iter(r.values()), ""))
+                            for r in rows if r]
+        return fields
+
     # -- uniform verbs ---------------------------------------------------------------------
     def insert(self, name: str, docs: Iterable[dict], *, batch: int = 1000, create: bool = False,
                progress=None) -> WriteResult:
@@ -175,6 +188,15 @@ class Session:
 
     @property
     def in_transaction(self) -> bool:
+        return False
+
+    # -- read-only sessions (profile readonly = true, the REPL's \\readonly) ------------------
+    readonly = False
+
+    def set_readonly(self, flag: bool) -> bool:
+        """Make the session read-only, or writable again. Returns True when the server enforces it
+        (a read-only session); the default returns False: the caller refuses writes client-side."""
+        self.readonly = flag
         return False
 
 
