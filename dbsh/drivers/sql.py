@@ -195,6 +195,42 @@ class SqlSession(Session):
     def in_transaction(self) -> bool:
         return self._conn is not None
 
+    # -- read-only sessions ----------------------------------------------------------------
+    _READONLY = {"sqlite": "PRAGMA query_only = {}",
+                 "postgresql": "SET SESSION CHARACTERISTICS AS TRANSACTION READ {}",
+                 "mysql": "SET SESSION TRANSACTION READ {}", "mariadb": "SET SESSION TRANSACTION READ {}"}
+
+    def set_readonly(self, flag: bool) -> bool:
+        """A server-side read-only session: each pooled connection is switched when checked out."""
+        if self._conn is not None:
+            raise UsageError("finish the open transaction first (commit or rollback)")
+        template = self._READONLY.get(self.dialect)
+        if template is None:
+            return super().set_readonly(flag)
+        if not hasattr(self, "_readonly_hooked"):
+            sa.event.listen(self.engine, "checkout", self._on_checkout_readonly)
+            self._readonly_hooked = True
+        self.readonly = flag
+        return True
+
+    def _on_checkout_readonly(self, dbapi_conn, record, proxy) -> None:
+        # pooled connections remember their setting; switch only those that differ
+        if record.info.get("dbsh_readonly", False) == self.readonly:
+            return
+        template = self._READONLY[self.dialect]
+        if self.dialect == "sqlite":
+            word = "ON" if self.readonly else "OFF"
+        else:
+            word = "ONLY" if self.readonly else "WRITE"
+        cursor = dbapi_conn.cursor()
+        try:
+            cursor.execute(template.format(word))
+        finally:
+            cursor.close()
+        record.info["dbsh_readonly"] = self.readonly
+        if self.dialect != "sqlite":
+            dbapi_conn.commit()   # a SET inside a rolled-back transaction would be undone
+
     # -- catalog ---------------------------------------------------------------------------
     def collections(self) -> list[str]:
         try:
