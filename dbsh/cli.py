@@ -205,7 +205,16 @@ def build_app():
                                                    is_eager=True, help="Print the version.")] = False):
         ctx.obj = Options(url, conn, fmt, debug, ask_password, consistency, yes)
         if ctx.invoked_subcommand is None:
-            _fast_path(["--help"])
+            # `dbsh` alone opens the shell; with stdin not a terminal it runs the statements on stdin
+            o = ctx.obj
+            with running(o):
+                from dbsh import repl
+                from dbsh.output import check_format
+
+                check_format(o.fmt)
+                code = repl.start(open_target(o), fmt=o.fmt, yes=o.yes,
+                                  backend_options={"consistency": o.consistency})
+            raise typer.Exit(code)
 
     def opts(ctx: typer.Context, **overrides) -> Options:
         base = ctx.obj if isinstance(ctx.obj, Options) else Options()
@@ -249,6 +258,10 @@ def build_app():
                                                readonly=readonly or None)
                     note = " (password not saved: use DBSH_PASSWORD or -W)" if session.target.password else ""
                     print(f"saved connection {save!r} in {path}{note}", file=sys.stderr)
+                elif sys.stdin.isatty() and sys.stdout.isatty():
+                    from dbsh import repl   # on a terminal the report opens the shell
+
+                    repl.start(session.target, session=session, fmt=o.fmt, yes=o.yes, interactive=True)
 
     @command("insert")
     def insert_cmd(ctx: typer.Context,

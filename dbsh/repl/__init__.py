@@ -1,0 +1,38 @@
+"""The interactive shell (prompt_toolkit). Imported only when the shell starts: `dbsh --help` stays fast.
+
+app.py       the loop, running statements, confirmations, read-only, reconnects, output
+meta.py      backslash commands: one table for dispatch and \\? help
+statements.py  where statements end; destructive and write-looking statements; arguments
+completer.py   completion from a catalog refreshed in the background
+lexers.py    Pygments lexers and the words of each language
+toolbar.py   prompt and bottom toolbar;  keys.py  key bindings;  history.py  per-connection history
+pager.py     long results through $PAGER
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def start(target, *, session=None, fmt: str | None = None, yes: bool = False,
+          backend_options: dict | None = None, interactive: bool | None = None) -> int:
+    """Open the shell on a target (or an open session); returns the exit code.
+
+    Interactive when stdin and stdout are terminals; otherwise the statements on stdin run
+    one after another without prompts, and the first error ends the run with its exit code.
+    """
+    from dbsh.repl.app import Shell
+
+    if interactive is None:
+        interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    shell = Shell(target, session=session, fmt=fmt, yes=yes, interactive=interactive,
+                  backend_options=backend_options)
+    if not interactive:
+        return shell.run_script(sys.stdin)
+    from dbsh import commands
+    from dbsh.output import Renderer
+
+    if session is None:     # `dbsh connect` has printed its report already
+        commands.connect_report(shell.session, Renderer("table", sys.stderr))
+    print("Type \\? for help, \\q to quit.", file=sys.stderr)
+    return shell.loop()

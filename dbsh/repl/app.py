@@ -1,0 +1,448 @@
+"""The shell: read a statement, run it through the session, render it like the CLI does.
+
+Interactive on a terminal (prompt_toolkit), or non-interactive over a script on stdin or \\i FILE
+(no prompts: a destructive statement needs --yes). Errors are one line and never end the
+interactive shell; in a script the first error stops the run with its exit code.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from contextlib import contextmanager
+from itertools import chain, islice
+from typing import Iterable
+
+from dbsh import drivers
+from dbsh.drivers.base import Result
+from dbsh.errors import (EXIT_INTERRUPTED, EXIT_RUNTIME, ConnectError, DbshError, QueryError, Unsupported,
+                         UsageError, one_line, redact)
+from dbsh.output import Renderer
+from dbsh.repl import meta, statements
+from dbsh.repl.completer import Catalog
+from dbsh.repl.meta import Quit
+
+DEFAULT_ROW_LIMIT = 1000
+DEFAULT_PAGER = "less -SRXF"
+
+
+class Declined(Exception):
+    """The user answered no to a confirmation."""
+
+
+class GuardedRenderer(Renderer):
+    """The CLI's renderer, with the shell's row-limit guard in front of every result."""
+
+    def __init__(self, shell, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.shell = shell
+
+    def result(self, result) -> int:
+        return super().result(self.shell.guard(result, self))
+
+
+class Shell:
+    def __init__(self, target, *, session=None, fmt: str | None = None, yes: bool = False,
+                 interactive: bool = True, settings: dict | None = None, out=None, err=None,
+                 pt_input=None, pt_output=None, backend_options: dict | None = None):
+        from dbsh import config
+
+        self.settings = config.settings("repl") if settings is None else settings
+        self.interactive = interactive
+        self.yes = yes
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self.pt_input, self.pt_output = pt_input, pt_output
+        self.backend_options = backend_options or {}
+        self.fmt = fmt or ("table" if interactive else Renderer(None, self.out).fmt)
+        self.expanded = False
+        self.timing = False
+        self.row_limit = int(self.settings.get("row_limit", DEFAULT_ROW_LIMIT) or 0) if interactive else 0
+        pager = self.settings.get("pager", os.environ.get("PAGER") or DEFAULT_PAGER)
+        self.pager = pager if isinstance(pager, str) else None     # pager = false turns it off
+        self.dropped = False
+        self.last_statement = ""
+        self.next_default = ""
+        self.prompt_session = None
+        self.target = target
+        self.session = session if session is not None else self._open(target)
+        self.readonly = False
+        self.server_readonly = False
+        self._after_connect()
+        self.catalog = Catalog(self._catalog_session)
+        self.refresh_catalog()
+
+    # -- connection ------------------------------------------------------------------------
+    def _open(self, target):
+        session = drivers.connect(target)
+        try:
+            session.options["yes"] = self.yes
+            session.set_options(**self.backend_options)
+        except BaseException:
+            session.close()
+            raise
+        return session
+
+    def _catalog_session(self):
+        # its own connection: the shell's may be inside the user's transaction
+        session = drivers.connect(self.target)
+        session.set_options(**self.backend_options)
+        return session
+
+    def _after_connect(self, info: dict | None = None) -> None:
+        if info is None:
+            try:
+                info = dict(self.session.server_info())
+            except DbshError:
+                info = {"backend": self.session.name}
+        self.info = info
+        self.readonly = False
+        self.server_readonly = False
+        if self.target.readonly:
+            self.set_readonly(True)
+
+    def switch(self, where: str) -> None:
+        """\\connect: open the new target first; the old session stays if that fails."""
+        from dbsh import target as targets
+
+        new_target = targets.resolve(where, None) if "://" in where else targets.resolve(None, where)
+        session = self._open(new_target)
+        try:
+            info = dict(session.server_info())     # drivers may connect lazily: make sure it answers
+        except BaseException:
+            session.close()
+            raise
+        old = self.session
+        self.target, self.session = new_target, session
+        self.dropped = False
+        old.close()
+        self._after_connect(info)
+        from dbsh import commands
+
+        with self.output() as out:
+            commands.connect_report(self.session, out)
+        self.catalog = Catalog(self._catalog_session)
+        self.refresh_catalog()
+        if self.prompt_session is not None:
+            self.prompt_session = self._prompt_session()
+
+    def refresh_catalog(self) -> None:
+        if self.interactive:     # scripts complete nothing
+            self.catalog.refresh()
+
+    def _reconnect(self) -> None:
+        try:
+            self.session.close()
+        except Exception:  # noqa: BLE001 - the old connection is already broken
+            pass
+        session = self._open(self.target)
+        try:
+            info = dict(session.server_info())
+        except BaseException:
+            session.close()
+            raise
+        self.session = session
+        self.dropped = False
+        self._after_connect(info)
+        self.notice(f"the connection was lost; reconnected to {self.target.display()}")
+
+    def _check_alive(self) -> None:
+        """After a failed statement: a session that no longer answers is reopened next time."""
+        try:
+            self.session.ping()
+        except Unsupported:
+            pass
+        except Exception:  # noqa: BLE001 - any failure to ping means the connection is gone
+            self.dropped = True
+
+    def close(self) -> None:
+        try:
+            self.session.close()
+        except Exception:  # noqa: BLE001 - closing at exit must not raise
+            pass
+
+    # -- state shown in the prompt and toolbar ---------------------------------------------
+    @property
+    def language(self) -> str:
+        return self.session.capabilities.language
+
+    @property
+    def terminator(self) -> str | None:
+        return self.session.capabilities.statement_terminator
+
+    def in_transaction(self) -> bool:
+        try:
+            return bool(self.session.in_transaction)
+        except Exception:  # noqa: BLE001 - the toolbar must never fail
+            return False
+
+    def backend_label(self) -> str:
+        return str(self.info.get("backend") or self.session.name)
+
+    def database_label(self) -> str:
+        database = self.info.get("database")
+        if database:
+            return os.path.basename(str(database)) or str(database)
+        return self.target.profile or self.target.scheme
+
+    # -- rules applied before running ------------------------------------------------------
+    def set_readonly(self, flag: bool) -> None:
+        if not flag and self.target.readonly:
+            raise UsageError(f"profile {self.target.profile!r} is read-only (readonly = true in its config)")
+        self.server_readonly = bool(self.session.set_readonly(flag))
+        self.readonly = flag
+
+    def check_writable(self, what: str) -> None:
+        if self.readonly:
+            raise UsageError(f"read-only session: {what} is refused", hint="\\readonly off to allow writes")
+
+    def require_transactions(self) -> None:
+        if not self.session.capabilities.transactions:
+            raise Unsupported(f"{self.session.name} has no transactions")
+
+    def confirm(self, what: str) -> None:
+        """Ask before a destructive statement; scripts need --yes."""
+        if self.yes:
+            return
+        if not self.interactive:
+            raise UsageError(f"refusing without confirmation: {what}", hint="pass --yes to run it")
+        if not self.ask(f"{what}. Run it? [y/N] "):
+            raise Declined()
+
+    def ask(self, question: str) -> bool:
+        from prompt_toolkit import PromptSession
+
+        try:
+            answer = PromptSession(input=self.pt_input, output=self.pt_output).prompt(question)
+        except (KeyboardInterrupt, EOFError):
+            return False
+        return answer.strip().lower() in ("y", "yes")
+
+    # -- output ----------------------------------------------------------------------------
+    def notice(self, text: str, *, to_stdout: bool = False) -> None:
+        stream = self.out if to_stdout else self.err
+        stream.write(text + "\n")
+        stream.flush()
+
+    def _terminal(self) -> bool:
+        try:
+            return self.interactive and self.out.isatty()
+        except (AttributeError, ValueError):
+            return False
+
+    @contextmanager
+    def output(self):
+        """A renderer for one command: through the pager on a terminal when the output is long."""
+        stream, console, paged = self.out, None, None
+        if self._terminal():
+            size = shutil.get_terminal_size()
+            if self.pager:
+                from dbsh.repl.pager import PagedOutput
+
+                paged = stream = PagedOutput(self.pager, self.out, size.lines)
+            from rich.console import Console
+
+            console = Console(file=stream, force_terminal=True, width=size.columns, soft_wrap=False)
+        renderer = GuardedRenderer(self, self.fmt, stream, expanded=self.expanded,
+                                   max_rows=self.row_limit or sys.maxsize, console=console)
+        try:
+            yield renderer
+        finally:
+            if paged is not None:
+                try:
+                    paged.close()
+                except BrokenPipeError:
+                    pass
+
+    def guard(self, result, renderer) -> Result:
+        """At most row_limit rows unless the user asks for more (only the head is fetched first)."""
+        limit = self.row_limit
+        if not limit or not self.interactive or (result.message is not None and result.columns is None):
+            return result
+        rows = iter(result)
+        head = list(islice(rows, limit + 1))
+        if len(head) <= limit:
+            return Result(head, result.columns, message=result.message)
+        if self.ask(f"the result has more than {limit} rows; fetch them all? [y/N] "):
+            renderer.max_rows = sys.maxsize
+            return Result(chain(head, rows), result.columns, message=result.message, close=result.close)
+        result.close()
+        return Result(head[:limit], result.columns,
+                      message=f"(stopped after {limit} rows; row_limit in the [repl] config)")
+
+    # -- running ---------------------------------------------------------------------------
+    def run_statement(self, text: str) -> int:
+        """Run one statement or backslash command; returns its exit code (errors are printed)."""
+        text = text.strip()
+        if not text:
+            return 0
+        start = time.perf_counter()
+        try:
+            word = text.rstrip(";").strip().lower()
+            if word in ("\\q", "\\quit", "quit", "exit"):
+                raise Quit()
+            if self.dropped:
+                self._reconnect()
+            if text.startswith("\\"):
+                meta.dispatch(self, text)
+            elif word == "help":
+                meta.dispatch(self, "\\?")
+            else:
+                self.native(text)
+        except Quit:
+            raise
+        except Declined:
+            self.notice("not run")
+            return 0
+        except KeyboardInterrupt:
+            self.notice("cancelled")
+            self._check_alive()
+            return EXIT_INTERRUPTED
+        except BrokenPipeError:
+            return 0
+        except DbshError as error:
+            self.notice(f"dbsh: error: {redact(str(error), self.target.password)}")
+            if isinstance(error, ConnectError):
+                self.dropped = True
+            elif isinstance(error, QueryError):
+                self._check_alive()
+            return error.exit_code
+        except Exception as error:  # noqa: BLE001 - one line, the shell goes on
+            self.notice(f"dbsh: error: {type(error).__name__}: {redact(one_line(str(error)), self.target.password)}")
+            return EXIT_RUNTIME
+        if self.timing:
+            self.notice(f"Time: {(time.perf_counter() - start) * 1000:.3f} ms")
+        return 0
+
+    def native(self, text: str) -> None:
+        language = self.language
+        writes = statements.writes(text, language)
+        if self.readonly and not self.server_readonly and writes:
+            raise UsageError(f"read-only session: refusing a statement that may write on {self.session.name}",
+                             hint="\\readonly off to allow writes")
+        reason = statements.destructive(text, language)
+        if reason:
+            first = text.strip().splitlines()[0].rstrip(";")
+            self.confirm(f"{first[:60]}{'...' if len(first) > 60 else ''}: {reason}")
+        self.last_statement = text
+        from dbsh import commands
+
+        with self.output() as out:
+            commands.query(self.session, out, text, {})
+        if writes:
+            self.refresh_catalog()   # DDL and writes may add collections or fields
+
+    def run_lines(self, lines: Iterable[str]) -> int:
+        """Run a script line by line: statements end as at the prompt; the first error stops it."""
+        pending: list[str] = []
+        number = 0
+        for line in lines:
+            pending.append(line.rstrip("\n"))
+            text = "\n".join(pending)
+            if statements.is_complete(text, self.language, self.terminator) and text.strip():
+                pending.clear()
+                for statement in statements.split(text, self.language, self.terminator):
+                    number += 1
+                    code = self.run_statement(statement)
+                    if code:
+                        return code
+            elif not text.strip():
+                pending.clear()
+        leftover = "\n".join(pending)
+        for statement in statements.split(leftover, self.language, self.terminator):
+            code = self.run_statement(statement)
+            if code:
+                return code
+        return 0
+
+    def run_file(self, path: str) -> None:
+        try:
+            with open(os.path.expanduser(path), encoding="utf-8") as f:
+                code = self.run_lines(f)
+        except OSError as e:
+            raise UsageError(f"cannot read {path}: {e.strerror}") from None
+        if code:
+            stopped = DbshError(f"stopped running {path} at the first error")
+            stopped.exit_code = code
+            raise stopped
+
+    def edit(self, path: str | None) -> None:
+        import click
+
+        if path:
+            try:
+                with open(os.path.expanduser(path), encoding="utf-8") as f:
+                    text = f.read()
+            except OSError as e:
+                raise UsageError(f"cannot read {path}: {e.strerror}") from None
+        else:
+            text = self.last_statement
+        edited = click.edit(text, extension=".sql" if self.language == "sql" else ".txt", require_save=False)
+        self.next_default = (edited or "").rstrip("\n")
+
+    # -- the interactive loop --------------------------------------------------------------
+    def _prompt_session(self):
+        from prompt_toolkit import PromptSession
+        from prompt_toolkit.application.current import get_app
+        from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
+        from prompt_toolkit.filters import Condition
+        from prompt_toolkit.lexers import PygmentsLexer
+        from prompt_toolkit.styles import Style
+
+        from dbsh.repl import keys, lexers, toolbar
+        from dbsh.repl.completer import ShellCompleter
+        from dbsh.repl.history import RedactingHistory, history_path
+
+        def unfinished() -> bool:
+            return not statements.is_complete(get_app().current_buffer.text, self.language, self.terminator)
+
+        history = RedactingHistory(history_path(self.target), secrets=(self.target.password,))
+        return PromptSession(
+            message=lambda: toolbar.prompt_text(self),
+            multiline=Condition(unfinished),
+            prompt_continuation=toolbar.continuation(self),
+            lexer=PygmentsLexer(lexers.lexer_class(self.language)),
+            completer=ShellCompleter(self),
+            complete_while_typing=True,
+            history=history,
+            auto_suggest=AutoSuggestFromHistory(),
+            vi_mode=str(self.settings.get("keys", "emacs")).lower() == "vi",
+            bottom_toolbar=toolbar.toolbar(self),
+            key_bindings=keys.bindings(self),
+            style=Style.from_dict(toolbar.STYLE),
+            enable_open_in_editor=True,
+            input=self.pt_input,
+            output=self.pt_output,
+        )
+
+    def loop(self) -> int:
+        self.prompt_session = self._prompt_session()
+        try:
+            while True:
+                try:
+                    text = self.prompt_session.prompt(default=self.next_default)
+                except KeyboardInterrupt:
+                    self.next_default = ""
+                    continue       # Ctrl-C clears the line; the shell stays
+                except EOFError:
+                    break          # Ctrl-D
+                self.next_default = ""
+                try:
+                    for statement in statements.split(text, self.language, self.terminator):
+                        if self.run_statement(statement):
+                            break
+                except Quit:
+                    break
+        finally:
+            self.close()
+        return 0
+
+    def run_script(self, lines: Iterable[str]) -> int:
+        try:
+            return self.run_lines(lines)
+        except Quit:
+            return 0
+        finally:
+            self.close()

@@ -1,0 +1,189 @@
+"""Completion from the live schema: a catalog fetched in a background thread, read without waiting.
+
+The catalog opens its own session (never the shell's, which may hold the user's transaction),
+asks it for collection names and fields (``Session.completions()``), and swaps the new snapshot
+in when done; until then the completer offers keywords and commands only.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+from prompt_toolkit.completion import Completer, Completion, PathCompleter
+from prompt_toolkit.document import Document
+
+from dbsh.repl import lexers
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    collections: list[str] = field(default_factory=list)
+    fields: dict[str, list[str]] = field(default_factory=dict)
+
+
+class Catalog:
+    """Collections and fields of one target, refreshed in the background."""
+
+    def __init__(self, open_session: Callable[[], object]):
+        self._open = open_session
+        self.snapshot = Snapshot()
+        self.error: str | None = None
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._again = False
+        self._running = False
+
+    def refresh(self) -> None:
+        """Start a refresh (or queue one after the running one); returns at once."""
+        with self._lock:
+            self._done.clear()
+            if self._running:
+                self._again = True
+                return
+            self._running = True
+        threading.Thread(target=self._work, name="dbsh-catalog", daemon=True).start()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the latest refresh finished (tests and scripts only; the prompt never waits)."""
+        return self._done.wait(timeout)
+
+    def _work(self) -> None:
+        while True:
+            try:
+                session = self._open()
+                try:
+                    fields = session.completions()
+                    names = sorted(set(fields) | set(session.collections()))
+                finally:
+                    session.close()
+                self.snapshot = Snapshot(names, {k: list(v) for k, v in fields.items()})
+                self.error = None
+            except BaseException as e:  # noqa: BLE001 - completion is best effort; keep the last snapshot
+                self.error = str(e)
+            with self._lock:
+                if self._again:
+                    self._again = False
+                    continue
+                self._running = False
+                self._done.set()
+                return
+
+
+_WORD = re.compile(r"([\w$:]*)$")
+_DOTTED = re.compile(r"([\w$]+(?:\.[\w$]+)*)\.([\w$]*)$")
+_TABLE_CONTEXT = re.compile(r"\b(from|join|into|update|table|describe|truncate)\s+[\w$]*$", re.I)
+_CYPHER_LABEL = re.compile(r"[(:]\s*[\w$]*:([\w$]*)$")
+
+
+class ShellCompleter(Completer):
+    """Backslash commands and their arguments, then the language's words and the live schema."""
+
+    def __init__(self, shell):
+        self.shell = shell
+        self.paths = PathCompleter(expanduser=True)
+
+    # what the shell knows right now; never blocks
+    @property
+    def snapshot(self) -> Snapshot:
+        return self.shell.catalog.snapshot
+
+    def get_completions(self, document: Document, complete_event) -> Iterable[Completion]:
+        text = document.text_before_cursor
+        if text.lstrip().startswith("\\"):
+            yield from self._meta(text.lstrip())
+            return
+        yield from self._native(text)
+
+    # -- backslash commands ----------------------------------------------------------------
+    def _meta(self, text: str) -> Iterable[Completion]:
+        from dbsh.repl.meta import COMMANDS, lookup
+
+        if " " not in text:
+            for name, cmd in COMMANDS.items():
+                for spelling in (name, *cmd.aliases):
+                    if spelling.startswith(text):
+                        yield Completion(spelling, -len(text), display_meta=cmd.help)
+            return
+        name, rest = text.split(" ", 1)
+        cmd = lookup(name)
+        if cmd is None:
+            return
+        words = rest.split(" ")
+        partial = words[-1]
+        position = len([w for w in words[:-1] if w])     # which argument is being typed
+        # a JSON filter may hold spaces: every later word still belongs to it
+        kind = cmd.args[position] if position < len(cmd.args) else (
+            "filter" if cmd.args[-1:] == ("filter",) else None)
+        if kind == "collection":
+            yield from _matching(self.snapshot.collections, partial, "collection")
+        elif kind == "filter":
+            yield from self._fields_for(words[0] if position else "", partial)
+        elif kind == "file":
+            yield from self.paths.get_completions(Document(partial), None)
+        elif kind == "profile":
+            from dbsh import config
+
+            try:
+                yield from _matching(sorted(config.profiles()), partial, "saved connection")
+            except Exception:  # noqa: BLE001 - a broken config file must not break typing
+                return
+        elif kind:
+            yield from _matching(kind.split("|"), partial, "")
+
+    def _fields_for(self, collection: str, partial: str) -> Iterable[Completion]:
+        partial = partial.lstrip('{"[,')
+        yield from _matching(self.snapshot.fields.get(collection, []), partial, "field")
+
+    # -- native language -------------------------------------------------------------------
+    def _native(self, text: str) -> Iterable[Completion]:
+        snap = self.snapshot
+        language = self.shell.language
+        keywords, functions = lexers.words(language)
+        dotted = _DOTTED.search(text)
+        if dotted:
+            owner, partial = dotted.group(1), dotted.group(2)
+            if owner == "db" and language in lexers.MONGO:
+                yield from _matching(snap.collections, partial, "collection")
+                yield from _matching(lexers.MONGO_DB, partial, "method")
+                return
+            if owner.startswith("db.") and language in lexers.MONGO:
+                yield from _matching(functions, partial, "method")
+                return
+            name = owner.split(".")[-1]
+            if name in snap.fields:
+                yield from _matching(snap.fields[name], partial, "field")
+                return
+        label = _CYPHER_LABEL.search(text)
+        if label and language in ("cypher", "cyp"):
+            yield from _matching(snap.collections, label.group(1), "label")
+            return
+        partial = _WORD.search(text).group(1)
+        if not partial and not text.endswith((" ", "(", ",", "\n")) and text:
+            return
+        if _TABLE_CONTEXT.search(text):
+            yield from _matching(snap.collections, partial, "collection")
+            return
+        mentioned = [c for c in snap.collections if re.search(rf"\b{re.escape(c)}\b", text)]
+        seen: set[str] = set()
+        for c in mentioned:
+            for f in _matching(snap.fields.get(c, []), partial, f"field of {c}"):
+                if f.text not in seen:
+                    seen.add(f.text)
+                    yield f
+        upper = partial[:1].isupper() or not partial
+        yield from _matching([k if upper else k.lower() for k in keywords], partial, "keyword")
+        yield from _matching(functions, partial, "function")
+        yield from _matching(snap.collections, partial, "collection")
+        if not mentioned:
+            every = sorted({f for fs in snap.fields.values() for f in fs})
+            yield from _matching(every, partial, "field")
+
+
+def _matching(candidates: Iterable[str], partial: str, meta: str) -> Iterable[Completion]:
+    low = partial.lower()
+    for c in candidates:
+        if c.lower().startswith(low):
+            yield Completion(c, -len(partial), display_meta=meta or None)

@@ -1,0 +1,45 @@
+"""The prompt and the bottom toolbar: backend, database, transaction state, read-only flag."""
+
+from __future__ import annotations
+
+
+def prompt_text(shell) -> str:
+    """`shop> `, `shop*> ` inside a transaction, `shop(ro)> ` when read-only."""
+    name = shell.database_label()
+    marks = ("*" if shell.in_transaction() else "") + ("(ro)" if shell.readonly else "")
+    return f"{name}{marks}> "
+
+
+def continuation(shell):
+    def show(width: int, line_number: int, is_soft_wrap: bool) -> str:
+        return "." * max(width - 2, 0) + "> " if width > 2 else "> "
+    return show
+
+
+def toolbar(shell):
+    def show():
+        parts = [("class:bottom-toolbar.backend", f" {shell.backend_label()} ")]
+        database = shell.info.get("database")
+        if database:
+            parts.append(("class:bottom-toolbar", f" db: {database} "))
+        if shell.session.capabilities.transactions:
+            parts.append(("class:bottom-toolbar.transaction" if shell.in_transaction() else "class:bottom-toolbar",
+                          " transaction open " if shell.in_transaction() else " autocommit "))
+        if shell.readonly:
+            parts.append(("class:bottom-toolbar.readonly", " read-only "))
+        parts.append(("class:bottom-toolbar", f" {shell.fmt}{' expanded' if shell.expanded else ''} "))
+        if shell.timing:
+            parts.append(("class:bottom-toolbar", " timing "))
+        if shell.dropped:
+            parts.append(("class:bottom-toolbar.readonly", " disconnected "))
+        parts.append(("class:bottom-toolbar", " \\? help  \\q quit "))
+        return parts
+    return show
+
+
+STYLE = {
+    "bottom-toolbar": "bg:#303030 #d0d0d0 noreverse",
+    "bottom-toolbar.backend": "bg:#005f87 #ffffff bold noreverse",
+    "bottom-toolbar.transaction": "bg:#875f00 #ffffff bold noreverse",
+    "bottom-toolbar.readonly": "bg:#870000 #ffffff bold noreverse",
+}
