@@ -35,6 +35,8 @@ COMMANDS: list[tuple[str, str, str]] = [
      "dbsh describe people"),
     ("explain", "Show how the backend would run a find.",
      """dbsh explain people '{"name": "Bob"}'"""),
+    ("migrate", "Migrations: Alembic for SQL; locked, versioned revisions for NoSQL (upgrade, status...).",
+     "dbsh -u postgresql://me@db.internal/shop migrate upgrade head"),
 ]
 
 EPILOG = """Targets: --url URL, -c PROFILE, or DBSH_URL; default: an embedded SQLite file.
@@ -408,5 +410,10 @@ def build_app():
 
             with session_for(o, allow_filtering=allow_filtering) as session:
                 commands.explain(session, renderer(o), collection, where)
+
+    from dbsh.migrate import typer_app   # loads no Alembic/SQLAlchemy until a migrate command runs
+
+    text, example = next((t, e) for n, t, e in COMMANDS if n == "migrate")
+    app.add_typer(typer_app(), name="migrate", help=text, epilog=f"Example: {example}")
 
     return app
