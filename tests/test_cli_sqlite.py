@@ -199,3 +199,17 @@ def test_unknown_scheme_and_unreachable_file():
     run = dbsh("-u", "sqlite:////nonexistent/dir/x.db", "find", "t")
     assert run.code == 3
     assert run.err == "dbsh: error: cannot open SQLite database /nonexistent/dir/x.db: directory does not exist\n"
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["find", "--help"], ["query", "--help"]])
+def test_help_imports_no_database_library(args):
+    import subprocess
+    import sys
+
+    code = ("import sys; from dbsh.cli import main\n"
+            "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            "heavy = ('sqlalchemy', 'alembic', 'pymongo', 'redis', 'neo4j', 'cassandra', 'prompt_toolkit', 'httpx')\n"
+            "print(' '.join(m for m in heavy if m in sys.modules), file=sys.stderr)")
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+    assert proc.returncode == 0
+    assert proc.stderr.strip() == ""
