@@ -126,7 +126,10 @@ class Renderer:
         if result.message is not None and result.columns is None:
             self.message(result.message)
             return 0
-        count = self.rows(result, result.columns)
+        if self.fmt == "table" and getattr(result, "streaming", False):
+            count = self._lines(result, result.columns)   # endless (SUBSCRIBE): a table would never print
+        else:
+            count = self.rows(result, result.columns)
         if result.message:
             self.message(result.message)
         return count
@@ -144,6 +147,16 @@ class Renderer:
         else:
             row = outcome.as_row()
             self.rows([row], list(row))
+
+    def _lines(self, rows: Iterable[dict], columns: list[str] | None) -> int:
+        """One line per row as it arrives, values separated by two spaces (streaming results)."""
+        n = 0
+        for row in rows:
+            values = [row.get(c) for c in columns] if columns else list(row.values())
+            self.out.write("  ".join(cell_text(v) for v in values if v is not None) + "\n")
+            self.out.flush()
+            n += 1
+        return n
 
     # -- formats ---------------------------------------------------------------------------
     def _jsonl(self, rows: Iterator[dict], columns) -> int:
