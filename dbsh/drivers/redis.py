@@ -1,0 +1,767 @@
+"""Redis driver (redis-py): every native command with redis-cli quoting, pub/sub and MONITOR streamed,
+pipelined batches with per-line errors, and the uniform verbs over hashes under a key prefix.
+
+A collection is a key prefix: ``users:42`` is document 42 of ``users``, stored as a hash. Strings
+are stored as they are; other values (and strings that would read back as something else) are
+JSON-encoded, so every type comes back as it went in. Standalone servers and Redis Cluster
+(``redis+cluster://`` or ``?cluster=true``) work alike; ``rediss://`` is TLS.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import redis
+from redis import exceptions as rexc
+from redis.cluster import RedisCluster
+
+from dbsh import query as q
+from dbsh.drivers.base import Capabilities, Result, Session, WriteResult, batched
+from dbsh.errors import ConnectError, DbshError, QueryError, Unsupported, UsageError, one_line, redact
+
+SCAN_COUNT = 1000          # keys per SCAN round trip
+PIPELINE_CHUNK = 1000      # commands per pipeline round trip
+FETCH_BATCH = 500          # HGETALLs per pipeline when reading documents
+SAMPLE_KEYS = 10_000       # keys sampled by `collections`
+DESCRIBE_SAMPLE = 1000     # keys sampled by `describe`
+STREAMING = {"SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "MONITOR"}
+SET_REPLIES = {"SMEMBERS", "SINTER", "SUNION", "SDIFF", "SRANDMEMBER", "SPOP"}
+SCORED = {"ZPOPMIN", "ZPOPMAX", "BZPOPMIN", "BZPOPMAX", "ZMPOP", "BZMPOP"}
+SEQ_SUFFIX = "__seq__"     # the per-collection id counter: users:__seq__ (a string key, never a document)
+
+# Insert one document unless its key exists (atomic: no half-merged documents), then expire it.
+INSERT_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+if tonumber(ARGV[1]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return 1
+"""
+
+
+def connect(target) -> "RedisSession":
+    return RedisSession(target)
+
+
+# --- redis-cli quoting (sdssplitargs) --------------------------------------------------------
+
+_ESCAPES = {ord("n"): b"\n", ord("r"): b"\r", ord("t"): b"\t", ord("b"): b"\b", ord("a"): b"\a"}
+_HEX = b"0123456789abcdefABCDEF"
+_SPACE = b" \n\r\t\v\f"
+
+
+def split_args(line: str | bytes) -> list[bytes]:
+    """Split a command line into arguments exactly as redis-cli does (sds.c sdssplitargs).
+
+    "double quotes" take \\n \\r \\t \\b \\a \\xHH and \\<char>; 'single quotes' take only \\';
+    a closing quote must be followed by a space or the end; unbalanced quotes are an error.
+    """
+    data = line.encode("utf-8", "surrogateescape") if isinstance(line, str) else line
+    args: list[bytes] = []
+    i, n = 0, len(data)
+    while True:
+        while i < n and data[i] in _SPACE:
+            i += 1
+        if i >= n:
+            return args
+        current = bytearray()
+        in_double = in_single = False
+        while True:
+            c = data[i] if i < n else None
+            if in_double:
+                if c is None:
+                    raise UsageError("unbalanced quotes in command", hint="a \" is not closed")
+                nxt = data[i + 1] if i + 1 < n else None
+                if (c == 0x5C and nxt == ord("x") and i + 3 < n and data[i + 2] in _HEX
+                        and data[i + 3] in _HEX):
+                    current.append(int(data[i + 2:i + 4], 16))
+                    i += 3
+                elif c == 0x5C and nxt is not None:
+                    i += 1
+                    current += _ESCAPES.get(nxt, bytes([nxt]))
+                elif c == ord('"'):
+                    if nxt is not None and nxt not in _SPACE:
+                        raise UsageError("closing quote must be followed by a space in command")
+                    i += 1
+                    break
+                else:
+                    current.append(c)
+            elif in_single:
+                if c is None:
+                    raise UsageError("unbalanced quotes in command", hint="a ' is not closed")
+                nxt = data[i + 1] if i + 1 < n else None
+                if c == 0x5C and nxt == ord("'"):
+                    i += 1
+                    current.append(nxt)
+                elif c == ord("'"):
+                    if nxt is not None and nxt not in _SPACE:
+                        raise UsageError("closing quote must be followed by a space in command")
+                    i += 1
+                    break
+                else:
+                    current.append(c)
+            else:
+                if c is None or c in _SPACE:
+                    break
+                if c == ord('"'):
+                    in_double = True
+                elif c == ord("'"):
+                    in_single = True
+                else:
+                    current.append(c)
+            i += 1
+        args.append(bytes(current))
+
+
+def _bind(args: list[bytes], params: dict[str, Any]) -> list[Any]:
+    """``:name`` arguments take the value of ``-p name=value`` as one whole argument (never re-split)."""
+    if not params:
+        return args
+    used: set[str] = set()
+    bound: list[Any] = []
+    for arg in args:
+        name = arg[1:].decode("utf-8", "replace") if arg.startswith(b":") else None
+        if name is not None and name in params:
+            used.add(name)
+            value = params[name]
+            bound.append(value if isinstance(value, (str, bytes, int, float)) and not isinstance(value, bool)
+                         else json.dumps(value))
+        else:
+            bound.append(arg)
+    unused = sorted(set(params) - used)
+    if unused:
+        raise UsageError(f"parameter {unused[0]!r} is not used", hint=f"write :{unused[0]} as a whole argument")
+    return bound
+
+
+# --- values -------------------------------------------------------------------------------
+
+def text(value: Any) -> Any:
+    """Bytes from the server as text when they are UTF-8; other bytes stay bytes (shown escaped)."""
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return value
+    if isinstance(value, list | tuple):
+        return [text(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return [text(v) for v in value]
+    if isinstance(value, dict):
+        return {_key_text(k): text(v) for k, v in value.items()}
+    return value
+
+
+def _key_text(key: Any) -> Any:
+    value = text(key)
+    return value if isinstance(value, str | int | float) or value is None else repr(value)[2:-1]
+
+
+def encode_value(value: Any) -> str:
+    """One document value as a hash field value; strings stay readable in redis-cli."""
+    if isinstance(value, str):
+        try:
+            json.loads(value)
+        except ValueError:
+            return value          # plain text reads back as itself
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def decode_value(raw: Any) -> Any:
+    """A hash field value as a document value: JSON where it parses, else the text itself."""
+    value = text(raw)
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _glob_escape(text_: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text_)
+
+
+def _check_collection(name: str) -> str:
+    if not name or any(c.isspace() for c in name):
+        raise UsageError(f"invalid collection (key prefix) {name!r}")
+    return name
+
+
+# --- the session --------------------------------------------------------------------------
+
+def _split_url(url: str) -> tuple[str, bool]:
+    """dbsh URL -> redis-py URL and whether it names a cluster."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    cluster = scheme.endswith("+cluster")
+    base = scheme.split("+", 1)[0]
+    query = []
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key == "cluster":
+            cluster = cluster or value.lower() in ("1", "true", "yes", "on")
+        else:
+            query.append((key, value))
+    return urlunsplit(parts._replace(scheme=base, query=urlencode(query))), cluster
+
+
+class RedisSession(Session):
+    capabilities = Capabilities(language="redis", statement_terminator=None, options=frozenset({"ttl", "count"}))
+    name = "Redis"
+
+    def __init__(self, target):
+        super().__init__(target)
+        self._url, self.cluster = _split_url(target.url)
+        self._raw = None
+        self.protocol = 3
+        with self._errors():
+            try:
+                self.client = self._open(protocol=3)
+            except rexc.ResponseError as e:
+                if "HELLO" not in str(e).upper() and "unknown command" not in str(e).lower():
+                    raise
+                self.protocol = 2   # a server before Redis 6 has no RESP3
+                self.client = self._open(protocol=2)
+        if self.cluster:
+            self.name = "Redis Cluster"
+
+    def _open(self, *, protocol: int):
+        kwargs = dict(protocol=protocol, socket_connect_timeout=10)
+        try:
+            if self.cluster:
+                client = RedisCluster.from_url(self._url, **kwargs)
+            else:
+                client = redis.Redis.from_url(self._url, **kwargs)
+                client.ping()
+        except ValueError as e:
+            raise UsageError(f"invalid Redis URL {self.target.display()}: {one_line(str(e))}") from None
+        return client
+
+    @contextmanager
+    def _errors(self):
+        """redis-py exceptions -> one-line dbsh errors with the right exit code."""
+        try:
+            yield
+        except DbshError:
+            raise
+        except rexc.AuthenticationError as e:
+            message = str(e)
+            if "HELLO must be called" in message or "Authentication required" in message:
+                message = "the server needs a password (put it in the URL, DBSH_PASSWORD, or use -W)"
+            raise ConnectError(f"cannot authenticate to {self.target.display()}: {self._clean(message)}") from None
+        except (rexc.ConnectionError, rexc.TimeoutError, rexc.ClusterDownError) as e:
+            raise ConnectError(f"cannot connect to {self.target.display()}: {self._clean(str(e))}") from None
+        except rexc.RedisClusterException as e:
+            message = self._clean(str(e))
+            if "Redis Cluster cannot be connected" in message or "cluster_enabled" in message.lower():
+                raise ConnectError(f"cannot connect to {self.target.display()} as a cluster: {message}") from None
+            raise QueryError(message) from None
+        except rexc.ResponseError as e:
+            message = self._clean(str(e))
+            if message.startswith(("NOAUTH", "WRONGPASS")):
+                raise ConnectError(f"cannot authenticate to {self.target.display()}: {message}") from None
+            raise QueryError(message) from None
+        except rexc.RedisError as e:
+            raise QueryError(self._clean(str(e)) or type(e).__name__) from None
+
+    def _clean(self, message: str) -> str:
+        return redact(one_line(message), self.target.password)
+
+    # -- connection ------------------------------------------------------------------------
+    def server_info(self) -> dict[str, Any]:
+        with self._errors():
+            info = self.client.info("server")
+        if self.cluster:   # {node: info} from every node
+            info = next(iter(info.values())) if info and isinstance(next(iter(info.values())), dict) else info
+        parts = urlsplit(self._url)
+        return {"backend": self.name, "version": str(info.get("redis_version", "")),
+                "mode": info.get("redis_mode"), "protocol": f"RESP{self.protocol}",
+                "database": None if self.cluster else (parts.path.strip("/") or "0")}
+
+    def ping(self) -> float:
+        with self._errors():
+            self.client.ping()
+        return 0.0
+
+    def close(self) -> None:
+        for client in (self._raw, self.client):
+            if client is not None:
+                try:
+                    client.close()
+                except Exception:   # noqa: BLE001 - closing is best effort
+                    pass
+
+    # -- native commands ---------------------------------------------------------------------
+    @property
+    def raw(self):
+        """A client that returns the server's replies untouched (no redis-py reply parsing)."""
+        if self._raw is None:
+            with self._errors():
+                if self.cluster:
+                    raw = RedisCluster.from_url(self._url, protocol=self.protocol, socket_connect_timeout=10)
+                    raw.cluster_response_callbacks = {}
+                    for node in raw.get_nodes():
+                        if node.redis_connection is not None:
+                            node.redis_connection.response_callbacks = {}
+                else:
+                    # one connection, so MULTI/EXEC, WATCH and SELECT behave as in redis-cli
+                    raw = redis.Redis(connection_pool=self.client.connection_pool, single_connection_client=True)
+                    raw.response_callbacks = {}
+            self._raw = raw
+        return self._raw
+
+    def execute(self, text_: str, params: dict[str, Any] | None = None) -> Result:
+        lines = text_.splitlines()
+        commands = [(n, line) for n, line in enumerate(lines, 1)
+                    if line.strip() and not line.lstrip().startswith("#")]
+        if len(commands) > 1:
+            return self._pipe(commands, params or {})
+        if not commands:
+            raise UsageError("no command given")
+        args = _bind(split_args(commands[0][1]), params or {})
+        return self.command(args)
+
+    def command(self, args: list[Any]) -> Result:
+        name = _name(args[0])
+        if name in STREAMING:
+            return self._stream(name, args)
+        if name in ("SYNC", "PSYNC"):
+            raise Unsupported(f"{name} is a replication command; dbsh cannot run it")
+        with self._errors():
+            reply = self.raw.execute_command(*args)
+        return reply_result(name, args, reply)
+
+    def _pipe(self, commands: list[tuple[int, str]], params: dict[str, Any]) -> Result:
+        """Many commands, pipelined in chunks (like redis-cli --pipe), errors reported per line."""
+
+        def run() -> Iterator[dict]:
+            replies = failed_lines = total = 0
+            failed: list[int] = []
+            for chunk in batched(commands, PIPELINE_CHUNK):
+                pipe = self.raw.pipeline(transaction=False)
+                sent: list[int] = []
+                for number, line in chunk:
+                    total += 1
+                    try:
+                        args = _bind(split_args(line), params)
+                        name = _name(args[0])
+                        if name in STREAMING or name in ("MULTI", "EXEC", "DISCARD", "WATCH"):
+                            raise Unsupported(f"{name} cannot run in a pipelined batch")
+                    except DbshError as e:
+                        failed.append(number)
+                        print(f"dbsh: line {number}: {e}", file=sys.stderr)
+                        continue
+                    pipe.execute_command(*args)
+                    sent.append(number)
+                if not sent:
+                    continue
+                with self._errors():
+                    results = pipe.execute(raise_on_error=False)
+                for number, result in zip(sent, results):
+                    if isinstance(result, Exception):
+                        failed.append(number)
+                        print(f"dbsh: line {number}: {self._clean(str(result))}", file=sys.stderr)
+                    else:
+                        replies += 1
+            failed_lines = len(failed)
+            if failed:
+                failed.sort()
+                shown = ", ".join(map(str, failed[:20])) + (", ..." if len(failed) > 20 else "")
+                raise QueryError(f"{failed_lines} of {total} commands failed (lines {shown}); {replies} replies")
+            yield {"commands": total, "replies": replies, "errors": 0}
+
+        return Result(run(), ["commands", "replies", "errors"])
+
+    def _stream(self, name: str, args: list[Any]) -> Result:
+        """SUBSCRIBE / PSUBSCRIBE / SSUBSCRIBE / MONITOR: rows as messages arrive, until --count or Ctrl-C."""
+        limit = self.option("count")
+        if name == "MONITOR":
+            if len(args) != 1:
+                raise UsageError("MONITOR takes no arguments")
+            with self._errors():
+                monitor = self.client.monitor(target_node=self.client.get_default_node()) if self.cluster \
+                    else self.client.monitor()
+                monitor.__enter__()
+
+            def monitor_rows() -> Iterator[dict]:
+                seen = 0
+                while limit is None or seen < limit:
+                    with self._errors():
+                        event = monitor.next_command()
+                    seen += 1
+                    yield {"time": event.get("time"), "db": event.get("db"),
+                           "client": f"{event.get('client_address')}:{event.get('client_port')}",
+                           "command": text(event.get("command"))}
+
+            result = Result(monitor_rows(), ["time", "db", "client", "command"],
+                            close=lambda: monitor.__exit__(None, None, None))
+        else:
+            if len(args) < 2:
+                raise UsageError(f"{name} needs at least one channel")
+            channels = [a if isinstance(a, str) else text(a) for a in args[1:]]
+            with self._errors():
+                pubsub = self.client.pubsub()
+                getattr(pubsub, name.lower())(*channels)
+
+            def message_rows() -> Iterator[dict]:
+                seen = 0
+                while limit is None or seen < limit:
+                    with self._errors():
+                        message = pubsub.get_message(timeout=1.0)
+                    if message is None or message["type"] not in ("message", "pmessage", "smessage"):
+                        continue
+                    seen += 1
+                    yield {"type": message["type"], "pattern": text(message.get("pattern")),
+                           "channel": text(message["channel"]), "data": text(message["data"])}
+
+            result = Result(message_rows(), ["type", "pattern", "channel", "data"], close=pubsub.close)
+        result.streaming = True
+        return result
+
+    # -- uniform verbs -----------------------------------------------------------------------
+    def _keys(self, collection: str, where: q.Filter, counter: list[int]) -> Iterator[str]:
+        """Candidate keys: one key when the filter pins the id, else a SCAN of the prefix."""
+        ids = q.equalities(where.ast) if not where.is_empty else {}
+        for field in ("id", "_id"):
+            value = ids.get(field)
+            if isinstance(value, str | int) and not isinstance(value, bool):
+                counter[0] += 1
+                yield f"{collection}:{value}"
+                return
+        pattern = _glob_escape(collection) + ":*"
+        with self._errors():
+            for key in self.client.scan_iter(match=pattern, count=SCAN_COUNT, _type="hash"):
+                counter[0] += 1
+                yield text(key) if isinstance(text(key), str) else key
+
+    def _documents(self, collection: str, where: q.Filter, counter: list[int]) -> Iterator[tuple[Any, dict]]:
+        """(key, document) for every document of the collection that matches, fetched pipelined."""
+        ast = None if where.is_empty else where.ast
+        prefix = collection + ":"
+        for keys in batched(self._keys(collection, where, counter), FETCH_BATCH):
+            with self._errors():
+                pipe = self.client.pipeline(transaction=False)
+                for key in keys:
+                    pipe.hgetall(key)
+                hashes = pipe.execute(raise_on_error=False)
+            for key, fields in zip(keys, hashes):
+                if isinstance(fields, Exception) or not fields:
+                    continue   # gone meanwhile, or not a hash
+                doc = {_key_text(k): decode_value(v) for k, v in fields.items()}
+                if "id" not in doc and "_id" not in doc:
+                    suffix = key[len(prefix):] if isinstance(key, str) else text(key[len(prefix):])
+                    doc = {"id": decode_value(suffix), **doc}
+                if ast is None or q.matches(ast, doc):
+                    yield key, doc
+
+    def find(self, name: str, where: q.Filter, *, fields: list[str] | None = None,
+             sort: list[tuple[str, int]] | None = None, limit: int | None = None,
+             skip: int | None = None) -> Result:
+        collection = _check_collection(name)
+        counter = [0]
+        where.ast   # a bad filter fails here, before any scanning
+
+        def rows() -> Iterator[dict]:
+            docs: Iterable[dict] = (doc for _, doc in self._documents(collection, where, counter))
+            if sort:
+                docs = _sorted(docs, sort)
+            skipped = produced = 0
+            try:
+                for doc in docs:
+                    if skip and skipped < skip:
+                        skipped += 1
+                        continue
+                    if limit is not None and produced >= limit:
+                        break
+                    produced += 1
+                    yield _project(doc, fields)
+            finally:
+                _scanned(collection, counter)
+
+        return Result(rows(), None)
+
+    def count(self, name: str, where: q.Filter) -> int:
+        counter = [0]
+        return sum(1 for _ in self._documents(_check_collection(name), where, counter))
+
+    def insert(self, name: str, docs: Iterable[dict], *, batch: int = 1000, create: bool = False,
+               progress=None) -> WriteResult:
+        collection = _check_collection(name)
+        ttl = int(self.option("ttl") or 0)
+        inserted, ids, existing = 0, [], []
+        for chunk in batched(docs, batch):
+            missing = [d for d in chunk if d.get("id") is None and d.get("_id") is None]
+            with self._errors():
+                next_id = self.client.incrby(f"{collection}:{SEQ_SUFFIX}", len(missing)) - len(missing) \
+                    if missing else 0
+            keys = []
+            with self._errors():
+                pipe = self.client.pipeline(transaction=False)
+                for doc in chunk:
+                    if not isinstance(doc, dict):
+                        raise UsageError(f"a document must be a JSON object, not {type(doc).__name__}")
+                    doc_id = doc.get("id", doc.get("_id"))
+                    if doc_id is None:
+                        next_id += 1
+                        doc_id = next_id
+                        doc = {"id": doc_id, **doc}
+                    if isinstance(doc_id, bool) or not isinstance(doc_id, str | int):
+                        raise UsageError(f"a Redis document id must be a string or an integer, got "
+                                         f"{json.dumps(doc_id)}")
+                    key = f"{collection}:{doc_id}"
+                    flat: list[Any] = [ttl]
+                    for field, value in doc.items():
+                        flat += [field, encode_value(value)]
+                    pipe.eval(INSERT_SCRIPT, 1, key, *flat)
+                    keys.append((key, doc_id))
+                results = pipe.execute(raise_on_error=False)
+            for (key, doc_id), result in zip(keys, results):
+                if isinstance(result, Exception):
+                    raise QueryError(f"insert stopped at {key} after {inserted} documents: "
+                                     f"{self._clean(str(result))}")
+                if result == 1:
+                    inserted += 1
+                    ids.append(doc_id)
+                else:
+                    existing.append(key)
+            if progress:
+                progress(inserted)
+        if existing:
+            more = f" and {len(existing) - 5} more" if len(existing) > 5 else ""
+            raise QueryError(f"inserted {inserted} documents into {collection}; {len(existing)} already existed "
+                             f"and were left unchanged: {', '.join(existing[:5])}{more}")
+        details = {"ttl": ttl} if ttl else {}
+        return WriteResult("inserted", collection, inserted, ids=ids if len(ids) <= 1000 else None,
+                           details=details)
+
+    def update(self, name: str, where: q.Filter, change: q.Update, *, upsert: bool = False,
+               one: bool = False) -> WriteResult:
+        collection = _check_collection(name)
+        changes = change.changes
+        for c in changes:
+            if c.field.split(".")[0] in ("id", "_id"):
+                raise Unsupported(f"cannot change {c.field!r}: it is part of the Redis key")
+        counter = [0]
+        matched = updated = 0
+        for keys_docs in batched(self._documents(collection, where, counter), FETCH_BATCH):
+            with self._errors():
+                pipe = self.client.pipeline(transaction=False)
+                for key, doc in keys_docs:
+                    matched += 1
+                    new = q.apply_update(changes, doc)
+                    self._write_diff(pipe, key, doc, new)
+                    if one:
+                        break
+                results = pipe.execute(raise_on_error=False)
+            errors = [r for r in results if isinstance(r, Exception)]
+            if errors:
+                raise QueryError(f"update failed after {updated} documents: {self._clean(str(errors[0]))}")
+            updated = matched
+            if one:
+                break
+        _scanned(collection, counter)
+        if matched == 0 and upsert:
+            doc = q.apply_update(changes, {k: v for k, v in q.equalities(where.ast).items()
+                                           if not isinstance(v, dict)})
+            result = self.insert(collection, [doc])
+            return WriteResult("upserted", collection, result.count, ids=result.ids)
+        return WriteResult("updated", collection, updated, matched=matched)
+
+    @staticmethod
+    def _write_diff(pipe, key, old: dict, new: dict) -> None:
+        removed = [f for f in old if f not in new]
+        changed = {f: encode_value(v) for f, v in new.items() if f not in old or old[f] != v
+                   or type(old[f]) is not type(v)}
+        if removed:
+            pipe.hdel(key, *removed)
+        if changed:
+            pipe.hset(key, mapping=changed)
+
+    def delete(self, name: str, where: q.Filter, *, one: bool = False) -> WriteResult:
+        collection = _check_collection(name)
+        counter = [0]
+        deleted = 0
+        for keys_docs in batched(self._documents(collection, where, counter), FETCH_BATCH):
+            keys = [k for k, _ in keys_docs][: 1 if one else None]
+            with self._errors():
+                pipe = self.client.pipeline(transaction=False)
+                for key in keys:
+                    pipe.delete(key)
+                deleted += sum(r for r in pipe.execute() if isinstance(r, int))
+            if one:
+                break
+        _scanned(collection, counter)
+        return WriteResult("deleted", collection, deleted)
+
+    # -- catalog ---------------------------------------------------------------------------
+    def collections(self) -> list[str]:
+        prefixes: set[str] = set()
+        with self._errors():
+            for n, key in enumerate(self.client.scan_iter(count=SCAN_COUNT), 1):
+                name = text(key)
+                if isinstance(name, str) and ":" in name:
+                    prefixes.add(name.rpartition(":")[0])
+                if n >= SAMPLE_KEYS:
+                    print(f"dbsh: sampled the first {SAMPLE_KEYS} keys", file=sys.stderr)
+                    break
+        return sorted(prefixes)
+
+    def describe(self, name: str) -> Result:
+        collection = _check_collection(name)
+        pattern = _glob_escape(collection) + ":*"
+        keys: list[Any] = []
+        with self._errors():
+            for key in self.client.scan_iter(match=pattern, count=SCAN_COUNT):
+                keys.append(key)
+                if len(keys) >= DESCRIBE_SAMPLE:
+                    break
+            pipe = self.client.pipeline(transaction=False)
+            for key in keys:
+                pipe.type(key)
+                pipe.memory_usage(key)
+                pipe.ttl(key)
+            meta = pipe.execute(raise_on_error=False)
+            types = [text(t) for t in meta[0::3]]
+            memory = [m for m in meta[1::3] if isinstance(m, int)]
+            expiring = sum(1 for t in meta[2::3] if isinstance(t, int) and t >= 0)
+            hashes = [k for k, t in zip(keys, types) if t == "hash"][:200]
+            pipe = self.client.pipeline(transaction=False)
+            for key in hashes:
+                pipe.hgetall(key)
+            docs = [r for r in pipe.execute(raise_on_error=False) if isinstance(r, dict)]
+        if not keys:
+            from dbsh.errors import NotFound
+
+            raise NotFound(f"no keys match {collection}:*")
+        fields: dict[str, dict[str, int]] = {}
+        for doc in docs:
+            for field, raw in doc.items():
+                kinds = fields.setdefault(_key_text(field), {})
+                kind = _json_type(decode_value(raw))
+                kinds[kind] = kinds.get(kind, 0) + 1
+        rows = [{"field": f, "type": "|".join(sorted(kinds)), "count": sum(kinds.values())}
+                for f, kinds in fields.items()]
+        by_type: dict[str, int] = {}
+        for t in types:
+            by_type[t] = by_type.get(t, 0) + 1
+        type_text = ", ".join(f"{k} {v}" for k, v in sorted(by_type.items()))
+        average = round(sum(memory) / len(memory)) if memory else 0
+        more = "+" if len(keys) >= DESCRIBE_SAMPLE else ""
+        message = (f"{collection}: {len(keys)}{more} keys sampled ({type_text}); {expiring} with a TTL; "
+                   f"memory {sum(memory)} bytes, {average} per key; fields from {len(docs)} hashes")
+        return Result(rows, ["field", "type", "count"], message=message)
+
+    def completions(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for name in self.collections()[:50]:
+            try:
+                out[name] = [r["field"] for r in self.describe(name)]
+            except DbshError:
+                out[name] = []
+        return out
+
+
+def _scanned(collection: str, counter: list[int]) -> None:
+    noun = "key" if counter[0] == 1 else "keys"
+    print(f"dbsh: scanned {counter[0]} {noun} of {collection}:* (filtered client-side)", file=sys.stderr)
+
+
+# --- rendering replies ----------------------------------------------------------------------
+
+def _name(arg: Any) -> str:
+    raw = arg if isinstance(arg, bytes) else str(arg).encode()
+    return raw.decode("utf-8", "replace").upper()
+
+
+def _has(args: list[Any], word: bytes) -> bool:
+    return any(isinstance(a, bytes) and a.upper() == word for a in args[1:])
+
+
+def reply_result(name: str, args: list[Any], reply: Any) -> Result:
+    """A Redis reply as rows: value; field/value for maps; member(/score) for sets and sorted sets."""
+    if isinstance(reply, dict):
+        return Result(({"field": k, "value": v} for k, v in text(reply).items()), ["field", "value"])
+    if name == "INFO" and isinstance(reply, bytes):
+        return Result(_info_rows(text(reply)), ["field", "value"])
+    if isinstance(reply, list | tuple | set):
+        items = text(list(reply))
+        if name in SCORED or _has(args, b"WITHSCORES") or _has(args, b"WITHSCORE"):
+            return Result(_scored(items), ["member", "score"])
+        if name in SET_REPLIES:
+            return Result(({"member": m} for m in items), ["member"])
+        return Result(({"value": v} for v in items), ["value"])
+    if isinstance(reply, bool):
+        reply = "OK" if reply else reply
+    return Result([{"value": text(reply)}], ["value"])
+
+
+def _scored(items: list[Any]) -> Iterator[dict]:
+    if items and all(isinstance(i, list) and len(i) == 2 for i in items):   # RESP3: [[member, score], ...]
+        pairs = items
+    elif len(items) == 3 and not isinstance(items[0], list):                 # BZPOPMIN: key, member, score
+        pairs = [items[1:]]
+    else:                                                                   # RESP2: member, score, ...
+        pairs = list(zip(items[0::2], items[1::2]))
+    for member, score in pairs:
+        yield {"member": member, "score": _number(score)}
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _info_rows(body: str) -> Iterator[dict]:
+    for line in body.splitlines():
+        if line and not line.startswith("#") and ":" in line:
+            field, _, value = line.partition(":")
+            yield {"field": field, "value": value}
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return "string"
+
+
+def _sorted(docs: Iterable[dict], sort: list[tuple[str, int]]) -> list[dict]:
+    """Client-side sort; missing values first (as MongoDB does), mixed types grouped by type name."""
+    items = list(docs)
+    for field, direction in reversed(sort):
+        def key(doc, field=field):
+            value = q.lookup(doc, field)
+            if value is q._MISSING or value is None:
+                return (0, "", 0)
+            if isinstance(value, bool):
+                return (2, "bool", int(value))
+            if isinstance(value, int | float):
+                return (1, "", value)
+            return (3, type(value).__name__, value if isinstance(value, str) else json.dumps(value, sort_keys=True))
+        items.sort(key=key, reverse=direction < 0)
+    return items
+
+
+def _project(doc: dict, fields: list[str] | None) -> dict:
+    if not fields:
+        return doc
+    out = {}
+    for field in fields:
+        value = q.lookup(doc, field)
+        if value is not q._MISSING:
+            out[field] = value
+    return out
