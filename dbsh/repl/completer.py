@@ -95,7 +95,7 @@ class ShellCompleter(Completer):
         if text.lstrip().startswith("\\"):
             yield from self._meta(text.lstrip())
             return
-        yield from self._native(text)
+        yield from self._native(text, complete_event.completion_requested if complete_event else True)
 
     # -- backslash commands ----------------------------------------------------------------
     def _meta(self, text: str) -> Iterable[Completion]:
@@ -138,7 +138,7 @@ class ShellCompleter(Completer):
         yield from _matching(self.snapshot.fields.get(collection, []), partial, "field")
 
     # -- native language -------------------------------------------------------------------
-    def _native(self, text: str) -> Iterable[Completion]:
+    def _native(self, text: str, requested: bool) -> Iterable[Completion]:
         snap = self.snapshot
         language = self.shell.language
         keywords, functions = lexers.words(language)
@@ -161,11 +161,11 @@ class ShellCompleter(Completer):
             yield from _matching(snap.collections, label.group(1), "label")
             return
         partial = _WORD.search(text).group(1)
-        if not partial and not text.endswith((" ", "(", ",", "\n")) and text:
-            return
         if _TABLE_CONTEXT.search(text):
             yield from _matching(snap.collections, partial, "collection")
             return
+        if not partial and not requested:
+            return      # while typing, offer words only once a word is started (Tab offers them all)
         mentioned = [c for c in snap.collections if re.search(rf"\b{re.escape(c)}\b", text)]
         seen: set[str] = set()
         for c in mentioned:

@@ -19,9 +19,8 @@ def continuation(shell):
 def toolbar(shell):
     def show():
         parts = [("class:bottom-toolbar.backend", f" {shell.backend_label()} ")]
-        database = shell.info.get("database")
-        if database:
-            parts.append(("class:bottom-toolbar", f" db: {database} "))
+        if shell.info.get("database"):
+            parts.append(("class:bottom-toolbar", f" db: {shell.database_label()} "))
         if shell.session.capabilities.transactions:
             parts.append(("class:bottom-toolbar.transaction" if shell.in_transaction() else "class:bottom-toolbar",
                           " transaction open " if shell.in_transaction() else " autocommit "))

@@ -1,0 +1,132 @@
+"""End to end in a real terminal: `dbsh` on the embedded default inside tmux, keys sent with
+send-keys, the screen read with capture-pane, the data checked with sqlite3."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None,
+                                reason="tmux is not installed (scripts/install-test-deps installs it)")
+
+
+class Terminal:
+    """A 100x30 tmux pane on a private tmux server."""
+
+    def __init__(self, tmp_path, command: list[str], env: dict[str, str]):
+        self.socket = str(tmp_path / "tmux.sock")
+        self.env = {**os.environ, **env, "TERM": "xterm-256color"}
+        self.tmux("new-session", "-d", "-s", "dbsh", "-x", "100", "-y", "30", " ".join(command))
+
+    def tmux(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["tmux", "-S", self.socket, *args], env=self.env, capture_output=True, text=True)
+
+    def type(self, text: str) -> None:
+        # tmux reads a trailing ';' as its own command separator: send that one as a hex key
+        self.tmux("send-keys", "-t", "dbsh", "-l", text.rstrip(";"))
+        if text.endswith(";"):
+            self.tmux("send-keys", "-t", "dbsh", "-H", "3b")
+
+    def keys(self, *names: str) -> None:
+        self.tmux("send-keys", "-t", "dbsh", *names)
+
+    def screen(self) -> str:
+        return self.tmux("capture-pane", "-p", "-t", "dbsh").stdout
+
+    def wait_for(self, text: str, deadline: float = 60) -> str:
+        """The screen once it shows text (fails with the screen if it never does)."""
+        end = time.monotonic() + deadline
+        while True:
+            screen = self.screen()
+            if text in screen:
+                return screen
+            if time.monotonic() > end:
+                raise AssertionError(f"{text!r} never appeared on the screen:\n{screen}")
+            time.sleep(0.05)
+
+    def alive(self) -> bool:
+        return self.tmux("has-session", "-t", "dbsh").returncode == 0
+
+    def close(self) -> None:
+        self.tmux("kill-server")
+
+
+@pytest.fixture
+def terminal(tmp_path):
+    env = {"XDG_DATA_HOME": str(tmp_path / "data"), "XDG_CONFIG_HOME": str(tmp_path / "config"),
+           "PAGER": "less -SRXF"}
+    term = Terminal(tmp_path, [sys.executable, "-m", "dbsh"], env)
+    yield term
+    term.close()
+
+
+def test_a_person_at_the_embedded_default(terminal, tmp_path):
+    screen = terminal.wait_for("dbsh.db>")
+    assert "connected to SQLite" in screen and "Type \\? for help, \\q to quit." in screen
+    assert " SQLite " in screen and "autocommit" in screen          # the bottom toolbar
+
+    terminal.type("create table people (name text,")
+    terminal.keys("Enter")
+    terminal.type("age int);")
+    terminal.keys("Enter")
+    terminal.wait_for("done")
+    terminal.type("insert into people values ('Ann', 34), ('Bob', 20);")
+    terminal.keys("Enter")
+    terminal.wait_for("2 rows affected")
+
+    # completion from the live schema: Tab finishes the table name
+    terminal.type("select name, age from peo")
+    terminal.keys("Tab")
+    terminal.wait_for("select name, age from people")
+    terminal.type(" order by age;")
+    terminal.keys("Enter")
+    screen = terminal.wait_for("(2 rows)")
+    lines = [line.rstrip() for line in screen.splitlines()]
+    at = lines.index(" name   age")
+    assert lines[at:at + 5] == [" name   age", "────────────", " Bob    20", " Ann    34", "(2 rows)"]
+
+    # an open transaction shows in the prompt and the toolbar
+    terminal.type("\\begin")
+    terminal.keys("Enter")
+    screen = terminal.wait_for("dbsh.db*>")
+    assert "transaction open" in screen
+    terminal.type("\\rollback")
+    terminal.keys("Enter")
+
+    # a destructive statement asks first
+    terminal.type("delete from people;")
+    terminal.keys("Enter")
+    terminal.wait_for("delete from people: DELETE without WHERE changes every row. Run it? [y/N]")
+    terminal.type("n")
+    terminal.keys("Enter")
+    terminal.wait_for("not run")
+
+    # a long result goes through the pager (less -SRXF): q returns to the prompt
+    terminal.keys("C-l")
+    terminal.type("with recursive c(x) as (select 1 union all select x + 1 from c where x < 100) select x from c;")
+    terminal.keys("Enter")
+    screen = terminal.wait_for(" 25")
+    assert "(100 rows)" not in screen
+    terminal.keys("G")
+    terminal.wait_for("(100 rows)")
+    terminal.keys("q")
+    terminal.type("select 'back' as here;")
+    terminal.keys("Enter")
+    terminal.wait_for("(1 row)")
+
+    # Ctrl-C clears the line and keeps the shell; Ctrl-D quits
+    terminal.type("drop table people")
+    terminal.keys("C-c")
+    terminal.keys("C-d")
+    end = time.monotonic() + 60
+    while terminal.alive() and time.monotonic() < end:
+        time.sleep(0.05)
+    assert not terminal.alive()
+    with sqlite3.connect(tmp_path / "data" / "dbsh" / "dbsh.db") as conn:
+        assert conn.execute("select name, age from people order by name").fetchall() == [("Ann", 34), ("Bob", 20)]
