@@ -163,14 +163,15 @@ def compile_update(label: str, where: q.Filter, change: q.Update, *, one: bool =
     text = f"MATCH (n:{quote_name(label, 'label')}){clause}"
     if one:
         text += " WITH n LIMIT 1"
-    sets: dict[str, Any] = {}
     assignments: list[str] = []
     removes: list[str] = []
     for item in change.changes:
         if isinstance(item, q.Set):
             if isinstance(item.value, dict):
                 raise Unsupported(f"$set {item.field!r} to a JSON object: Neo4j properties are scalars or lists")
-            sets[item.field] = item.value
+            name = f"set{len(assignments)}"
+            params[name] = item.value
+            assignments.append(f"n.{quote_name(item.field, 'property name')} = ${name}")
         elif isinstance(item, q.Unset):
             removes.append(f"n.{quote_name(item.field, 'property name')}")
         else:
@@ -178,9 +179,6 @@ def compile_update(label: str, where: q.Filter, change: q.Update, *, one: bool =
             name = f"inc{len(assignments)}"
             params[name] = item.amount
             assignments.append(f"{prop} = coalesce({prop}, 0) + ${name}")
-    if sets:
-        params["set"] = sets
-        assignments.insert(0, "n += $set")
     if assignments:
         text += " SET " + ", ".join(assignments)
     if removes:
@@ -483,18 +481,23 @@ class Neo4jSession(Session):
     # -- uniform verbs ---------------------------------------------------------------------
     def insert(self, name: str, docs: Iterable[dict], *, batch: int = 1000, create: bool = False,
                progress=None) -> WriteResult:
-        text = f"UNWIND $rows AS r CREATE (n:{quote_name(name, 'label')}) SET n = r"
+        label = quote_name(name, "label")
         done = 0
         for chunk in batched(docs, batch):
             for i, doc in enumerate(chunk, done + 1):
                 check_properties(doc, f"document {i}")
-            try:
-                summary = self._summary(self._run(text, {"rows": chunk}))
-            except DbshError as e:
-                if done and self._tx is None:
-                    e.message += f" ({done} nodes were created in {name} before this batch)"
-                raise
-            done += summary.counters.nodes_created
+            # one statement per run of documents with the same keys; rows travel as lists, so property
+            # names appear only quoted in the text (never as parameter map keys)
+            for keys, rows in _same_keys(chunk):
+                sets = ", ".join(f"n.{quote_name(k, 'property name')} = r[{i}]" for i, k in enumerate(keys))
+                text = f"UNWIND $rows AS r CREATE (n:{label})" + (f" SET {sets}" if sets else "")
+                try:
+                    summary = self._summary(self._run(text, {"rows": rows}))
+                except DbshError as e:
+                    if done and self._tx is None:
+                        e.message += f" ({done} nodes were created in {name} before this batch)"
+                    raise
+                done += summary.counters.nodes_created
             if progress:
                 progress(done)
         return WriteResult("inserted", name, done)
@@ -524,7 +527,7 @@ class Neo4jSession(Session):
             doc = {k: v for k, v in q.equalities(where.ast).items() if v is not None}
             doc = q.apply_update(change.changes, doc)
             check_properties(doc, "upsert")
-            self._summary(self._run(f"CREATE (n:{quote_name(name, 'label')}) SET n = $doc", {"doc": doc}))
+            self.insert(name, [doc])
             return WriteResult("upserted", name, 1, matched=0)
         return WriteResult("updated", name, matched, matched=matched)
 
@@ -577,6 +580,21 @@ class Neo4jSession(Session):
             return Result.status("the server returned no plan for this statement")
         columns = ["operator", "details", "estimated_rows"] + (["rows", "db_hits"] if profiled else [])
         return Result(plan_rows(plan, profiled), columns)
+
+
+def _same_keys(docs: list[dict]) -> Iterator[tuple[tuple[str, ...], list[list[Any]]]]:
+    """Consecutive documents with the same keys, as (keys, rows of values)."""
+    keys: tuple[str, ...] | None = None
+    rows: list[list[Any]] = []
+    for doc in docs:
+        k = tuple(doc)
+        if rows and k != keys:
+            yield keys, rows
+            rows = []
+        keys = k
+        rows.append(list(doc.values()))
+    if rows:
+        yield keys, rows
 
 
 def _type_name(value: Any) -> str:
