@@ -16,6 +16,7 @@ from dbsh.drivers.neo4j import (CypherFilter, compile_find, compile_update, cyph
                                 quote_name, split_statements)
 from dbsh.query import Filter, Update, parse_filter
 from tests.dbshtest import dbsh
+from tests.servers import absorb_bolt_stall
 
 pytestmark = pytest.mark.falkordb
 
@@ -40,10 +41,8 @@ def graph(neo4j_url):
 
 def knock(url):
     """FalkorDB gap: after a client says GOODBYE, the next new connection's Bolt handshake is never
-    answered (the driver waits out its acquisition timeout). A bare connect+close absorbs that, so each
-    CLI run below starts promptly. Harmless on a real Neo4j."""
-    parts = urlsplit(url)
-    socket.create_connection((parts.hostname, parts.port or 7687), timeout=2).close()
+    answered; one throw-away connection takes that slot, so each CLI run below starts promptly."""
+    absorb_bolt_stall(url)
 
 
 @pytest.fixture
