@@ -67,9 +67,10 @@ def terminal(tmp_path):
 
 
 def test_a_person_at_the_embedded_default(terminal, tmp_path):
-    screen = terminal.wait_for("dbsh.db>")
+    terminal.wait_for("dbsh.db>")
+    screen = terminal.wait_for("autocommit")                          # the bottom toolbar
     assert "connected to SQLite" in screen and "Type \\? for help, \\q to quit." in screen
-    assert " SQLite " in screen and "autocommit" in screen          # the bottom toolbar
+    assert screen.rstrip().splitlines()[-1].startswith(" SQLite  db: dbsh.db  autocommit  table")
 
     terminal.type("create table people (name text,")
     terminal.keys("Enter")
@@ -82,6 +83,7 @@ def test_a_person_at_the_embedded_default(terminal, tmp_path):
 
     # completion from the live schema: Tab finishes the table name
     terminal.type("select name, age from peo")
+    terminal.wait_for("people  collection")      # the menu opens while typing; Tab picks the entry
     terminal.keys("Tab")
     terminal.wait_for("select name, age from people")
     terminal.type(" order by age;")
@@ -94,8 +96,8 @@ def test_a_person_at_the_embedded_default(terminal, tmp_path):
     # an open transaction shows in the prompt and the toolbar
     terminal.type("\\begin")
     terminal.keys("Enter")
-    screen = terminal.wait_for("dbsh.db*>")
-    assert "transaction open" in screen
+    terminal.wait_for("dbsh.db*>")
+    terminal.wait_for("transaction open")
     terminal.type("\\rollback")
     terminal.keys("Enter")
 
