@@ -1,0 +1,468 @@
+"""CouchDB driver over its HTTP API (couchdb-python's HTTP layer): a collection is a database.
+
+find is Mango ``_find`` (paged with bookmarks where the server gives them, else skip); writes go
+through ``_bulk_docs`` and report per-document conflicts. The native language is
+``METHOD /path [JSON body]`` against the server's HTTP API.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import sys
+import time
+from typing import Any, Iterable, Iterator
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import couchdb
+from couchdb import http as couch_http
+
+from dbsh import query as q
+from dbsh.drivers.base import Capabilities, Result, Session, WriteResult, batched
+from dbsh.errors import ConnectError, DbshError, NotFound, QueryError, Unsupported, UsageError, one_line, redact
+
+TIMEOUT = 10                 # seconds for connecting and for each response
+PAGE = 1000                  # documents per _find page and per _bulk_docs write
+IDS_REPORTED = 1000          # inserted ids listed in the summary up to this many documents
+SAMPLE_SIZE = 200            # documents describe() samples for field names and types
+METHODS = ("GET", "POST", "PUT", "DELETE", "HEAD", "COPY")
+DATABASE_NAME = re.compile(r"[a-z][a-z0-9_$()+/-]*\Z")
+MANGO_OPERATORS = frozenset("""
+$and $or $nor $not $eq $ne $gt $gte $lt $lte $in $nin $exists $type $size $mod $regex $elemMatch
+$allMatch $keyMapMatch $all $beginsWith
+""".split())
+
+
+def connect(target) -> "CouchSession":
+    return CouchSession(target)
+
+
+def server_url(target) -> str:
+    """couchdb://host:port/prefix -> http://host:port/prefix (couchdbs -> https), without credentials."""
+    parts = urlsplit(target.url)
+    scheme = {"couchdb": "http", "couchdbs": "https"}.get(parts.scheme.lower())
+    if scheme is None:
+        raise UsageError(f"not a CouchDB URL: {target.display()}")
+    if not parts.hostname:
+        raise UsageError(f"no host in {target.display()}", hint="e.g. couchdb://127.0.0.1:5984")
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    try:
+        port = parts.port
+    except ValueError:
+        raise UsageError(f"bad port in {target.display()}") from None
+    netloc = host + (f":{port}" if port else "")
+    return urlunsplit((scheme, netloc, parts.path.rstrip("/") + "/", parts.query, ""))
+
+
+def check_selector(doc: Any) -> dict:
+    """Reject what Mango cannot run before it reaches the server (exit 2)."""
+    if not isinstance(doc, dict):
+        raise UsageError(f"a filter must be a JSON object, not {type(doc).__name__}")
+    _check(doc)
+    return doc
+
+
+def _check(value: Any) -> None:
+    if isinstance(value, list):
+        for item in value:
+            _check(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if key == "$options":
+                raise Unsupported("$options is not supported by CouchDB's $regex",
+                                  hint="CouchDB: write (?i) in the pattern")
+            if key.startswith("$") and key not in MANGO_OPERATORS:
+                raise UsageError(f"unknown operator {key} for CouchDB Mango",
+                                 hint="supported: " + " ".join(sorted(MANGO_OPERATORS)))
+            _check(item)
+
+
+class CouchSession(Session):
+    capabilities = Capabilities(language="http", statement_terminator=None)
+    name = "CouchDB"
+
+    def __init__(self, target):
+        super().__init__(target)
+        self.url = server_url(target)
+        session = couch_http.Session(timeout=TIMEOUT, retry_delays=[])
+        self.client = couchdb.Server(self.url, session=session)   # couchdb-python Server, for migrate/bench
+        if target.username:
+            self.client.resource.credentials = (target.username, target.password or "")
+        self._known: set[str] = set()
+
+    # -- errors ----------------------------------------------------------------------------
+    def _reason(self, e: BaseException) -> str:
+        args = e.args[0] if e.args else ""
+        if isinstance(e, couch_http.ServerError) and isinstance(args, tuple):
+            status, error = args
+            args = error if error else f"HTTP {status}"
+        if isinstance(args, tuple):
+            error, reason = (list(args) + [None, None])[:2]
+            args = f"{error}: {reason}" if reason else str(error or "")
+        if isinstance(args, bytes):
+            args = args.decode("utf-8", "replace")
+        return redact(one_line(str(args) or type(e).__name__), self.target.password)
+
+    def _error(self, e: BaseException) -> DbshError:
+        if isinstance(e, DbshError):
+            return e
+        if isinstance(e, (couch_http.Unauthorized,)):
+            return ConnectError(f"cannot authenticate to {self.target.display()}: {self._reason(e)}")
+        if isinstance(e, (OSError, couch_http.RedirectLimit)) and not isinstance(e, couch_http.HTTPError):
+            text = e.strerror if isinstance(e, OSError) and e.strerror else str(e) or type(e).__name__
+            return ConnectError(f"cannot connect to {self.target.display()}: {one_line(text)}")
+        if isinstance(e, couch_http.ServerError) and e.args and isinstance(e.args[0], tuple) and e.args[0][0] == 400:
+            return UsageError(self._reason(e))
+        return QueryError(self._reason(e))
+
+    def _call(self, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (couch_http.HTTPError, OSError, couch_http.RedirectLimit) as e:
+            raise self._error(e) from None
+
+    def _db(self, name: str):
+        if not isinstance(name, str) or not DATABASE_NAME.match(name):
+            raise UsageError(f"invalid CouchDB database name {name!r}",
+                             hint="lowercase letters, digits and _$()+-/ , starting with a letter")
+        return self.client.resource(name)
+
+    def _existing(self, name: str, create: bool = False):
+        resource = self._db(name)
+        if name in self._known:
+            return resource
+        try:
+            resource.head()
+            exists = True
+        except couch_http.ResourceNotFound:
+            exists = False
+        except (couch_http.HTTPError, OSError, couch_http.RedirectLimit) as e:
+            raise self._error(e) from None
+        if not exists:
+            if not create:
+                known = self.collections()
+                hint = ("databases: " + ", ".join(known[:10]) + (", ..." if len(known) > 10 else "")) if known \
+                    else "the server has no databases"
+                raise NotFound(f"no database named {name!r}", hint=hint + "; pass --create to make it")
+            try:
+                resource.put_json()
+            except couch_http.PreconditionFailed:
+                pass   # created meanwhile by someone else: fine
+            except (couch_http.HTTPError, OSError, couch_http.RedirectLimit) as e:
+                raise self._error(e) from None
+        self._known.add(name)
+        return resource
+
+    def _post(self, resource, path: str, body: dict) -> dict:
+        return self._call(resource.post_json, path, body=body)[2]
+
+    # -- connection ------------------------------------------------------------------------
+    def _welcome(self) -> dict:
+        return self._call(self.client.resource.get_json)[2]
+
+    def server_info(self) -> dict[str, Any]:
+        info = self._welcome()
+        vendor = (info.get("vendor") or {}).get("name") or ""
+        backend = self.name if "couchdb" in vendor.lower() or not vendor else f"CouchDB API ({vendor})"
+        return {"backend": backend, "version": info.get("version")}
+
+    def ping(self) -> float:
+        start = time.perf_counter()
+        self._welcome()
+        return time.perf_counter() - start
+
+    # -- catalog ---------------------------------------------------------------------------
+    def collections(self) -> list[str]:
+        names = self._call(self.client.resource.get_json, "_all_dbs")[2]
+        return sorted(n for n in names if not n.startswith("_"))
+
+    def describe(self, name: str) -> Result:
+        resource = self._existing(name)
+        indexes = self._call(resource.get_json, "_index")[2].get("indexes", [])
+        sample = self._call(resource.get_json, "_all_docs", include_docs="true", limit=SAMPLE_SIZE)[2]["rows"]
+        docs = [r["doc"] for r in sample if r.get("doc") and not r["id"].startswith("_design/")]
+        indexed: dict[str, list[str]] = {}
+        for index in indexes:
+            for spec in (index.get("def") or {}).get("fields") or []:
+                for field in spec:
+                    indexed.setdefault(field, []).append(index.get("name") or "?")
+        seen: dict[str, dict[str, int]] = {}
+        for doc in docs:
+            for path, kind in _fields(doc):
+                counts = seen.setdefault(path, {})
+                counts[kind] = counts.get(kind, 0) + 1
+        for key in indexed:
+            seen.setdefault(key, {})
+        rows = []
+        for path in sorted(seen, key=lambda p: (not p.startswith("_"), p)):
+            counts = seen[path]
+            rows.append({"field": path, "types": ", ".join(sorted(counts, key=lambda k: -counts[k])) or None,
+                         "present": f"{sum(counts.values())}/{len(docs)}",
+                         "indexes": ", ".join(indexed.get(path, [])) or None})
+        return Result(rows, ["field", "types", "present", "indexes"])
+
+    # -- Mango paging ----------------------------------------------------------------------
+    def _mango(self, where: q.Filter, fields=None, sort=None, limit=None, skip=None) -> dict[str, Any]:
+        body: dict[str, Any] = {"selector": check_selector(where.doc)}
+        if fields:
+            body["fields"] = list(fields)
+        if sort:
+            body["sort"] = [{f: "desc" if d < 0 else "asc"} for f, d in sort]
+        if skip:
+            body["skip"] = skip
+        if limit is not None:
+            body["limit"] = limit
+        return body
+
+    def _pages(self, resource, body: dict[str, Any], name: str) -> Iterator[list[dict]]:
+        """Mango pages of at most PAGE documents: bookmarks where the server has them, else skip."""
+        remaining = body.pop("limit", None)
+        skip = body.pop("skip", 0)
+        bookmark = None
+        warned = False
+        while remaining is None or remaining > 0:
+            page = PAGE if remaining is None else min(PAGE, remaining)
+            request = {**body, "limit": page}
+            if bookmark:
+                request["bookmark"] = bookmark
+            elif skip:
+                request["skip"] = skip
+            try:
+                answer = self._post(resource, "_find", request)
+            except UsageError as e:
+                if "sort" in e.message.lower() and sort_fields(body):
+                    raise UsageError(e.message, hint="CouchDB sorts only with an index: dbsh query 'POST /"
+                                     f"{name}/_index {json.dumps({'index': {'fields': sort_fields(body)}})}'") from None
+                raise
+            docs = answer.get("docs") or []
+            warning = answer.get("warning")
+            if warning and not warned and "index" in warning.lower():
+                warned = True
+                print(f"dbsh: note: no index serves this query on {name}: CouchDB reads every document "
+                      f"({warning.strip()})", file=sys.stderr)
+            if docs:
+                yield docs
+            if len(docs) < page:
+                return
+            if remaining is not None:
+                remaining -= len(docs)
+            new_bookmark = answer.get("bookmark")
+            if new_bookmark and new_bookmark != "nil":
+                bookmark = new_bookmark
+            else:
+                bookmark = None
+                skip += len(docs)
+
+    def _matching(self, resource, where: q.Filter, name: str, fields=None, one=False) -> list[dict]:
+        """Every match (only the given fields), read fully before anything is written, so writes cannot
+        shift the pages still to be read."""
+        body = self._mango(where, fields=fields, limit=1 if one else None)
+        return [doc for page in self._pages(resource, body, name) for doc in page]
+
+    # -- uniform verbs ---------------------------------------------------------------------
+    def find(self, name, where, *, fields=None, sort=None, limit=None, skip=None) -> Result:
+        resource = self._existing(name)
+        body = self._mango(where, fields, sort, limit, skip)
+        pages = self._pages(resource, body, name)
+        first = next(pages, [])   # the first page now: a bad query fails before any output
+
+        def rows() -> Iterator[dict]:
+            yield from first
+            for page in pages:
+                yield from page
+
+        return Result(rows(), None, close=pages.close)
+
+    def count(self, name, where) -> int:
+        resource = self._existing(name)
+        return sum(len(page) for page in self._pages(resource, self._mango(where, fields=["_id"]), name))
+
+    def insert(self, name, docs: Iterable[dict], *, batch=1000, create=False, progress=None) -> WriteResult:
+        resource = self._existing(name, create=create)
+        inserted = 0
+        ids: list[str] | None = []
+        for chunk in batched(docs, min(batch, PAGE)):
+            for doc in chunk:
+                if not isinstance(doc, dict):
+                    raise UsageError(f"a document must be a JSON object, not {type(doc).__name__}")
+                if "_rev" in doc:
+                    raise UsageError("insert documents must not carry _rev", hint="use update to change documents")
+            try:
+                results = self._post(resource, "_bulk_docs", {"docs": chunk})
+            except DbshError as e:
+                raise type(e)(_partial(e.message, inserted, "inserted into", name)) from None
+            ok = [r for r in results if not r.get("error")]
+            failed = [r for r in results if r.get("error")]
+            inserted += len(ok)
+            if ids is not None:
+                ids.extend(r["id"] for r in ok)
+                if len(ids) > IDS_REPORTED:
+                    ids = None
+            if failed:
+                raise QueryError(_failures("inserted", failed, len(chunk)) +
+                                 f" ({inserted} documents were inserted into {name})")
+            if progress:
+                progress(len(chunk))
+        return WriteResult("inserted", name, inserted, ids=ids)
+
+    def update(self, name, where, change, *, upsert=False, one=False) -> WriteResult:
+        changes = change.changes    # $set $unset $inc; anything else is bad input (exit 2)
+        if any(c.field.startswith("_") for c in changes):
+            raise UsageError("CouchDB's _id, _rev and other _ fields cannot be changed")
+        resource = self._existing(name, create=upsert)
+        matches = self._matching(resource, where, name, one=one)
+        if not matches:
+            if not upsert:
+                return WriteResult("updated", name, 0, matched=0)
+            doc = q.apply_update(changes, q.equalities(where.ast))
+            results = self._post(resource, "_bulk_docs", {"docs": [doc]})
+            failed = [r for r in results if r.get("error")]
+            if failed:
+                raise QueryError(_failures("upserted", failed, 1))
+            return WriteResult("upserted", name, 1, ids=[results[0]["id"]], matched=0)
+        written = 0
+        for chunk in batched(matches, PAGE):
+            changed = []
+            for doc in chunk:
+                new = q.apply_update(changes, doc)
+                if new != doc:
+                    changed.append(new)
+            if not changed:
+                continue
+            try:
+                results = self._post(resource, "_bulk_docs", {"docs": changed})
+            except DbshError as e:
+                raise type(e)(_partial(e.message, written, "updated in", name)) from None
+            failed = [r for r in results if r.get("error")]
+            written += len(results) - len(failed)
+            if failed:
+                raise QueryError(_failures("updated", failed, len(changed)) +
+                                 f" ({written} of {len(matches)} matching documents were updated)")
+        return WriteResult("updated", name, written, matched=len(matches))
+
+    def delete(self, name, where, *, one=False) -> WriteResult:
+        resource = self._existing(name)
+        matches = self._matching(resource, where, name, fields=["_id", "_rev"], one=one)
+        deleted = 0
+        for chunk in batched(matches, PAGE):
+            tombstones = [{"_id": d["_id"], "_rev": d["_rev"], "_deleted": True} for d in chunk]
+            try:
+                results = self._post(resource, "_bulk_docs", {"docs": tombstones})
+            except DbshError as e:
+                raise type(e)(_partial(e.message, deleted, "deleted from", name)) from None
+            failed = [r for r in results if r.get("error")]
+            deleted += len(results) - len(failed)
+            if failed:
+                raise QueryError(_failures("deleted", failed, len(tombstones)) +
+                                 f" ({deleted} of {len(matches)} matching documents were deleted)")
+        return WriteResult("deleted", name, deleted)
+
+    def explain(self, name, where, **find_options) -> Result:
+        resource = self._existing(name)
+        body = self._mango(where, find_options.get("fields"), find_options.get("sort"),
+                           find_options.get("limit"), find_options.get("skip"))
+        plan = self._post(resource, "_explain", body)
+        index = plan.get("index") or {}
+        fields = [f for spec in (index.get("def") or {}).get("fields") or [] for f in spec]
+        row = {"index": index.get("name"), "type": index.get("type"), "design_doc": index.get("ddoc"),
+               "fields": ", ".join(fields) or None, "selector": plan.get("selector"),
+               "full_scan": index.get("type") == "special" and index.get("name") == "_all_docs"}
+        return Result([row], list(row))
+
+    # -- native HTTP -----------------------------------------------------------------------
+    def execute(self, text: str, params: dict[str, Any] | None = None) -> Result:
+        if params:
+            raise Unsupported("-p parameters are not supported for CouchDB: write values in the path or body")
+        method, path, body = parse_request(text)
+        url = self.url.rstrip("/") + path
+        headers = {"Accept": "application/json"}
+        payload = None
+        if body is not None:
+            payload = json.dumps(body)
+            headers["Content-Type"] = "application/json"
+        status, msg, data = self._call(self.client.resource.session.request, method, url, body=payload,
+                                       headers=headers, credentials=self.client.resource.credentials)
+        if data is None:
+            return Result.status(f"HTTP {status}")
+        raw = data.read()
+        if hasattr(data, "close"):
+            data.close()
+        ctype = msg.get("content-type", "") if msg else ""
+        text_body = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+        if "json" not in ctype:
+            return Result([{"body": text_body}], ["body"])
+        try:
+            answer = json.loads(text_body)
+        except ValueError:
+            return Result([{"body": text_body}], ["body"])
+        return response_rows(answer)
+
+
+def sort_fields(body: dict) -> list[str]:
+    return [field for spec in body.get("sort") or [] for field in spec]
+
+
+def response_rows(answer: Any) -> Result:
+    """A JSON answer as rows: view/_all_docs rows, _find docs, _changes results, arrays, or one object."""
+    if isinstance(answer, dict):
+        for key in ("rows", "docs", "results"):
+            if isinstance(answer.get(key), list) and all(isinstance(r, dict) for r in answer[key]):
+                return Result(answer[key], None)
+        return Result([answer], None)
+    if isinstance(answer, list):
+        return Result(({"value": v} if not isinstance(v, dict) else v for v in answer), None)
+    return Result([{"value": answer}], ["value"])
+
+
+def parse_request(text: str) -> tuple[str, str, Any]:
+    """``METHOD /path [JSON body]`` -> (method, path with its query string, body or None)."""
+    text = text.strip()
+    if not text:
+        raise UsageError("empty query", hint="e.g. GET /mydb/_all_docs?limit=5")
+    head, _, rest = text.partition(" ")
+    method = head.upper()
+    if method not in METHODS:
+        raise UsageError(f"unknown HTTP method {head!r}", hint="write METHOD /path [JSON body], e.g. GET /_all_dbs")
+    rest = rest.strip()
+    path, _, body_text = rest.partition(" ") if " " in rest else (rest, "", "")
+    if "\n" in path:
+        path, _, more = path.partition("\n")
+        body_text = more + body_text
+    if not path.startswith("/"):
+        raise UsageError(f"the path must start with /, got {path[:40]!r}", hint="e.g. GET /mydb/_all_docs")
+    # keep the user's escapes; encode what may not appear raw in a URL
+    path = quote(path, safe="/?&=%:+,;@$!*'()[]~-._")
+    body = None
+    if body_text.strip():
+        try:
+            body = json.loads(body_text)
+        except json.JSONDecodeError as e:
+            raise UsageError(f"malformed JSON body: {e.msg} at line {e.lineno} column {e.colno}") from None
+    return method, path, body
+
+
+def _failures(action: str, failed: list[dict], total: int) -> str:
+    shown = "; ".join(f"{r.get('id')}: {r.get('error')}" + (f" ({r['reason']})" if r.get("reason") else "")
+                      for r in failed[:5])
+    more = f"; and {len(failed) - 5} more" if len(failed) > 5 else ""
+    return f"{len(failed)} of {total} documents in this batch were not {action}: {shown}{more}"
+
+
+def _partial(message: str, done: int, action: str, name: str) -> str:
+    return f"{message} ({done} documents were {action} {name} before this error)" if done else message
+
+
+def _fields(doc: dict, prefix: str = "", depth: int = 0) -> Iterator[tuple[str, str]]:
+    for key, value in doc.items():
+        path = prefix + key
+        yield path, _type_name(value)
+        if isinstance(value, dict) and depth < 2:
+            yield from _fields(value, path + ".", depth + 1)
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {bool: "boolean", int: "number", float: "number", str: "string", dict: "object",
+            list: "array"}.get(type(value), type(value).__name__)
