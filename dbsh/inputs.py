@@ -54,16 +54,86 @@ def infer_scalar(text: str) -> Any:
     return text
 
 
-class DocumentReader:
-    """Iterate documents from a text stream; ``line`` is where the last document started."""
+class BadRow:
+    """A row that could not be read, yielded instead of raised when the reader is ``lenient``
+    (``insert --errors FILE``): where it is, why, and its text."""
 
-    def __init__(self, stream: io.TextIOBase, fmt: str, name: str = "<stdin>"):
+    __slots__ = ("line", "reason", "text")
+
+    def __init__(self, line: int, reason: str, text: str):
+        self.line, self.reason, self.text = line, reason, text
+
+    def __repr__(self) -> str:
+        return f"BadRow(line={self.line}, reason={self.reason!r})"
+
+
+SCHEMA_TYPES = {
+    "text": str, "str": str, "string": str,
+    "int": int, "integer": int, "bigint": int,
+    "float": float, "real": float, "double": float, "number": float,
+    "bool": None, "boolean": None,
+    "json": None,
+}
+
+
+def parse_schema(text: str | None) -> dict[str, str] | None:
+    """``--schema 'zip:text,count:int,tags:json'``: csv column types instead of inference."""
+    if not text:
+        return None
+    schema: dict[str, str] = {}
+    for part in text.split(","):
+        name, sep, kind = part.strip().rpartition(":")
+        kind = kind.strip().lower()
+        if not sep or not name.strip() or kind not in SCHEMA_TYPES:
+            raise UsageError(f"bad --schema entry {part.strip()!r}",
+                             hint="use name:type with type one of text, int, float, bool, json")
+        schema[name.strip()] = kind
+    return schema
+
+
+def convert_cell(text: str, kind: str) -> Any:
+    """A csv cell as the type --schema gives it ('' is null except for text)."""
+    if kind in ("text", "str", "string"):
+        return text
+    if text == "":
+        return None
+    if kind in ("bool", "boolean"):
+        lowered = text.strip().lower()
+        if lowered in ("true", "t", "yes", "1"):
+            return True
+        if lowered in ("false", "f", "no", "0"):
+            return False
+        raise ValueError(f"not a boolean: {text!r}")
+    if kind == "json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"malformed JSON: {e.msg}") from None
+    try:
+        return SCHEMA_TYPES[kind](text)
+    except ValueError:
+        raise ValueError(f"not {'an integer' if SCHEMA_TYPES[kind] is int else 'a number'}: {text!r}") from None
+
+
+class DocumentReader:
+    """Iterate documents from a text stream; ``line`` is where the last document started.
+
+    By default the first unreadable row raises ``UsageError`` naming its line; with ``lenient``
+    it is yielded as a ``BadRow`` and reading goes on (a malformed JSON array cannot go on).
+    """
+
+    def __init__(self, stream: io.TextIOBase, fmt: str, name: str = "<stdin>", *, lenient: bool = False,
+                 schema: dict[str, str] | None = None):
         if fmt not in INPUT_FORMATS:
             raise UsageError(f"unknown input format {fmt!r}", hint="choose " + ", ".join(INPUT_FORMATS))
+        if schema and fmt not in ("csv", "tsv"):
+            raise UsageError("--schema applies to csv and tsv input; JSON input carries its own types")
         self.stream = stream
         self.fmt = fmt
         self.name = name
         self.line = 0
+        self.lenient = lenient
+        self.schema = schema
 
     def __iter__(self) -> Iterator[dict]:
         return getattr(self, "_" + self.fmt)()
@@ -71,9 +141,14 @@ class DocumentReader:
     def error(self, message: str) -> UsageError:
         return UsageError(f"{self.name} line {self.line}: {message}")
 
-    def _object(self, value: Any) -> dict:
+    def _bad(self, reason: str, text: str) -> BadRow:
+        if not self.lenient:
+            raise self.error(reason)
+        return BadRow(self.line, reason, text)
+
+    def _object(self, value: Any, text: str = "") -> dict | BadRow:
         if not isinstance(value, dict):
-            raise self.error(f"expected a JSON object, got {type(value).__name__}")
+            return self._bad(f"expected a JSON object, got {type(value).__name__}", text or json.dumps(value))
         return value
 
     def _jsonl(self) -> Iterator[dict]:
@@ -84,8 +159,9 @@ class DocumentReader:
             try:
                 value = json.loads(text)
             except json.JSONDecodeError as e:
-                raise self.error(f"malformed JSON: {e.msg} at column {e.colno}") from None
-            yield self._object(value)
+                yield self._bad(f"malformed JSON: {e.msg} at column {e.colno}", text.rstrip("\r\n"))
+                continue
+            yield self._object(value, text.rstrip("\r\n"))
 
     def _json(self) -> Iterator[dict]:
         decoder = json.JSONDecoder()
@@ -157,6 +233,12 @@ class DocumentReader:
             self.line = 1
             raise self.error("the csv header has an empty column name")
         width = len(header)
+        schema = self.schema or {}
+        unknown = sorted(set(schema) - set(header))
+        if unknown:
+            self.line = 1
+            raise self.error(f"--schema names {', '.join(repr(u) for u in unknown)}, not in the header")
+        kinds = [schema.get(h) for h in header]
         while True:
             try:
                 cells = next(reader)
@@ -164,13 +246,19 @@ class DocumentReader:
                 return
             except csv.Error as e:
                 self.line = reader.line_num
-                raise self.error(f"bad csv: {e}") from None
+                yield self._bad(f"bad csv: {e}", "")
+                continue
             self.line = reader.line_num
             if not cells:
                 continue
             if len(cells) != width:
-                raise self.error(f"{len(cells)} fields, but the header has {width}")
-            yield {h: infer_scalar(c) for h, c in zip(header, cells)}
+                yield self._bad(f"{len(cells)} fields, but the header has {width}", delimiter.join(cells))
+                continue
+            try:
+                yield {h: infer_scalar(c) if k is None else convert_cell(c, k)
+                       for h, c, k in zip(header, cells, kinds)}
+            except ValueError as e:
+                yield self._bad(str(e), delimiter.join(cells))
 
     def _tsv(self) -> Iterator[dict]:
         return self._csv("\t")
@@ -207,7 +295,8 @@ def _open_binary(path: str):
     return raw
 
 
-def open_documents(path: str, fmt: str | None = None) -> DocumentReader:
+def open_documents(path: str, fmt: str | None = None, *, lenient: bool = False,
+                   schema: dict[str, str] | None = None) -> DocumentReader:
     """A reader for ``path`` ('-' is stdin); the format from ``fmt``, the name, or the first byte."""
     binary = _open_binary(path)
     if not hasattr(binary, "peek"):
@@ -218,4 +307,4 @@ def open_documents(path: str, fmt: str | None = None) -> DocumentReader:
         peek = binary.peek(64)
         first = peek.lstrip()[:1].lstrip(b"\xef\xbb\xbf")
         fmt = "json" if first == b"[" else "jsonl" if first in (b"{", b"") else "csv"
-    return DocumentReader(stream, fmt, "<stdin>" if path == "-" else path)
+    return DocumentReader(stream, fmt, "<stdin>" if path == "-" else path, lenient=lenient, schema=schema)
