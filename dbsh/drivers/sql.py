@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
+import re
 import time
 from typing import Any, Iterable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -391,12 +392,13 @@ class SqlSession(Session):
             raise self._error(e) from None
         return Result([dict(r) for r in rows])
 
-    def _stream(self, stmt, params=None) -> Result:
+    def _stream(self, stmt, params=None, server_cursor: bool = True) -> Result:
         """Run a row-returning statement and stream its rows (server-side cursor where there is one)."""
         use = self._use()
         conn = use.__enter__()
         try:
-            result = conn.execution_options(stream_results=True, yield_per=STREAM_BATCH).execute(stmt, params)
+            options = {"stream_results": True, "yield_per": STREAM_BATCH} if server_cursor else {}
+            result = conn.execution_options(**options).execute(stmt, params)
         except sa_exc.DBAPIError as e:
             use.__exit__(type(e), e, None)
             raise self._error(e) from None
@@ -563,7 +565,12 @@ class SqlSession(Session):
         if missing:
             raise UsageError(f"missing parameter {', '.join(':' + m for m in sorted(missing))}",
                              hint="pass -p name=value")
-        return self._stream(stmt, params or {})
+        # PostgreSQL streams through a named cursor (DECLARE ... CURSOR FOR), which only takes queries
+        server_cursor = self.dialect != "postgresql" or _PLAIN_QUERY.match(text) is not None
+        return self._stream(stmt, params or {}, server_cursor=server_cursor)
+
+
+_PLAIN_QUERY = re.compile(r"\s*(select|values|table)\b|\s*with\b(?!.*\b(insert|update|delete|merge)\b)", re.I | re.S)
 
 
 def _positional(compiled) -> tuple | dict:
