@@ -31,7 +31,7 @@ from dbsh.migrate.report import Report
 
 VERSION_TABLE = "alembic_version"
 PG_LOCK_CLASS = 0x64627368   # "dbsh": first key of the two-key advisory lock
-FOREVER = 365 * 24 * 3600
+FOREVER = 24 * 24 * 3600    # "no timeout": 24 days, within SQLite's 32-bit busy_timeout in ms
 
 
 class LockTimeout(QueryError):
@@ -178,7 +178,7 @@ def _quietly(conn: sa.Connection, sql: str, params: dict) -> None:
 
 
 def _secs(timeout: float | None) -> str:
-    return f"{timeout:g} s" if timeout is not None else "waiting"
+    return f"{timeout:g} s" if timeout is not None else f"{FOREVER} s"
 
 
 def _pg_holder(conn: sa.Connection, key: int) -> str:
@@ -244,21 +244,25 @@ class SqlMigrations:
 
     # connections -------------------------------------------------------------------------
     @contextmanager
-    def _errors(self, doing: str) -> Iterator[None]:
+    def _errors(self, doing: str, *, changes: bool = False) -> Iterator[None]:
+        """Errors as one line; for commands that change the database, say where it stands now."""
         try:
             yield
         except DbshError:
             raise
         except CommandError as e:
             raise UsageError(redact(one_line(str(e)), self.target.password)) from None
-        except sa_exc.OperationalError as e:
+        except sa_exc.DBAPIError as e:
             text = redact(one_line(str(getattr(e, "orig", None) or e)), self.target.password)
             if getattr(e, "connection_invalidated", False):
                 raise ConnectError(f"lost the connection to {self.display}: {text}") from None
-            raise QueryError(f"{doing} failed: {text}") from None
-        except sa_exc.DBAPIError as e:
-            text = redact(one_line(str(getattr(e, "orig", None) or e)), self.target.password)
-            raise QueryError(f"{doing} failed: {text}") from None
+            where = f" (the database is at {self._where_now()})" if changes else ""
+            raise QueryError(f"{doing} failed: {text}{where}") from None
+        except Exception as e:   # an error in a revision's Python code
+            if not changes:
+                raise
+            text = redact(one_line(f"{type(e).__name__}: {e}"), self.target.password)
+            raise QueryError(f"{doing} failed: {text} (the database is at {self._where_now()})") from None
 
     @contextmanager
     def _plain_connection(self) -> Iterator[sa.Connection]:
@@ -294,15 +298,16 @@ class SqlMigrations:
             self.cfg.attributes["on_version_apply"] = on_apply
             try:
                 fn(self.cfg, *args, **kwargs)
-            except BaseException:
-                if steps:
-                    done = steps[-1]["to"]
-                    print(f"dbsh: {len(steps)} step(s) ran before the error; the database is at {done} "
-                          f"(rolled back if {conn.dialect.name} has transactional DDL)", file=sys.stderr)
-                raise
             finally:
                 self.cfg.attributes.pop("connection", None)
         return steps
+
+    def _where_now(self) -> str:
+        """After a failure: the revision the database is really at (what committed, what rolled back)."""
+        try:
+            return ", ".join(self._applied_heads()) or "base"
+        except DbshError:
+            return "unknown"
 
     def _offline(self, fn, *args, **kwargs) -> None:
         self.cfg.attributes["url"] = sqlalchemy_url(self.target.url)
@@ -312,14 +317,14 @@ class SqlMigrations:
     def upgrade(self, revision: str = "heads", *, sql: bool = False, dry_run: bool = False, **_) -> None:
         if dry_run:
             return self.plan(revision)
-        with self._errors("upgrade"):
+        with self._errors("upgrade", changes=True):
             if sql:
                 return self._offline(command.upgrade, revision)
             steps = self._run_locked(command.upgrade, revision)
         self._report_steps(steps, "already at " + revision)
 
     def downgrade(self, revision: str, *, sql: bool = False, dry_run: bool = False, **_) -> None:
-        with self._errors("downgrade"):
+        with self._errors("downgrade", changes=True):
             if sql:
                 return self._offline(command.downgrade, revision)
             if dry_run:
@@ -328,7 +333,7 @@ class SqlMigrations:
         self._report_steps(steps, "nothing to downgrade")
 
     def stamp(self, revision: str, *, sql: bool = False, purge: bool = False) -> None:
-        with self._errors("stamp"):
+        with self._errors("stamp", changes=True):
             if sql:
                 return self._offline(command.stamp, revision, purge=purge)
             steps = self._run_locked(command.stamp, revision, purge=purge)
