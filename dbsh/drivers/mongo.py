@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator
 from urllib.parse import parse_qsl, urlsplit
@@ -133,10 +134,12 @@ class MongoSession(Session):
         if "connecttimeoutms" not in options:
             kwargs["connectTimeoutMS"] = SERVER_SELECTION_MS
         try:
-            self.mongo = pymongo.MongoClient(target.url, **kwargs)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")   # pymongo only warns about unknown or invalid URI options
+                self.mongo = pymongo.MongoClient(target.url, **kwargs)
             database = self.mongo.get_default_database(default="test")
         except (mongo_errors.ConfigurationError, mongo_errors.InvalidURI, mongo_errors.InvalidName,
-                ValueError, TypeError) as e:
+                ValueError, TypeError, UserWarning) as e:
             raise UsageError(f"invalid MongoDB URL {target.display()}: {self._text(e)}") from None
         self.client = database                     # the pymongo Database, for migrate and bench
         self.db = database.with_options(codec_options=READ_OPTIONS)
@@ -619,8 +622,19 @@ class _Scanner:
                                "{$gt: 100}})")
 
     def space(self) -> None:
-        while self.pos < len(self.text) and self.text[self.pos].isspace():
-            self.pos += 1
+        """Skip white space and // or /* */ comments."""
+        text = self.text
+        while self.pos < len(text):
+            if text[self.pos].isspace():
+                self.pos += 1
+            elif text.startswith("//", self.pos):
+                newline = text.find("\n", self.pos)
+                self.pos = len(text) if newline < 0 else newline + 1
+            elif text.startswith("/*", self.pos):
+                end = text.find("*/", self.pos + 2)
+                self.pos = len(text) if end < 0 else end + 2
+            else:
+                break
 
     def peek(self) -> str:
         self.space()
