@@ -262,8 +262,8 @@ class CouchSession(Session):
 
     # -- uniform verbs ---------------------------------------------------------------------
     def find(self, name, where, *, fields=None, sort=None, limit=None, skip=None) -> Result:
-        resource = self._existing(name)
         body = self._mango(where, fields, sort, limit, skip)
+        resource = self._existing(name)
         pages = self._pages(resource, body, name)
         first = next(pages, [])   # the first page now: a bad query fails before any output
 
@@ -275,8 +275,9 @@ class CouchSession(Session):
         return Result(rows(), None, close=pages.close)
 
     def count(self, name, where) -> int:
+        body = self._mango(where, fields=["_id"])
         resource = self._existing(name)
-        return sum(len(page) for page in self._pages(resource, self._mango(where, fields=["_id"]), name))
+        return sum(len(page) for page in self._pages(resource, body, name))
 
     def insert(self, name, docs: Iterable[dict], *, batch=1000, create=False, progress=None) -> WriteResult:
         resource = self._existing(name, create=create)
@@ -310,7 +311,8 @@ class CouchSession(Session):
         changes = change.changes    # $set $unset $inc; anything else is bad input (exit 2)
         if any(c.field.startswith("_") for c in changes):
             raise UsageError("CouchDB's _id, _rev and other _ fields cannot be changed")
-        resource = self._existing(name, create=upsert)
+        check_selector(where.doc)
+        resource = self._existing(name)
         matches = self._matching(resource, where, name, one=one)
         if not matches:
             if not upsert:
@@ -342,6 +344,7 @@ class CouchSession(Session):
         return WriteResult("updated", name, written, matched=len(matches))
 
     def delete(self, name, where, *, one=False) -> WriteResult:
+        check_selector(where.doc)
         resource = self._existing(name)
         matches = self._matching(resource, where, name, fields=["_id", "_rev"], one=one)
         deleted = 0
@@ -359,9 +362,9 @@ class CouchSession(Session):
         return WriteResult("deleted", name, deleted)
 
     def explain(self, name, where, **find_options) -> Result:
-        resource = self._existing(name)
         body = self._mango(where, find_options.get("fields"), find_options.get("sort"),
                            find_options.get("limit"), find_options.get("skip"))
+        resource = self._existing(name)
         plan = self._post(resource, "_explain", body)
         index = plan.get("index") or {}
         fields = [f for spec in (index.get("def") or {}).get("fields") or [] for f in spec]

@@ -1,0 +1,271 @@
+"""The CouchDB driver, checked over plain HTTP (urllib), never with dbsh itself.
+
+On the CI machines the server is pouchdb-server 4.2.0 (a CouchDB API stand-in, marker ``pouchdb``);
+with DBSH_TEST_COUCHDB_URL the same tests run against a real CouchDB. Where pouchdb-server differs,
+the test says so and is skipped with the reason.
+"""
+
+import base64
+import json
+import socket
+import urllib.error
+import urllib.request
+import uuid
+from urllib.parse import quote, urlsplit
+
+import pytest
+
+from dbsh.drivers.couchdb import parse_request
+from dbsh.errors import UsageError
+from tests.dbshtest import dbsh
+
+
+class Couch:
+    """Plain HTTP to the server under test."""
+
+    def __init__(self, url: str):
+        parts = urlsplit(url)
+        scheme = "https" if parts.scheme == "couchdbs" else "http"
+        self.base = f"{scheme}://{parts.hostname}:{parts.port}"
+        self.auth = None
+        if parts.username:
+            raw = f"{parts.username}:{parts.password or ''}".encode()
+            self.auth = "Basic " + base64.b64encode(raw).decode()
+        self.url = url
+
+    def __call__(self, method: str, path: str, body=None, auth: str | None = None):
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.base + path, data=data, method=method,
+                                         headers={"Content-Type": "application/json"})
+        if auth or self.auth:
+            request.add_header("Authorization", auth or self.auth)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"null")
+
+    def docs(self, db: str) -> list[dict]:
+        status, answer = self("GET", f"/{db}/_all_docs?include_docs=true")
+        assert status == 200, answer
+        return [{k: v for k, v in r["doc"].items() if k != "_rev"} for r in answer["rows"]
+                if not r["id"].startswith("_design/")]
+
+    @property
+    def is_pouchdb(self) -> bool:
+        return "PouchDB" in json.dumps(self("GET", "/")[1])
+
+
+@pytest.fixture(scope="module")
+def couch(couchdb_url):
+    return Couch(couchdb_url)
+
+
+@pytest.fixture
+def db(couch):
+    name = f"t_{uuid.uuid4().hex[:8]}"
+    status, answer = couch("PUT", f"/{name}")
+    assert status in (201, 202), answer
+    yield name
+    couch("DELETE", f"/{name}")
+
+
+@pytest.fixture
+def cli(couchdb_url):
+    def run(*args, **kw):
+        return dbsh("-u", couchdb_url, *args, **kw)
+    return run
+
+
+def ok(run):
+    assert run.code == 0, run.err
+    return run.json_lines()
+
+
+def fails(run, code, *words):
+    assert run.code == code, (run.code, run.out, run.err)
+    assert run.err.count("\n") == 1 and run.err.startswith("dbsh: error: "), run.err
+    for word in words:
+        assert word in run.err, run.err
+    return run.err
+
+
+def strip(rows):
+    return [{k: v for k, v in r.items() if k not in ("_id", "_rev")} for r in rows]
+
+
+# -- the issue's flow ----------------------------------------------------------------------------
+def test_issue_flow(cli, couch):
+    name = f"my_database_{uuid.uuid4().hex[:6]}"
+    try:
+        fails(cli("insert", name, '{"name": "John Doe", "age": 29}'), 2, f"no database named '{name}'",
+              "--create")
+        assert couch("GET", f"/{name}")[0] == 404           # nothing was created
+        [row] = ok(cli("insert", name, "--create", '{"name": "John Doe", "age": 29}',
+                       '{"name": "Kid", "age": 9}'))
+        assert row["action"] == "inserted" and row["count"] == 2 and len(row["ids"]) == 2
+        stored = couch.docs(name)
+        assert sorted(d["_id"] for d in stored) == sorted(row["ids"])
+        assert sorted(d["name"] for d in stored) == ["John Doe", "Kid"]
+
+        run = cli("find", name, '{"age": {"$gte": 18}}', "--limit", "10")
+        assert strip(ok(run)) == [{"name": "John Doe", "age": 29}]
+        assert "no index" in run.err     # told that Mango scans
+
+        rows = ok(cli("query", f"GET /{name}/_all_docs?limit=5"))
+        assert sorted(r["id"] for r in rows) == sorted(row["ids"])
+    finally:
+        couch("DELETE", f"/{name}")
+
+
+def test_find_fields_sort_skip_limit_and_count(cli, couch, db):
+    couch("POST", f"/{db}/_bulk_docs", {"docs": [{"_id": f"d{i:02}", "n": i, "odd": i % 2 == 1}
+                                                  for i in range(30)]})
+    assert ok(cli("find", db, '{"odd": true}', "--fields", "n", "--limit", "3")) == [{"n": 1}, {"n": 3}, {"n": 5}]
+    assert ok(cli("find", db, '{"n": {"$gte": 0}}', "--fields", "_id,n", "--skip", "27")) == [
+        {"_id": "d27", "n": 27}, {"_id": "d28", "n": 28}, {"_id": "d29", "n": 29}]
+    assert ok(cli("count", db, '{"n": {"$lt": 10}}')) == [{"count": 10}]
+    # sorting needs an index in CouchDB: the error says how to make one
+    fails(cli("find", db, "{}", "--sort", "-n"), 2, "_index")
+    status, _ = couch("POST", f"/{db}/_index", {"index": {"fields": ["n"]}, "name": "by_n"})
+    assert status == 200
+    assert ok(cli("find", db, '{"n": {"$gt": 25}}', "--sort", "-n", "--fields", "n")) == [
+        {"n": 29}, {"n": 28}, {"n": 27}, {"n": 26}]
+    [plan] = ok(cli("explain", db, '{"n": {"$gt": 25}}'))
+    assert plan["index"] == "by_n" and plan["full_scan"] is False
+    [plan] = ok(cli("explain", db, '{"odd": true}'))
+    assert plan["index"] == "_all_docs" and plan["full_scan"] is True
+
+
+def test_find_pages_through_more_than_one_page(cli, couch, db, monkeypatch):
+    monkeypatch.setattr("dbsh.drivers.couchdb.PAGE", 7)
+    couch("POST", f"/{db}/_bulk_docs", {"docs": [{"_id": f"d{i:02}", "n": i} for i in range(40)]})
+    assert [r["n"] for r in ok(cli("find", db, '{"n": {"$gte": 0}}', "--fields", "n"))] == list(range(40))
+    assert [r["n"] for r in ok(cli("find", db, '{"n": {"$gte": 0}}', "--fields", "n", "--skip", "5",
+                                   "--limit", "16"))] == list(range(5, 21))
+    assert ok(cli("count", db)) == [{"count": 40}]
+    ok(cli("update", db, '{"n": {"$gte": 10}}', '{"$inc": {"n": 100}}'))
+    assert sorted(d["n"] for d in couch.docs(db)) == list(range(10)) + list(range(110, 140))
+
+
+def test_insert_in_batches_and_conflicts(cli, couch, db):
+    couch("PUT", f"/{db}/c", {"v": "old"})
+    docs = [json.dumps({"_id": i}) for i in ("a", "b", "c", "d", "e")]
+    err = fails(cli("insert", db, "--batch", "2", *docs), 1, "c: conflict", "documents were inserted")
+    # batches [a b] [c d]: c conflicts, d (same batch, no transactions in CouchDB) is written: said so
+    assert "3 documents were inserted" in err
+    assert sorted(d["_id"] for d in couch.docs(db)) == ["a", "b", "c", "d"]
+    assert next(d for d in couch.docs(db) if d["_id"] == "c")["v"] == "old"
+    fails(cli("insert", db, '{"_id": "x", "_rev": "1-abc"}'), 2, "_rev")
+
+
+# -- updates and deletes -------------------------------------------------------------------------
+def test_update_one_upsert_and_errors(cli, couch, db):
+    couch("POST", f"/{db}/_bulk_docs", {"docs": [{"_id": "a", "k": 1, "n": 1}, {"_id": "b", "k": 1, "n": 5}]})
+    assert ok(cli("update", db, '{"k": 1}', '{"$inc": {"n": 1}, "$set": {"tag": "x"}}')) == [
+        {"action": "updated", "collection": db, "count": 2, "matched": 2}]
+    assert sorted((d["_id"], d["n"], d["tag"]) for d in couch.docs(db)) == [("a", 2, "x"), ("b", 6, "x")]
+    assert ok(cli("update", db, '{"k": 1}', '{"$unset": {"tag": ""}}', "--one")) == [
+        {"action": "updated", "collection": db, "count": 1, "matched": 1}]
+    assert sum("tag" in d for d in couch.docs(db)) == 1
+    [row] = ok(cli("update", db, '{"_id": "z", "k": 2}', '{"$set": {"n": 0}}', "--upsert"))
+    assert row["action"] == "upserted" and row["ids"] == ["z"]
+    assert {k: v for k, v in next(d for d in couch.docs(db) if d["_id"] == "z").items()} == {"_id": "z", "k": 2, "n": 0}
+    before = couch.docs(db)
+    fails(cli("update", db, '{"k": 1}', '{"$push": {"n": 1}}'), 2, "$push")
+    fails(cli("update", db, '{"k": 1}', '{"$set": {"_id": "q"}}'), 2, "_id")
+    fails(cli("update", db, '{"k": {"$foo": 1}}', '{"$set": {"n": 1}}'), 2, "$foo")
+    assert couch.docs(db) == before
+
+
+def test_delete(cli, couch, db):
+    couch("POST", f"/{db}/_bulk_docs", {"docs": [{"_id": f"d{i}", "n": i} for i in range(5)]})
+    assert ok(cli("delete", db, '{"n": {"$lt": 2}}')) == [{"action": "deleted", "collection": db, "count": 2}]
+    assert sorted(d["_id"] for d in couch.docs(db)) == ["d2", "d3", "d4"]
+    assert ok(cli("delete", db, '{"n": {"$gte": 0}}', "--one")) == [{"action": "deleted", "collection": db, "count": 1}]
+    fails(cli("delete", db), 2, "--all")
+    assert ok(cli("delete", db, "--all")) == [{"action": "deleted", "collection": db, "count": 2}]
+    assert couch.docs(db) == []
+
+
+# -- native HTTP ---------------------------------------------------------------------------------
+def test_native_requests(cli, couch, db):
+    [row] = ok(cli("query", f'PUT /{db}/doc1 {{"name": "Ann", "n": 1}}'))
+    assert row["ok"] is True and row["id"] == "doc1"
+    status, stored = couch("GET", f"/{db}/doc1")
+    assert stored["name"] == "Ann"
+    [row] = ok(cli("query", f"GET /{db}/doc1"))
+    assert row["name"] == "Ann" and row["_rev"] == stored["_rev"]
+    rows = ok(cli("query", f'POST /{db}/_find\n{{"selector": {{"n": {{"$eq": 1}}}}, "fields": ["name"]}}'))
+    assert rows == [{"name": "Ann"}]
+    assert {"value": db} in ok(cli("query", "GET /_all_dbs"))
+    fails(cli("query", f"GET /{db}/missing"), 1, "not_found")
+    fails(cli("query", f'PUT /{db}/doc1 {{"name": "stale"}}'), 1, "conflict")
+    assert couch("GET", f"/{db}/doc1")[1]["name"] == "Ann"
+    fails(cli("query", "FETCH /x"), 2, "unknown HTTP method")
+    fails(cli("query", "GET _all_dbs"), 2, "must start with /")
+    fails(cli("query", f'POST /{db}/_find {{"selector": '), 2, "malformed JSON")
+    fails(cli("query", "GET /_all_dbs", "-p", "a=1"), 2, "-p")
+
+
+def test_parse_request():
+    assert parse_request("get /db/_all_docs?limit=5") == ("GET", "/db/_all_docs?limit=5", None)
+    assert parse_request('POST /db/_find {"selector": {}}') == ("POST", "/db/_find", {"selector": {}})
+    assert parse_request("GET /db/a%20b?x=1&y=[2]") == ("GET", "/db/a%20b?x=1&y=[2]", None)
+    for bad in ("", "GET /db/a b", "GET", "SEND /x"):
+        with pytest.raises(UsageError):
+            parse_request(bad)
+
+
+# -- catalog and errors --------------------------------------------------------------------------
+def test_collections_and_describe(cli, couch, db):
+    couch("POST", f"/{db}/_bulk_docs", {"docs": [{"name": "a", "n": 1, "addr": {"city": "Oslo"}},
+                                                  {"name": "b", "n": 2.5}]})
+    couch("POST", f"/{db}/_index", {"index": {"fields": ["name"]}, "name": "by_name"})
+    assert {"name": db} in ok(cli("collections"))
+    rows = {r["field"]: r for r in ok(cli("describe", db))}
+    assert rows["name"] == {"field": "name", "types": "string", "present": "2/2", "indexes": "by_name"}
+    assert rows["addr.city"]["present"] == "1/2" and rows["n"]["types"] == "number"
+    fails(cli("describe", "no_such_db"), 2, "no database named 'no_such_db'")
+
+
+def test_bad_names_and_missing_databases(cli, couch):
+    fails(cli("find", "BadName"), 2, "invalid CouchDB database name")
+    fails(cli("insert", "BadName", "--create", "{}"), 2, "invalid CouchDB database name")
+    fails(cli("find", "no_such_db"), 2, "no database named")
+    fails(cli("update", "no_such_db", "{}", '{"$set": {"a": 1}}'), 2, "no database named")
+    fails(cli("find", "x", '{"a": '), 2, "malformed JSON")
+    fails(cli("find", "x", '{"a": {"$regex": "b", "$options": "i"}}'), 2, "(?i)")
+    assert couch("GET", "/badname")[0] == 404 and couch("GET", "/no_such_db")[0] == 404
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_server_down_is_exit_3():
+    fails(dbsh("-u", f"couchdb://127.0.0.1:{free_port()}", "find", "x"), 3, "cannot connect", "refused")
+
+
+def test_credentials_from_url_or_env(couch, couchdb_url, db):
+    parts = urlsplit(couchdb_url)
+    host = parts.netloc.rpartition("@")[2]
+    run = dbsh("-u", f"couchdb://nobody:secret-wrong-pw@{host}", "find", db)
+    fails(run, 3, "authenticate")
+    assert "secret-wrong-pw" not in run.err + run.out
+    if not couch.is_pouchdb:
+        pytest.skip("creating a user needs the admin credentials of a real CouchDB; checked on pouchdb-server")
+    user = f"u{uuid.uuid4().hex[:6]}"
+    status, answer = couch("PUT", f"/_users/{quote('org.couchdb.user:' + user)}",
+                           {"name": user, "password": "p@ss:word", "roles": [], "type": "user"})
+    assert status in (201, 202), answer
+    assert dbsh("-u", f"couchdb://{user}:{quote('p@ss:word', safe='')}@{host}", "collections").code == 0
+    run = dbsh("-u", f"couchdb://{user}@{host}", "collections", env={"DBSH_PASSWORD": "p@ss:word"})
+    assert run.code == 0, run.err
+
+
+def test_connect(cli, couch):
+    [row] = ok(cli("connect"))
+    assert row["version"] and row["backend"].startswith("CouchDB")
