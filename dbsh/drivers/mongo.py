@@ -7,6 +7,7 @@ The native language is mongosh-style ``db.<collection>.<method>(<JSON5 args>)``.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 import warnings
@@ -203,7 +204,10 @@ class MongoSession(Session):
     def server_info(self) -> dict[str, Any]:
         with self._errors():
             info = self.db.command("buildInfo")
-        return {"backend": self.name, "version": info.get("version"), "database": self.db.name}
+        backend = self.name
+        if info.get("secantusVersion"):   # say when it is the stand-in, not a real mongod
+            backend = f"MongoDB wire protocol (SecantusDB {info['secantusVersion']})"
+        return {"backend": backend, "version": info.get("version"), "database": self.db.name}
 
     def ping(self) -> float:
         start = time.perf_counter()
@@ -700,7 +704,7 @@ class _Scanner:
         if not inner.strip():
             return []
         try:
-            values = json5.loads("[" + inner + "]")
+            values = json5.loads("[" + shell_constructors(inner) + "]")
         except ValueError as e:
             raise UsageError(f"cannot parse the arguments ({inner.strip()[:60]}): {one_line(str(e))}",
                              hint="arguments are JSON5: unquoted keys and single quotes are fine") from None
@@ -711,6 +715,80 @@ class _Scanner:
         if len(values) != 1 or not isinstance(values[0], str) or not values[0]:
             raise self.error("expected one collection name string")
         return values[0]
+
+
+CONSTRUCTORS = ("ObjectId", "ISODate", "Date", "NumberDecimal", "Decimal128", "NumberLong", "NumberInt", "UUID")
+
+
+def shell_constructors(text: str) -> str:
+    """Rewrite mongosh value constructors (ObjectId("..."), ISODate("..."), new Date(),
+    NumberDecimal("..."), NumberLong(..), NumberInt(..), UUID("...")) as extended JSON, token by token:
+    strings and comments are copied untouched."""
+    out: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch in "\"'`":
+            end = i + 1
+            while end < n and text[end] != ch:
+                end += 2 if text[end] == "\\" else 1
+            out.append(text[i:end + 1])
+            i = end + 1
+        elif ch.isalpha() or ch in "_$":
+            end = i
+            while end < n and (text[end].isalnum() or text[end] in "_$"):
+                end += 1
+            word = text[i:end]
+            if word == "new":
+                after = end
+                while after < n and text[after].isspace():
+                    after += 1
+                nxt = after
+                while nxt < n and (text[nxt].isalnum() or text[nxt] in "_$"):
+                    nxt += 1
+                if text[after:nxt] in CONSTRUCTORS:
+                    word, end = text[after:nxt], nxt
+            scanner = _Scanner(text)
+            scanner.pos = end
+            if word in CONSTRUCTORS and scanner.peek() == "(":
+                inner = scanner.group("(", ")")
+                try:
+                    args = json5.loads("[" + shell_constructors(inner) + "]") if inner.strip() else []
+                except ValueError as e:
+                    raise UsageError(f"cannot parse {word}({inner.strip()[:40]}): {one_line(str(e))}") from None
+                out.append(json.dumps(_construct(word, args)))
+                i = scanner.pos
+            else:
+                out.append(word if word != "new" else text[i:end])
+                i = end
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
+
+
+def _construct(word: str, args: list[Any]) -> dict:
+    if len(args) > 1:
+        raise UsageError(f"{word}() takes at most one argument")
+    arg = args[0] if args else None
+    if word == "ObjectId":
+        return {"$oid": str(arg) if arg is not None else str(bson.ObjectId())}
+    if word in ("ISODate", "Date"):
+        if arg is None:
+            now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+            return {"$date": now.replace("+00:00", "Z")}
+        if isinstance(arg, (int, float)) and not isinstance(arg, bool):
+            return {"$date": {"$numberLong": str(int(arg))}}
+        if isinstance(arg, str) and len(arg) == 10:   # a bare date: midnight UTC, as mongosh reads it
+            arg += "T00:00:00Z"
+        return {"$date": arg}
+    if word in ("NumberDecimal", "Decimal128"):
+        return {"$numberDecimal": str(arg if arg is not None else 0)}
+    if word == "NumberLong":
+        return {"$numberLong": str(int(arg or 0))}
+    if word == "NumberInt":
+        return {"$numberInt": str(int(arg or 0))}
+    return {"$uuid": str(arg)}
 
 
 def parse_shell(text: str) -> ShellCall:
