@@ -15,7 +15,7 @@ import pymongo
 import pytest
 
 from dbsh.drivers.mongo import parse_shell
-from dbsh.errors import UsageError
+from dbsh.errors import QueryError, UsageError
 from tests.dbshtest import dbsh
 
 
@@ -354,10 +354,28 @@ def test_text_search_and_where_pass_through(cli, coll):
     assert ok(cli("find", coll.name, '{"$where": "this.n == 2"}', "--fields", "_id")) == [{"_id": 2}]
 
 
-def test_transactions_are_not_offered(mongo_url):
+def test_transactions_commit_and_roll_back(mongo_url, coll):
     from dbsh import drivers, target
+    from dbsh.query import Filter, Update
 
     with drivers.connect(target.resolve(mongo_url)) as session:
-        assert session.capabilities.transactions is False
         assert session.capabilities.language == "javascript" and session.capabilities.statement_terminator is None
-        assert session.client.name == session.server_info()["database"]
+        assert session.client.name == coll.database.name    # the pymongo Database, for migrate and bench
+        coll.insert_one({"_id": 1, "n": 0})
+        session.begin()
+        try:
+            session.insert(coll.name, [{"_id": 2}])
+        except QueryError as e:   # a standalone mongod refuses transactions at the first statement
+            session.rollback()
+            pytest.skip(f"this server refuses transactions: {e}")
+        session.update(coll.name, Filter({"_id": 1}), Update({"$inc": {"n": 1}}))
+        assert coll.count_documents({}) == 1 and coll.find_one({"_id": 1})["n"] == 0   # not visible outside yet
+        assert [d["_id"] for d in session.find(coll.name, Filter({}))] == [1, 2]        # visible inside
+        session.rollback()
+        assert list(coll.find()) == [{"_id": 1, "n": 0}]
+        session.begin()
+        session.execute(f"db.{coll.name}.insertOne({{_id: 3}})")
+        session.commit()
+        assert sorted(d["_id"] for d in coll.find()) == [1, 3]
+        with pytest.raises(UsageError):
+            session.commit()

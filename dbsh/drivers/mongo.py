@@ -123,8 +123,10 @@ def connect(target) -> "MongoSession":
 
 
 class MongoSession(Session):
-    capabilities = Capabilities(language="javascript", statement_terminator=None)
+    # transactions need a replica set or mongos; a standalone mongod refuses them at the first statement
+    capabilities = Capabilities(language="javascript", transactions=True, statement_terminator=None)
     name = "MongoDB"
+    _tx = None   # the pymongo ClientSession of an open transaction
 
     def __init__(self, target):
         super().__init__(target)
@@ -216,7 +218,43 @@ class MongoSession(Session):
         return time.perf_counter() - start
 
     def close(self) -> None:
+        if self._tx is not None:
+            self._tx.end_session()   # ending a session aborts its open transaction
+            self._tx = None
         self.mongo.close()
+
+    # -- transactions ----------------------------------------------------------------------
+    def begin(self) -> None:
+        if self._tx is not None:
+            raise UsageError("a transaction is already open")
+        with self._errors():
+            session = self.mongo.start_session()
+            try:
+                session.start_transaction()
+            except BaseException:
+                session.end_session()
+                raise
+        self._tx = session
+
+    def commit(self) -> None:
+        self._finish("commit_transaction")
+
+    def rollback(self) -> None:
+        self._finish("abort_transaction")
+
+    def _finish(self, how: str) -> None:
+        if self._tx is None:
+            raise UsageError("no transaction is open")
+        session, self._tx = self._tx, None
+        try:
+            with self._errors():
+                getattr(session, how)()
+        finally:
+            session.end_session()
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._tx is not None
 
     # -- catalog ---------------------------------------------------------------------------
     def collections(self) -> list[str]:
@@ -283,7 +321,7 @@ class MongoSession(Session):
             for chunk in batched(docs, batch):
                 chunk = [_document(d) for d in chunk]
                 try:
-                    result = coll.insert_many(chunk, ordered=True)
+                    result = coll.insert_many(chunk, ordered=True, session=self._tx)
                 except mongo_errors.BulkWriteError as e:
                     inserted += e.details.get("nInserted", 0)
                     raise
@@ -323,13 +361,13 @@ class MongoSession(Session):
         if limit == 0:   # pymongo's limit(0) means no limit
             return Result([], None)
         with self._errors():
-            return self._stream(coll.find(**args))
+            return self._stream(coll.find(**args, session=self._tx))
 
     def count(self, name, where) -> int:
         query = check_filter(from_extended_json(where.doc))
         coll = self._collection(name)
         with self._errors():
-            return coll.count_documents(query)
+            return coll.count_documents(query, session=self._tx)
 
     def update(self, name, where, change, *, upsert=False, one=False) -> WriteResult:
         query = check_filter(from_extended_json(where.doc))
@@ -337,7 +375,7 @@ class MongoSession(Session):
         coll = self._collection(name, must_exist=not upsert)
         with self._errors():
             run = coll.update_one if one else coll.update_many
-            result = run(query, doc, upsert=upsert)
+            result = run(query, doc, upsert=upsert, session=self._tx)
         if result.upserted_id is not None:
             return WriteResult("upserted", name, 1, ids=[result.upserted_id], matched=0)
         return WriteResult("updated", name, result.modified_count, matched=result.matched_count)
@@ -346,7 +384,7 @@ class MongoSession(Session):
         query = check_filter(from_extended_json(where.doc))
         coll = self._collection(name)
         with self._errors():
-            result = coll.delete_one(query) if one else coll.delete_many(query)
+            result = (coll.delete_one if one else coll.delete_many)(query, session=self._tx)
         return WriteResult("deleted", name, result.deleted_count)
 
     def explain(self, name, where, **find_options) -> Result:
@@ -372,7 +410,7 @@ class MongoSession(Session):
             command = _args(call, 1, 1)[0]
             if not isinstance(command, dict) or not command:
                 raise UsageError("db.runCommand() needs a command document, e.g. {ping: 1}")
-            return Result([self.db.command(bson.SON(command))], None)
+            return Result([self.db.command(bson.SON(command), session=self._tx)], None)
         if call.method == "getCollectionNames":
             _args(call, 0, 0)
             return Result(({"name": n} for n in self.collections()), ["name"])
@@ -409,14 +447,14 @@ class MongoSession(Session):
             else:
                 raise UsageError(f"unknown cursor method .{name}()",
                                  hint="supported: sort limit skip projection hint batchSize explain")
-        cursor = coll.find(**kwargs)
+        cursor = coll.find(**kwargs, session=self._tx)
         if call.explain:
             return plan_result(cursor.explain())
         return self._stream(cursor)
 
     def _m_findOne(self, coll, call) -> Result:
         query, projection = (_args(call, 0, 2) + [None, None])[:2]
-        doc = coll.find_one(check_filter(query or {}), projection)
+        doc = coll.find_one(check_filter(query or {}), projection, session=self._tx)
         return Result([doc] if doc is not None else [], None)
 
     def _m_aggregate(self, coll, call) -> Result:
@@ -428,11 +466,11 @@ class MongoSession(Session):
             plan = self.db.command("explain", bson.SON([("aggregate", coll.name), ("pipeline", pipeline),
                                                         ("cursor", {})]), verbosity="queryPlanner")
             return plan_result(plan)
-        return self._stream(coll.aggregate(pipeline, **options))
+        return self._stream(coll.aggregate(pipeline, **options, session=self._tx))
 
     def _m_countDocuments(self, coll, call) -> Result:
         query = (_args(call, 0, 2) + [None])[0]
-        return Result([{"count": coll.count_documents(check_filter(query or {}))}], ["count"])
+        return Result([{"count": coll.count_documents(check_filter(query or {}), session=self._tx)}], ["count"])
 
     def _m_estimatedDocumentCount(self, coll, call) -> Result:
         _args(call, 0, 1)
@@ -442,12 +480,12 @@ class MongoSession(Session):
         field, query = (_args(call, 1, 2) + [None])[:2]
         if not isinstance(field, str) or not field:
             raise UsageError("distinct() needs a field name")
-        values = coll.distinct(field, check_filter(query or {}))
+        values = coll.distinct(field, check_filter(query or {}), session=self._tx)
         return Result(({field: v} for v in values), [field])
 
     def _m_insertOne(self, coll, call) -> Result:
         doc = _mapping(_args(call, 1, 2)[0], "insertOne document")
-        result = coll.insert_one(doc)
+        result = coll.insert_one(doc, session=self._tx)
         return Result([{"acknowledged": result.acknowledged, "insertedId": result.inserted_id}], None)
 
     def _m_insertMany(self, coll, call) -> Result:
@@ -456,7 +494,7 @@ class MongoSession(Session):
             raise UsageError("insertMany() needs a non-empty array of documents")
         ordered = bool(_mapping(options or {}, "insertMany options").get("ordered", True))
         try:
-            result = coll.insert_many(docs, ordered=ordered)
+            result = coll.insert_many(docs, ordered=ordered, session=self._tx)
         except mongo_errors.BulkWriteError as e:
             err = self._error(e)
             raise type(err)(f"{err.message} ({e.details.get('nInserted', 0)} documents were inserted)") from None
@@ -474,7 +512,7 @@ class MongoSession(Session):
                 raise UsageError("replaceOne() needs a replacement document without $operators")
         else:
             check_update(change)
-        result = run(check_filter(query), change, **kwargs)
+        result = run(check_filter(query), change, session=self._tx, **kwargs)
         return Result([{"acknowledged": result.acknowledged, "matchedCount": result.matched_count,
                         "modifiedCount": result.modified_count, "upsertedId": result.upserted_id}], None)
 
@@ -488,11 +526,11 @@ class MongoSession(Session):
         return self._update(coll, call, coll.replace_one, replace=True)
 
     def _m_deleteOne(self, coll, call) -> Result:
-        result = coll.delete_one(check_filter(_args(call, 1, 2)[0]))
+        result = coll.delete_one(check_filter(_args(call, 1, 2)[0]), session=self._tx)
         return Result([{"acknowledged": result.acknowledged, "deletedCount": result.deleted_count}], None)
 
     def _m_deleteMany(self, coll, call) -> Result:
-        result = coll.delete_many(check_filter(_args(call, 1, 2)[0]))
+        result = coll.delete_many(check_filter(_args(call, 1, 2)[0]), session=self._tx)
         return Result([{"acknowledged": result.acknowledged, "deletedCount": result.deleted_count}], None)
 
     def _m_createIndex(self, coll, call) -> Result:
