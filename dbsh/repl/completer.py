@@ -173,6 +173,10 @@ class ShellCompleter(Completer):
                 if f.text not in seen:
                     seen.add(f.text)
                     yield f
+        if text[:len(text) - len(partial)].endswith(('"', "'")):
+            if not mentioned:      # inside a quoted key or name: only field names make sense
+                yield from _matching(sorted({f for fs in snap.fields.values() for f in fs}), partial, "field")
+            return
         upper = partial[:1].isupper() or not partial
         yield from _matching([k if upper else k.lower() for k in keywords], partial, "keyword")
         yield from _matching(functions, partial, "function")
