@@ -278,3 +278,32 @@ def test_find_pages_with_bookmarks(cli, couch, db, monkeypatch):
     monkeypatch.setattr("dbsh.drivers.couchdb.PAGE", 3)
     couch("POST", f"/{db}/_bulk_docs", {"docs": [{"_id": f"d{i:02}", "n": i} for i in range(10)]})
     assert [r["n"] for r in ok(cli("find", db, '{"n": {"$gte": 0}}', "--fields", "n"))] == list(range(10))
+
+
+def test_native_answers_stream_row_by_row(cli, couch, db):
+    # big enough that the HTTP layer hands over a stream rather than a buffered body
+    couch("POST", f"/{db}/_bulk_docs", {"docs": [{"_id": f"d{i:04}", "text": "é✓" * 20} for i in range(400)]})
+    rows = ok(cli("query", f"GET /{db}/_all_docs?include_docs=true"))
+    assert [r["id"] for r in rows] == [f"d{i:04}" for i in range(400)]
+    assert all(r["doc"]["text"] == "é✓" * 20 for r in rows)
+
+
+def test_json_stream_reads_split_input():
+    import io
+
+    from dbsh.drivers.couchdb import JsonStream
+
+    class Trickle(io.BytesIO):
+        def read(self, size=-1):
+            return super().read(3)    # splits numbers, strings and UTF-8 sequences
+
+    cases = [({"total_rows": 12345, "offset": 0, "rows": [{"id": "a", "v": "é✓"}, {"id": "b"}]},
+              [{"id": "a", "v": "é✓"}, {"id": "b"}]),
+             ({"ok": True, "n": 12345}, [{"ok": True, "n": 12345}]),
+             (["a", {"x": 1}], [{"value": "a"}, {"x": 1}]),
+             (42, [{"value": 42}]),
+             ({"results": [], "last_seq": 7}, [])]
+    for answer, rows in cases:
+        assert list(JsonStream(Trickle(json.dumps(answer, ensure_ascii=False).encode())).rows()) == rows
+    with pytest.raises(ValueError):
+        list(JsonStream(io.BytesIO(b'{"rows": [{"a": 1}, {"b"')).rows())

@@ -7,6 +7,8 @@ through ``_bulk_docs`` and report per-document conflicts. The native language is
 
 from __future__ import annotations
 
+import codecs
+import itertools
 import json
 import re
 import socket
@@ -388,34 +390,141 @@ class CouchSession(Session):
                                        headers=headers, credentials=self.client.resource.credentials)
         if data is None:
             return Result.status(f"HTTP {status}")
-        raw = data.read()
-        if hasattr(data, "close"):
-            data.close()
-        ctype = msg.get("content-type", "") if msg else ""
-        text_body = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+        ctype = (msg.get("content-type", "") if msg else "") or ""
         if "json" not in ctype:
-            return Result([{"body": text_body}], ["body"])
+            raw = data.read()
+            _close(data)
+            return Result([{"body": raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw}], ["body"])
+        stream = JsonStream(data)
         try:
-            answer = json.loads(text_body)
-        except ValueError:
-            return Result([{"body": text_body}], ["body"])
-        return response_rows(answer)
+            first = stream.rows()
+            head = list(itertools.islice(first, 1))   # parse errors surface before any output
+        except ValueError as e:
+            _close(data)
+            raise QueryError(f"the server sent malformed JSON: {one_line(str(e))}") from None
+        except BaseException:
+            _close(data)
+            raise
+
+        def rows() -> Iterator[dict]:
+            yield from head
+            try:
+                yield from first
+            except ValueError as e:
+                raise QueryError(f"the server sent malformed JSON: {one_line(str(e))}") from None
+            except OSError as e:
+                raise self._error(e) from None
+
+        return Result(rows(), None, close=lambda: _close(data))
+
+
+def _close(data) -> None:
+    close = getattr(data, "close", None)
+    if close is not None:
+        close()
+
+
+class JsonStream:
+    """Rows of a JSON answer read incrementally, so a big _all_docs, view or _changes answer streams:
+    the array under "rows", "docs" or "results" yields one element at a time; any other answer (an
+    object, an array, a scalar) becomes rows as in response_rows()."""
+
+    ARRAYS = ("rows", "docs", "results")
+    CHUNK = 64 * 1024
+
+    def __init__(self, data):
+        self.data = data
+        self.buf = ""
+        self.pos = 0
+        self.eof = False
+        self.decoder = json.JSONDecoder()
+        self._utf8 = codecs.getincrementaldecoder("utf-8")()
+
+    def _more(self) -> bool:
+        if self.eof:
+            return False
+        chunk = self.data.read(self.CHUNK)
+        if isinstance(chunk, str):
+            chunk = chunk.encode("utf-8")
+        self.eof = not chunk
+        text = self._utf8.decode(chunk or b"", final=self.eof)   # keeps a split UTF-8 sequence for later
+        self.buf = self.buf[self.pos:] + text
+        self.pos = 0
+        return bool(chunk)
+
+    def _peek(self) -> str:
+        while True:
+            while self.pos < len(self.buf) and self.buf[self.pos].isspace():
+                self.pos += 1
+            if self.pos < len(self.buf):
+                return self.buf[self.pos]
+            if not self._more() and self.pos >= len(self.buf):
+                return ""
+
+    def _expect(self, char: str) -> None:
+        if self._peek() != char:
+            raise ValueError(f"expected {char!r} at offset {self.pos}")
+        self.pos += 1
+
+    def _value(self) -> Any:
+        """One complete JSON value; a value that ends at the buffer's end is re-read with more data
+        (a number may go on)."""
+        self._peek()
+        while True:
+            try:
+                value, end = self.decoder.raw_decode(self.buf, self.pos)
+                if end < len(self.buf) or self.eof:
+                    self.pos = end
+                    return value
+            except json.JSONDecodeError:
+                if self.eof:
+                    raise
+            self._more()
+
+    def rows(self) -> Iterator[dict]:
+        first = self._peek()
+        if first == "{":
+            self.pos += 1
+            answer: dict[str, Any] = {}
+            while self._peek() != "}":
+                if answer or self._streamed:
+                    self._expect(",")
+                key = self._value()
+                self._expect(":")
+                if key in self.ARRAYS and self._peek() == "[":
+                    self._streamed = True
+                    self.pos += 1
+                    n = 0
+                    while self._peek() != "]":
+                        if n:
+                            self._expect(",")
+                        item = self._value()
+                        yield item if isinstance(item, dict) else {"value": item}
+                        n += 1
+                    self.pos += 1
+                else:
+                    answer[key] = self._value()
+                if not self._peek():
+                    raise ValueError("unexpected end of the answer")
+            if not self._streamed:
+                yield answer
+        elif first == "[":
+            self.pos += 1
+            n = 0
+            while self._peek() != "]":
+                if n:
+                    self._expect(",")
+                item = self._value()
+                yield item if isinstance(item, dict) else {"value": item}
+                n += 1
+        else:
+            yield {"value": self._value()}
+
+    _streamed = False
 
 
 def sort_fields(body: dict) -> list[str]:
     return [field for spec in body.get("sort") or [] for field in spec]
-
-
-def response_rows(answer: Any) -> Result:
-    """A JSON answer as rows: view/_all_docs rows, _find docs, _changes results, arrays, or one object."""
-    if isinstance(answer, dict):
-        for key in ("rows", "docs", "results"):
-            if isinstance(answer.get(key), list) and all(isinstance(r, dict) for r in answer[key]):
-                return Result(answer[key], None)
-        return Result([answer], None)
-    if isinstance(answer, list):
-        return Result(({"value": v} if not isinstance(v, dict) else v for v in answer), None)
-    return Result([{"value": answer}], ["value"])
 
 
 def parse_request(text: str) -> tuple[str, str, Any]:
