@@ -287,3 +287,50 @@ def test_cypher_completion_and_detach_delete_confirmation(neo4j_url):
     run = Typed(neo4j_url, f"MATCH (n:{label}) DETACH DELETE n;\ry\r\\q\r")
     settled(run.shell)
     assert run.errors == ""
+
+
+# -- CouchDB (pouchdb-server stand-in) ---------------------------------------------------------
+
+@pytest.mark.pouchdb
+def test_couchdb_completion_multiline_body_and_delete_database_asks(couchdb_url):
+    import couchdb
+
+    server = couchdb.Server(couchdb_url.replace("couchdb://", "http://", 1))
+    name = unique("shop")
+    db = server.create(name)
+    db.save({"_id": "a", "name": "Ann", "age": 34})
+    db.save({"_id": "b", "name": "Bob", "age": 20})
+    try:
+        shell = open_shell(couchdb_url)
+        try:
+            assert name in completions(shell, f"GET /{name[:6]}")
+            assert "age" in completions(shell, f'\\find {name} {{"a')
+        finally:
+            done(shell)
+        run = Typed(couchdb_url, f'\\format jsonl\rPOST /{name}/_find {{"selector":\r {{"age": {{"$gt": 30}}}},\r'
+                                 f' "fields": ["name"]}}\rDELETE /{name}\rn\r\\q\r')
+        assert '"Ann"' in run.output and '"Bob"' not in run.output
+        assert run.errors.splitlines() == ["format: jsonl", "not run"]
+        assert name in server and len(server[name]) == 2
+    finally:
+        if name in server:
+            server.delete(name)
+
+
+# -- Cassandra (no server here unless DBSH_TEST_CASSANDRA_URL) ---------------------------------
+
+def test_cassandra_completion_and_truncate_asks(cassandra_url):
+    table = unique("people")
+    run = Typed(cassandra_url, f"CREATE TABLE {table} (id int PRIMARY KEY, name text);\r"
+                               f"INSERT INTO {table} (id, name) VALUES (1, 'Ann');\r"
+                               f"TRUNCATE {table};\rn\r\\q\r")
+    assert run.errors == "not run\n"
+    shell = open_shell(cassandra_url)
+    try:
+        assert table in completions(shell, f"SELECT * FROM {table[:9]}")
+        assert shell.run_statement(f"SELECT count(*) AS n FROM {table};") == 0
+        shell.pipe.send_text("y\r")
+        shell.run_statement(f"DROP TABLE {table};")
+    finally:
+        done(shell)
+    assert shell.out.getvalue().splitlines()[-2:] == [" 1 ", "(1 row)"]
