@@ -11,7 +11,6 @@ import codecs
 import itertools
 import json
 import re
-import socket
 import sys
 import time
 from typing import Any, Iterable, Iterator
