@@ -55,11 +55,27 @@ def documents(args: list[str], file: str | None, input_format: str | None):
 
 
 def insert(session: Session, out: Renderer, collection: str, docs: list[str], *, file: str | None = None,
-           input_format: str | None = None, batch: int = 1000, create: bool = False, progress=None) -> None:
+           input_format: str | None = None, batch: int = 1000, create: bool = False, progress=None,
+           schema: str | None = None, errors: str | None = None, max_errors: int | None = None,
+           resume: bool = False) -> None:
+    """JSON arguments go to the driver in one call; a file or stdin streams through dbsh.copy (batches,
+    a progress bar on a terminal, bad rows to --errors, a checkpoint for --resume)."""
     if batch < 1:
         raise UsageError("--batch must be at least 1")
-    source = documents(docs, file, input_format)
-    out.write(session.insert(collection, source, batch=batch, create=create, progress=progress))
+    if file and docs:
+        raise UsageError("give documents as arguments or with --file, not both")
+    path = file or ("-" if docs == ["-"] or (not docs and not sys.stdin.isatty()) else None)
+    if path is None:
+        if errors or max_errors is not None or resume or schema:
+            raise UsageError("--errors, --max-errors, --resume and --schema apply to --file input")
+        source = documents(docs, None, input_format)
+        out.write(session.insert(collection, source, batch=batch, create=create, progress=progress))
+        return
+    from dbsh import copy
+
+    out.write(copy.import_file(session, collection, path, input_format=input_format, schema=schema,
+                               batch=batch, create=create, errors=errors, max_errors=max_errors, resume=resume,
+                               progress=progress if isinstance(progress, bool) else None))
 
 
 def find(session: Session, out: Renderer, collection: str, filter_text: str | None = None, *,

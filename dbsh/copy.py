@@ -1,0 +1,602 @@
+"""Moving data: `insert --file` and `dbsh copy SRC DST`, in batches, through each driver's bulk insert.
+
+One loop serves both: documents come from a file reader or a source Session's ``find``; each
+batch goes to ``session.insert`` (one transaction per batch where the backend has them). Around
+it: bad rows to ``--errors FILE`` (``--max-errors N``), a checkpoint after every batch so
+``--resume`` continues without duplicates, a Rich progress bar on a terminal, and Ctrl-C/SIGTERM
+that let the batch in flight finish before stopping with an exact count.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import hashlib
+import json
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+from urllib.parse import urlsplit
+
+from dbsh.drivers.base import Session, WriteResult, batched
+from dbsh.errors import EXIT_INTERRUPTED, DbshError, NotFound, UsageError
+
+CHECKPOINT_VERSION = 1
+
+
+# -- locations -------------------------------------------------------------------------------
+def split_location(text: str) -> tuple[str, str]:
+    """``scheme://.../db/collection`` -> (URL of the database, collection); ``PROFILE/collection`` too.
+
+    The collection is the last path part: sqlite:///app.db/users, mongodb://h/shop/products,
+    redis://h:6379/0/users, couchdb://h:5984/users, cassandra://h/ks/users, bolt://h/Person.
+    """
+    if "://" not in text:
+        name, sep, collection = text.rpartition("/")
+        if not sep or not name or not collection:
+            raise UsageError(f"expected URL/COLLECTION or PROFILE/COLLECTION, got {text!r}")
+        return name, collection
+    parts = urlsplit(text)
+    base, sep, collection = parts.path.rpartition("/")
+    if not sep or not collection:
+        from dbsh.errors import redact
+
+        raise UsageError(f"no collection in {redact(text)!r}",
+                         hint="put it last in the path, e.g. postgresql://host/db/table")
+    if parts.scheme.lower() == "sqlite" and base in ("", "/"):
+        raise UsageError(f"no SQLite file in {text!r}", hint="e.g. sqlite:///app.db/users")
+    # by hand: urlunsplit would turn sqlite:///app.db into sqlite:/app.db
+    rebuilt = f"{parts.scheme}://{parts.netloc}{base}" + (f"?{parts.query}" if parts.query else "")
+    return rebuilt, collection
+
+
+def open_location(text: str, password: str | None = None) -> tuple[Session, str]:
+    from dbsh import drivers, target
+
+    where, collection = split_location(text)
+    if "://" in where:
+        resolved = target.resolve(where, password=password)
+    else:
+        resolved = target.resolve(profile=where, password=password)
+    return drivers.connect(resolved), collection
+
+
+# -- values between models --------------------------------------------------------------------
+def plain_value(value: Any, keep_dates: bool) -> Any:
+    """A value every backend can store: ObjectId -> its hex string, graph/driver types -> JSON forms."""
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, dict):
+        return {str(k): plain_value(v, keep_dates) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain_value(v, keep_dates) for v in value]
+    if keep_dates and isinstance(value, dt.datetime | dt.date):
+        return value
+    if keep_dates and isinstance(value, decimal.Decimal):
+        return value
+    from dbsh.output import jsonable
+
+    converted = jsonable(value)
+    if isinstance(converted, dict) and len(converted) == 1:
+        (key, inner), = converted.items()
+        if key in ("$oid", "$uuid", "$numberDecimal", "$numberLong"):
+            return inner   # ObjectId -> "65f0...", as the issue asks: a string, not extended JSON
+        if key == "$date":
+            return inner if isinstance(inner, str) else converted
+    return plain_value(converted, keep_dates) if isinstance(converted, dict | list) else converted
+
+
+def flatten(doc: dict, sep: str = "_", prefix: str = "") -> dict:
+    """{"a": {"b": 1}} -> {"a_b": 1}; lists stay values (JSON columns)."""
+    out: dict = {}
+    for key, value in doc.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, sep, name + sep))
+        else:
+            out[name] = value
+    return out
+
+
+def parse_map(pairs: Iterable[str] | None) -> dict[str, str | None]:
+    """``--map a:b`` renames field a to b; ``--map a:`` drops a."""
+    mapping: dict[str, str | None] = {}
+    for pair in pairs or ():
+        old, sep, new = pair.partition(":")
+        old, new = old.strip(), new.strip()
+        if not sep or not old:
+            raise UsageError(f"bad --map {pair!r}", hint="use --map old:new (or old: to drop the field)")
+        if old in mapping:
+            raise UsageError(f"--map names {old!r} twice")
+        mapping[old] = new or None
+    targets = [n for n in mapping.values() if n]
+    if len(targets) != len(set(targets)):
+        raise UsageError("--map renames two fields to the same name")
+    return mapping
+
+
+def converter(destination: Session, *, mapping: dict[str, str | None] | None = None,
+              flat: bool = False) -> Callable[[dict], dict]:
+    keep_dates = destination.capabilities.schema or destination.name == "MongoDB"
+    mapping = mapping or {}
+
+    def convert(doc: dict) -> dict:
+        doc = plain_value(doc, keep_dates)
+        if flat:
+            doc = flatten(doc)
+        if mapping:
+            doc = {mapping.get(k, k): v for k, v in doc.items() if mapping.get(k, k) is not None}
+        return doc
+
+    return convert
+
+
+# -- bad rows ---------------------------------------------------------------------------------
+class ErrorLog:
+    """Bad rows: to ``--errors FILE`` (one JSON object a line: where, why, the row) or, with only
+    ``--max-errors``, to stderr. Without either, the first bad row stops the run."""
+
+    def __init__(self, path: str | None, max_errors: int | None, *, append: bool = False):
+        self.path = path
+        self.max_errors = max_errors if max_errors is not None else (None if path else 0)
+        self.count = 0
+        self._file = None
+        if path:
+            try:
+                self._file = open(path, "a" if append else "w", encoding="utf-8")
+            except OSError as e:
+                raise UsageError(f"cannot write --errors {path}: {e.strerror}") from None
+
+    @property
+    def tolerant(self) -> bool:
+        return self.max_errors is None or self.max_errors > 0
+
+    def add(self, where: dict, reason: str, row: Any) -> None:
+        from dbsh.output import to_json
+
+        self.count += 1
+        record = {**where, "error": reason, "row": row}
+        if self._file is not None:
+            self._file.write(to_json(record) + "\n")
+            self._file.flush()
+        else:
+            place = ", ".join(f"{k} {v}" for k, v in where.items())
+            print(f"dbsh: skipped bad row ({place}): {reason}", file=sys.stderr)
+        if self.max_errors is not None and self.count > self.max_errors:
+            raise UsageError(f"too many bad rows ({self.count}, --max-errors {self.max_errors}); last: "
+                             f"{', '.join(f'{k} {v}' for k, v in where.items())}: {reason}")
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+# -- checkpoints ------------------------------------------------------------------------------
+def checkpoint_dir() -> Path:
+    from dbsh import config
+
+    return config.data_dir() / "checkpoints"
+
+
+@dataclass
+class Checkpoint:
+    """Progress of one source -> destination run, saved after every batch.
+
+    ``position`` is how far the source has been read (rows for a copy, lines for a file);
+    ``pending`` is the batch being written. On resume the destination's row count says whether
+    that batch landed, so a kill between the write and the save neither loses nor repeats it.
+    """
+
+    path: Path
+    source: str
+    destination: str
+    start_count: int = 0
+    position: int = 0
+    written: int = 0
+    errors: int = 0
+    pending: dict | None = None
+
+    @classmethod
+    def for_run(cls, source: str, destination: str) -> "Checkpoint":
+        key = hashlib.sha256(f"{source}\n{destination}".encode()).hexdigest()[:24]
+        return cls(checkpoint_dir() / f"{key}.json", source, destination)
+
+    def load(self) -> bool:
+        try:
+            data = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return False
+        except (OSError, ValueError):
+            raise UsageError(f"unreadable checkpoint {self.path}; delete it to start over") from None
+        if data.get("version") != CHECKPOINT_VERSION:
+            raise UsageError(f"checkpoint {self.path} is from another dbsh version; delete it to start over")
+        for name in ("start_count", "position", "written", "errors", "pending"):
+            setattr(self, name, data.get(name))
+        return True
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        data = {"version": CHECKPOINT_VERSION, "source": self.source, "destination": self.destination,
+                "start_count": self.start_count, "position": self.position, "written": self.written,
+                "errors": self.errors, "pending": self.pending, "saved": time.time()}
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, self.path)
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+    def settle(self, now_count: int) -> None:
+        """After a crash: decide from the destination's count whether the pending batch landed."""
+        delta = now_count - self.start_count
+        if self.pending:
+            if delta == self.written + self.pending["good"]:
+                self.position = self.pending["end"]
+                self.written += self.pending["good"]
+                self.errors += self.pending["bad"]
+            self.pending = None
+        if delta != self.written:
+            raise UsageError(f"cannot resume safely: the destination has {now_count} rows, the checkpoint "
+                             f"expects {self.start_count + self.written}; it changed since the interrupted run",
+                             hint=f"delete {self.path} and start over")
+
+
+def destination_count(session: Session, collection: str) -> int:
+    from dbsh.query import Filter
+
+    try:
+        return session.count(collection, Filter({}))
+    except NotFound:
+        return 0
+
+
+# -- stopping politely -----------------------------------------------------------------------
+class StopSignal:
+    """Ctrl-C / SIGTERM ask the loop to stop after the batch in flight; a second Ctrl-C stops now."""
+
+    def __init__(self):
+        self.requested: str | None = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self):
+        if _main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = signal.Signals(signum).name
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+class Interrupted(DbshError):
+    exit_code = EXIT_INTERRUPTED
+
+
+# -- progress ---------------------------------------------------------------------------------
+class Progress:
+    """A Rich bar with rows/s and ETA on stderr when it is a terminal; silent otherwise."""
+
+    def __init__(self, label: str, total: int | None, enabled: bool | None = None):
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self._bar = None
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn,
+                                       TimeElapsedColumn, TimeRemainingColumn)
+
+            self._bar = Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[rate]} rows/s"), TimeElapsedColumn(), TimeRemainingColumn(),
+                            console=Console(stderr=True), transient=False)
+            self._task = self._bar.add_task(label, total=total, rate="-")
+            self._start = time.perf_counter()
+            self._done = 0
+            self._bar.start()
+
+    def advance(self, rows: int) -> None:
+        if self._bar is not None:
+            self._done += rows
+            rate = self._done / max(time.perf_counter() - self._start, 1e-9)
+            self._bar.update(self._task, advance=rows, rate=f"{rate:,.0f}")
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+# -- the loop -----------------------------------------------------------------------------------
+@dataclass
+class Outcome(WriteResult):
+    source: str | None = None
+    skipped: int = 0
+    errors_file: str | None = None
+    seconds: float = 0.0
+    stopped: str | None = None
+
+    def summary(self) -> str:
+        noun = "row" if self.count == 1 else "rows"
+        text = f"{self.action} {self.count} {noun} into {self.collection}"
+        if self.source:
+            text = f"{self.action} {self.count} {noun} from {self.source} into {self.collection}"
+        if self.skipped:
+            text += f"; {self.skipped} bad {'row' if self.skipped == 1 else 'rows'} " + \
+                    (f"in {self.errors_file}" if self.errors_file else "skipped")
+        if self.seconds >= 0.5 and self.count:
+            text += f" ({self.count / self.seconds:,.0f} rows/s)"
+        return text
+
+    def as_row(self) -> dict[str, Any]:
+        row = super().as_row()
+        if self.skipped or self.errors_file:
+            row["errors"] = self.skipped
+        return row
+
+
+@dataclass
+class Item:
+    position: int           # line of a file, or ordinal of a source row
+    doc: dict | None
+    reason: str | None = None
+    text: Any = None
+
+
+@dataclass
+class Load:
+    """One run: items -> destination collection, batch by batch."""
+
+    destination: Session
+    collection: str
+    batch: int = 1000
+    create: bool = False
+    convert: Callable[[dict], dict] | None = None
+    errors: ErrorLog = field(default_factory=lambda: ErrorLog(None, None))
+    checkpoint: Checkpoint | None = None
+    progress: Progress | None = None
+    where_name: str = "line"      # how positions are named in errors: line (files) or row (copies)
+    written: int = 0
+    ids: list | None = field(default_factory=list)
+
+    def run(self, items: Iterable[Item], stop: StopSignal) -> None:
+        ck = self.checkpoint
+        for chunk in batched(items, self.batch):
+            good: list[Item] = []
+            bad = 0
+            for item in chunk:
+                if item.doc is None:
+                    bad += 1
+                    self.errors.add({self.where_name: item.position}, item.reason, item.text)
+                    continue
+                if self.convert is not None:
+                    try:
+                        item.doc = self.convert(item.doc)
+                    except (DbshError, ValueError, TypeError) as e:
+                        bad += 1
+                        self.errors.add({self.where_name: item.position}, str(e), item.text)
+                        continue
+                good.append(item)
+            if ck is not None:
+                ck.pending = {"end": chunk[-1].position, "good": len(good), "bad": bad}
+                ck.save()
+            landed, rejected = self._write(good)
+            if ck is not None:
+                ck.position = chunk[-1].position
+                ck.written += landed
+                ck.errors += bad + rejected
+                ck.pending = None
+                ck.save()
+            if self.progress is not None:
+                self.progress.advance(len(chunk))
+            if stop.requested:
+                return
+
+    def _write(self, items: list[Item]) -> tuple[int, int]:
+        """Insert a batch; when it fails and bad rows may be skipped, find them by halving the batch
+        (safe because a failed batch wrote nothing: rolled back, or refused before writing)."""
+        if not items:
+            return 0, 0
+        try:
+            result = self.destination.insert(self.collection, [i.doc for i in items], batch=len(items),
+                                             create=self.create)
+        except DbshError as e:
+            safe = self.destination.capabilities.transactions or isinstance(e, UsageError)
+            if not (self.errors.tolerant and safe) or isinstance(e, NotFound):
+                raise self._partial(e) from None
+            if len(items) == 1:
+                self.errors.add({self.where_name: items[0].position}, e.message, items[0].text or items[0].doc)
+                return 0, 1
+            half = len(items) // 2
+            a = self._write(items[:half])
+            b = self._write(items[half:])
+            return a[0] + b[0], a[1] + b[1]
+        self.written += result.count
+        if self.ids is not None:
+            if result.ids is None or len(self.ids) + len(result.ids) > 1000:
+                self.ids = None
+            else:
+                self.ids.extend(result.ids)
+        return result.count, 0
+
+    def _partial(self, e: DbshError) -> DbshError:
+        if getattr(e, "counted", False):
+            return e
+        e.counted = True
+        if self.written:
+            e.message = (f"{e.message} ({self.written} rows were written to {self.collection} before this "
+                         f"batch; the failing batch {'was rolled back' if self.destination.capabilities.transactions else 'may be partly written'})")
+            if self.checkpoint is not None:
+                e.hint = "run again with --resume to continue"
+        return e
+
+
+def _resume(ck: Checkpoint, resume: bool, destination: Session, collection: str) -> bool:
+    """Load and settle the checkpoint for --resume; without --resume start one. True when resuming."""
+    found = ck.load() if resume else False
+    if not resume and ck.path.exists():
+        print("dbsh: note: starting over; an earlier interrupted run of this copy left a checkpoint "
+              "(--resume continues it)", file=sys.stderr)
+    if found:
+        ck.settle(destination_count(destination, collection))
+        ck.save()
+        return True
+    if resume:
+        print("dbsh: note: no checkpoint to resume from; starting at the beginning", file=sys.stderr)
+    ck.start_count = destination_count(destination, collection)
+    ck.position = ck.written = ck.errors = 0
+    ck.pending = None
+    ck.save()
+    return False
+
+
+def _finish(load: Load, ck: Checkpoint | None, stop: StopSignal, outcome: Outcome) -> Outcome:
+    if stop.requested:
+        noun = "row" if outcome.count == 1 else "rows"
+        raise Interrupted(f"stopped by {stop.requested}: {outcome.count} {noun} written to {load.collection} "
+                          f"(the batch in flight was finished)",
+                          hint="run again with --resume to continue" if ck is not None else None)
+    if ck is not None:
+        ck.remove()
+    return outcome
+
+
+# -- insert --file ----------------------------------------------------------------------------
+def import_file(session: Session, collection: str, path: str, *, input_format: str | None = None,
+                schema: str | None = None, batch: int = 1000, create: bool = False, errors: str | None = None,
+                max_errors: int | None = None, resume: bool = False, progress: bool | None = None) -> Outcome:
+    """Stream a file (or '-') into a collection; bad rows to --errors; --resume after an interruption."""
+    from dbsh.inputs import BadRow, open_documents, parse_schema
+
+    if batch < 1:
+        raise UsageError("--batch must be at least 1")
+    if max_errors is not None and max_errors < 0:
+        raise UsageError("--max-errors must not be negative")
+    if resume and path == "-":
+        raise UsageError("--resume needs a file: standard input cannot be read again")
+    reader = open_documents(path, input_format, lenient=errors is not None or bool(max_errors),
+                            schema=parse_schema(schema))
+    ck = None
+    if path != "-":
+        source = str(Path(path).resolve())
+        ck = Checkpoint.for_run(f"file:{source}", f"{session.target.without_password()}/{collection}")
+    resumed = _resume(ck, resume, session, collection) if ck is not None else False
+    skip_to = ck.position if resumed else 0
+    log = ErrorLog(errors, max_errors, append=resumed)
+    bar = Progress(f"{Path(path).name if path != '-' else 'stdin'} → {collection}", None, progress)
+    load = Load(session, collection, batch, create, None, log, ck, bar, "line")
+
+    def items() -> Iterator[Item]:
+        for doc in reader:
+            if reader.line <= skip_to:
+                continue
+            if isinstance(doc, BadRow):
+                yield Item(doc.line, None, doc.reason, doc.text)
+            else:
+                yield Item(reader.line, doc, None, doc)
+
+    started = time.perf_counter()
+    try:
+        with StopSignal() as stop:
+            load.run(items(), stop)
+    except DbshError as e:
+        raise load._partial(e) from None
+    finally:
+        bar.close()
+        log.close()
+    written, skipped = (ck.written, ck.errors) if ck is not None else (load.written, log.count)
+    outcome = Outcome("inserted", collection, written, ids=load.ids, skipped=skipped, errors_file=errors,
+                      seconds=time.perf_counter() - started)
+    return _finish(load, ck, stop, outcome)
+
+
+# -- copy SRC DST -------------------------------------------------------------------------------
+def stable_order(session: Session, collection: str) -> list[tuple[str, int]] | None:
+    """An order the source returns the same way every time, so --resume can skip what was copied."""
+    if session.capabilities.schema:
+        try:
+            keys = [r["column"] for r in session.describe(collection) if r.get("primary_key")]
+        except (DbshError, KeyError):
+            keys = []
+        if keys and session.capabilities.language == "sql":
+            return [(k, 1) for k in keys]
+        return None   # Cassandra: token order is already stable
+    if session.name in ("MongoDB", "CouchDB"):
+        return [("_id", 1)]
+    return None
+
+
+def copy(source: Session, src_collection: str, destination: Session, dst_collection: str, *,
+         where: str | None = None, mapping: list[str] | None = None, flat: bool = False, create: bool = False,
+         batch: int = 1000, errors: str | None = None, max_errors: int | None = None, resume: bool = False,
+         progress: bool | None = None) -> Outcome:
+    from dbsh.commands import parse_filter_text
+
+    if batch < 1:
+        raise UsageError("--batch must be at least 1")
+    if max_errors is not None and max_errors < 0:
+        raise UsageError("--max-errors must not be negative")
+    filter_ = parse_filter_text(where)
+    convert = converter(destination, mapping=parse_map(mapping), flat=flat)
+    src_name = f"{source.target.without_password()}/{src_collection}"
+    dst_name = f"{destination.target.without_password()}/{dst_collection}"
+    if src_name == dst_name:
+        raise UsageError("source and destination are the same collection")
+    ck = Checkpoint.for_run(f"{src_name}?where={json.dumps(filter_.doc, sort_keys=True)}", dst_name)
+    resumed = _resume(ck, resume, destination, dst_collection)
+    order = stable_order(source, src_collection)
+    total = None
+    if progress or (progress is None and sys.stderr.isatty()):
+        total = source.count(src_collection, filter_)
+    result = source.find(src_collection, filter_, sort=order, skip=ck.position or None)
+    log = ErrorLog(errors, max_errors, append=resumed)
+    bar = Progress(f"{src_collection} → {dst_collection}", total, progress)
+    if total and ck.position:
+        bar.advance(ck.position)
+    load = Load(destination, dst_collection, batch, create, convert, log, ck, bar, "row")
+    start = ck.position
+
+    def items() -> Iterator[Item]:
+        for n, doc in enumerate(result, start + 1):
+            yield Item(n, doc, None, doc)
+
+    started = time.perf_counter()
+    try:
+        with StopSignal() as stop:
+            load.run(items(), stop)
+    except DbshError as e:
+        raise load._partial(e) from None
+    finally:
+        result.close()
+        bar.close()
+        log.close()
+    outcome = Outcome("copied", dst_collection, ck.written, source=src_collection, skipped=ck.errors,
+                      errors_file=errors, seconds=time.perf_counter() - started)
+    return _finish(load, ck, stop, outcome)
+
+
+def copy_locations(out, source_text: str, destination_text: str, **options: Any) -> Outcome:
+    """`dbsh copy SRC DST`: open both ends, copy, print the summary, close both."""
+    source, src_collection = open_location(source_text)
+    try:
+        destination, dst_collection = open_location(destination_text)
+        try:
+            outcome = copy(source, src_collection, destination, dst_collection, **options)
+        finally:
+            destination.close()
+    finally:
+        source.close()
+    out.write(outcome)
+    return outcome
