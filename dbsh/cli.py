@@ -35,6 +35,8 @@ COMMANDS: list[tuple[str, str, str]] = [
      "dbsh describe people"),
     ("explain", "Show how the backend would run a find.",
      """dbsh explain people '{"name": "Bob"}'"""),
+    ("copy", "Copy a collection between any two backends: URL/COLLECTION to URL/COLLECTION, in batches.",
+     "dbsh copy mongodb://localhost/shop/products postgresql://me@db/shop/products --create"),
     ("migrate", "Migrations: Alembic for SQL; locked, versioned revisions for NoSQL (upgrade, status...).",
      "dbsh -u postgresql://me@db.internal/shop migrate upgrade head"),
 ]
@@ -190,6 +192,14 @@ def build_app():
                                                       help="table, json, jsonl, csv or tsv.", show_default=False)]
     DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
     AskOpt = Annotated[bool, typer.Option("--password", "-W", help="Ask for the password.")]
+    SchemaOpt = Annotated[Optional[str], typer.Option("--schema", help="csv/tsv column types instead of "
+                                                      "inference, e.g. zip:text,count:int.", show_default=False)]
+    ErrorsOpt = Annotated[Optional[str], typer.Option("--errors", help="Write bad rows (with line and reason) "
+                                                      "to FILE and go on.", show_default=False)]
+    MaxErrorsOpt = Annotated[Optional[int], typer.Option("--max-errors", min=0, help="Stop after N bad rows "
+                                                         "(default: no limit with --errors).", show_default=False)]
+    ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its "
+                                             "checkpoint.")]
 
     def version_callback(value: bool):
         if value:
@@ -285,6 +295,8 @@ def build_app():
                                                               "(Redis, Cassandra).")] = None,
                    generate_id: Annotated[bool, typer.Option("--generate-id", help="Generate a missing id "
                                                              "(Cassandra: uuid).")] = False,
+                   schema: SchemaOpt = None, errors: ErrorsOpt = None, max_errors: MaxErrorsOpt = None,
+                   resume: ResumeOpt = False,
                    url: UrlOpt = None, conn: ConnOpt = None, fmt: FormatOpt = None, debug: DebugOpt = False,
                    ask_password: AskOpt = False):
         o = opts(ctx, url=url, conn=conn, fmt=fmt, debug=debug, ask_password=ask_password)
@@ -293,7 +305,32 @@ def build_app():
 
             with session_for(o, ttl=ttl, generate_id=generate_id) as session:
                 commands.insert(session, renderer(o), collection, docs or [], file=file,
-                                input_format=input_format, batch=batch, create=create)
+                                input_format=input_format, batch=batch, create=create, schema=schema,
+                                errors=errors, max_errors=max_errors, resume=resume)
+
+    @command("copy")
+    def copy_cmd(ctx: typer.Context,
+                 source: Annotated[str, typer.Argument(metavar="SRC", help="URL/COLLECTION (or PROFILE/COLLECTION) "
+                                                       "to read.")],
+                 destination: Annotated[str, typer.Argument(metavar="DST", help="URL/COLLECTION (or "
+                                                            "PROFILE/COLLECTION) to write.")],
+                 where: Annotated[Optional[str], typer.Option("--where", help="Copy only documents matching this "
+                                                              "filter (JSON).")] = None,
+                 mapping: Annotated[Optional[list[str]], typer.Option("--map", help="Rename a field: old:new "
+                                                                      "(old: drops it).", show_default=False)] = None,
+                 flat: Annotated[bool, typer.Option("--flatten", help="Nested objects become columns a_b "
+                                                    "instead of JSON.")] = False,
+                 create: Annotated[bool, typer.Option("--create", help="Create the destination (schema inferred "
+                                                      "from the first batch).")] = False,
+                 batch: Annotated[int, typer.Option("--batch", help="Rows per batch/transaction.")] = 1000,
+                 errors: ErrorsOpt = None, max_errors: MaxErrorsOpt = None, resume: ResumeOpt = False,
+                 fmt: FormatOpt = None, debug: DebugOpt = False):
+        o = opts(ctx, fmt=fmt, debug=debug)
+        with running(o):
+            from dbsh import copy
+
+            copy.copy_locations(renderer(o), source, destination, where=where, mapping=mapping, flat=flat,
+                                create=create, batch=batch, errors=errors, max_errors=max_errors, resume=resume)
 
     FilterArg = Annotated[Optional[str], typer.Argument(metavar="FILTER", help="MongoDB-style filter (JSON).",
                                                         show_default=False)]
