@@ -392,3 +392,55 @@ def test_destructive_statements_are_recognised(text, language, asks):
 ])
 def test_client_side_read_only_refuses_what_may_write(text, language, writes):
     assert statements.writes(text, language) is writes
+
+
+# -- connection switching, keys, highlighting -------------------------------------------------
+
+def test_connect_switches_database_and_profile(db, tmp_path):
+    other = tmp_path / "other.db"
+    config = tmp_path / "config" / "dbsh" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text(f'[profiles.shop]\nurl = "{url_of(db)}"\n')
+    run = Typed(url_of(db), f"\\c {url_of(other)}\rcreate table notes (body text);\r"
+                            "\\connect shop\rselect count(*) as n from people;\r\\q\r")
+    assert rows(other, "select name from sqlite_master") == [("notes",)]
+    report = " ".join(run.errors.split())
+    assert "connected to SQLite" in report and f"at {url_of(other)}" in report
+    assert run.output.splitlines()[-2:] == [" 3 ", "(1 row)"]
+    assert run.shell.target.profile == "shop"
+
+
+def test_failed_connect_keeps_the_current_connection(db):
+    run = Typed(url_of(db), "\\c sqlite:////no/such/dir/x.db\rselect count(*) as n from people;\r\\q\r")
+    assert run.errors.splitlines() == ["dbsh: error: cannot open SQLite database /no/such/dir/x.db: "
+                                       "directory does not exist"]
+    assert run.output.splitlines()[-2:] == [" 3 ", "(1 row)"]
+
+
+def test_timing_reports_each_command(db):
+    run = Typed(url_of(db), "\\timing on\rselect 1 as one;\r\\q\r")
+    assert run.errors.splitlines()[0] == "timing is on"
+    assert run.errors.splitlines()[1].startswith("Time: ") and run.errors.splitlines()[1].endswith(" ms")
+
+
+def test_ctrl_r_searches_history(db):
+    Typed(url_of(db), "select name from people where id = 3;\rselect name from people where id = 1;\r\\q\r")
+    run = Typed(url_of(db), "\x12id = 3\r\r\\q\r")     # Ctrl-R, the words, Enter takes the match, Enter runs it
+    assert " Cy " in run.output and " Ann " not in run.output
+
+
+def test_vi_keys_from_the_config(db):
+    from prompt_toolkit.enums import EditingMode
+
+    run = Typed(url_of(db), "\\q\r", settings={"keys": "vi"})
+    assert run.shell.prompt_session.editing_mode == EditingMode.VI
+    assert Typed(url_of(db), "\\q\r").shell.prompt_session.editing_mode == EditingMode.EMACS
+
+
+@pytest.mark.parametrize("language, lexer", [("sql", "SqlLexer"), ("cypher", "CypherLexer"),
+                                              ("javascript", "JavascriptLexer"), ("http", "HttpLexer"),
+                                              ("redis", "RedisLexer"), ("cql", "SqlLexer"), ("nope", "TextLexer")])
+def test_highlighting_per_language(language, lexer):
+    from dbsh.repl.lexers import lexer_class
+
+    assert lexer_class(language).__name__ == lexer

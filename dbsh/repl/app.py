@@ -121,8 +121,7 @@ class Shell:
         self._after_connect(info)
         from dbsh import commands
 
-        with self.output() as out:
-            commands.connect_report(self.session, out)
+        commands.connect_report(self.session, Renderer("table", self.err))
         self.catalog = Catalog(self._catalog_session)
         self.refresh_catalog()
         if self.prompt_session is not None:
@@ -304,10 +303,8 @@ class Shell:
             return 0
         except DbshError as error:
             self.notice(f"dbsh: error: {redact(str(error), self.target.password)}")
-            if isinstance(error, ConnectError):
-                self.dropped = True
-            elif isinstance(error, QueryError):
-                self._check_alive()
+            if isinstance(error, ConnectError | QueryError):
+                self._check_alive()     # \\connect to a bad URL leaves the current connection alive
             return error.exit_code
         except Exception as error:  # noqa: BLE001 - one line, the shell goes on
             self.notice(f"dbsh: error: {type(error).__name__}: {redact(one_line(str(error)), self.target.password)}")
