@@ -493,40 +493,27 @@ class RedisSession(Session):
         ttl = int(self.option("ttl") or 0)
         inserted, ids, existing = 0, [], []
         for chunk in batched(docs, batch):
-            missing = [d for d in chunk if d.get("id") is None and d.get("_id") is None]
-            with self._errors():
-                next_id = self.client.incrby(f"{collection}:{SEQ_SUFFIX}", len(missing)) - len(missing) \
-                    if missing else 0
-            keys = []
-            with self._errors():
-                pipe = self.client.pipeline(transaction=False)
-                for doc in chunk:
-                    if not isinstance(doc, dict):
-                        raise UsageError(f"a document must be a JSON object, not {type(doc).__name__}")
-                    doc_id = doc.get("id", doc.get("_id"))
-                    if doc_id is None:
-                        next_id += 1
-                        doc_id = next_id
-                        doc = {"id": doc_id, **doc}
-                    if isinstance(doc_id, bool) or not isinstance(doc_id, str | int):
-                        raise UsageError(f"a Redis document id must be a string or an integer, got "
-                                         f"{json.dumps(doc_id)}")
-                    key = f"{collection}:{doc_id}"
-                    flat: list[Any] = [ttl]
-                    for field, value in doc.items():
-                        flat += [field, encode_value(value)]
-                    pipe.eval(INSERT_SCRIPT, 1, key, *flat)
-                    keys.append((key, doc_id))
-                results = pipe.execute(raise_on_error=False)
-            for (key, doc_id), result in zip(keys, results):
-                if isinstance(result, Exception):
-                    raise QueryError(f"insert stopped at {key} after {inserted} documents: "
-                                     f"{self._clean(str(result))}")
-                if result == 1:
-                    inserted += 1
-                    ids.append(doc_id)
-                else:
-                    existing.append(key)
+            for doc in chunk:
+                if not isinstance(doc, dict):
+                    raise UsageError(f"a document must be a JSON object, not {type(doc).__name__}")
+                doc_id = doc.get("id", doc.get("_id"))
+                if doc_id is not None and (isinstance(doc_id, bool) or not isinstance(doc_id, str | int)):
+                    raise UsageError(f"a Redis document id must be a string or an integer, got {json.dumps(doc_id)}")
+            todo = list(chunk)
+            while todo:   # generated ids that hit an existing key (written with an explicit id) go round again
+                sent, results = self._insert_round(collection, todo, ttl)
+                todo = []
+                for (key, doc_id, doc, generated), result in zip(sent, results):
+                    if isinstance(result, Exception):
+                        raise QueryError(f"insert stopped at {key} after {inserted} documents: "
+                                         f"{self._clean(str(result))}")
+                    if result == 1:
+                        inserted += 1
+                        ids.append(doc_id)
+                    elif generated:
+                        todo.append(doc)
+                    else:
+                        existing.append(key)
             if progress:
                 progress(inserted)
         if existing:
@@ -536,6 +523,30 @@ class RedisSession(Session):
         details = {"ttl": ttl} if ttl else {}
         return WriteResult("inserted", collection, inserted, ids=ids if len(ids) <= 1000 else None,
                            details=details)
+
+    def _insert_round(self, collection: str, docs: list[dict], ttl: int):
+        """One pipelined round of inserts; ids for documents without one come from one INCRBY."""
+        missing = sum(1 for d in docs if d.get("id") is None and d.get("_id") is None)
+        with self._errors():
+            next_id = self.client.incrby(f"{collection}:{SEQ_SUFFIX}", missing) - missing if missing else 0
+            pipe = self.client.pipeline(transaction=False)
+            sent = []
+            for doc in docs:
+                doc_id = doc.get("id", doc.get("_id"))
+                generated = doc_id is None
+                stored = doc
+                if generated:
+                    next_id += 1
+                    doc_id = next_id
+                    stored = {"id": doc_id, **doc}
+                key = f"{collection}:{doc_id}"
+                flat: list[Any] = [ttl]
+                for field, value in stored.items():
+                    flat += [field, encode_value(value)]
+                pipe.eval(INSERT_SCRIPT, 1, key, *flat)
+                sent.append((key, doc_id, doc, generated))
+            results = pipe.execute(raise_on_error=False)
+        return sent, results
 
     def update(self, name: str, where: q.Filter, change: q.Update, *, upsert: bool = False,
                one: bool = False) -> WriteResult:

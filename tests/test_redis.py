@@ -1,0 +1,436 @@
+"""Redis driver against a real Debian redis-server: every command of the README flow, reply types,
+redis-cli quoting (checked against redis-cli itself), pipelined batches, pub/sub and MONITOR, the
+uniform verbs. Results are checked with redis-py or redis-cli, never with dbsh."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import sys
+import threading
+from urllib.parse import urlsplit
+
+import pytest
+import redis
+
+from dbsh.drivers.base import Result
+from dbsh.drivers.redis import split_args
+from dbsh.errors import UsageError
+from dbsh.output import Renderer
+from tests import servers
+from tests.dbshtest import dbsh, dbsh_process
+
+pytestmark = pytest.mark.redis
+
+DB = 9   # our own database number on the shared session server; flushed before each test
+
+
+@pytest.fixture
+def url(redis_url):
+    parts = urlsplit(redis_url)
+    own = parts._replace(path=f"/{DB}").geturl()
+    redis.Redis.from_url(own).flushdb()
+    return own
+
+
+@pytest.fixture
+def r(url):
+    client = redis.Redis.from_url(url)
+    yield client
+    client.close()
+
+
+def port_of(url: str) -> int:
+    return urlsplit(url).port
+
+
+def q(url, *args, **kw):
+    return dbsh("-u", url, "query", *args, **kw)
+
+
+# --- the README flow ---------------------------------------------------------------------------
+
+def test_set_get(url, r):
+    run = q(url, 'SET name "John Doe"')
+    assert (run.code, run.out) == (0, '{"value": "OK"}\n')
+    assert r.get("name") == b"John Doe"
+    run = q(url, "GET name")
+    assert (run.code, run.out) == (0, '{"value": "John Doe"}\n')
+    run = q(url, "GET missing")
+    assert (run.code, run.out) == (0, '{"value": null}\n')
+
+
+def test_list(url, r):
+    run = q(url, "RPUSH words one two three")
+    assert (run.code, run.out) == (0, '{"value": 3}\n')
+    assert r.lrange("words", 0, -1) == [b"one", b"two", b"three"]
+    run = q(url, "LRANGE words 0 -1")
+    assert run.json_lines() == [{"value": "one"}, {"value": "two"}, {"value": "three"}]
+
+
+def test_hash_is_a_two_column_table(url, r):
+    run = q(url, 'HSET user:1000 name "John Doe" age 30')
+    assert (run.code, run.out) == (0, '{"value": 2}\n')
+    assert r.hgetall("user:1000") == {b"name": b"John Doe", b"age": b"30"}
+    run = dbsh("-u", url, "-f", "csv", "query", "HGETALL user:1000")
+    assert (run.code, run.out) == (0, "field,value\nname,John Doe\nage,30\n")
+
+
+def test_setex_pttl(url, r):
+    assert q(url, "SETEX timed 10 value").out == '{"value": "OK"}\n'
+    assert 0 < r.pttl("timed") <= 10_000
+    [row] = q(url, "PTTL timed").json_lines()
+    assert 0 < row["value"] <= 10_000
+
+
+# --- reply types -------------------------------------------------------------------------------
+
+def test_sorted_set_with_scores_and_sets(url, r):
+    r.zadd("z", {"a": 1, "b": 2.5})
+    run = dbsh("-u", url, "-f", "csv", "query", "ZRANGE z 0 -1 WITHSCORES")
+    assert run.out == "member,score\na,1.0\nb,2.5\n"
+    assert q(url, "ZPOPMAX z").json_lines() == [{"member": "b", "score": 2.5}]
+    r.sadd("s", "x")
+    assert q(url, "SMEMBERS s").json_lines() == [{"member": "x"}]
+    assert q(url, "ZSCORE z a").json_lines() == [{"value": 1.0}]
+
+
+def test_nested_arrays_and_maps(url, r):
+    entry = r.xadd("stream", {"f": "v"}).decode()
+    assert q(url, "XRANGE stream - +").json_lines() == [{"value": [entry, ["f", "v"]]}]
+    rows = q(url, "CONFIG GET maxmemory-policy").json_lines()
+    assert rows == [{"field": "maxmemory-policy", "value": "noeviction"}]
+
+
+def test_bytes_that_are_not_utf8_are_escaped(url, r):
+    run = q(url, r'SET bin "\xff\xfeok"')
+    assert run.code == 0
+    assert r.get("bin") == b"\xff\xfeok"
+    run = dbsh("-u", url, "-f", "csv", "query", "GET bin")
+    assert (run.code, run.out) == (0, "value\n\\xff\\xfeok\n")
+    [row] = q(url, "GET bin").json_lines()   # lossless in JSON
+    assert row == {"value": {"$binary": {"base64": "//5vaw==", "subType": "00"}}}
+
+
+def test_command_count_and_info(url):
+    # redis-py's own reply parser raises TypeError on COMMAND COUNT; dbsh shows the raw reply
+    [row] = q(url, "COMMAND COUNT").json_lines()
+    assert isinstance(row["value"], int) and row["value"] > 100
+    rows = q(url, "INFO server").json_lines()
+    assert {"field": "redis_mode", "value": "standalone"} in rows
+
+
+def test_parameters_are_whole_arguments(url, r):
+    run = q(url, "SET :key :value", "-p", "key=k1", "-p", "value=a b; FLUSHALL")
+    assert run.code == 0
+    assert r.get("k1") == b"a b; FLUSHALL"
+    run = q(url, "GET k1", "-p", "key=k1")
+    assert run.code == 2 and "parameter 'key' is not used" in run.err
+
+
+# --- quoting: the same as redis-cli ------------------------------------------------------------
+
+QUOTED = [
+    'plain',
+    '"John Doe"',
+    r'"tab\there"',
+    r'"hex\x41\x7a"',
+    r'"quote\"inside"',
+    r'"back\\slash"',
+    "'single \"quoted\"'",
+    r"'it\'s'",
+    r"'no\nescape'",
+    'mid"dle quoted"',
+    '""',
+    '"ünïcode"',
+]
+
+
+@pytest.mark.parametrize("arg", QUOTED)
+def test_quoting_matches_redis_cli(url, r, arg):
+    cli = shutil.which("redis-cli")
+    port = port_of(url)
+    # redis-cli splits lines read from stdin with sdssplitargs, exactly as its prompt does
+    subprocess.run([cli, "-h", "127.0.0.1", "-p", str(port), "-n", str(DB)], input=f"SET bycli {arg}\n".encode(),
+                   check=True, capture_output=True)
+    assert q(url, f"SET bydbsh {arg}").code == 0
+    assert r.get("bydbsh") == r.get("bycli")
+
+
+@pytest.mark.parametrize("line", ['SET k "unbalanced', "SET k 'open", 'SET k "a"b', "SET k 'a'b"])
+def test_bad_quotes_are_usage_errors_and_write_nothing(url, r, line):
+    run = q(url, line)
+    assert run.code == 2
+    assert run.err.startswith("dbsh: error: ") and len(run.err.splitlines()) == 1
+    assert r.dbsize() == 0
+
+
+def test_split_args_unit():
+    assert split_args(r'SET k "a\nb" \x41') == [b"SET", b"k", b"a\nb", b"\\x41"]
+    assert split_args("  ") == []
+    with pytest.raises(UsageError):
+        split_args('"abc')
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+def test_unknown_command(url):
+    run = q(url, "FOO bar")
+    assert run.code == 1
+    assert run.err == "dbsh: error: unknown command 'FOO', with args beginning with: 'bar'\n"
+
+
+def test_wrong_type(url, r):
+    r.set("name", "x")
+    run = q(url, "LPUSH name y")
+    assert run.code == 1
+    assert run.err == "dbsh: error: WRONGTYPE Operation against a key holding the wrong kind of value\n"
+    assert r.get("name") == b"x"
+
+
+@pytest.fixture(scope="module")
+def locked_url():
+    with servers.Redis(password="dbsh-test-pw") as server:
+        yield server.url
+
+
+def test_wrong_password_is_exit_3_and_never_printed(locked_url):
+    bad = locked_url.replace("dbsh-test-pw", "not-the-password")
+    run = dbsh("-u", bad, "query", "GET x")
+    assert run.code == 3
+    assert "cannot authenticate" in run.err and "not-the-password" not in run.err + run.out
+    run = dbsh("-u", locked_url.replace(":dbsh-test-pw@", ""), "query", "GET x")
+    assert run.code == 3 and "needs a password" in run.err
+    assert dbsh("-u", locked_url, "query", "PING").out == '{"value": "PONG"}\n'
+
+
+def test_password_from_environment(locked_url):
+    url = locked_url.replace(":dbsh-test-pw@", "default@")
+    run = dbsh("-u", url, "query", "PING", env={"DBSH_PASSWORD": "dbsh-test-pw"})
+    assert (run.code, run.out) == (0, '{"value": "PONG"}\n')
+
+
+def test_unreachable_is_exit_3():
+    run = dbsh("-u", f"redis://127.0.0.1:{servers.free_port()}/0", "query", "PING")
+    assert run.code == 3 and run.err.startswith("dbsh: error: cannot connect to redis://127.0.0.1:")
+
+
+# --- pipelined batches -------------------------------------------------------------------------
+
+def test_pipe_reports_each_failing_line(url, r, tmp_path):
+    text = "\n".join([
+        "SET a 1",            # 1
+        "INCR a",             # 2
+        "",                   # 3 blank: skipped
+        "LPUSH a x",          # 4 WRONGTYPE
+        'SET b "open',        # 5 unbalanced quotes: never sent
+        "# a comment",        # 6 skipped
+        "NOSUCHCOMMAND",      # 7 unknown
+        "RPUSH l one two",    # 8
+    ]) + "\n"
+    run = q(url, "-", input=text)
+    assert run.code == 1
+    assert run.out == ""
+    assert run.err.splitlines() == [
+        'dbsh: line 5: unbalanced quotes in command (a " is not closed)',
+        "dbsh: line 4: WRONGTYPE Operation against a key holding the wrong kind of value",
+        "dbsh: line 7: unknown command 'NOSUCHCOMMAND', with args beginning with:",
+        "dbsh: error: 3 of 6 commands failed (lines 4, 5, 7); 3 replies",
+    ]
+    assert r.get("a") == b"2" and r.lrange("l", 0, -1) == [b"one", b"two"] and not r.exists("b")
+
+
+def test_pipe_in_chunks_keeps_line_numbers(url, r, tmp_path):
+    lines = [f"SET key:{i} {i}" for i in range(1, 2501)]
+    lines[2099] = "HSET key:1 f"          # line 2100, in the third chunk: wrong number of arguments
+    path = tmp_path / "redis_commands.txt"
+    path.write_text("\n".join(lines) + "\n")
+    with open(path) as f:
+        run = q(url, "-", input=f.read())
+    assert run.code == 1
+    assert run.err.splitlines()[-1] == "dbsh: error: 1 of 2500 commands failed (lines 2100); 2499 replies"
+    assert r.dbsize() == 2499 and r.get("key:2500") == b"2500"
+
+    ok = "\n".join(f"RPUSH big {i}" for i in range(3000))
+    run = q(url, "-", input=ok)
+    assert (run.code, run.json_lines()) == (0, [{"commands": 3000, "replies": 3000, "errors": 0}])
+    assert r.llen("big") == 3000
+
+
+# --- streaming: SUBSCRIBE, PSUBSCRIBE, MONITOR ----------------------------------------------
+
+def _start(url, *args):
+    return subprocess.Popen([sys.executable, "-m", "dbsh", "-u", url, "query", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(predicate):
+    event = threading.Event()
+    while not predicate():
+        event.wait(0.02)
+
+
+def test_subscribe_streams_until_count(url, r):
+    proc = _start(url, "SUBSCRIBE channel1 channel2", "--count", "2")
+    _wait_for(lambda: dict(r.pubsub_numsub("channel1", "channel2")) == {b"channel1": 1, b"channel2": 1}
+              or proc.poll() is not None)
+    r.publish("channel1", "hello")
+    r.publish("channel2", b"\xff")
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert [json.loads(line) for line in out.splitlines()] == [
+        {"type": "message", "pattern": None, "channel": "channel1", "data": "hello"},
+        {"type": "message", "pattern": None, "channel": "channel2",
+         "data": {"$binary": {"base64": "/w==", "subType": "00"}}},
+    ]
+
+
+def test_psubscribe_table_prints_each_message_as_a_line(url, r):
+    proc = _start(url, "PSUBSCRIBE news.*", "--count", "1", "--format", "table")
+    _wait_for(lambda: r.pubsub_numpat() == 1 or proc.poll() is not None)
+    r.publish("news.sport", "goal")
+    out, err = proc.communicate(timeout=30)
+    assert (proc.returncode, out) == (0, "pmessage  news.*  news.sport  goal\n"), err
+
+
+def test_monitor(url, r):
+    proc = _start(url, "MONITOR", "--count", "1")
+
+    def monitoring():
+        clients = r.client_list()
+        return any(c.get("cmd") == "monitor" for c in clients) or proc.poll() is not None
+
+    _wait_for(monitoring)
+    r.set("watched", "1")
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    [row] = [json.loads(line) for line in out.splitlines()]
+    assert row["command"] == "SET watched 1" and row["db"] == DB
+
+
+def test_streaming_renderer_writes_rows_as_they_arrive():
+    buffer = io.StringIO()
+    seen = []
+
+    def rows():
+        yield {"type": "message", "channel": "c", "data": "one"}
+        seen.append(buffer.getvalue())   # the first row is already out before the second arrives
+        yield {"type": "message", "channel": "c", "data": "two"}
+
+    result = Result(rows(), ["type", "channel", "data"])
+    result.streaming = True
+    assert Renderer("table", buffer).result(result) == 2
+    assert seen == ["message  c  one\n"]
+    assert buffer.getvalue() == "message  c  one\nmessage  c  two\n"
+
+
+# --- uniform verbs -----------------------------------------------------------------------------
+
+def test_insert_with_ttl_and_types_restored(url, r):
+    run = dbsh("-u", url, "insert", "users", '{"id": 42, "name": "Ann", "age": 34}', "--ttl", "3600")
+    assert run.code == 0, run.err
+    assert run.json_lines() == [{"action": "inserted", "collection": "users", "count": 1, "ids": [42],
+                                 "ttl": 3600}]
+    assert r.hgetall("users:42") == {b"id": b"42", b"name": b"Ann", b"age": b"34"}
+    assert 0 < r.ttl("users:42") <= 3600
+
+    doc = {"name": "Bob", "age": 12, "zip": "0150", "code": "34", "ok": True, "none": None,
+           "tags": ["a", 1], "address": {"city": "Oslo"}}
+    run = dbsh("-u", url, "insert", "users", json.dumps(doc))
+    assert run.json_lines()[0]["ids"] == [1]          # generated with INCR on users:__seq__
+    stored = r.hgetall("users:1")
+    assert stored[b"name"] == b"Bob" and stored[b"zip"] == b"0150" and stored[b"code"] == b'"34"'
+    assert json.loads(stored[b"address"]) == {"city": "Oslo"}
+    assert r.get("users:__seq__") == b"1" and r.ttl("users:1") == -1
+    found = dbsh("-u", url, "find", "users", '{"name": "Bob"}').json_lines()
+    assert found == [{"id": 1, **doc}]
+
+
+def test_insert_duplicate_id_changes_nothing(url, r):
+    assert dbsh("-u", url, "insert", "users", '{"id": 7, "name": "Ann"}').code == 0
+    run = dbsh("-u", url, "insert", "users", '{"id": 7, "name": "Eve", "extra": 1}', '{"id": 8, "name": "Dan"}')
+    assert run.code == 1
+    assert run.err == ("dbsh: error: inserted 1 documents into users; 1 already existed and were left "
+                       "unchanged: users:7\n")
+    assert r.hgetall("users:7") == {b"id": b"7", b"name": b"Ann"}
+    assert r.hget("users:8", "name") == b"Dan"
+
+
+def seed(url):
+    docs = [{"id": i, "name": n, "age": a} for i, (n, a) in enumerate(
+        [("Ann", 34), ("Bob", 12), ("Cy", 31), ("Dee", 17), ("Eve", 50)], 1)]
+    run = dbsh("-u", url, "insert", "users", *map(json.dumps, docs))
+    assert run.code == 0, run.err
+
+
+def test_find_scans_and_filters(url, r):
+    seed(url)
+    r.set("users:note", "a string key under the prefix is not a document")
+    r.hset("other:1", mapping={"age": 99})
+    run = dbsh("-u", url, "find", "users", '{"age": {"$gt": 30}}', "--sort", "-age", "--fields", "name,age")
+    assert run.code == 0
+    assert run.json_lines() == [{"name": "Eve", "age": 50}, {"name": "Ann", "age": 34}, {"name": "Cy", "age": 31}]
+    assert run.err == "dbsh: scanned 5 keys of users:* (filtered client-side)\n"
+    run = dbsh("-u", url, "find", "users", '{"id": 3}')
+    assert run.json_lines() == [{"id": 3, "name": "Cy", "age": 31}]
+    assert run.err == "dbsh: scanned 1 key of users:* (filtered client-side)\n"
+    assert dbsh("-u", url, "count", "users", '{"name": {"$regex": "^[A-C]"}}').json_lines() == [{"count": 3}]
+    run = dbsh("-u", url, "find", "users", '{"age": {"$foo": 1}}')
+    assert run.code == 2 and "unknown operator $foo" in run.err
+
+
+def test_find_on_hashes_written_by_other_tools(url, r):
+    assert q(url, 'HSET user:1000 name "John Doe" age 30').code == 0
+    assert dbsh("-u", url, "find", "user").json_lines() == [{"id": 1000, "name": "John Doe", "age": 30}]
+
+
+def test_update(url, r):
+    seed(url)
+    run = dbsh("-u", url, "update", "users", '{"id": 1}', '{"$inc": {"age": 1}}')
+    assert run.json_lines() == [{"action": "updated", "collection": "users", "count": 1, "matched": 1}]
+    assert r.hget("users:1", "age") == b"35"
+    run = dbsh("-u", url, "update", "users", '{"age": {"$lt": 18}}', '{"$set": {"minor": true}, "$unset": {"age": ""}}')
+    assert run.json_lines()[0]["count"] == 2
+    assert r.hgetall("users:2") == {b"id": b"2", b"name": b"Bob", b"minor": b"true"}
+    run = dbsh("-u", url, "update", "users", '{"id": 1}', '{"$set": {"id": 9}}')
+    assert run.code == 2 and "part of the Redis key" in run.err
+    run = dbsh("-u", url, "update", "users", '{"name": "Zed"}', '{"$set": {"age": 1}}', "--upsert")
+    assert run.json_lines()[0]["action"] == "upserted"
+    assert r.hget("users:6", "name") == b"Zed"
+
+
+def test_delete(url, r):
+    seed(url)
+    run = dbsh("-u", url, "delete", "users", '{"age": {"$lt": 18}}')
+    assert run.json_lines() == [{"action": "deleted", "collection": "users", "count": 2}]
+    assert sorted(r.scan_iter(match="users:[0-9]*")) == [b"users:1", b"users:3", b"users:5"]
+    assert dbsh("-u", url, "delete", "users").code == 2   # an empty filter needs --all
+
+
+def test_collections_and_describe(url, r):
+    seed(url)
+    r.set("session:abc", "x", ex=100)
+    r.set("plain", "no prefix")
+    assert dbsh("-u", url, "collections").json_lines() == [{"name": "session"}, {"name": "users"}]
+    run = dbsh("-u", url, "describe", "users")
+    rows = run.json_lines()
+    assert rows[:3] == [{"field": "id", "type": "number", "count": 5},
+                        {"field": "name", "type": "string", "count": 5},
+                        {"field": "age", "type": "number", "count": 5}]
+    assert rows[3]["message"].startswith("users: 5 keys sampled (hash 5); 0 with a TTL; memory ")
+    assert dbsh("-u", url, "describe", "nothing").code == 2
+
+
+def test_connect_report(url):
+    run = dbsh("-f", "json", "connect", url)
+    assert run.code == 0, run.err
+    [info] = json.loads(run.out)
+    assert info["backend"] == "Redis" and info["version"].startswith("7.") and info["protocol"] == "RESP3"
+
+
+def test_real_process_end_to_end(url, r):
+    run = dbsh_process("-u", url, "query", 'SET greeting "hi there"')
+    assert (run.code, run.out) == (0, '{"value": "OK"}\n')
+    assert r.get("greeting") == b"hi there"
