@@ -93,7 +93,10 @@ class SqlSession(Session):
     def _error(self, e: Exception) -> DbshError:
         """Translate a driver exception into a one-line dbsh error, never showing the password."""
         orig = getattr(e, "orig", None) or e
-        return QueryError(redact(one_line(str(orig)), self.target.password))
+        args = getattr(orig, "args", ())
+        # PyMySQL errors are (code, message) tuples: show the message, as the mariadb client does
+        text = f"{args[1]} (error {args[0]})" if len(args) == 2 and isinstance(args[0], int) else str(orig)
+        return QueryError(redact(one_line(text), self.target.password))
 
     def _connect(self) -> sa.Connection:
         try:
@@ -253,7 +256,10 @@ class SqlSession(Session):
             if not inspector.has_table(bare, schema=schema or None) and bare not in inspector.get_view_names(
                     schema=schema or None):
                 return None
-            return sa.Table(bare, sa.MetaData(), schema=schema or None, autoload_with=c)
+            table = sa.Table(bare, sa.MetaData(), schema=schema or None, autoload_with=c)
+            if self.dialect in ("mysql", "mariadb"):
+                _restore_mariadb_json(table, c)
+            return table
 
         try:
             if conn is not None:
@@ -440,6 +446,9 @@ class SqlSession(Session):
                 with self._use(write=True) as conn:
                     table = self._table_for(name, chunk, conn, create)
                     for group in _same_keys(chunk):
+                        if self.dialect == "postgresql" and self.engine.driver == "psycopg":
+                            self._copy_rows(conn, table, group)
+                            continue
                         rows = [self._prepare(table, doc) for doc in group]
                         conn.execute(table.insert(), rows)
                 committed += len(chunk)
@@ -451,6 +460,23 @@ class SqlSession(Session):
             err = self._error(e)
             raise type(err)(_partial(err.message, committed, name, self._conn is not None)) from None
         return WriteResult("inserted", name, committed)
+
+    def _copy_rows(self, conn: sa.Connection, table: sa.Table, docs: list[dict]) -> None:
+        """PostgreSQL's fastest bulk path: COPY FROM STDIN in the batch's transaction. Text format, so
+        the server parses each value as its column's type; JSON columns get JSON text."""
+        import psycopg
+
+        preparer = self.engine.dialect.identifier_preparer
+        keys = list(docs[0])
+        as_json = [isinstance(table.c[k].type, sa.JSON) for k in keys]
+        statement = (f"COPY {preparer.format_table(table)} ({', '.join(preparer.quote(k) for k in keys)}) "
+                     "FROM STDIN")
+        try:
+            with conn.connection.driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
+                for doc in docs:
+                    copy.write_row([_copy_value(doc[k], j) for k, j in zip(keys, as_json)])
+        except psycopg.Error as e:
+            raise self._error(e) from None
 
     def _table_for(self, name: str, docs: list[dict], conn: sa.Connection, create: bool) -> sa.Table:
         table = self._tables.get(name)
@@ -585,6 +611,34 @@ def _sqlite_on_connect(dbapi_conn, record) -> None:
     dbapi_conn.isolation_level = None
     dbapi_conn.execute("PRAGMA foreign_keys = ON")
     dbapi_conn.execute("PRAGMA busy_timeout = 5000")
+
+
+def _copy_value(value: Any, json_column: bool) -> Any:
+    if value is None:
+        return None
+    if json_column or isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    return value
+
+
+_JSON_VALID = re.compile(r"json_valid\(`((?:[^`]|``)+)`\)", re.IGNORECASE)
+
+
+def _restore_mariadb_json(table: sa.Table, conn: sa.Connection) -> None:
+    """MariaDB's JSON is LONGTEXT with a column-level json_valid() check: reflect it back as JSON."""
+    try:
+        checks = conn.execute(sa.text(
+            "select check_clause from information_schema.check_constraints "
+            "where constraint_schema = coalesce(:schema, database()) and table_name = :table"),
+            {"schema": table.schema, "table": table.name}).scalars().all()
+    except sa_exc.DBAPIError:
+        return   # MySQL < 8.0.16 has no such view; its JSON type reflects as JSON anyway
+    for clause in checks:
+        match = _JSON_VALID.search(clause or "")
+        if match:
+            column = match.group(1).replace("``", "`")
+            if column in table.c:
+                table.c[column].type = sa.JSON()
 
 
 def _check_identifier(name: str, what: str) -> None:
