@@ -436,8 +436,10 @@ class Load:
             return e
         e.counted = True
         if self.written:
-            e.message = (f"{e.message} ({self.written} rows were written to {self.collection} before this "
-                         f"batch; the failing batch {'was rolled back' if self.destination.capabilities.transactions else 'may be partly written'})")
+            how = ("was rolled back" if self.destination.capabilities.transactions
+                   else "may be partly written")
+            e.message = f"{e.message} ({self.written} rows were committed to {self.collection} before this " \
+                        f"batch; the failing batch {how})"
             if self.checkpoint is not None:
                 e.hint = "run again with --resume to continue"
         return e
