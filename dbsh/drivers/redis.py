@@ -117,13 +117,18 @@ def split_args(line: str | bytes) -> list[bytes]:
 
 
 def _bind(args: list[bytes], params: dict[str, Any]) -> list[Any]:
-    """``:name`` arguments take the value of ``-p name=value`` as one whole argument (never re-split)."""
+    """``:name`` arguments take the value of ``-p name=value`` as one whole argument (never re-split).
+
+    The command name goes to redis-py as text (its cluster router looks commands up by name).
+    """
+    if args:
+        args = [args[0].decode("utf-8", "replace"), *args[1:]]
     if not params:
         return args
     used: set[str] = set()
     bound: list[Any] = []
     for arg in args:
-        name = arg[1:].decode("utf-8", "replace") if arg.startswith(b":") else None
+        name = arg[1:].decode("utf-8", "replace") if isinstance(arg, bytes) and arg.startswith(b":") else None
         if name is not None and name in params:
             used.add(name)
             value = params[name]
@@ -313,6 +318,16 @@ class RedisSession(Session):
             self._raw = raw
         return self._raw
 
+    def _route(self, args: list[Any]) -> dict[str, Any]:
+        """Cluster: a command redis-py does not know goes to one node, which answers it (or says it is
+        unknown) as redis-cli would; redis-py would otherwise refresh its command table and fail."""
+        if not self.cluster:
+            return {}
+        known = self.raw.commands_parser.commands
+        if str(args[0]).lower() in known:
+            return {}
+        return {"target_nodes": self.raw.get_default_node()}
+
     def execute(self, text_: str, params: dict[str, Any] | None = None) -> Result:
         lines = text_.splitlines()
         commands = [(n, line) for n, line in enumerate(lines, 1)
@@ -331,7 +346,14 @@ class RedisSession(Session):
         if name in ("SYNC", "PSYNC"):
             raise Unsupported(f"{name} is a replication command; dbsh cannot run it")
         with self._errors():
-            reply = self.raw.execute_command(*args)
+            try:
+                reply = self.raw.execute_command(*args, **self._route(args))
+            except rexc.RedisClusterException as e:
+                if "Missing key" not in str(e):
+                    raise
+                # a command redis-py cannot route (unknown to it, or CLUSTER INFO given as two words):
+                # ask one node, so the server answers (or refuses) it as redis-cli would
+                reply = self.raw.execute_command(*args, target_nodes=self.raw.get_default_node())
         return reply_result(name, args, reply)
 
     def _pipe(self, commands: list[tuple[int, str]], params: dict[str, Any]) -> Result:
@@ -354,7 +376,7 @@ class RedisSession(Session):
                         failed.append(number)
                         print(f"dbsh: line {number}: {e}", file=sys.stderr)
                         continue
-                    pipe.execute_command(*args)
+                    pipe.execute_command(*args, **self._route(args))
                     sent.append(number)
                 if not sent:
                     continue
@@ -543,7 +565,7 @@ class RedisSession(Session):
                 flat: list[Any] = [ttl]
                 for field, value in stored.items():
                     flat += [field, encode_value(value)]
-                pipe.eval(INSERT_SCRIPT, 1, key, *flat)
+                pipe.execute_command("EVAL", INSERT_SCRIPT, 1, key, *flat)   # ClusterPipeline has no .eval
                 sent.append((key, doc_id, doc, generated))
             results = pipe.execute(raise_on_error=False)
         return sent, results
@@ -695,7 +717,7 @@ def reply_result(name: str, args: list[Any], reply: Any) -> Result:
     """A Redis reply as rows: value; field/value for maps; member(/score) for sets and sorted sets."""
     if isinstance(reply, dict):
         return Result(({"field": k, "value": v} for k, v in text(reply).items()), ["field", "value"])
-    if name == "INFO" and isinstance(reply, bytes):
+    if isinstance(reply, bytes) and (name == "INFO" or name == "CLUSTER" and _has(args[:2], b"INFO")):
         return Result(_info_rows(text(reply)), ["field", "value"])
     if isinstance(reply, list | tuple | set):
         items = text(list(reply))
