@@ -434,3 +434,39 @@ def test_real_process_end_to_end(url, r):
     run = dbsh_process("-u", url, "query", 'SET greeting "hi there"')
     assert (run.code, run.out) == (0, '{"value": "OK"}\n')
     assert r.get("greeting") == b"hi there"
+
+
+# --- TLS ---------------------------------------------------------------------------------------
+
+class TlsRedis(servers.Server):
+    """redis-server with only a TLS port and a self-signed certificate made by openssl."""
+
+    name = "redis-tls"
+
+    def _start(self) -> str:
+        self.run([shutil.which("openssl"), "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "key.pem",
+                  "-out", "cert.pem", "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"])
+        port = servers.free_port()
+        args = servers.redis_args(servers.find_binary("redis-server"), 0, self.dir)
+        self.spawn(args + ["--tls-port", str(port), "--tls-cert-file", "cert.pem", "--tls-key-file", "key.pem",
+                           "--tls-ca-cert-file", "cert.pem", "--tls-auth-clients", "no"], log=self.dir / "redis.log")
+        ca = self.dir / "cert.pem"
+
+        def ready() -> bool:
+            try:
+                return redis.Redis(host="127.0.0.1", port=port, ssl=True, ssl_ca_certs=str(ca)).ping()
+            except redis.RedisError:
+                return False
+
+        self.wait_until(ready, f"TLS PING on port {port}")
+        return f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={ca}"
+
+
+def test_tls():
+    with TlsRedis() as server:
+        run = dbsh("-u", server.url, "query", "SET over tls")
+        assert (run.code, run.out) == (0, '{"value": "OK"}\n')
+        assert redis.Redis.from_url(server.url).get("over") == b"tls"
+        untrusted = server.url.split("?")[0]   # the self-signed certificate is not trusted without ssl_ca_certs
+        run = dbsh("-u", untrusted, "query", "PING")
+        assert run.code == 3 and "certificate verify failed" in run.err

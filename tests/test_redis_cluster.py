@@ -104,3 +104,24 @@ def test_cluster_pipelined_file(url, rc, tmp_path):
     ]
     assert rc.get("key:1200") == b"1200" and not rc.exists("key:10")
     assert sum(len([k for k in keys if k.startswith(b"key:")]) for keys in node_keys(rc).values()) == 1198
+
+
+def test_cluster_subscribe(url, rc):
+    import subprocess
+    import sys
+    import threading
+
+    proc = subprocess.Popen([sys.executable, "-m", "dbsh", "-u", url, "query", "SUBSCRIBE news", "--count", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pause = threading.Event()
+
+    def subscribed() -> bool:
+        counts = rc.pubsub_numsub("news", target_nodes=RedisCluster.ALL_NODES)
+        return any(n for _, n in counts) or proc.poll() is not None
+
+    while not subscribed():
+        pause.wait(0.02)
+    rc.publish("news", "hello")   # classic pub/sub messages reach every node of the cluster
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert json.loads(out) == {"type": "message", "pattern": None, "channel": "news", "data": "hello"}
