@@ -259,6 +259,9 @@ class SqlSession(Session):
             table = sa.Table(bare, sa.MetaData(), schema=schema or None, autoload_with=c)
             if self.dialect in ("mysql", "mariadb"):
                 _restore_mariadb_json(table, c)
+            for col in table.columns:   # MySQL DOUBLE reflects as Decimal-returning: floats stay floats
+                if isinstance(col.type, sa.Float) and getattr(col.type, "asdecimal", False):
+                    col.type.asdecimal = False
             return table
 
         try:
