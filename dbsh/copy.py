@@ -119,10 +119,14 @@ def parse_map(pairs: Iterable[str] | None) -> dict[str, str | None]:
     return mapping
 
 
-def converter(destination: Session, *, mapping: dict[str, str | None] | None = None,
-              flat: bool = False) -> Callable[[dict], dict]:
+def converter(destination: Session, *, mapping: dict[str, str | None] | None = None, flat: bool = False,
+              source: Session | None = None) -> Callable[[dict], dict]:
     keep_dates = destination.capabilities.schema or destination.name == "MongoDB"
-    mapping = mapping or {}
+    mapping = dict(mapping or {})
+    if source is not None and source.name == "CouchDB":
+        mapping.setdefault("_rev", None)   # a revision means nothing elsewhere (and CouchDB refuses it)
+    # graph properties are scalars or lists of scalars: nested values travel as JSON text
+    scalars_only = destination.name == "Neo4j"
 
     def convert(doc: dict) -> dict:
         doc = plain_value(doc, keep_dates)
@@ -130,9 +134,15 @@ def converter(destination: Session, *, mapping: dict[str, str | None] | None = N
             doc = flatten(doc)
         if mapping:
             doc = {mapping.get(k, k): v for k, v in doc.items() if mapping.get(k, k) is not None}
+        if scalars_only:
+            doc = {k: json.dumps(v, ensure_ascii=False) if _nested(v) else v for k, v in doc.items()}
         return doc
 
     return convert
+
+
+def _nested(value: Any) -> bool:
+    return isinstance(value, dict) or (isinstance(value, list) and any(isinstance(v, dict | list) for v in value))
 
 
 # -- bad rows ---------------------------------------------------------------------------------
@@ -551,7 +561,7 @@ def copy(source: Session, src_collection: str, destination: Session, dst_collect
     if max_errors is not None and max_errors < 0:
         raise UsageError("--max-errors must not be negative")
     filter_ = parse_filter_text(where)
-    convert = converter(destination, mapping=parse_map(mapping), flat=flat)
+    convert = converter(destination, mapping=parse_map(mapping), flat=flat, source=source)
     src_name = f"{source.target.without_password()}/{src_collection}"
     dst_name = f"{destination.target.without_password()}/{dst_collection}"
     if src_name == dst_name:
