@@ -60,6 +60,8 @@ def split_args(line: str | bytes) -> list[bytes]:
     a closing quote must be followed by a space or the end; unbalanced quotes are an error.
     """
     data = line.encode("utf-8", "surrogateescape") if isinstance(line, str) else line
+    if b'"' not in data and b"'" not in data:
+        return data.split()   # no quotes: plain whitespace splitting (the same space characters)
     args: list[bytes] = []
     i, n = 0, len(data)
     while True:
