@@ -290,7 +290,7 @@ def _open_binary(path: str):
         try:
             import zstandard
         except ModuleNotFoundError:
-            raise UsageError("reading .zst needs the zstandard package", hint="pip install zstandard") from None
+            raise UsageError("reading .zst needs the zstandard package", hint="pip install 'dbsh[zstd]'") from None
         return zstandard.ZstdDecompressor().stream_reader(raw)
     return raw
 
