@@ -305,6 +305,8 @@ def test_project_alembic_ini_works_with_dbsh_and_plain_alembic(tmp_path):
 @pytest.mark.slow
 def test_eight_parallel_upgrades_apply_each_revision_once(db, mig):
     kind, url = db
+    if kind == "sqlite":
+        pytest.skip("covered by test_sqlite_lock_timeout; the issue asks for PostgreSQL and MariaDB (saves ~15 s)")
     procs = [subprocess.Popen([sys.executable, "-m", "dbsh", "-u", url, "migrate", "upgrade", "head", "--dir",
                                str(mig)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(8)]

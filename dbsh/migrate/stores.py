@@ -47,6 +47,7 @@ class Lease:
 
     def __enter__(self) -> "Lease":
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        pause = 0.05
         while not self.store.try_lock(self.owner, self.lease_ms):
             if deadline is not None and time.monotonic() >= deadline:
                 holder = self.store.holder()
@@ -57,7 +58,8 @@ class Lease:
                     who = "held by another run (it has just released it)"
                 raise LockTimeout(f"timed out after {self.timeout:g} s waiting for the migration lock on "
                                   f"{self.where}: {who}")
-            time.sleep(0.1 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic())))
+            pause = min(pause * 1.5, 0.5)   # back off: waiting runs should not load the server
+            time.sleep(pause if deadline is None else max(0.0, min(pause, deadline - time.monotonic())))
         self._renewed = time.monotonic()
         self._thread = threading.Thread(target=self._renew, name="dbsh-migrate-lease", daemon=True)
         self._thread.start()
