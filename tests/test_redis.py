@@ -470,3 +470,9 @@ def test_tls():
         untrusted = server.url.split("?")[0]   # the self-signed certificate is not trusted without ssl_ca_certs
         run = dbsh("-u", untrusted, "query", "PING")
         assert run.code == 3 and "certificate verify failed" in run.err
+
+
+def test_pipe_with_parameters(url, r):
+    run = q(url, "-", "-p", "v=a b", "-p", "n=3", input="SET k :v\nINCRBY c :n\nPING\n")
+    assert (run.code, run.json_lines()) == (0, [{"commands": 3, "replies": 3, "errors": 0}])
+    assert r.get("k") == b"a b" and r.get("c") == b"3"

@@ -118,7 +118,7 @@ def split_args(line: str | bytes) -> list[bytes]:
         args.append(bytes(current))
 
 
-def _bind(args: list[bytes], params: dict[str, Any]) -> list[Any]:
+def _bind(args: list[bytes], params: dict[str, Any], *, strict: bool = True) -> list[Any]:
     """``:name`` arguments take the value of ``-p name=value`` as one whole argument (never re-split).
 
     The command name goes to redis-py as text (its cluster router looks commands up by name).
@@ -139,7 +139,7 @@ def _bind(args: list[bytes], params: dict[str, Any]) -> list[Any]:
         else:
             bound.append(arg)
     unused = sorted(set(params) - used)
-    if unused:
+    if unused and strict:   # (a batch line may use only some of the parameters)
         raise UsageError(f"parameter {unused[0]!r} is not used", hint=f"write :{unused[0]} as a whole argument")
     return bound
 
@@ -227,8 +227,11 @@ class RedisSession(Session):
         with self._errors():
             try:
                 self.client = self._open(protocol=3)
-            except rexc.ResponseError as e:
-                if "HELLO" not in str(e).upper() and "unknown command" not in str(e).lower():
+            except (rexc.ResponseError, rexc.ConnectionError) as e:
+                message = str(e)
+                if isinstance(e, rexc.AuthenticationError) or not (
+                        "HELLO" in message.upper() or "unknown command" in message.lower()
+                        or "protocol" in message.lower()):
                     raise
                 self.protocol = 2   # a server before Redis 6 has no RESP3
                 self.client = self._open(protocol=2)
@@ -370,7 +373,7 @@ class RedisSession(Session):
                 for number, line in chunk:
                     total += 1
                     try:
-                        args = _bind(split_args(line), params)
+                        args = _bind(split_args(line), params, strict=False)
                         name = _name(args[0])
                         if name in STREAMING or name in ("MULTI", "EXEC", "DISCARD", "WATCH"):
                             raise Unsupported(f"{name} cannot run in a pipelined batch")
@@ -476,7 +479,7 @@ class RedisSession(Session):
                     continue   # gone meanwhile, or not a hash
                 doc = {_key_text(k): decode_value(v) for k, v in fields.items()}
                 if "id" not in doc and "_id" not in doc:
-                    suffix = key[len(prefix):] if isinstance(key, str) else text(key[len(prefix):])
+                    suffix = key[len(prefix):] if isinstance(key, str) else text(key[len(prefix.encode()):])
                     doc = {"id": decode_value(suffix), **doc}
                 if ast is None or q.matches(ast, doc):
                     yield key, doc
