@@ -1,0 +1,140 @@
+"""`insert --file`: compressed jsonl/json/csv/tsv streamed in batches into real servers (PostgreSQL by
+COPY), bad rows to --errors with their exact line, --max-errors, --schema, --resume; export with find."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import sqlite3
+import uuid
+
+import pytest
+
+from tests.dbshtest import dbsh
+from tests.test_copy import Backend
+
+
+def fresh(prefix="t"):
+    return f"{prefix}{uuid.uuid4().hex[:8]}"
+
+
+def sqlite_rows(url, sql):
+    conn = sqlite3.connect(url.split(":///", 1)[1])
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+def test_every_format_and_compression_into_postgres(postgres_url, tmp_path):
+    import zstandard
+
+    pg = Backend("postgres", postgres_url)
+    t = fresh()
+    rows = [{"id": i, "name": f"n{i}", "price": i / 4, "ok": i % 2 == 0, "meta": {"i": i}} for i in range(1, 1201)]
+    (tmp_path / "a.jsonl.gz").write_bytes(gzip.compress("".join(json.dumps(r) + "\n" for r in rows[:500]).encode()))
+    (tmp_path / "b.json.zst").write_bytes(zstandard.ZstdCompressor().compress(json.dumps(rows[500:800]).encode()))
+    csv_lines = ["id,name,price,ok"] + [f"{r['id']},{r['name']},{r['price']},{str(r['ok']).lower()}"
+                                         for r in rows[800:1000]]
+    (tmp_path / "c.csv").write_text("\n".join(csv_lines) + "\n")
+    (tmp_path / "d.tsv.gz").write_bytes(gzip.compress(("\n".join(
+        line.replace(",", "\t") for line in ["id,name,price,ok"] + [
+            f"{r['id']},{r['name']},{r['price']},{str(r['ok']).lower()}" for r in rows[1000:]]) + "\n").encode()))
+    expected = {"a.jsonl.gz": 500, "b.json.zst": 300, "c.csv": 200, "d.tsv.gz": 200}
+    for i, (name, count) in enumerate(expected.items()):
+        run = dbsh("-u", postgres_url, "insert", t, "--file", str(tmp_path / name), "--batch", "128",
+                   *(["--create"] if i == 0 else []))
+        assert run.code == 0, run.err
+        assert run.err == ""   # no progress bar when stderr is not a terminal
+        assert run.json_lines() == [{"action": "inserted", "collection": t, "count": count}]
+    got = sorted(pg.native_rows(t), key=lambda r: r["id"])
+    assert len(got) == 1200
+    assert got[0] == {"id": 1, "name": "n1", "price": 0.25, "ok": False, "meta": {"i": 1}}
+    assert got[899] == {"id": 900, "name": "n900", "price": 225.0, "ok": True, "meta": None}
+
+
+def test_bad_rows_go_to_the_errors_file_with_their_exact_lines(postgres_url, tmp_path):
+    pg = Backend("postgres", postgres_url)
+    t = fresh()
+    dbsh("-u", postgres_url, "query", f"create table {t} (id integer primary key, n integer, s text)")
+    lines = [json.dumps({"id": i, "n": i, "s": f"s{i}"}) for i in range(1, 21)]
+    lines[3] = '{"id": 4, "n": '                                   # line 4: malformed JSON
+    lines[6] = json.dumps({"id": 7, "n": "seven", "s": "x"})        # line 7: the server refuses the value
+    lines[11] = "[12]"                                              # line 12: not an object
+    lines[15] = json.dumps({"id": 3, "n": 16, "s": "dup"})          # line 16: duplicate key
+    (tmp_path / "rows.jsonl").write_text("\n".join(lines) + "\n")
+    errors = tmp_path / "errors.jsonl"
+    run = dbsh("-u", postgres_url, "insert", t, "--file", str(tmp_path / "rows.jsonl"), "--batch", "5",
+               "--errors", str(errors))
+    assert run.code == 0, run.err
+    assert run.json_lines() == [{"action": "inserted", "collection": t, "count": 16, "errors": 4}]
+    logged = [json.loads(line) for line in errors.read_text().splitlines()]
+    assert [e["line"] for e in logged] == [4, 7, 12, 16]
+    assert logged[0]["error"].startswith("malformed JSON") and logged[0]["row"] == '{"id": 4, "n": '
+    assert logged[1]["error"].startswith("invalid input syntax for type integer") and logged[1]["row"]["n"] == "seven"
+    assert logged[2] == {"line": 12, "error": "expected a JSON object, got list", "row": "[12]"}
+    assert logged[3]["error"].startswith("duplicate key value violates unique constraint")
+    ids = sorted(r["id"] for r in pg.native_rows(t))
+    assert ids == [i for i in range(1, 21) if i not in (4, 7, 12, 16)]
+
+
+def test_max_errors_stops_the_run_and_says_what_was_written(sqlite_url, tmp_path):
+    dbsh("-u", sqlite_url, "insert", "t", '{"a": 1}', "--create")
+    (tmp_path / "x.csv").write_text("a\n2\n3\n4\n5,6\n7\n8,9\n10\n11,12\n13\n")
+    run = dbsh("-u", sqlite_url, "insert", "t", "--file", str(tmp_path / "x.csv"), "--batch", "3",
+               "--max-errors", "1")
+    assert run.code == 2
+    assert run.err.splitlines() == [
+        "dbsh: skipped bad row (line 5): 2 fields, but the header has 1",
+        "dbsh: skipped bad row (line 7): 2 fields, but the header has 1",
+        "dbsh: error: too many bad rows (2, --max-errors 1); last: line 7: 2 fields, but the header has 1 "
+        "(3 rows were committed to t before this batch; the failing batch was rolled back) "
+        "(run again with --resume to continue)"]
+    assert sqlite_rows(sqlite_url, "select a from t order by a") == [(1,), (2,), (3,), (4,)]
+
+
+def test_schema_types_csv_columns(sqlite_url, tmp_path):
+    (tmp_path / "z.csv").write_text("zip,n,tags\n02134,7,\"[1,2]\"\n10001,x,[]\n")
+    run = dbsh("-u", sqlite_url, "insert", "z", "--file", str(tmp_path / "z.csv"), "--create",
+               "--schema", "zip:text,n:int,tags:json", "--errors", str(tmp_path / "e.jsonl"))
+    assert run.code == 0, run.err
+    assert sqlite_rows(sqlite_url, "select zip, n, tags from z") == [("02134", 7, "[1, 2]")]
+    assert json.loads((tmp_path / "e.jsonl").read_text()) == {"line": 3, "error": "not an integer: 'x'",
+                                                              "row": "10001,x,[]"}
+    run = dbsh("-u", sqlite_url, "insert", "z", "--file", str(tmp_path / "z.csv"), "--schema", "zip:date")
+    assert (run.code, run.err) == (2, "dbsh: error: bad --schema entry 'zip:date' (use name:type with type one "
+                                      "of text, int, float, bool, json)\n")
+
+
+def test_resume_after_a_failed_batch_continues_without_duplicates(sqlite_url, tmp_path):
+    dbsh("-u", sqlite_url, "query", "create table r (id integer primary key, v text)")
+    lines = [json.dumps({"id": i, "v": str(i)}) for i in range(1, 11)]
+    lines[6] = json.dumps({"id": 2, "v": "dup"})   # line 7 collides with line 2
+    (tmp_path / "r.jsonl").write_text("\n".join(lines) + "\n")
+    run = dbsh("-u", sqlite_url, "insert", "r", "--file", str(tmp_path / "r.jsonl"), "--batch", "3")
+    assert run.code == 1
+    assert "(6 rows were committed to r before this batch; the failing batch was rolled back)" in run.err
+    run = dbsh("-u", sqlite_url, "insert", "r", "--file", str(tmp_path / "r.jsonl"), "--batch", "3", "--resume",
+               "--errors", str(tmp_path / "e.jsonl"))
+    assert run.code == 0, run.err
+    assert run.json_lines() == [{"action": "inserted", "collection": "r", "count": 9, "errors": 1}]
+    assert sqlite_rows(sqlite_url, "select id from r order by id") == [(i,) for i in range(1, 11) if i != 7]
+    assert json.loads((tmp_path / "e.jsonl").read_text())["line"] == 7
+
+
+def test_find_jsonl_export_feeds_insert_elsewhere(redis_url, sqlite_url, tmp_path):
+    t = fresh("s")
+    docs = [{"id": i, "user": f"u{i}", "hits": i * 10} for i in range(1, 51)]
+    assert dbsh("-u", redis_url, "insert", t, *[json.dumps(d) for d in docs]).code == 0
+    run = dbsh("-u", redis_url, "find", t, "--format", "jsonl")
+    assert run.code == 0
+    (tmp_path / "s.jsonl").write_text(run.out)
+    assert sorted((json.loads(line) for line in run.out.splitlines()), key=lambda d: d["id"]) == docs
+    run = dbsh("-u", sqlite_url, "insert", t, "--file", str(tmp_path / "s.jsonl"), "--create")
+    assert run.json_lines() == [{"action": "inserted", "collection": t, "count": 50}]
+    assert sqlite_rows(sqlite_url, f"select count(*), sum(hits) from {t}") == [(50, 12750)]
+
+
+def test_stdin_cannot_resume(sqlite_url):
+    run = dbsh("-u", sqlite_url, "insert", "t", "-", "--resume", input='{"a": 1}\n')
+    assert (run.code, run.err) == (2, "dbsh: error: --resume needs a file: standard input cannot be read again\n")
