@@ -30,9 +30,8 @@ def start(target, *, session=None, fmt: str | None = None, yes: bool = False,
     if not interactive:
         return shell.run_script(sys.stdin)
     from dbsh import commands
-    from dbsh.output import Renderer
 
     if session is None:     # `dbsh connect` has printed its report already
-        commands.connect_report(shell.session, Renderer("table", sys.stderr))
+        commands.connect_report(shell.session, shell.report_renderer())
     print("Type \\? for help, \\q to quit.", file=sys.stderr)
     return shell.loop()

@@ -21,7 +21,7 @@ from dbsh.errors import (EXIT_INTERRUPTED, EXIT_RUNTIME, ConnectError, DbshError
                          UsageError, one_line, redact)
 from dbsh.output import Renderer
 from dbsh.repl import meta, statements
-from dbsh.repl.completer import Catalog
+from dbsh.repl.catalog import Catalog
 from dbsh.repl.meta import Quit
 
 DEFAULT_ROW_LIMIT = 1000
@@ -121,7 +121,7 @@ class Shell:
         self._after_connect(info)
         from dbsh import commands
 
-        commands.connect_report(self.session, Renderer("table", self.err))
+        commands.connect_report(self.session, self.report_renderer())
         self.catalog = Catalog(self._catalog_session)
         self.refresh_catalog()
         if self.prompt_session is not None:
@@ -225,6 +225,12 @@ class Shell:
         stream.write(text + "\n")
         stream.flush()
 
+    def report_renderer(self) -> Renderer:
+        """For the connection report: one line on stderr, never folded."""
+        from rich.console import Console
+
+        return Renderer("table", self.err, console=Console(file=self.err, soft_wrap=True))
+
     def _terminal(self) -> bool:
         try:
             return self.interactive and self.out.isatty()
@@ -304,7 +310,7 @@ class Shell:
         except DbshError as error:
             self.notice(f"dbsh: error: {redact(str(error), self.target.password)}")
             if isinstance(error, ConnectError | QueryError):
-                self._check_alive()     # \\connect to a bad URL leaves the current connection alive
+                self._check_alive()     # \connect to a bad URL leaves the current connection alive
             return error.exit_code
         except Exception as error:  # noqa: BLE001 - one line, the shell goes on
             self.notice(f"dbsh: error: {type(error).__name__}: {redact(one_line(str(error)), self.target.password)}")
