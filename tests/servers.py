@@ -133,8 +133,8 @@ def find_binary(name: str, *candidates: str | Path) -> str:
 
 
 def _die_with_parent() -> None:
-    """preexec_fn: SIGKILL the server if pytest dies without running its finalizers (best effort:
-    the kernel clears this when a server changes its own uid, e.g. mariadbd --user)."""
+    """preexec_fn: SIGKILL the server if pytest dies without running its finalizers. Runs after
+    Popen's own uid switch; servers must not switch uid themselves (the kernel would clear it)."""
     try:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except Exception:
@@ -175,6 +175,30 @@ def absorb_bolt_stall(url: str) -> None:
 
 # ------------------------------------------------------------------------------------------ base
 
+OWNER_FILE = ".dbsh-test-owner"
+
+
+def _process_identity(pid: int) -> str | None:
+    """'pid starttime' (start time guards against pid reuse), or None if no such process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return f"{pid} {stat.rsplit(')', 1)[1].split()[19]}"
+
+
+def sweep_orphaned_dirs() -> None:
+    """Remove data dirs left behind by test runs that died without cleaning up (their servers
+    died with them: see _die_with_parent). A dir whose owner is alive is never touched."""
+    for marker in Path(tempfile.gettempdir()).glob(f"dbsh-*/{OWNER_FILE}"):
+        try:
+            owner = marker.read_text().strip()
+        except OSError:
+            continue
+        if owner and _process_identity(int(owner.split()[0])) != owner:
+            shutil.rmtree(marker.parent, ignore_errors=True)
+
+
 class Server:
     """One server (or a group, for the cluster): temp dir, child processes, readiness, cleanup."""
 
@@ -199,7 +223,9 @@ class Server:
     def start(self) -> str:
         t0 = time.monotonic()
         check_loopback()
+        sweep_orphaned_dirs()
         self.dir = Path(tempfile.mkdtemp(prefix=f"dbsh-{self.name}-"))
+        (self.dir / OWNER_FILE).write_text(_process_identity(os.getpid()) or "")
         try:
             self.url = self._start()
         except BaseException:
@@ -356,6 +382,10 @@ def _as_env(owner: str | None) -> dict:
 
 # --------------------------------------------------------------------------------------- MariaDB
 
+INNODB_TEST_OPTIONS = ["--innodb-buffer-pool-size=64M", "--innodb-log-file-size=16M",
+                       "--innodb-flush-log-at-trx-commit=0", "--innodb-doublewrite=0"]
+
+
 class MariaDB(Server):
     """MariaDB from Debian: private datadir, grant tables on, user dbsh@127.0.0.1 with a password."""
 
@@ -372,18 +402,19 @@ class MariaDB(Server):
             shutil.chown(self.dir, "mysql", "mysql")
         data, sock = self.dir / "data", self.dir / "mysqld.sock"
         self.run([install_db, "--no-defaults", *owner, f"--datadir={data}",
-                  "--auth-root-authentication-method=normal", "--skip-test-db", "--skip-name-resolve"],
+                  "--auth-root-authentication-method=normal", "--skip-test-db", "--skip-name-resolve",
+                  *INNODB_TEST_OPTIONS],
                  env=_clean_env())
         port = free_port()
         log = self.dir / "mariadbd.log"
         self.logs.append(log)
-        self.spawn([mariadbd, "--no-defaults", *owner, f"--datadir={data}", "--bind-address=127.0.0.1",
+        # started as mysql by us (not with --user, which makes mariadbd drop root itself and so
+        # lose the parent-death signal)
+        self.spawn([mariadbd, "--no-defaults", f"--datadir={data}", "--bind-address=127.0.0.1",
                     f"--port={port}", f"--socket={sock}", f"--pid-file={self.dir / 'mariadbd.pid'}",
                     f"--log-error={log}", "--skip-log-bin", "--skip-name-resolve",
-                    "--character-set-server=utf8mb4", "--innodb-buffer-pool-size=64M",
-                    "--innodb-flush-log-at-trx-commit=0", "--innodb-doublewrite=0",
-                    "--max-connections=200"],
-                   log=self.dir / "mariadbd.out", env=_clean_env())
+                    "--character-set-server=utf8mb4", *INNODB_TEST_OPTIONS, "--max-connections=200"],
+                   log=self.dir / "mariadbd.out", user="mysql" if is_root() else None, env=_clean_env())
         root = ["--no-defaults", "-uroot", f"--socket={sock}"]
         self.wait_until(lambda: sock.exists() and subprocess.run(
             [admin, *root, "--connect-timeout=1", "ping"], capture_output=True, env=_clean_env()).returncode == 0,
