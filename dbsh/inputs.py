@@ -34,6 +34,7 @@ def parse_document(text: str, what: str = "document") -> dict:
 
 
 _INT = re.compile(r"-?(0|[1-9][0-9]*)\Z")
+_NUMERIC_START = frozenset("-0123456789")
 _FLOAT = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?\Z")
 
 
@@ -44,10 +45,15 @@ def infer_scalar(text: str) -> Any:
     """
     if text == "":
         return None
-    if _INT.match(text):
-        return int(text)
-    if _FLOAT.match(text):
-        return float(text)
+    first = text[0]
+    if first in _NUMERIC_START:   # the common cases first, without a regex
+        if text.isdigit() and text.isascii():
+            return int(text) if first != "0" or len(text) == 1 else text
+        if _INT.match(text):
+            return int(text)
+        if _FLOAT.match(text):
+            return float(text)
+        return text
     lowered = text.lower()
     if lowered in ("true", "false"):
         return lowered == "true"
