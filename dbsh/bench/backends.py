@@ -1,0 +1,456 @@
+"""One small adapter per backend: YCSB's five database calls in each one's natural native form.
+
+An adapter wraps an open dbsh driver Session and uses its native client (``session.client``, or
+``session.engine`` for SQL): prepared SQL, pymongo, Redis hashes, CQL prepared statements, Cypher
+with parameters, CouchDB documents. Values are always bound parameters; the table and field names
+are validated identifiers (workload.NAME) and quoted where the language quotes them.
+
+Calls raise the client library's own exceptions; the runner counts them per operation type.
+``read``/``update`` of a missing key raise ``Missing`` (YCSB's NOT_FOUND counts as a failure).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dbsh.errors import Unsupported
+
+
+class Missing(Exception):
+    """The key is not there (YCSB: Status.NOT_FOUND)."""
+
+    def __init__(self, key: str):
+        super().__init__(f"key {key} not found")
+
+
+class Adapter:
+    pipelining = False   # Redis only: run_batch sends several operations in one round trip
+
+    def __init__(self, session, workload):
+        self.session, self.w = session, workload
+        self.table, self.fields = workload.table, workload.fields
+
+    def prepare(self) -> None:
+        """Create the table/collection/index if missing (run once, before the workers start)."""
+
+    def drop(self) -> None:
+        """Remove the benchmark's table/collection (--clean)."""
+        raise Unsupported(f"--clean is not supported on {self.session.name}")
+
+    def count(self) -> int:
+        """How many records there are (for the report and the tests)."""
+        raise Unsupported(f"counting records is not supported on {self.session.name}")
+
+    def insert(self, key: str, values: dict[str, str]) -> None:
+        raise NotImplementedError
+
+    def read(self, key: str, fields: list[str] | None) -> dict:
+        raise NotImplementedError
+
+    def update(self, key: str, values: dict[str, str]) -> None:
+        raise NotImplementedError
+
+    def scan(self, start: str, count: int, fields: list[str] | None) -> int:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+# ------------------------------------------------------------------------------------------ SQL
+class SqlAdapter(Adapter):
+    """One DBAPI connection in autocommit, the statements built once (psycopg prepares them on the
+    server after a few runs; sqlite3 caches them); every value a bound parameter."""
+
+    def __init__(self, session, workload):
+        super().__init__(session, workload)
+        self.engine = session.engine
+        dialect = self.engine.dialect
+        quote = dialect.identifier_preparer.quote
+        self.mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        self.q_table = quote(self.table)
+        self.q_key = quote("ycsb_key")
+        self.q_fields = {f: quote(f) for f in self.fields}
+        self._conn = None
+        self._sql: dict[Any, str] = {}
+        marks = ", ".join([self.mark] * (len(self.fields) + 1))
+        self.insert_sql = (f"INSERT INTO {self.q_table} ({self.q_key}, "
+                           f"{', '.join(self.q_fields.values())}) VALUES ({marks})")
+        self.read_all_sql = f"SELECT * FROM {self.q_table} WHERE {self.q_key} = {self.mark}"
+        self.scan_all_sql = (f"SELECT * FROM {self.q_table} WHERE {self.q_key} >= {self.mark} "
+                             f"ORDER BY {self.q_key} LIMIT {self.mark}")
+
+    @property
+    def conn(self):
+        if self._conn is None:
+            raw = self.engine.raw_connection()
+            driver = raw.driver_connection
+            name = self.engine.dialect.name
+            if name == "postgresql":
+                driver.autocommit = True
+            elif name in ("mysql", "mariadb"):
+                driver.autocommit(True)
+            else:
+                driver.isolation_level = None   # sqlite3: autocommit
+            self._raw, self._conn = raw, driver
+        return self._conn
+
+    def _run(self, sql: str, params: tuple):
+        cur = self.conn.cursor()
+        try:
+            cur.execute(sql, params)
+            return cur.fetchall() if cur.description else cur.rowcount
+        finally:
+            cur.close()
+
+    def prepare(self) -> None:
+        key_type = "VARCHAR(255)" if self.engine.dialect.name != "sqlite" else "TEXT"
+        columns = ", ".join(f"{q} TEXT" for q in self.q_fields.values())
+        self._run(f"CREATE TABLE IF NOT EXISTS {self.q_table} ({self.q_key} {key_type} PRIMARY KEY, {columns})", ())
+
+    def drop(self) -> None:
+        self._run(f"DROP TABLE IF EXISTS {self.q_table}", ())
+
+    def count(self) -> int:
+        return self._run(f"SELECT COUNT(*) FROM {self.q_table}", ())[0][0]
+
+    def insert(self, key, values):
+        self._run(self.insert_sql, (key, *(values[f] for f in self.fields)))
+
+    def read(self, key, fields):
+        if fields is None:
+            sql = self.read_all_sql
+        else:
+            sql = self._sql.get(("read", tuple(fields)))
+            if sql is None:
+                cols = ", ".join(self.q_fields[f] for f in fields)
+                sql = self._sql[("read", tuple(fields))] = \
+                    f"SELECT {cols} FROM {self.q_table} WHERE {self.q_key} = {self.mark}"
+        rows = self._run(sql, (key,))
+        if not rows:
+            raise Missing(key)
+        return rows[0]
+
+    def update(self, key, values):
+        names = tuple(values)
+        sql = self._sql.get(("update", names))
+        if sql is None:
+            sets = ", ".join(f"{self.q_fields[f]} = {self.mark}" for f in names)
+            sql = self._sql[("update", names)] = f"UPDATE {self.q_table} SET {sets} WHERE {self.q_key} = {self.mark}"
+        if self._run(sql, (*values.values(), key)) == 0:
+            raise Missing(key)
+
+    def scan(self, start, count, fields):
+        return len(self._run(self.scan_all_sql, (start, count)))
+
+    def close(self):
+        if self._conn is not None:
+            self._raw.close()
+            self._conn = None
+
+
+# ---------------------------------------------------------------------------------------- Redis
+class RedisAdapter(Adapter):
+    """A record is the hash TABLE:KEY (dbsh's collection:id layout, so `dbsh find TABLE` sees it); scans
+    walk the sorted set TABLE:__ycsb_index__ by key (ZRANGEBYLEX), as YCSB's Redis binding keeps one."""
+
+    pipelining = True
+
+    def __init__(self, session, workload):
+        super().__init__(session, workload)
+        self.r = session.client
+        self.prefix = f"{self.table}:"
+        self.index = f"{self.table}:__ycsb_index__"
+
+    def drop(self) -> None:
+        pipe = self.r.pipeline(transaction=False)
+        for n, key in enumerate(self.r.scan_iter(match=self.prefix + "*", count=1000), 1):
+            pipe.delete(key)
+            if n % 1000 == 0:
+                pipe.execute()
+        pipe.execute()
+
+    def count(self) -> int:
+        return sum(1 for _ in self.r.scan_iter(match=self.prefix + "*", count=1000, _type="hash"))
+
+    def _queue(self, pipe, kind: str, args: tuple) -> None:
+        if kind == "insert":
+            key, values = args
+            pipe.hset(self.prefix + key, mapping=values)
+            pipe.zadd(self.index, {key: 0})
+        elif kind == "read":
+            key, fields = args
+            if fields is None:
+                pipe.hgetall(self.prefix + key)
+            else:
+                pipe.hmget(self.prefix + key, fields)
+        elif kind == "update":
+            key, values = args
+            pipe.hset(self.prefix + key, mapping=values)   # as YCSB's Redis binding: HSET, no existence check
+        else:
+            raise ValueError(kind)
+
+    def insert(self, key, values):
+        pipe = self.r.pipeline(transaction=False)
+        self._queue(pipe, "insert", (key, values))
+        pipe.execute()
+
+    def read(self, key, fields):
+        if fields is None:
+            found = self.r.hgetall(self.prefix + key)
+        else:
+            found = self.r.hmget(self.prefix + key, fields)
+            found = found if any(v is not None for v in found) else None
+        if not found:
+            raise Missing(key)
+        return found
+
+    def update(self, key, values):
+        self.r.hset(self.prefix + key, mapping=values)
+
+    def scan(self, start, count, fields):
+        keys = self.r.zrangebylex(self.index, b"[" + start.encode(), b"+", start=0, num=count)
+        pipe = self.r.pipeline(transaction=False)
+        for key in keys:
+            if isinstance(key, bytes):
+                key = key.decode()
+            if fields is None:
+                pipe.hgetall(self.prefix + key)
+            else:
+                pipe.hmget(self.prefix + key, fields)
+        return len(pipe.execute())
+
+    def run_batch(self, ops: list[tuple[str, tuple]]) -> list[BaseException | None]:
+        """Several simple operations in one pipeline (one round trip); one outcome per operation."""
+        pipe = self.r.pipeline(transaction=False)
+        for kind, args in ops:
+            self._queue(pipe, kind, args)
+        replies = pipe.execute(raise_on_error=False)
+        outcomes: list[BaseException | None] = []
+        i = 0
+        for kind, args in ops:
+            width = 2 if kind == "insert" else 1
+            reply = replies[i:i + width]
+            i += width
+            error = next((r for r in reply if isinstance(r, BaseException)), None)
+            if error is None and kind == "read":
+                found = reply[0]
+                if not found or (isinstance(found, list) and all(v is None for v in found)):
+                    error = Missing(args[0])
+            outcomes.append(error)
+        return outcomes
+
+
+# ---------------------------------------------------------------------------------------- MongoDB
+class MongoAdapter(Adapter):
+    """A record is a document {_id: key, field0: ...} (as YCSB's MongoDB binding stores it)."""
+
+    def __init__(self, session, workload):
+        super().__init__(session, workload)
+        self.coll = session.client[self.table]
+
+    def drop(self) -> None:
+        self.coll.drop()
+
+    def count(self) -> int:
+        return self.coll.count_documents({})
+
+    def insert(self, key, values):
+        self.coll.insert_one({"_id": key, **values})
+
+    def read(self, key, fields):
+        doc = self.coll.find_one({"_id": key}, projection=fields)
+        if doc is None:
+            raise Missing(key)
+        return doc
+
+    def update(self, key, values):
+        if self.coll.update_one({"_id": key}, {"$set": values}).matched_count == 0:
+            raise Missing(key)
+
+    def scan(self, start, count, fields):
+        return sum(1 for _ in self.coll.find({"_id": {"$gte": start}}, projection=fields, sort=[("_id", 1)],
+                                             limit=count))
+
+
+# ---------------------------------------------------------------------------------------- CouchDB
+class CouchAdapter(Adapter):
+    """A record is the document TABLE/KEY; an update reads its _rev and writes it back (CouchDB's MVCC);
+    a scan is _all_docs from the key with include_docs."""
+
+    def __init__(self, session, workload):
+        super().__init__(session, workload)
+        self.server = session.client
+        self._db = None
+
+    @property
+    def db(self):
+        if self._db is None:
+            self._db = self.server[self.table]
+        return self._db
+
+    def prepare(self) -> None:
+        if self.table not in self.server:
+            self.server.create(self.table)
+
+    def drop(self) -> None:
+        if self.table in self.server:
+            self.server.delete(self.table)
+
+    def count(self) -> int:
+        return self.db.info()["doc_count"]
+
+    def insert(self, key, values):
+        self.db.save({"_id": key, **values})
+
+    def read(self, key, fields):
+        doc = self.db.get(key)
+        if doc is None:
+            raise Missing(key)
+        return doc
+
+    def update(self, key, values):
+        doc = self.db.get(key)
+        if doc is None:
+            raise Missing(key)
+        doc.update(values)
+        self.db.save(doc)
+
+    def scan(self, start, count, fields):
+        return sum(1 for _ in self.db.view("_all_docs", startkey=start, limit=count, include_docs=True))
+
+
+# ---------------------------------------------------------------------------------------- Neo4j
+class Neo4jAdapter(Adapter):
+    """A record is a node (:TABLE {ycsb_key, field0, ...}); Cypher with parameters, an index on ycsb_key."""
+
+    def __init__(self, session, workload):
+        super().__init__(session, workload)
+        self.driver = session.client
+        self.database = getattr(session, "database", None)
+        self._s = None
+        label = f"`{self.table}`"
+        self.cypher = {
+            "insert": f"CREATE (n:{label}) SET n = $props",
+            "read": f"MATCH (n:{label} {{ycsb_key: $key}}) RETURN n LIMIT 1",
+            "update": f"MATCH (n:{label} {{ycsb_key: $key}}) SET n += $props RETURN count(n) AS c",
+            "scan": f"MATCH (n:{label}) WHERE n.ycsb_key >= $key RETURN n ORDER BY n.ycsb_key LIMIT $limit",
+            "count": f"MATCH (n:{label}) RETURN count(n) AS c",
+            "drop": f"MATCH (n:{label}) DELETE n",
+            "index": f"CREATE INDEX FOR (n:{label}) ON (n.ycsb_key)",
+        }
+
+    @property
+    def s(self):
+        if self._s is None:
+            self._s = self.driver.session(database=self.database)
+        return self._s
+
+    def _run(self, name: str, **params):
+        return list(self.s.run(self.cypher[name], params))
+
+    def prepare(self) -> None:
+        try:
+            self._run("index")
+        except Exception as e:  # noqa: BLE001 - an existing index is fine
+            if "already" not in str(e).lower() and "equivalent" not in str(e).lower():
+                raise
+
+    def drop(self) -> None:
+        self._run("drop")
+
+    def count(self) -> int:
+        return self._run("count")[0]["c"]
+
+    def insert(self, key, values):
+        self._run("insert", props={"ycsb_key": key, **values})
+
+    def read(self, key, fields):
+        rows = self._run("read", key=key)
+        if not rows:
+            raise Missing(key)
+        return rows[0]
+
+    def update(self, key, values):
+        if self._run("update", key=key, props=values)[0]["c"] == 0:
+            raise Missing(key)
+
+    def scan(self, start, count, fields):
+        return len(self._run("scan", key=start, limit=count))
+
+    def close(self):
+        if self._s is not None:
+            self._s.close()
+            self._s = None
+
+
+# ---------------------------------------------------------------------------------------- Cassandra
+class CassandraAdapter(Adapter):
+    """YCSB's CQL layout (y_id text PRIMARY KEY, field0 text, ...), prepared statements; a scan walks the
+    token ring from the start key, as YCSB's CQL binding does."""
+
+    def __init__(self, session, workload):
+        super().__init__(session, workload)
+        self.cql = session.client
+        self.t = f'"{self.table}"'
+        self.cols = ", ".join(f'"{f}"' for f in self.fields)
+        self._prepared: dict[Any, Any] = {}
+
+    def _prep(self, name, text: str):
+        stmt = self._prepared.get(name)
+        if stmt is None:
+            stmt = self._prepared[name] = self.cql.prepare(text)
+        return stmt
+
+    def prepare(self) -> None:
+        cols = ", ".join(f'"{f}" text' for f in self.fields)
+        self.cql.execute(f"CREATE TABLE IF NOT EXISTS {self.t} (y_id text PRIMARY KEY, {cols})")
+
+    def drop(self) -> None:
+        self.cql.execute(f"DROP TABLE IF EXISTS {self.t}")
+
+    def count(self) -> int:
+        return next(iter(self.cql.execute(f"SELECT COUNT(*) AS c FROM {self.t}")))["c"]
+
+    def insert(self, key, values):
+        marks = ", ".join("?" * (len(self.fields) + 1))
+        stmt = self._prep("insert", f"INSERT INTO {self.t} (y_id, {self.cols}) VALUES ({marks})")
+        self.cql.execute(stmt, (key, *(values[f] for f in self.fields)))
+
+    def read(self, key, fields):
+        cols = "*" if fields is None else ", ".join(f'"{f}"' for f in fields)
+        stmt = self._prep(("read", cols), f"SELECT {cols} FROM {self.t} WHERE y_id = ?")
+        row = self.cql.execute(stmt, (key,)).one()
+        if row is None:
+            raise Missing(key)
+        return row
+
+    def update(self, key, values):
+        names = tuple(values)
+        sets = ", ".join(f'"{f}" = ?' for f in names)
+        # a plain UPDATE (an upsert), as YCSB's CQL binding; IF EXISTS would make it a Paxos round
+        stmt = self._prep(("update", names), f"UPDATE {self.t} SET {sets} WHERE y_id = ?")
+        self.cql.execute(stmt, (*values.values(), key))
+
+    def scan(self, start, count, fields):
+        cols = "*" if fields is None else ", ".join(f'"{f}"' for f in fields)
+        stmt = self._prep(("scan", cols), f"SELECT {cols} FROM {self.t} WHERE token(y_id) >= token(?) LIMIT ?")
+        return sum(1 for _ in self.cql.execute(stmt, (start, count)))
+
+
+ADAPTERS = {
+    "dbsh.drivers.sql": SqlAdapter,
+    "dbsh.drivers.redis": RedisAdapter,
+    "dbsh.drivers.mongo": MongoAdapter,
+    "dbsh.drivers.couchdb": CouchAdapter,
+    "dbsh.drivers.neo4j": Neo4jAdapter,
+    "dbsh.drivers.cassandra": CassandraAdapter,
+}
+
+
+def adapter_for(session, workload) -> Adapter:
+    module = type(session).__module__
+    cls = ADAPTERS.get(module)
+    if cls is None:
+        raise Unsupported(f"dbsh bench does not support {session.name}")
+    return cls(session, workload)
