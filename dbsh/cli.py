@@ -39,6 +39,8 @@ COMMANDS: list[tuple[str, str, str]] = [
      "dbsh copy mongodb://localhost/shop/products postgresql://me@db/shop/products --create"),
     ("migrate", "Migrations: Alembic for SQL; locked, versioned revisions for NoSQL (upgrade, status...).",
      "dbsh -u postgresql://me@db.internal/shop migrate upgrade head"),
+    ("bench", "YCSB workloads A-F (or a workload file) with HDR latency per operation; --compare targets.",
+     "dbsh -u redis://localhost bench --workload a --records 100000 --operations 200000 --threads 8"),
 ]
 
 EPILOG = """Targets: --url URL, -c PROFILE, or DBSH_URL; default: an embedded SQLite file.
@@ -447,6 +449,59 @@ def build_app():
 
             with session_for(o, allow_filtering=allow_filtering) as session:
                 commands.explain(session, renderer(o), collection, where)
+
+    @command("bench")
+    def bench_cmd(ctx: typer.Context,
+                  compare_targets: Annotated[Optional[list[str]], typer.Argument(
+                      metavar="[URL|NAME]...", help="With --compare: the targets to run side by side.",
+                      show_default=False)] = None,
+                  compare: Annotated[bool, typer.Option("--compare", help="Run the same workload on each "
+                                                        "target given as an argument.")] = False,
+                  workload: Annotated[Optional[str], typer.Option("--workload", "-w", help="YCSB core workload "
+                                                                  "a-f (default a).")] = None,
+                  workload_file: Annotated[Optional[str], typer.Option("--workload-file", help="A YCSB workload "
+                                                                       "properties file.")] = None,
+                  prop: Annotated[Optional[list[str]], typer.Option("--property", "-p", help="Override a "
+                                                                    "property: name=value.", show_default=False)]
+                  = None,
+                  records: Annotated[Optional[int], typer.Option("--records", min=1, help="recordcount.")] = None,
+                  operations: Annotated[Optional[int], typer.Option("--operations", min=0,
+                                                                    help="operationcount.")] = None,
+                  threads: Annotated[int, typer.Option("--threads", "-t", min=1, help="Worker processes, each "
+                                                       "with its own connection.")] = 1,
+                  rate: Annotated[Optional[float], typer.Option("--rate", min=0.001, help="Open loop: operations "
+                                                                "per second; latency from intended start.")] = None,
+                  duration: Annotated[Optional[str], typer.Option("--duration", help="Stop the run phase after "
+                                                                  "this long, e.g. 60s, 5m.")] = None,
+                  load_only: Annotated[bool, typer.Option("--load-only", help="Only load the records.")] = False,
+                  run_only: Annotated[bool, typer.Option("--run-only", help="Only run the operations.")] = False,
+                  pipeline: Annotated[int, typer.Option("--pipeline", min=1, help="Redis: operations per round "
+                                                        "trip.")] = 1,
+                  seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (repeatable key "
+                                                              "choices).")] = None,
+                  histogram: Annotated[Optional[str], typer.Option("--histogram", help="Write the latency "
+                                                                   "distribution: .png, .html, .svg, .hgrm.")]
+                  = None,
+                  clean: Annotated[bool, typer.Option("--clean", help="Drop the benchmark table first "
+                                                      "(load phase).")] = False,
+                  url: UrlOpt = None, conn: ConnOpt = None, fmt: FormatOpt = None, debug: DebugOpt = False,
+                  ask_password: AskOpt = False):
+        o = opts(ctx, url=url, conn=conn, fmt=fmt, debug=debug, ask_password=ask_password)
+        with running(o):
+            from dbsh import bench, target
+            from dbsh.errors import UsageError
+
+            if compare_targets and not compare:
+                raise UsageError("targets as arguments need --compare (or use -u URL)")
+            if compare and not compare_targets:
+                raise UsageError("--compare needs the targets to compare as arguments")
+            targets = [target.resolve(t) for t in compare_targets] if compare else [open_target(o)]
+            options = bench.Options(workload=workload, workload_file=workload_file, properties=prop,
+                                    records=records, operations=operations, threads=threads, rate=rate,
+                                    duration=duration, load=not run_only, run=not load_only, pipeline=pipeline,
+                                    seed=seed, histogram=histogram, clean=clean)
+            code = bench.bench(targets, renderer(o), options, compare=compare)
+        raise typer.Exit(code)
 
     from dbsh.migrate import typer_app   # loads no Alembic/SQLAlchemy until a migrate command runs
 
