@@ -6,9 +6,34 @@ asks it for collection names and fields (``Session.completions()``); the prompt 
 
 from __future__ import annotations
 
+import sys
 import threading
 from dataclasses import dataclass, field
 from typing import Callable
+
+from dbsh.errors import DbshError
+
+
+class _QuietThreads:
+    """stderr that drops what the catalog threads write (a driver's notes would garble the prompt)."""
+
+    def __init__(self, real):
+        self.real = real
+        self.quiet: set[int] = set()
+
+    def write(self, text: str) -> int:
+        if threading.get_ident() in self.quiet:
+            return len(text)
+        return self.real.write(text)
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
+def _silence_this_thread() -> None:
+    if not isinstance(sys.stderr, _QuietThreads):
+        sys.stderr = _QuietThreads(sys.stderr)
+    sys.stderr.quiet.add(threading.get_ident())
 
 
 @dataclass(frozen=True)
@@ -44,12 +69,23 @@ class Catalog:
         return self._done.wait(timeout)
 
     def _work(self) -> None:
+        _silence_this_thread()
+        try:
+            self._refresh_until_current()
+        finally:
+            if isinstance(sys.stderr, _QuietThreads):
+                sys.stderr.quiet.discard(threading.get_ident())
+
+    def _refresh_until_current(self) -> None:
         while True:
             try:
                 session = self._open()
                 try:
-                    fields = session.completions()
-                    names = sorted(set(fields) | set(session.collections()))
+                    try:
+                        fields = session.completions()
+                    except DbshError:     # a backend that cannot describe: names only
+                        fields = {name: [] for name in session.collections()}
+                    names = sorted(fields)
                 finally:
                     session.close()
                 self.snapshot = Snapshot(names, {k: list(v) for k, v in fields.items()})

@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from pygments.lexer import RegexLexer, bygroups
-from pygments.token import Keyword, Name, Number, Punctuation, String, Text
+from pygments.token import Keyword, Name, Number, String, Text
 
 MONGO = ("javascript", "js", "mongo", "mongodb", "mongodb-shell")
 HTTP = ("http", "couchdb", "couch")
