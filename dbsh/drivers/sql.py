@@ -78,6 +78,10 @@ class SqlSession(Session):
         if self.dialect == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_on_connect)
             sa.event.listen(self.engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+            # connections in use, so cancel() can interrupt them from another thread
+            sa.event.listen(self.engine, "checkout", lambda dbapi, record, proxy: self._busy.add(dbapi))
+            sa.event.listen(self.engine, "checkin", lambda dbapi, record: self._busy.discard(dbapi))
+        self._busy: set = set()
         self._conn: sa.Connection | None = None   # open while the user holds a transaction
         self._tables: dict[str, sa.Table] = {}
 
@@ -164,6 +168,15 @@ class SqlSession(Session):
         with self._use() as conn:
             conn.exec_driver_sql("select 1").scalar()
         return time.perf_counter() - start
+
+    def cancel(self) -> None:
+        """SQLite: interrupt the running statement (sqlite3 never sees Ctrl-C inside one step).
+        psycopg cancels a PostgreSQL query on Ctrl-C by itself."""
+        for dbapi_conn in list(self._busy):
+            try:
+                dbapi_conn.interrupt()
+            except Exception:  # noqa: BLE001 - a connection closing meanwhile has nothing to interrupt
+                pass
 
     def close(self) -> None:
         if self._conn is not None:
@@ -452,6 +465,9 @@ class SqlSession(Session):
                         if self.dialect == "postgresql" and self.engine.driver == "psycopg":
                             self._copy_rows(conn, table, group)
                             continue
+                        if self.dialect == "sqlite" and _plain(group):
+                            self._executemany_raw(conn, table, group)
+                            continue
                         rows = [self._prepare(table, doc) for doc in group]
                         conn.execute(table.insert(), rows)
                 committed += len(chunk)
@@ -463,6 +479,20 @@ class SqlSession(Session):
             err = self._error(e)
             raise type(err)(_partial(err.message, committed, name, self._conn is not None)) from None
         return WriteResult("inserted", name, committed)
+
+    def _executemany_raw(self, conn: sa.Connection, table: sa.Table, docs: list[dict]) -> None:
+        """SQLite: one INSERT through sqlite3's executemany, without SQLAlchemy's per-row parameter
+        processing (3x faster); only for plain JSON values, which sqlite3 stores as they are."""
+        preparer = self.engine.dialect.identifier_preparer
+        keys = list(docs[0])
+        as_json = [isinstance(table.c[k].type, sa.JSON) for k in keys]
+        statement = (f"INSERT INTO {preparer.format_table(table)} ({', '.join(preparer.quote(k) for k in keys)}) "
+                     f"VALUES ({', '.join('?' * len(keys))})")
+        if any(as_json) or any(type(v) in (dict, list) for doc in docs for v in doc.values()):
+            rows = [tuple(_copy_value(doc[k], j) for k, j in zip(keys, as_json)) for doc in docs]
+        else:
+            rows = [tuple(doc.values()) for doc in docs]   # same keys in the same order (_same_keys)
+        conn.exec_driver_sql(statement, rows)
 
     def _copy_rows(self, conn: sa.Connection, table: sa.Table, docs: list[dict]) -> None:
         """PostgreSQL's fastest bulk path: COPY FROM STDIN in the batch's transaction. Text format, so
@@ -614,6 +644,13 @@ def _sqlite_on_connect(dbapi_conn, record) -> None:
     dbapi_conn.isolation_level = None
     dbapi_conn.execute("PRAGMA foreign_keys = ON")
     dbapi_conn.execute("PRAGMA busy_timeout = 5000")
+
+
+_PLAIN = (str, int, float, bool, type(None), dict, list)
+
+
+def _plain(docs: list[dict]) -> bool:
+    return all(type(v) in _PLAIN for doc in docs for v in doc.values())
 
 
 def _copy_value(value: Any, json_column: bool) -> Any:
