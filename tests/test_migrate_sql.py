@@ -250,25 +250,24 @@ def test_autogenerate_detects_new_table_and_column(db, tmp_path, monkeypatch):
         shutil.copy(ROOT / "migrations" / name, d / name)
     models = tmp_path / f"models_{uuid.uuid4().hex[:8]}.py"
     models.write_text(MODELS_V1)
-    env = {"PYTHONPATH": str(tmp_path)}
+    monkeypatch.chdir(tmp_path)    # --metadata imports from the current directory
     meta = f"{models.stem}:metadata"
 
-    run = dbsh_process("-u", url, "migrate", "revision", "-m", "users", "--autogenerate", "--metadata", meta,
-                       "--dir", str(d), env=env)
+    run = dbsh("-u", url, "migrate", "revision", "-m", "users", "--autogenerate", "--metadata", meta, "--dir", str(d))
     assert run.code == 0, run.err
     first = Path(run.json_lines()[0]["path"]).read_text()
     assert "op.create_table('users'" in first
-    assert dbsh_process("-u", url, "migrate", "upgrade", "head", "--dir", str(d), env=env).code == 0
+    assert dbsh("-u", url, "migrate", "upgrade", "head", "--dir", str(d)).code == 0
     assert "users" in tables(kind, url)
 
     models.write_text(MODELS_V1 + 'users.append_column(sa.Column("email", sa.String(80)))\n')
-    run = dbsh_process("-u", url, "migrate", "revision", "-m", "email", "--autogenerate", "--metadata", meta,
-                       "--dir", str(d), env=env)
+    sys.modules.pop(models.stem, None)   # in-process runs: import the edited models afresh
+    run = dbsh("-u", url, "migrate", "revision", "-m", "email", "--autogenerate", "--metadata", meta, "--dir", str(d))
     assert run.code == 0, run.err
     second = Path(run.json_lines()[0]["path"]).read_text()
     assert "add_column(" in second and "sa.Column('email', sa.String(length=80)" in second
     assert "create_table" not in second
-    assert dbsh_process("-u", url, "migrate", "upgrade", "head", "--dir", str(d), env=env).code == 0
+    assert dbsh("-u", url, "migrate", "upgrade", "head", "--dir", str(d)).code == 0
     native(kind, url, "insert into users (name, email) values ('Ann', 'ann@example.com')")
     assert native(kind, url, "select name, email from users") == [("Ann", "ann@example.com")]
 
@@ -376,3 +375,14 @@ def test_killed_run_releases_the_lock(kind, request, tmp_path, mig):
     run = dbsh_process("-u", url, "migrate", "upgrade", "head", "--lock-timeout", "60", "--dir", str(mig))
     assert run.code == 0, run.err
     assert native(kind, url, "select note from items") == [("seeded once",)]
+
+
+def test_help_imports_no_alembic_or_sqlalchemy():
+    for args in (["--help"], ["migrate", "--help"], ["migrate", "upgrade", "--help"]):
+        proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "dbsh", *args], capture_output=True,
+                              text=True)
+        assert proc.returncode == 0
+        imported = {line.split("|")[-1].strip().split(".")[0] for line in proc.stderr.splitlines()
+                    if line.startswith("import time:")}
+        assert not imported & {"alembic", "sqlalchemy"}, args
+        assert "migrate" in proc.stdout
