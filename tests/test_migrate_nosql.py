@@ -362,3 +362,18 @@ def test_killed_run_blocks_only_until_its_lease_expires(target, revs, tmp_path, 
     assert "revision r2 was interrupted in an earlier run" in after.err
     assert native.users() == [("Ann", 2)]
     assert native.records() == {"r1": "applied", "r2": "applied"}
+
+
+def test_redis_cluster_keeps_records_and_lock_in_one_slot(redis_cluster_url, revs):
+    from redis.cluster import RedisCluster
+
+    url = redis_cluster_url
+    client = RedisCluster.from_url(url.split("?", 1)[0])
+    client.delete("{dbsh:migrate}:versions", "mig_users:1")
+    up = run(url, "upgrade", "--dir", str(revs))
+    assert up.code == 0, up.err
+    assert [r["revision"] for r in up.json_lines()] == ["r1", "r2"]
+    records = {k.decode(): json.loads(v)["state"] for k, v in client.hgetall("{dbsh:migrate}:versions").items()}
+    assert records == {"r1": "applied", "r2": "applied"}
+    assert client.exists("{dbsh:migrate}:lock") == 0          # released
+    assert client.hget("mig_users:1", "n") == b"2"
