@@ -117,6 +117,15 @@ class Backend:
             finally:
                 driver.close()
                 absorb_bolt_stall(self.url)
+        if self.kind == "cassandra":
+            from cassandra.cluster import Cluster
+
+            cluster = Cluster([parts.hostname], port=parts.port or 9042)
+            try:
+                session = cluster.connect(parts.path.strip("/"))
+                return [r._asdict() for r in session.execute(f'select * from "{collection}"')]
+            finally:
+                cluster.shutdown()
         raise AssertionError(self.kind)
 
 
@@ -128,7 +137,8 @@ NOSQL = ["mongo", "redis", "couchdb", "neo4j"]
 SQL = ["sqlite", "postgres", "mariadb"]
 # every ordered pair of the SQL servers; each document/graph/key-value store to and from SQLite and PostgreSQL
 PAIRS = [(a, b) for a in SQL for b in SQL if a != b] + \
-        [p for n in NOSQL for s in ("sqlite", "postgres") for p in ((n, s), (s, n))]
+        [p for n in NOSQL for s in ("sqlite", "postgres") for p in ((n, s), (s, n))] + \
+        [("cassandra", "sqlite"), ("sqlite", "cassandra")]   # skipped unless DBSH_TEST_CASSANDRA_URL is set
 
 
 def backend(request, kind) -> Backend:
@@ -286,3 +296,32 @@ def test_sigterm_finishes_the_batch_and_reports_exactly_what_was_written(tmp_pat
     run = dbsh("copy", src, f"{postgres_url}/{table}", "--resume")
     assert run.code == 0, run.err
     assert sorted(_pg_ids(postgres_url, table)) == list(range(1, N + 1))
+
+
+def test_progress_bar_on_a_terminal_and_nothing_when_piped(tmp_path, dbsh_env):
+    import pty
+
+    src = f"sqlite:///{tmp_path}/a.db"
+    assert dbsh("-u", src, "insert", "t", *[json.dumps({"id": i}) for i in range(1, 51)], "--create").code == 0
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "dbsh", "copy", f"{src}/t", f"sqlite:///{tmp_path}/b.db/t",
+                             "--create"], stdout=subprocess.PIPE, stderr=slave, env={**dbsh_env, "COLUMNS": "120"},
+                            text=True)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:   # EIO: the terminal's other end closed
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    out = proc.stdout.read()
+    assert proc.wait() == 0
+    terminal = b"".join(chunks).decode(errors="replace")
+    assert "t → t" in terminal and "50/50" in terminal and "rows/s" in terminal
+    assert json.loads(out) == {"action": "copied", "collection": "t", "count": 50}
+    run = dbsh("copy", f"{src}/t", f"sqlite:///{tmp_path}/c.db/t", "--create")
+    assert (run.code, run.err) == (0, "")
