@@ -165,7 +165,8 @@ class DocumentReader:
             try:
                 value = json.loads(text)
             except json.JSONDecodeError as e:
-                yield self._bad(f"malformed JSON: {e.msg} at column {e.colno}", text.rstrip("\r\n"))
+                # e.pos, not e.colno: a line cut short fails on its newline, "column 1" of the next line
+                yield self._bad(f"malformed JSON: {e.msg} at column {e.pos + 1}", text.rstrip("\r\n"))
                 continue
             yield self._object(value, text.rstrip("\r\n"))
 
