@@ -594,7 +594,8 @@ def copy(source: Session, src_collection: str, destination: Session, dst_collect
         result.close()
         bar.close()
         log.close()
-    outcome = Outcome("copied", dst_collection, ck.written, source=src_collection, skipped=ck.errors,
+    outcome = Outcome("copied", dst_collection, ck.written, source=f"{source.target.display()}/{src_collection}",
+                      skipped=ck.errors,
                       errors_file=errors, seconds=time.perf_counter() - started)
     return _finish(load, ck, stop, outcome)
 
