@@ -22,6 +22,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.script.revision import RevisionError
 from alembic.util import CommandError
 from sqlalchemy import exc as sa_exc
 
@@ -250,7 +251,7 @@ class SqlMigrations:
             yield
         except DbshError:
             raise
-        except CommandError as e:
+        except (CommandError, RevisionError) as e:
             raise UsageError(redact(one_line(str(e)), self.target.password)) from None
         except sa_exc.DBAPIError as e:
             text = redact(one_line(str(getattr(e, "orig", None) or e)), self.target.password)
@@ -367,11 +368,14 @@ class SqlMigrations:
         """Every revision, oldest first, applied or pending."""
         script = script_directory(self.cfg)
         current = self._applied_heads()
+        known = {rev.revision for rev in script.walk_revisions()}
         applied: set[str] = set()
-        for rev in script.revision_map.iterate_revisions(current, "base") if current else ():
+        mine = tuple(c for c in current if c in known)
+        for rev in script.revision_map.iterate_revisions(mine, "base") if mine else ():
             applied.add(rev.revision)
         heads = set(script.get_heads())
-        rows = []
+        rows = [{"revision": c, "down_revision": None, "message": "(not in the migrations directory)",
+                 "state": "applied", "current": True, "head": False} for c in current if c not in known]
         for rev in reversed(list(script.walk_revisions())):
             rows.append({"revision": rev.revision, "down_revision": _ids(rev.down_revision), "message": rev.doc,
                          "state": "applied" if rev.revision in applied else "pending",
@@ -384,7 +388,10 @@ class SqlMigrations:
         heads = set(script.get_heads())
         rows = []
         for rev_id in current:
-            rev = script.get_revision(rev_id)
+            try:
+                rev = script.get_revision(rev_id)
+            except CommandError:
+                rev = None
             rows.append({"revision": rev_id, "message": rev.doc if rev else "(not in the migrations directory)",
                          "head": rev_id in heads})
         self.report.rows(rows, lambda r: f"{r['revision']}{' (head)' if r['head'] else ''}: {r['message']}",
@@ -404,13 +411,19 @@ class SqlMigrations:
                          f"{' (head)' if r['head'] else ''}, {r['message']}", empty="no revisions yet")
 
     def status(self) -> None:
-        self.report.rows(self._states(), lambda r: f"{r['state']:<8} {r['revision']}  {r['message']}",
+        with self._errors("status"):
+            states = self._states()
+        self.report.rows(states, lambda r: f"{r['state']:<8} {r['revision']}  {r['message']}",
                          empty="no revisions yet")
 
     def plan(self, revision: str = "heads") -> None:
         script = script_directory(self.cfg)
-        current = self._applied_heads()
         with self._errors("plan"):
+            current = self._applied_heads()
+            missing = [c for c in current if c not in {rev.revision for rev in script.walk_revisions()}]
+            if missing:
+                raise UsageError(f"the database is at {', '.join(missing)}, which is not in the migrations "
+                                 "directory")
             steps = list(reversed(list(script.iterate_revisions(revision, current or "base"))))
         rows = [{"action": "upgrade", "revision": rev.revision, "message": rev.doc} for rev in steps
                 if rev.revision not in current]
