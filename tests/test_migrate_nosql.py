@@ -377,3 +377,21 @@ def test_redis_cluster_keeps_records_and_lock_in_one_slot(redis_cluster_url, rev
     assert records == {"r1": "applied", "r2": "applied"}
     assert client.exists("{dbsh:migrate}:lock") == 0          # released
     assert client.hget("mig_users:1", "n") == b"2"
+
+
+def test_dry_run_lists_operations_and_says_when_it_cannot(target, revs):
+    kind, url, native = target
+    (revs / "r3_native.py").write_text('"""native index"""\nrevision = "r3"\ndown_revision = "r2"\n\n\n'
+                                       'def upgrade(session):\n    session.client\n\n\ndef downgrade(session):\n'
+                                       '    pass\n')
+    dry = run(url, "upgrade", "--dry-run", "--dir", str(revs), "-f", "table")
+    assert dry.code == 0, dry.err
+    assert dry.out.splitlines() == [
+        "would upgrade r1: seed users",
+        "    insert mig_users 1 document",
+        "would upgrade r2: count a visit",
+        '    update mig_users {"filter": {"name": "Ann"}, "update": {"$inc": {"n": 1}}}',
+        "would upgrade r3: native index",
+        "    (uses the native client: operations not listed)",
+    ]
+    assert native.users() == [] and native.records() == {}

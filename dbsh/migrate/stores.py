@@ -374,10 +374,15 @@ class CassandraStore(Store):
         self.client.execute("CREATE TABLE IF NOT EXISTS dbsh_migrate_lock (name text PRIMARY KEY, owner text)")
 
     def records(self, create: bool = True) -> dict[str, dict]:
+        from cassandra import InvalidRequest
+
         if create:
             self.setup()
-        return {r.revision: json.loads(r.record) for r in self.client.execute(
-            "SELECT revision, record FROM dbsh_migrations")}
+        try:
+            rows = self.client.execute("SELECT revision, record FROM dbsh_migrations")
+        except InvalidRequest:   # no table yet, and a dry run creates nothing
+            return {}
+        return {r.revision: json.loads(r.record) for r in rows}
 
     def save(self, record: dict) -> None:
         self.client.execute("INSERT INTO dbsh_migrations (revision, record) VALUES (%s, %s)",
