@@ -331,9 +331,11 @@ class Neo4jAdapter(Adapter):
         self._s = None
         label = f"`{self.table}`"
         self.cypher = {
-            "insert": f"CREATE (n:{label}) SET n = $props",
+            # properties spelled out (FalkorDB rejects SET n = $map); every value is still a parameter
+            "insert": f"CREATE (n:{label} {{ycsb_key: $key, "
+                      + ", ".join(f"`{f}`: ${f}" for f in self.fields) + "})",
             "read": f"MATCH (n:{label} {{ycsb_key: $key}}) RETURN n LIMIT 1",
-            "update": f"MATCH (n:{label} {{ycsb_key: $key}}) SET n += $props RETURN count(n) AS c",
+
             "scan": f"MATCH (n:{label}) WHERE n.ycsb_key >= $key RETURN n ORDER BY n.ycsb_key LIMIT $limit",
             "count": f"MATCH (n:{label}) RETURN count(n) AS c",
             "drop": f"MATCH (n:{label}) DELETE n",
@@ -346,7 +348,7 @@ class Neo4jAdapter(Adapter):
             self._s = self.driver.session(database=self.database)
         return self._s
 
-    def _run(self, name: str, **params):
+    def _run(self, name, **params):
         return list(self.s.run(self.cypher[name], params))
 
     def prepare(self) -> None:
@@ -363,7 +365,7 @@ class Neo4jAdapter(Adapter):
         return self._run("count")[0]["c"]
 
     def insert(self, key, values):
-        self._run("insert", props={"ycsb_key": key, **values})
+        self._run("insert", key=key, **values)
 
     def read(self, key, fields):
         rows = self._run("read", key=key)
@@ -372,7 +374,11 @@ class Neo4jAdapter(Adapter):
         return rows[0]
 
     def update(self, key, values):
-        if self._run("update", key=key, props=values)[0]["c"] == 0:
+        name = ("update",) + tuple(values)
+        if name not in self.cypher:
+            sets = ", ".join(f"n.`{f}` = ${f}" for f in values)
+            self.cypher[name] = f"MATCH (n:`{self.table}` {{ycsb_key: $key}}) SET {sets} RETURN count(n) AS c"
+        if self._run(name, key=key, **values)[0]["c"] == 0:
             raise Missing(key)
 
     def scan(self, start, count, fields):

@@ -78,10 +78,10 @@ def latency(us) -> str:
     if us is None:
         return "-"
     if us < 1000:
-        return f"{us:.0f} µs" if isinstance(us, int) or us >= 10 else f"{us:.1f} µs"
+        return f"{us:.0f}µs" if isinstance(us, int) or us >= 10 else f"{us:.1f}µs"
     if us < 1_000_000:
-        return f"{us / 1000:.2f} ms"
-    return f"{us / 1_000_000:.2f} s"
+        return f"{us / 1000:.2f}ms"
+    return f"{us / 1_000_000:.2f}s"
 
 
 def render(out, rows: list[dict], *, compare: bool) -> None:
@@ -94,7 +94,7 @@ def render(out, rows: list[dict], *, compare: bool) -> None:
         table = Table(show_edge=False, pad_edge=False)
         for name in ("phase", "operation", "count", "errors", "ops/s", "min", "mean", "p50", "p95", "p99",
                      "p99.9", "p99.99", "max"):
-            table.add_column(name, justify="left" if name in ("phase", "operation") else "right")
+            table.add_column(name, justify="left" if name in ("phase", "operation") else "right", no_wrap=True)
         for r in rows:
             table.add_row(r["phase"], r["operation"], str(r["count"]), str(r["errors"]), f"{r['throughput']:,.0f}",
                           latency(r["min_us"]), latency(r["mean_us"]),

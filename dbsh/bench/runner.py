@@ -24,7 +24,7 @@ from hdrh.histogram import HdrHistogram
 from dbsh.bench import generators as g
 from dbsh.bench.backends import Missing, adapter_for
 from dbsh.bench.workload import Operations, Workload
-from dbsh.errors import DbshError, redact, one_line
+from dbsh.errors import ConnectError, DbshError, one_line, redact
 
 LOWEST_US, HIGHEST_US, DIGITS = 1, 3_600_000_000, 3   # 1 µs .. 1 hour, 3 significant digits
 CONNECT_WAIT = 60.0
@@ -114,11 +114,8 @@ class _Worker:
     def main(self) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)   # the parent turns Ctrl-C into the stop flag
         try:
-            from dbsh import drivers
-
-            session = drivers.connect(self.target)
+            session = self.connect()
             adapter = adapter_for(session, self.w)
-            session.ping()   # connect now: an unreachable server is a problem of the worker, not of each op
         except BaseException as e:  # noqa: BLE001 - reported to the parent, never a traceback
             self.results.put(("fatal", self.index, _message(e, self.password)))
             return
@@ -138,6 +135,22 @@ class _Worker:
                 pass
         encoded = {name: (s.histogram.encode(), s.errors, s.first_error) for name, s in self.stats.items()}
         self.results.put(("done", self.index, (encoded, started, ended)))
+
+    def connect(self):
+        """Open and ping this worker's own session (an unreachable server is reported once, not per
+        operation); one retry, since a server may drop a connection attempt while many arrive at once."""
+        from dbsh import drivers
+
+        for attempt in (1, 2):
+            session = drivers.connect(self.target)
+            try:
+                session.ping()
+                return session
+            except ConnectError:
+                session.close()
+                if attempt == 2:
+                    raise
+                time.sleep(0.1)
 
     def loop(self, adapter) -> None:
         spec, w = self.spec, self.w
