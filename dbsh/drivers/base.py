@@ -120,6 +120,10 @@ class Session:
         self.ping()
         return time.perf_counter() - start
 
+    def cancel(self) -> None:
+        """Interrupt the running statement; called from another thread (Ctrl-C in the shell) for
+        client libraries that do not cancel on KeyboardInterrupt themselves. Default: nothing."""
+
     def close(self) -> None:
         pass
 
