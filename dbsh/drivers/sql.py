@@ -82,10 +82,6 @@ class SqlSession(Session):
             sa.event.listen(self.engine, "checkout", lambda dbapi, record, proxy: self._busy.add(dbapi))
             sa.event.listen(self.engine, "checkin", lambda dbapi, record: self._busy.discard(dbapi))
         self._busy: set = set()
-            # connections in use, so cancel() can interrupt them from another thread
-            sa.event.listen(self.engine, "checkout", lambda dbapi, record, proxy: self._busy.add(dbapi))
-            sa.event.listen(self.engine, "checkin", lambda dbapi, record: self._busy.discard(dbapi))
-        self._busy: set = set()
         self._conn: sa.Connection | None = None   # open while the user holds a transaction
         self._tables: dict[str, sa.Table] = {}
 
@@ -172,15 +168,6 @@ class SqlSession(Session):
         with self._use() as conn:
             conn.exec_driver_sql("select 1").scalar()
         return time.perf_counter() - start
-
-    def cancel(self) -> None:
-        """SQLite: interrupt the running statement (sqlite3 never sees Ctrl-C inside one step).
-        psycopg cancels a PostgreSQL query on Ctrl-C by itself."""
-        for dbapi_conn in list(self._busy):
-            try:
-                dbapi_conn.interrupt()
-            except Exception:  # noqa: BLE001 - a connection closing meanwhile has nothing to interrupt
-                pass
 
     def cancel(self) -> None:
         """SQLite: interrupt the running statement (sqlite3 never sees Ctrl-C inside one step).
