@@ -132,3 +132,21 @@ def test_a_person_at_the_embedded_default(terminal, tmp_path):
     assert not terminal.alive()
     with sqlite3.connect(tmp_path / "data" / "dbsh" / "dbsh.db") as conn:
         assert conn.execute("select name, age from people order by name").fetchall() == [("Ann", 34), ("Bob", 20)]
+
+
+def test_ctrl_c_cancels_a_long_sqlite_statement(terminal):
+    terminal.wait_for("dbsh.db>")
+    # one statement that never ends: sqlite3 is inside a single C call, which Ctrl-C must interrupt
+    terminal.type("with recursive c(x) as (select 1 union all select x + 1 from c) select count(*) from c;")
+    terminal.keys("Enter")
+    # a Ctrl-C that arrives before the terminal leaves the prompt's raw mode is read as a key:
+    # press it again, as a person would, until the statement is cancelled
+    end = time.monotonic() + 60
+    while "cancelled" not in terminal.screen():
+        assert time.monotonic() < end, terminal.screen()
+        terminal.keys("C-c")
+        time.sleep(0.3)
+    terminal.type("select 'still here' as s;")
+    terminal.keys("Enter")
+    screen = terminal.wait_for("(1 row)")
+    assert " still here" in screen

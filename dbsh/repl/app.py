@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from itertools import chain, islice
@@ -239,7 +241,8 @@ class Shell:
 
     @contextmanager
     def output(self):
-        """A renderer for one command: through the pager on a terminal when the output is long."""
+        """A renderer for one command: through the pager on a terminal when the output is long;
+        Ctrl-C cancels the command."""
         stream, console, paged = self.out, None, None
         if self._terminal():
             size = shutil.get_terminal_size()
@@ -253,7 +256,8 @@ class Shell:
         renderer = GuardedRenderer(self, self.fmt, stream, expanded=self.expanded,
                                    max_rows=self.row_limit or sys.maxsize, console=console)
         try:
-            yield renderer
+            with self.cancellable():
+                yield renderer
         finally:
             if paged is not None:
                 try:
@@ -336,6 +340,46 @@ class Shell:
             commands.query(self.session, out, text, {})
         if writes:
             self.refresh_catalog()   # DDL and writes may add collections or fields
+
+    @contextmanager
+    def cancellable(self):
+        """Ctrl-C while a statement runs. Python raises KeyboardInterrupt only between bytecodes,
+        so a client stuck in one C call (sqlite3) would not notice: a thread woken through the
+        signal wakeup fd asks the session to cancel() at once."""
+        if not self.interactive or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(write_fd, False)
+        try:
+            previous = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+        except ValueError:
+            os.close(read_fd)
+            os.close(write_fd)
+            yield
+            return
+        done = threading.Event()
+        session = self.session
+
+        def watch():
+            while not done.is_set():
+                data = os.read(read_fd, 64)
+                if done.is_set() or not data:
+                    return
+                if signal.SIGINT in data:
+                    session.cancel()
+
+        watcher = threading.Thread(target=watch, name="dbsh-cancel", daemon=True)
+        watcher.start()
+        try:
+            yield
+        finally:
+            done.set()
+            signal.set_wakeup_fd(previous)
+            os.write(write_fd, b"\0")
+            watcher.join()
+            os.close(read_fd)
+            os.close(write_fd)
 
     def run_lines(self, lines: Iterable[str]) -> int:
         """Run a script line by line: statements end as at the prompt; the first error stops it."""
@@ -438,6 +482,8 @@ class Shell:
                             break
                 except Quit:
                     break
+                except KeyboardInterrupt:      # a second Ctrl-C while the first was being handled
+                    self.notice("cancelled")
         finally:
             self.close()
         return 0
