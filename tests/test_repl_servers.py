@@ -159,7 +159,13 @@ def test_mariadb_readonly_session(mariadb_url):
     table = unique("t")
     run = Typed(mariadb_url, f"create table {table} (id int primary key, name text);\r\\readonly on\r"
                              f"insert into {table} values (1, 'No');\r\\readonly off\r"
-                             f"insert into {table} values (2, 'Yes');\r\\dt\r\\q\r", yes=True)
+                             f"insert into {table} values (2, 'Yes');\r\\q\r", yes=True)
+    shell = open_shell(mariadb_url)
+    try:
+        assert completions(shell, f"select * from {table[:6]}") == [table]
+        assert completions(shell, f"select {table}.") == ["id", "name"]
+    finally:
+        done(shell)
     first = run.errors.splitlines()[0]
     assert first.startswith("dbsh: error: ") and "Cannot execute statement in a READ ONLY transaction" in first
     t = Target(mariadb_url)
