@@ -313,6 +313,27 @@ def test_open_loop_rate_and_duration(redis_db):
     assert by_op(rows, "run")["READ"]["count"] > 0
 
 
+def test_ctrl_c_reports_what_ran(redis_db, dbsh_env):
+    """Ctrl-C stops the workers, prints the partial report and exits 130."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    url, _ = redis_db
+    proc = subprocess.Popen([sys.executable, "-m", "dbsh", "-u", url, "bench", "-w", "c", "--records", "20",
+                             "--operations", "100000000", "-f", "json"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=dbsh_env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    time.sleep(3)   # not a timing assertion: whatever ran by then is what the report must show
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "(interrupted)" in err and "Traceback" not in err
+    rows = json.loads(out)
+    assert rows[-1]["operation"] == "ALL" and rows[-1]["count"] < 100000000
+
+
 # ------------------------------------------------------------------------------ failures
 def test_failing_operations_are_counted_not_fatal():
     """A real failure: redis-server out of memory refuses writes (OOM) and still answers reads."""

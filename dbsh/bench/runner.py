@@ -338,6 +338,7 @@ def run_phase(target, workload: Workload, spec: PhaseSpec,
     except KeyboardInterrupt:
         interrupted = True
         shared["stop"].value = 1
+        shared["start"].set()   # workers still waiting to start see the stop flag and report
         deadline = time.perf_counter() + 10
         while pending_done and time.perf_counter() < deadline:
             try:
