@@ -86,6 +86,26 @@ def test_load_then_run_postgres(postgres_url):
         assert con.execute(f"select count(*), min(length(field3)) from {table}").fetchone() == (100, 100)
 
 
+@pytest.mark.mariadb
+def test_load_and_run_mariadb(mariadb_url):
+    import pymysql
+
+    parts = urlsplit(mariadb_url)
+    con = pymysql.connect(host=parts.hostname, port=parts.port, user=parts.username, password=parts.password,
+                          database=parts.path.strip("/"), autocommit=True)
+    with con.cursor() as cur:
+        cur.execute("drop table if exists ycsb_maria")
+    run, rows = bench(mariadb_url, "-w", "e", "--records", "50", "--operations", "60", "-p", "table=ycsb_maria",
+                      "-p", "maxscanlength=5", "--seed", "6")
+    assert run.code == 0, run.err
+    inserted = by_op(rows, "run")["INSERT"]["count"]
+    assert by_op(rows, "run")["SCAN"]["count"] == 60 - inserted
+    with con.cursor() as cur:
+        cur.execute("select count(*) from ycsb_maria")
+        assert cur.fetchone()[0] == 50 + inserted
+    con.close()
+
+
 def test_load_writes_redis_hashes(redis_db):
     url, r = redis_db
     run, rows = bench(url, "-w", "a", "--records", "50", "--load-only", "-t", "2", "--seed", "1")

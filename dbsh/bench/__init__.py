@@ -15,7 +15,7 @@ import re
 import sys
 from dataclasses import dataclass
 
-from dbsh.errors import ConnectError, DbshError, EXIT_CONNECT, EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNTIME, UsageError
+from dbsh.errors import ConnectError, DbshError, EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNTIME, QueryError, UsageError
 
 __all__ = ["bench", "parse_duration"]
 
@@ -147,8 +147,8 @@ def _bench_one(target, w, o: Options, duration, run_operations, compare: bool):
         except DbshError:
             raise
         except Exception as e:  # noqa: BLE001 - the client library's own error, in one line
-            raise ConnectError(f"cannot prepare {w.table} on {target.display()}: {runner._message(e, target.password)}"
-                               ) from None
+            raise QueryError(f"cannot prepare {w.table} on {target.display()}: {runner._message(e, target.password)}"
+                             ) from None
         finally:
             adapter.close()
     finally:

@@ -22,7 +22,7 @@ from typing import Callable
 from hdrh.histogram import HdrHistogram
 
 from dbsh.bench import generators as g
-from dbsh.bench.backends import Missing, adapter_for
+from dbsh.bench.backends import adapter_for
 from dbsh.bench.workload import Operations, Workload
 from dbsh.errors import ConnectError, DbshError, one_line, redact
 
