@@ -99,6 +99,15 @@ def test_scrambled_zipfian_hot_keys_are_ycsbs():
     assert all(0 <= k < n for k in counts)
 
 
+def test_zeta_for_huge_item_counts():
+    """YCSB's precomputed zeta(10^10, 0.99) comes out of the Euler-Maclaurin tail too, so another
+    zipfianconstant with the scrambled generator does not sum 10^10 terms."""
+    assert g.zeta_large(g.SCRAMBLED_ITEM_COUNT, 0.99) == pytest.approx(g.SCRAMBLED_ZETAN, rel=1e-9)
+    assert g.zeta_large(300_000, 0.8) == pytest.approx(g.zetastatic(0, 300_000, 0.8, 0), rel=1e-12)
+    gen = g.ScrambledZipfianGenerator(0, 99, random.Random(1), zipfianconstant=0.9)
+    assert all(0 <= gen.next_value() <= 99 for _ in range(100))
+
+
 def test_latest_prefers_the_newest_keys():
     last = [999]
     gen = g.SkewedLatestGenerator(lambda: last[0], random.Random(3))
