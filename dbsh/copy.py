@@ -209,6 +209,7 @@ class Checkpoint:
     written: int = 0
     errors: int = 0
     pending: dict | None = None
+    fingerprint: str | None = None   # a file's size and mtime: resuming a changed file would skip wrong rows
 
     @classmethod
     def for_run(cls, source: str, destination: str) -> "Checkpoint":
@@ -224,7 +225,7 @@ class Checkpoint:
             raise UsageError(f"unreadable checkpoint {self.path}; delete it to start over") from None
         if data.get("version") != CHECKPOINT_VERSION:
             raise UsageError(f"checkpoint {self.path} is from another dbsh version; delete it to start over")
-        for name in ("start_count", "position", "written", "errors", "pending"):
+        for name in ("start_count", "position", "written", "errors", "pending", "fingerprint"):
             setattr(self, name, data.get(name))
         return True
 
@@ -232,7 +233,8 @@ class Checkpoint:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         data = {"version": CHECKPOINT_VERSION, "source": self.source, "destination": self.destination,
                 "start_count": self.start_count, "position": self.position, "written": self.written,
-                "errors": self.errors, "pending": self.pending, "saved": time.time()}
+                "errors": self.errors, "pending": self.pending, "fingerprint": self.fingerprint,
+                "saved": time.time()}
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data))
         os.replace(tmp, self.path)
@@ -457,7 +459,12 @@ class Load:
 
 def _resume(ck: Checkpoint, resume: bool, destination: Session, collection: str) -> bool:
     """Load and settle the checkpoint for --resume; without --resume start one. True when resuming."""
+    fingerprint = ck.fingerprint
     found = ck.load() if resume else False
+    if found and ck.fingerprint != fingerprint:
+        raise UsageError(f"cannot resume: {ck.source.removeprefix('file:')} changed since the interrupted run",
+                         hint="run without --resume to start over")
+    ck.fingerprint = fingerprint
     if not resume and ck.path.exists():
         print("dbsh: note: starting over; an earlier interrupted run of this copy left a checkpoint "
               "(--resume continues it)", file=sys.stderr)
@@ -504,6 +511,8 @@ def import_file(session: Session, collection: str, path: str, *, input_format: s
     if path != "-":
         source = str(Path(path).resolve())
         ck = Checkpoint.for_run(f"file:{source}", f"{session.target.without_password()}/{collection}")
+        stat = os.stat(source)
+        ck.fingerprint = f"{stat.st_size}:{stat.st_mtime_ns}"
     resumed = _resume(ck, resume, session, collection) if ck is not None else False
     skip_to = ck.position if resumed else 0
     log = ErrorLog(errors, max_errors, append=resumed)

@@ -138,3 +138,14 @@ def test_find_jsonl_export_feeds_insert_elsewhere(redis_url, sqlite_url, tmp_pat
 def test_stdin_cannot_resume(sqlite_url):
     run = dbsh("-u", sqlite_url, "insert", "t", "-", "--resume", input='{"a": 1}\n')
     assert (run.code, run.err) == (2, "dbsh: error: --resume needs a file: standard input cannot be read again\n")
+
+
+def test_resume_refuses_a_file_that_changed(sqlite_url, tmp_path):
+    dbsh("-u", sqlite_url, "query", "create table r (id integer primary key)")
+    path = tmp_path / "r.jsonl"
+    path.write_text('{"id": 1}\n{"id": 2}\n{"id": 1}\n')
+    assert dbsh("-u", sqlite_url, "insert", "r", "--file", str(path), "--batch", "2").code == 1
+    path.write_text('{"id": 1}\n{"id": 2}\n{"id": 3}\n')
+    run = dbsh("-u", sqlite_url, "insert", "r", "--file", str(path), "--resume")
+    assert (run.code, run.err) == (2, f"dbsh: error: cannot resume: {path} changed since the interrupted run "
+                                      "(run without --resume to start over)\n")
