@@ -194,11 +194,11 @@ def build_app():
                                                       help="table, json, jsonl, csv or tsv.", show_default=False)]
     DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
     AskOpt = Annotated[bool, typer.Option("--password", "-W", help="Ask for the password.")]
-    SchemaOpt = Annotated[Optional[str], typer.Option("--schema", help="csv/tsv column types instead of "
+    SchemaOpt = Annotated[Optional[str], typer.Option("--schema", metavar="COL:TYPE,...", help="csv/tsv column types instead of "
                                                       "inference, e.g. zip:text,count:int.", show_default=False)]
-    ErrorsOpt = Annotated[Optional[str], typer.Option("--errors", help="Write bad rows (with line and reason) "
+    ErrorsOpt = Annotated[Optional[str], typer.Option("--errors", metavar="FILE", help="Write bad rows (with line and reason) "
                                                       "to FILE and go on.", show_default=False)]
-    MaxErrorsOpt = Annotated[Optional[int], typer.Option("--max-errors", min=0, help="Stop after N bad rows "
+    MaxErrorsOpt = Annotated[Optional[int], typer.Option("--max-errors", min=0, metavar="N", help="Stop after N bad rows "
                                                          "(default: no limit with --errors).", show_default=False)]
     ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its "
                                              "checkpoint.")]
@@ -316,15 +316,15 @@ def build_app():
                                                        "to read.")],
                  destination: Annotated[str, typer.Argument(metavar="DST", help="URL/COLLECTION (or "
                                                             "PROFILE/COLLECTION) to write.")],
-                 where: Annotated[Optional[str], typer.Option("--where", help="Copy only documents matching this "
+                 where: Annotated[Optional[str], typer.Option("--where", metavar="FILTER", help="Copy only documents matching this "
                                                               "filter (JSON).")] = None,
-                 mapping: Annotated[Optional[list[str]], typer.Option("--map", help="Rename a field: old:new "
+                 mapping: Annotated[Optional[list[str]], typer.Option("--map", metavar="OLD:NEW", help="Rename a field: old:new "
                                                                       "(old: drops it).", show_default=False)] = None,
                  flat: Annotated[bool, typer.Option("--flatten", help="Nested objects become columns a_b "
                                                     "instead of JSON.")] = False,
                  create: Annotated[bool, typer.Option("--create", help="Create the destination (schema inferred "
                                                       "from the first batch).")] = False,
-                 batch: Annotated[int, typer.Option("--batch", help="Rows per batch/transaction.")] = 1000,
+                 batch: Annotated[int, typer.Option("--batch", metavar="N", help="Rows per batch/transaction.")] = 1000,
                  errors: ErrorsOpt = None, max_errors: MaxErrorsOpt = None, resume: ResumeOpt = False,
                  fmt: FormatOpt = None, debug: DebugOpt = False):
         o = opts(ctx, fmt=fmt, debug=debug)
