@@ -107,10 +107,12 @@ def render(out, rows: list[dict], *, compare: bool) -> None:
     table.add_column("operation")
     table.add_column("metric")
     for t in targets:
-        label = next(r["backend"] for r in rows if r["target"] == t) or t
+        label = next(r["backend"] for r in rows if r["target"] == t) or "failed"
         table.add_column(f"{label}\n{t}", justify="right", overflow="fold")
     by = {(r["target"], r["phase"], r["operation"]): r for r in rows}
     keys = list(dict.fromkeys((r["phase"], r["operation"]) for r in rows if r["phase"] != "-"))
+    per_phase = {phase: sum(1 for p, op in keys if p == phase and op != "ALL") for phase, _ in keys}
+    keys = [(p, op) for p, op in keys if op != "ALL" or per_phase[p] > 1]   # ALL repeats a lone operation
     metrics = (("ops/s", lambda r: f"{r['throughput']:,.0f}"), ("p50", lambda r: latency(r["p50_us"])),
                ("p99", lambda r: latency(r["p99_us"])), ("p99.9", lambda r: latency(r["p99_9_us"])),
                ("max", lambda r: latency(r["max_us"])), ("errors", lambda r: str(r["errors"])))
