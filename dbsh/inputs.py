@@ -262,8 +262,11 @@ class DocumentReader:
                 yield self._bad(f"{len(cells)} fields, but the header has {width}", delimiter.join(cells))
                 continue
             try:
-                yield {h: infer_scalar(c) if k is None else convert_cell(c, k)
-                       for h, c, k in zip(header, cells, kinds)}
+                if schema:
+                    yield {h: infer_scalar(c) if k is None else convert_cell(c, k)
+                           for h, c, k in zip(header, cells, kinds)}
+                else:
+                    yield dict(zip(header, map(infer_scalar, cells)))
             except ValueError as e:
                 yield self._bad(str(e), delimiter.join(cells))
 
