@@ -276,7 +276,9 @@ class Renderer:
         if self._console is None:
             from rich.console import Console
 
-            self._console = Console(file=self.out, soft_wrap=False)
+            # a table asked for in a pipe or file is not squeezed into 80 columns
+            width = None if _isatty(self.out) else 240
+            self._console = Console(file=self.out, soft_wrap=False, width=width)
         return self._console
 
 
