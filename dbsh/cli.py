@@ -165,6 +165,8 @@ def session_for(opts: Options, **backend_options):
     session = drivers.connect(open_target(opts))
     try:
         session.options["yes"] = opts.yes   # every backend: skip confirmations
+        if session.target.readonly:
+            session.make_readonly(True)
         session.set_options(consistency=opts.consistency, **backend_options)
         yield session
     finally:

@@ -54,10 +54,20 @@ def documents(args: list[str], file: str | None, input_format: str | None):
     return [parse_document(a, f"document {i}") for i, a in enumerate(args, 1)]
 
 
+def refuse_if_readonly(session: Session, verb: str) -> None:
+    """A read-only profile (readonly = true) or \\readonly on: the uniform writes are refused here,
+    whatever the backend; native statements are refused by the server where it can enforce it."""
+    if session.readonly:
+        raise UsageError(f"read-only connection: {verb} is refused"
+                         + (f" (profile {session.target.profile!r} has readonly = true)"
+                            if session.target.readonly and session.target.profile else ""))
+
+
 def insert(session: Session, out: Renderer, collection: str, docs: list[str], *, file: str | None = None,
            input_format: str | None = None, batch: int = 1000, create: bool = False, progress=None,
            schema: str | None = None, errors: str | None = None, max_errors: int | None = None,
            resume: bool = False) -> None:
+    refuse_if_readonly(session, "insert")
     """JSON arguments go to the driver in one call; a file or stdin streams through dbsh.copy (batches,
     a progress bar on a terminal, bad rows to --errors, a checkpoint for --resume)."""
     if batch < 1:
@@ -97,6 +107,7 @@ def count(session: Session, out: Renderer, collection: str, filter_text: str | N
 
 def update(session: Session, out: Renderer, collection: str, filter_text: str, update_text: str, *,
            upsert: bool = False, one: bool = False) -> None:
+    refuse_if_readonly(session, "update")
     where = parse_filter_text(filter_text)
     change = parse_json_arg(update_text, "update")
     out.write(session.update(collection, where, Update(change), upsert=upsert, one=one))
@@ -104,6 +115,7 @@ def update(session: Session, out: Renderer, collection: str, filter_text: str, u
 
 def delete(session: Session, out: Renderer, collection: str, filter_text: str | None, *,
            one: bool = False, everything: bool = False) -> None:
+    refuse_if_readonly(session, "delete")
     where = parse_filter_text(filter_text)
     if where.is_empty and not everything:
         raise UsageError(f"refusing to delete every document in {collection} with an empty filter",
@@ -121,6 +133,11 @@ def explain(session: Session, out: Renderer, collection: str, filter_text: str |
 def query(session: Session, out: Renderer, text: str, params: dict[str, Any] | None = None) -> None:
     if text == "-":
         text = sys.stdin.read()
+    if session.readonly and not session.server_readonly:
+        from dbsh.repl.statements import writes
+
+        if writes(text, session.capabilities.language):
+            raise UsageError(f"read-only connection: refusing a statement that may write on {session.name}")
     out.result(session.execute(text, params or {}))
 
 

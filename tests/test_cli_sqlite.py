@@ -213,3 +213,16 @@ def test_help_imports_no_database_library(args):
     proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
     assert proc.returncode == 0
     assert proc.stderr.strip() == ""
+
+
+def test_readonly_profile_refuses_writes(sqlite_url):
+    dbsh("-u", sqlite_url, "insert", "t", '{"a": 1}', "--create")
+    assert dbsh("connect", sqlite_url, "--save", "ro", "--readonly").code == 0
+    run = dbsh("-c", "ro", "insert", "t", '{"a": 2}')
+    assert (run.code, run.err) == (2, "dbsh: error: read-only connection: insert is refused "
+                                      "(profile 'ro' has readonly = true)\n")
+    assert dbsh("-c", "ro", "delete", "t", '{"a": 1}').code == 2
+    run = dbsh("-c", "ro", "query", "delete from t")          # refused by SQLite itself (query_only)
+    assert run.code == 1 and "readonly" in run.err.replace("-", "").replace(" ", "").lower()
+    assert dbsh("-c", "ro", "find", "t").json_lines() == [{"id": 1, "a": 1}]
+    assert rows(sqlite_url.split("///", 1)[1], "select a from t") == [(1,)]

@@ -196,6 +196,12 @@ class Session:
 
     # -- read-only sessions (profile readonly = true, the REPL's \\readonly) ------------------
     readonly = False
+    server_readonly = False          # True when the server itself enforces it
+
+    def make_readonly(self, flag: bool) -> bool:
+        """What callers use: set_readonly, and remember whether the server enforces it."""
+        self.server_readonly = bool(self.set_readonly(flag)) and flag
+        return self.server_readonly
 
     def set_readonly(self, flag: bool) -> bool:
         """Make the session read-only, or writable again. Returns True when the server enforces it

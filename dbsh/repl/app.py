@@ -192,7 +192,7 @@ class Shell:
     def set_readonly(self, flag: bool) -> None:
         if not flag and self.target.readonly:
             raise UsageError(f"profile {self.target.profile!r} is read-only (readonly = true in its config)")
-        self.server_readonly = bool(self.session.set_readonly(flag))
+        self.server_readonly = self.session.make_readonly(flag)
         self.readonly = flag
 
     def check_writable(self, what: str) -> None:
