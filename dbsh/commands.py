@@ -134,7 +134,7 @@ def query(session: Session, out: Renderer, text: str, params: dict[str, Any] | N
     if text == "-":
         text = sys.stdin.read()
     if session.readonly and not session.server_readonly:
-        from dbsh.repl.statements import writes
+        from dbsh.statements import writes
 
         if writes(text, session.capabilities.language):
             raise UsageError(f"read-only connection: refusing a statement that may write on {session.name}")

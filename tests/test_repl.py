@@ -17,7 +17,8 @@ from prompt_toolkit.document import Document
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
-from dbsh.repl import statements, toolbar
+from dbsh import statements
+from dbsh.repl import toolbar
 from dbsh.repl.app import Shell
 from dbsh.repl.history import history_path
 from dbsh.target import resolve

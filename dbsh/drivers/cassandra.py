@@ -394,27 +394,9 @@ def coerce(kind: str, value: Any, column: str) -> Any:
 # -- native statements -----------------------------------------------------------------------
 def split_statements(text: str) -> list[str]:
     """Split CQL on ';' outside strings, quoted names, $$ blocks and comments."""
-    out, start, i, n = [], 0, 0, len(text)
-    while i < n:
-        ch = text[i]
-        if ch in "'\"":
-            i = text.find(ch, i + 1)   # a doubled quote closes and reopens: same result
-            i = n if i < 0 else i
-        elif text.startswith("$$", i):
-            i = text.find("$$", i + 2)
-            i = n if i < 0 else i + 1
-        elif text.startswith("--", i) or text.startswith("//", i):
-            i = text.find("\n", i)
-            i = n if i < 0 else i
-        elif text.startswith("/*", i):
-            i = text.find("*/", i + 2)
-            i = n if i < 0 else i + 1
-        elif ch == ";":
-            out.append(text[start:i])
-            start = i + 1
-        i += 1
-    out.append(text[start:])
-    return [s.strip() for s in out if re.sub(r"(--|//)[^\n]*|/\*.*?\*/", "", s, flags=re.S).strip()]
+    from dbsh.statements import split_terminated
+
+    return split_terminated(text, "cql")
 
 
 NAMED_MARKER = re.compile(r":[A-Za-z_][A-Za-z0-9_]*")
@@ -461,7 +443,7 @@ def connect(target) -> "CassandraSession":
 
 
 class CassandraSession(Session):
-    capabilities = Capabilities(language="sql", transactions=False, schema=True, statement_terminator=";",
+    capabilities = Capabilities(language="cql", transactions=False, schema=True, statement_terminator=";",
                                 options=frozenset({"allow_filtering", "consistency", "trace", "generate_id", "ttl"}))
     name = "Cassandra"
 

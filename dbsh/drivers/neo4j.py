@@ -204,30 +204,9 @@ _PLAN = re.compile(r"^\s*(EXPLAIN|PROFILE)\b", re.IGNORECASE)
 
 def split_statements(text: str) -> list[str]:
     """Split Cypher on ';' outside strings, quoted names and comments; drop empty statements."""
-    out, start, i, n = [], 0, 0, len(text)
-    while i < n:
-        ch = text[i]
-        if ch in "'\"`":
-            i += 1
-            while i < n and text[i] != ch:
-                i += 2 if text[i] == "\\" and ch != "`" else 1
-        elif text.startswith("//", i):
-            i = text.find("\n", i)
-            i = n if i < 0 else i
-        elif text.startswith("/*", i):
-            i = text.find("*/", i + 2)
-            i = n if i < 0 else i + 1
-        elif ch == ";":
-            out.append(text[start:i])
-            start = i + 1
-        i += 1
-    out.append(text[start:])
-    return [s.strip() for s in out if _has_code(s)]
+    from dbsh.statements import split_terminated
 
-
-def _has_code(text: str) -> bool:
-    text = re.sub(r"//[^\n]*|/\*.*?\*/", "", text, flags=re.S)
-    return bool(text.strip())
+    return split_terminated(text, "cypher")
 
 
 def plan_rows(plan: dict, profiled: bool) -> Iterator[dict]:

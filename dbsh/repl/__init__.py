@@ -2,7 +2,6 @@
 
 app.py       the loop, running statements, confirmations, read-only, reconnects, output
 meta.py      backslash commands: one table for dispatch and \\? help
-statements.py  where statements end; destructive and write-looking statements; arguments
 completer.py   completion from a catalog refreshed in the background
 lexers.py    Pygments lexers and the words of each language
 toolbar.py   prompt and bottom toolbar;  keys.py  key bindings;  history.py  per-connection history

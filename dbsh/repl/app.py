@@ -22,7 +22,8 @@ from dbsh.drivers.base import Result
 from dbsh.errors import (EXIT_INTERRUPTED, EXIT_RUNTIME, ConnectError, DbshError, QueryError, Unsupported,
                          UsageError, one_line, redact)
 from dbsh.output import Renderer
-from dbsh.repl import meta, statements
+from dbsh import statements
+from dbsh.repl import meta
 from dbsh.repl.catalog import Catalog
 from dbsh.repl.meta import Quit
 

@@ -11,7 +11,7 @@ from typing import Callable
 from dbsh import commands
 from dbsh.errors import UsageError
 from dbsh.output import FORMATS
-from dbsh.repl.statements import arguments
+from dbsh.statements import arguments
 
 
 class Quit(Exception):

@@ -1,4 +1,4 @@
-"""Reading the user's text: where a statement ends, what it does (destructive? a write?), arguments.
+"""Reading the user's text (shared by the REPL, the CLI's read-only guard and the drivers): where a statement ends, what it does (destructive? a write?), arguments.
 
 One small scanner knows strings, quoted names and comments for each language, so a ';' or a
 '{' inside a string never ends or opens anything.
@@ -44,7 +44,7 @@ def scan(text: str, language: str = "sql", terminator: str | None = ";") -> Scan
         if c in "'\"`":
             j = i + 1
             while j < n:
-                if text[j] == "\\" and c != "`" and language not in ("sql", "postgresql", "sqlite"):
+                if text[j] == "\\" and c != "`" and language not in ("sql", "postgresql", "sqlite", "cql"):
                     j += 2
                     continue
                 if text[j] == c:
@@ -154,6 +154,18 @@ def _cut(chunk: str, language: str, terminator: str | None) -> list[str]:
         start = cut
     parts.append(chunk[start:])
     return [p.strip() for p in parts if p.strip() and p.strip() != terminator]
+
+
+def split_terminated(text: str, language: str, terminator: str = ";") -> list[str]:
+    """The statements of a script in a ';'-terminated language (what drivers run one by one):
+    cut outside strings, quoted names, $$ blocks and comments; parts with no code are dropped."""
+    parts = []
+    for part in _cut(text.strip(), language, terminator):
+        if part.endswith(terminator):
+            part = part[: -len(terminator)].rstrip()
+        if scan(part, language, None).code.strip():
+            parts.append(part)
+    return parts
 
 
 # -- what a statement does ------------------------------------------------------------------
