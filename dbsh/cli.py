@@ -173,6 +173,15 @@ def session_for(opts: Options, **backend_options):
         session.close()
 
 
+def run_verb(opts: Options, name: str, *args, backend: dict | None = None, **kwargs) -> None:
+    """Run one of dbsh.commands on the target's session: the body of every verb command."""
+    with running(opts):
+        from dbsh import commands
+
+        with session_for(opts, **(backend or {})) as session:
+            getattr(commands, name)(session, renderer(opts), *args, **kwargs)
+
+
 def renderer(opts: Options):
     from dbsh.output import Renderer
 
@@ -304,13 +313,10 @@ def build_app():
                    url: UrlOpt = None, conn: ConnOpt = None, fmt: FormatOpt = None, debug: DebugOpt = False,
                    ask_password: AskOpt = False):
         o = opts(ctx, url=url, conn=conn, fmt=fmt, debug=debug, ask_password=ask_password)
-        with running(o):
-            from dbsh import commands
-
-            with session_for(o, ttl=ttl, generate_id=generate_id) as session:
-                commands.insert(session, renderer(o), collection, docs or [], file=file,
-                                input_format=input_format, batch=batch, create=create, schema=schema,
-                                errors=errors, max_errors=max_errors, resume=resume)
+        run_verb(o, "insert", collection, docs or [], file=file,
+                 input_format=input_format, batch=batch, create=create, schema=schema,
+                 errors=errors, max_errors=max_errors, resume=resume,
+                 backend=dict(ttl=ttl, generate_id=generate_id))
 
     @command("copy")
     def copy_cmd(ctx: typer.Context,
@@ -351,12 +357,8 @@ def build_app():
                  url: UrlOpt = None, conn: ConnOpt = None, fmt: FormatOpt = None, debug: DebugOpt = False,
                  ask_password: AskOpt = False):
         o = opts(ctx, url=url, conn=conn, fmt=fmt, debug=debug, ask_password=ask_password)
-        with running(o):
-            from dbsh import commands
-
-            with session_for(o, allow_filtering=allow_filtering) as session:
-                commands.find(session, renderer(o), collection, where, fields=fields, sort=sort, limit=limit,
-                              skip=skip)
+        run_verb(o, "find", collection, where, fields=fields, sort=sort, limit=limit, skip=skip,
+                 backend=dict(allow_filtering=allow_filtering))
 
     @command("count")
     def count_cmd(ctx: typer.Context, collection: Annotated[str, typer.Argument(metavar="COLLECTION")], where: FilterArg = None,
@@ -364,11 +366,7 @@ def build_app():
                   url: UrlOpt = None, conn: ConnOpt = None, fmt: FormatOpt = None, debug: DebugOpt = False,
                   ask_password: AskOpt = False):
         o = opts(ctx, url=url, conn=conn, fmt=fmt, debug=debug, ask_password=ask_password)
-        with running(o):
-            from dbsh import commands
-
-            with session_for(o, allow_filtering=allow_filtering) as session:
-                commands.count(session, renderer(o), collection, where)
+        run_verb(o, "count", collection, where, backend=dict(allow_filtering=allow_filtering))
 
     @command("update")
     def update_cmd(ctx: typer.Context, collection: Annotated[str, typer.Argument(metavar="COLLECTION")],
@@ -380,11 +378,8 @@ def build_app():
                    url: UrlOpt = None, conn: ConnOpt = None, fmt: FormatOpt = None, debug: DebugOpt = False,
                    ask_password: AskOpt = False):
         o = opts(ctx, url=url, conn=conn, fmt=fmt, debug=debug, ask_password=ask_password)
-        with running(o):
-            from dbsh import commands
-
-            with session_for(o, allow_filtering=allow_filtering) as session:
-                commands.update(session, renderer(o), collection, where, change, upsert=upsert, one=one)
+        run_verb(o, "update", collection, where, change, upsert=upsert, one=one,
+                 backend=dict(allow_filtering=allow_filtering))
 
     @command("delete")
     def delete_cmd(ctx: typer.Context, collection: Annotated[str, typer.Argument(metavar="COLLECTION")], where: FilterArg = None,
@@ -394,11 +389,8 @@ def build_app():
                    url: UrlOpt = None, conn: ConnOpt = None, fmt: FormatOpt = None, debug: DebugOpt = False,
                    ask_password: AskOpt = False):
         o = opts(ctx, url=url, conn=conn, fmt=fmt, debug=debug, ask_password=ask_password)
-        with running(o):
-            from dbsh import commands
-
-            with session_for(o, allow_filtering=allow_filtering) as session:
-                commands.delete(session, renderer(o), collection, where, one=one, everything=everything)
+        run_verb(o, "delete", collection, where, one=one, everything=everything,
+                 backend=dict(allow_filtering=allow_filtering))
 
     @command("query")
     def query_cmd(ctx: typer.Context,
@@ -423,22 +415,14 @@ def build_app():
     def collections_cmd(ctx: typer.Context, url: UrlOpt = None, conn: ConnOpt = None, fmt: FormatOpt = None,
                         debug: DebugOpt = False, ask_password: AskOpt = False):
         o = opts(ctx, url=url, conn=conn, fmt=fmt, debug=debug, ask_password=ask_password)
-        with running(o):
-            from dbsh import commands
-
-            with session_for(o) as session:
-                commands.collections(session, renderer(o))
+        run_verb(o, "collections")
 
     @command("describe")
     def describe_cmd(ctx: typer.Context, name: Annotated[str, typer.Argument(metavar="COLLECTION")],
                      url: UrlOpt = None, conn: ConnOpt = None, fmt: FormatOpt = None, debug: DebugOpt = False,
                      ask_password: AskOpt = False):
         o = opts(ctx, url=url, conn=conn, fmt=fmt, debug=debug, ask_password=ask_password)
-        with running(o):
-            from dbsh import commands
-
-            with session_for(o) as session:
-                commands.describe(session, renderer(o), name)
+        run_verb(o, "describe", name)
 
     @command("explain")
     def explain_cmd(ctx: typer.Context, collection: Annotated[str, typer.Argument(metavar="COLLECTION")], where: FilterArg = None,
@@ -446,11 +430,7 @@ def build_app():
                     url: UrlOpt = None, conn: ConnOpt = None, fmt: FormatOpt = None, debug: DebugOpt = False,
                     ask_password: AskOpt = False):
         o = opts(ctx, url=url, conn=conn, fmt=fmt, debug=debug, ask_password=ask_password)
-        with running(o):
-            from dbsh import commands
-
-            with session_for(o, allow_filtering=allow_filtering) as session:
-                commands.explain(session, renderer(o), collection, where)
+        run_verb(o, "explain", collection, where, backend=dict(allow_filtering=allow_filtering))
 
     @command("bench")
     def bench_cmd(ctx: typer.Context,
