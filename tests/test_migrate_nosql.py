@@ -6,7 +6,6 @@ and the version records are read back with pymongo, redis-py, HTTP and the neo4j
 """
 
 import json
-import os
 import signal
 import subprocess
 import sys

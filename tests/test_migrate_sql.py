@@ -327,7 +327,7 @@ def test_lock_timeout_names_the_holder(kind, request, mig):
     assert run.code == 1
     assert "timed out after 0.5 s waiting for the migration lock on" in run.err
     if kind == "postgres":
-        assert f"held by server pid" in run.err and f"dbsh migrate pid {os.getpid()} on" in run.err
+        assert "held by server pid" in run.err and f"dbsh migrate pid {os.getpid()} on" in run.err
     else:
         assert "held by connection" in run.err and "user dbsh from 127.0.0.1" in run.err
     assert "dbsh-test-pw" not in run.err

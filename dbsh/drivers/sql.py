@@ -436,7 +436,6 @@ class SqlSession(Session):
         closed = False
 
         def rows():
-            nonlocal closed
             try:
                 # partitions of yield_per rows: far less per-row overhead than iterating the Result
                 for chunk in result.partitions():
