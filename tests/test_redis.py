@@ -358,6 +358,34 @@ def test_insert_duplicate_id_changes_nothing(url, r):
     assert r.hget("users:8", "name") == b"Dan"
 
 
+def test_insert_batches_from_file(url, r, tmp_path):
+    """One script per batch: existing keys and an id repeated in a batch are left alone and named,
+    generated ids that hit explicit ones go round again, a 5000-field document is written whole;
+    the import stops after the batch that met existing keys."""
+    r.hset("users:2", mapping={"id": "2", "name": "Old"})
+    r.hset("users:2150", mapping={"id": "2150", "name": "Old"})
+    docs = [{"name": "gen-a"}, {"name": "gen-b"}]                   # ids 1, then 2 is taken -> 3
+    docs += [{"id": i, "n": i} for i in range(1000, 2396)]         # 2150 exists (second batch of 700)
+    docs += [{"id": 2100, "n": "again"}, {"id": "wide", **{f"f{i}": i for i in range(5000)}}]
+    docs += [{"id": 9000}] * 700                                   # third batch: never reached
+    path = tmp_path / "users.jsonl"
+    path.write_text("".join(json.dumps(d) + "\n" for d in docs))
+    run = dbsh("-u", url, "insert", "users", "--file", str(path), "--batch", "700", "--ttl", "100")
+    assert run.code == 1
+    assert run.err == ("dbsh: error: inserted 698 documents into users; 2 already existed and were left "
+                       "unchanged: users:2150, users:2100 (700 rows were committed to users before this batch; "
+                       "the failing batch may be partly written) (run again with --resume to continue)\n")
+    assert r.hgetall("users:1") == {b"id": b"1", b"name": b"gen-a"}
+    assert r.hgetall("users:3") == {b"id": b"3", b"name": b"gen-b"} and r.get("users:__seq__") == b"3"
+    assert r.hgetall("users:2") == {b"id": b"2", b"name": b"Old"} and r.ttl("users:2") == -1
+    assert r.hgetall("users:2150") == {b"id": b"2150", b"name": b"Old"} and r.ttl("users:2150") == -1
+    assert r.hgetall("users:2100") == {b"id": b"2100", b"n": b"2100"} and 0 < r.ttl("users:2100") <= 100
+    assert r.hget("users:2395", "n") == b"2395" and not r.exists("users:9000")
+    wide = r.hgetall("users:wide")
+    assert len(wide) == 5001 and wide[b"f4999"] == b"4999" and 0 < r.ttl("users:wide") <= 100
+    assert r.dbsize() == 2 + 700 + 698 + 1   # and the counter
+
+
 def seed(url):
     docs = [{"id": i, "name": n, "age": a} for i, (n, a) in enumerate(
         [("Ann", 34), ("Bob", 12), ("Cy", 31), ("Dee", 17), ("Eve", 50)], 1)]

@@ -125,3 +125,22 @@ def test_cluster_subscribe(url, rc):
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert json.loads(out) == {"type": "message", "pattern": None, "channel": "news", "data": "hello"}
+
+
+def test_cluster_insert_groups_keys_by_slot(url, rc):
+    """One script per hash slot: keys sharing a slot ({tag}) go together; an existing key and an id
+    repeated in the batch are left unchanged and named; a generated id that hits one goes round again."""
+    rc.hset("users:{t}2", mapping={"id": "{t}2", "name": "Old"})
+    rc.hset("users:1", mapping={"id": "1", "name": "Old"})
+    docs = [{"id": f"{{t}}{i}", "n": i} for i in range(1, 6)] + [{"id": "{t}4", "n": "again"}]
+    docs += [{"name": "gen"}] + [{"id": i, "n": i} for i in range(100, 130)]
+    run = dbsh("-u", url, "insert", "users", *map(json.dumps, docs), "--ttl", "600")
+    assert run.code == 1
+    assert run.err == ("dbsh: error: inserted 35 documents into users; 2 already existed and were left "
+                       "unchanged: users:{t}2, users:{t}4\n")
+    assert rc.hgetall("users:{t}2") == {b"id": b"{t}2", b"name": b"Old"} and rc.ttl("users:{t}2") == -1
+    assert rc.hgetall("users:{t}4") == {b"id": b"{t}4", b"n": b"4"} and 0 < rc.ttl("users:{t}4") <= 600
+    assert rc.hgetall("users:1") == {b"id": b"1", b"name": b"Old"}
+    assert rc.hgetall("users:2") == {b"id": b"2", b"name": b"gen"} and rc.get("users:__seq__") == b"2"
+    assert all(rc.hget(f"users:{i}", "n") == str(i).encode() for i in range(100, 130))
+    assert len([k for keys in node_keys(rc).values() for k in keys if k.startswith(b"users:")]) == 2 + 35 + 1

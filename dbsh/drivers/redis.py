@@ -10,6 +10,7 @@ JSON-encoded, so every type comes back as it went in. Standalone servers and Red
 from __future__ import annotations
 
 import json
+import math
 import sys
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator
@@ -33,12 +34,36 @@ SET_REPLIES = {"SMEMBERS", "SINTER", "SUNION", "SDIFF", "SRANDMEMBER", "SPOP"}
 SCORED = {"ZPOPMIN", "ZPOPMAX", "BZPOPMIN", "BZPOPMAX", "ZMPOP", "BZMPOP"}
 SEQ_SUFFIX = "__seq__"     # the per-collection id counter: users:__seq__ (a string key, never a document)
 
-# Insert one document unless its key exists (atomic: no half-merged documents), then expire it.
+# Insert a batch of documents atomically: a key that exists is left untouched (no half-merged documents)
+# and its 1-based position returned; every other document is written whole, then expired.
+# KEYS: the documents' keys (one hash slot on a cluster); ARGV: ttl seconds, 1 when a key repeats in
+# KEYS, then per document its field count n and n field/value pairs. Keys are checked one by one only
+# when one EXISTS over them all finds any. unpack() takes at most 4000 values (Lua's stack is 8000).
 INSERT_SCRIPT = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
-if tonumber(ARGV[1]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-return 1
+local ttl = tonumber(ARGV[1])
+local n = #KEYS
+local check = ARGV[2] == '1'
+if not check then
+  for first = 1, n, 4000 do
+    if redis.call('EXISTS', unpack(KEYS, first, math.min(first + 3999, n))) > 0 then check = true end
+  end
+end
+local existing = {}
+local pos = 3
+for i = 1, n do
+  local key = KEYS[i]
+  local last = pos + 2 * ARGV[pos]
+  if check and redis.call('EXISTS', key) == 1 then
+    existing[#existing + 1] = i
+  else
+    for first = pos + 1, last, 4000 do
+      redis.call('HSET', key, unpack(ARGV, first, math.min(first + 3999, last)))
+    end
+    if ttl > 0 then redis.call('EXPIRE', key, ttl) end
+  end
+  pos = last + 1
+end
+return existing
 """
 
 
@@ -167,13 +192,24 @@ def _key_text(key: Any) -> Any:
     return value if isinstance(value, str | int | float) or value is None else repr(value)[2:-1]
 
 
+_JSON_FIRST = frozenset(' \t\n\r{["-0123456789')   # how a text that parses as JSON can begin...
+_JSON_WORDS = frozenset(("true", "false", "null", "NaN", "Infinity"))   # ...unless it is one of these
+
+
 def encode_value(value: Any) -> str:
     """One document value as a hash field value; strings stay readable in redis-cli."""
     if isinstance(value, str):
-        try:
-            json.loads(value)
-        except ValueError:
-            return value          # plain text reads back as itself
+        if value[:1] in _JSON_FIRST:
+            try:
+                json.loads(value)
+            except ValueError:
+                return value      # plain text reads back as itself
+        elif value.rstrip(" \t\n\r") not in _JSON_WORDS:
+            return value          # (the common case, without a failed parse)
+    elif type(value) is int:
+        return str(value)
+    elif type(value) is float and math.isfinite(value):
+        return repr(value)
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -223,6 +259,7 @@ class RedisSession(Session):
         super().__init__(target)
         self._url, self.cluster = _split_url(target.url)
         self._raw = None
+        self._insert_sha: str | None = None
         self.protocol = 3
         with self._errors():
             try:
@@ -528,15 +565,13 @@ class RedisSession(Session):
                     raise UsageError(f"a Redis document id must be a string or an integer, got {json.dumps(doc_id)}")
             todo = list(chunk)
             while todo:   # generated ids that hit an existing key (written with an explicit id) go round again
-                sent, results = self._insert_round(collection, todo, ttl)
+                sent, skipped = self._insert_round(collection, todo, ttl, inserted)
                 todo = []
-                for (key, doc_id, doc, generated), result in zip(sent, results):
-                    if isinstance(result, Exception):
-                        raise QueryError(f"insert stopped at {key} after {inserted} documents: "
-                                         f"{self._clean(str(result))}")
-                    if result == 1:
+                for n, (key, doc_id, doc, generated) in enumerate(sent):
+                    if n not in skipped:
                         inserted += 1
-                        ids.append(doc_id)
+                        if len(ids) <= 1000:
+                            ids.append(doc_id)
                     elif generated:
                         todo.append(doc)
                     else:
@@ -551,29 +586,79 @@ class RedisSession(Session):
         return WriteResult("inserted", collection, inserted, ids=ids if len(ids) <= 1000 else None,
                            details=details)
 
-    def _insert_round(self, collection: str, docs: list[dict], ttl: int):
-        """One pipelined round of inserts; ids for documents without one come from one INCRBY."""
+    def _insert_round(self, collection: str, docs: list[dict], ttl: int, inserted: int):
+        """Insert a batch with INSERT_SCRIPT: one EVALSHA on a standalone server, one per hash slot
+        (pipelined) on a cluster. Ids for documents without one come from one INCRBY.
+        Returns the (key, id, document, generated) sent and the positions whose key already existed."""
         missing = sum(1 for d in docs if d.get("id") is None and d.get("_id") is None)
         with self._errors():
             next_id = self.client.incrby(f"{collection}:{SEQ_SUFFIX}", missing) - missing if missing else 0
+        sent = []
+        argv: list[list[Any]] = []
+        for doc in docs:
+            doc_id = doc.get("id", doc.get("_id"))
+            generated = doc_id is None
+            stored = doc
+            if generated:
+                next_id += 1
+                doc_id = next_id
+                stored = {"id": doc_id, **doc}
+            flat: list[Any] = [len(stored)]
+            for field, value in stored.items():
+                flat.append(field)
+                flat.append(encode_value(value))
+            argv.append(flat)
+            sent.append((f"{collection}:{doc_id}", doc_id, doc, generated))
+        keys = [key for key, *_ in sent]
+        try:
+            with self._errors():
+                if not self.cluster:
+                    repeats = int(len(set(keys)) < len(keys))
+                    args = [ttl, repeats, *(a for flat in argv for a in flat)]
+                    return sent, {n - 1 for n in self._script(keys, args)}
+                slots: dict[int, list[int]] = {}
+                for n, key in enumerate(keys):
+                    slots.setdefault(self.client.keyslot(key), []).append(n)
+                return sent, self._script_by_slot(keys, argv, ttl, list(slots.values()))
+        except QueryError as e:
+            raise QueryError(f"insert stopped at {keys[0]} after {inserted} documents: {e.message}") from None
+
+    def _script(self, keys: list[str], args: list[Any]) -> list[int]:
+        """INSERT_SCRIPT on a standalone server by its SHA1, loading it when the server lacks it."""
+        sha = self._insert_sha or self.client.script_load(INSERT_SCRIPT)
+        self._insert_sha = sha
+        try:
+            return self.client.evalsha(sha, len(keys), *keys, *args)
+        except rexc.NoScriptError:   # SCRIPT FLUSH or a restart meanwhile; nothing ran
+            self._insert_sha = self.client.script_load(INSERT_SCRIPT)
+            return self.client.evalsha(self._insert_sha, len(keys), *keys, *args)
+
+    def _script_by_slot(self, keys: list[str], argv: list[list[Any]], ttl: int,
+                        groups: list[list[int]]) -> set[int]:
+        """INSERT_SCRIPT once per hash slot, all pipelined (a script may touch the keys of one slot only)."""
+        skipped: set[int] = set()
+        for attempt in (1, 2):
+            if self._insert_sha is None:
+                self._insert_sha = self.client.script_load(INSERT_SCRIPT)   # on every primary
             pipe = self.client.pipeline(transaction=False)
-            sent = []
-            for doc in docs:
-                doc_id = doc.get("id", doc.get("_id"))
-                generated = doc_id is None
-                stored = doc
-                if generated:
-                    next_id += 1
-                    doc_id = next_id
-                    stored = {"id": doc_id, **doc}
-                key = f"{collection}:{doc_id}"
-                flat: list[Any] = [ttl]
-                for field, value in stored.items():
-                    flat += [field, encode_value(value)]
-                pipe.execute_command("EVAL", INSERT_SCRIPT, 1, key, *flat)   # ClusterPipeline has no .eval
-                sent.append((key, doc_id, doc, generated))
+            for group in groups:
+                group_keys = [keys[n] for n in group]
+                repeats = int(len(set(group_keys)) < len(group_keys))
+                pipe.execute_command("EVALSHA", self._insert_sha, len(group), *group_keys, ttl, repeats,
+                                     *(a for n in group for a in argv[n]))
             results = pipe.execute(raise_on_error=False)
-        return sent, results
+            retry = []
+            for group, result in zip(groups, results):
+                if isinstance(result, rexc.NoScriptError) and attempt == 1:
+                    retry.append(group)   # a node that lost its scripts (restart, failover); nothing ran
+                elif isinstance(result, Exception):
+                    raise result
+                else:
+                    skipped.update(group[i - 1] for i in result)
+            if not retry:
+                break
+            groups, self._insert_sha = retry, None
+        return skipped
 
     def update(self, name: str, where: q.Filter, change: q.Update, *, upsert: bool = False,
                one: bool = False) -> WriteResult:
