@@ -161,6 +161,79 @@ class RedisAdapter(Adapter):
         self.r = session.client
         self.prefix = f"{self.table}:"
         self.index = f"{self.table}:__ycsb_index__"
+        # A standalone server: this worker holds one redis-py connection for the whole phase and sends the
+        # commands packed by redis-py (hiredis) on it, reading the replies with its parser; this skips
+        # the client's per-command pool checkout, retry and observability layers. A cluster routes each
+        # key to its node through the cluster client (the generic path below).
+        pool = getattr(self.r, "connection_pool", None)
+        self.conn = None
+        if pool is not None and not getattr(session, "cluster", False):
+            from redis.exceptions import ResponseError   # the driver has imported redis already
+
+            self.pool, self.conn, self.ResponseError = pool, pool.get_connection(), ResponseError
+            self.read, self.update, self.insert, self.run_batch = \
+                self._read_raw, self._update_raw, self._insert_raw, self._run_batch_raw
+
+    def close(self):
+        if self.conn is not None:
+            self.pool.release(self.conn)
+            self.conn = None
+
+    # --- one connection, packed commands (standalone server)
+    def _command(self, kind: str, args: tuple) -> list[tuple]:
+        """The Redis commands for one operation, as argument tuples."""
+        if kind == "update":   # as YCSB's Redis binding: HSET, no existence check
+            key, values = args
+            return [("HSET", self.prefix + key, *(x for item in values.items() for x in item))]
+        if kind == "read":
+            key, fields = args
+            return [("HGETALL", self.prefix + key) if fields is None else ("HMGET", self.prefix + key, *fields)]
+        if kind == "insert":
+            key, values = args
+            return [("HSET", self.prefix + key, *(x for item in values.items() for x in item)),
+                    ("ZADD", self.index, 0, key)]
+        raise ValueError(kind)
+
+    def _call(self, *args):
+        conn = self.conn
+        conn.send_packed_command(conn.pack_command(*args), check_health=False)
+        return conn.read_response()
+
+    def _read_raw(self, key, fields):
+        if fields is None:
+            found = self._call("HGETALL", self.prefix + key)
+        else:
+            found = self._call("HMGET", self.prefix + key, *fields)
+            found = found if any(v is not None for v in found) else None
+        if not found:
+            raise Missing(key)
+        return found
+
+    def _update_raw(self, key, values):
+        self._call("HSET", self.prefix + key, *(x for item in values.items() for x in item))
+
+    def _insert_raw(self, key, values):
+        conn = self.conn
+        conn.send_packed_command(conn.pack_commands(self._command("insert", (key, values))), check_health=False)
+        replies = [self._reply() for _ in range(2)]
+        error = next((r for r in replies if isinstance(r, BaseException)), None)
+        if error is not None:
+            raise error
+
+    def _reply(self):
+        """One reply of a pipeline; a server error is the reply (as redis-py's pipeline, raise_on_error=False)."""
+        try:
+            return self.conn.read_response()
+        except self.ResponseError as e:
+            return e
+
+    def _run_batch_raw(self, ops: list[tuple[str, tuple]]) -> list[BaseException | None]:
+        conn, command = self.conn, self._command
+        commands = [c for kind, args in ops for c in command(kind, args)]
+        conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+        reply = self._reply
+        replies = [reply() for _ in range(len(commands))]   # a lost connection raises: the whole batch failed
+        return self._outcomes(ops, replies)
 
     def drop(self) -> None:
         pipe = self.r.pipeline(transaction=False)
@@ -225,7 +298,10 @@ class RedisAdapter(Adapter):
         pipe = self.r.pipeline(transaction=False)
         for kind, args in ops:
             self._queue(pipe, kind, args)
-        replies = pipe.execute(raise_on_error=False)
+        return self._outcomes(ops, pipe.execute(raise_on_error=False))
+
+    @staticmethod
+    def _outcomes(ops: list[tuple[str, tuple]], replies: list) -> list[BaseException | None]:
         outcomes: list[BaseException | None] = []
         i = 0
         for kind, args in ops:

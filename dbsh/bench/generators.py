@@ -33,13 +33,21 @@ def java_abs(value: int) -> int:
 
 
 def fnvhash64(val: int) -> int:
-    """Utils.fnvhash64: FNV-1a over the 8 low bytes of a long, then Math.abs (as a Java long)."""
-    hashval = FNV_OFFSET_BASIS_64
-    for _ in range(8):
-        octet = val & 0xFF
-        val >>= 8
-        hashval = ((hashval ^ octet) * FNV_PRIME_64) & _MASK64
-    return java_abs(_signed64(hashval))
+    """Utils.fnvhash64: FNV-1a over the 8 low bytes of a long, then Math.abs (as a Java long).
+    The 8 rounds are unrolled (a key is built per operation; this is a hot path)."""
+    p, m = FNV_PRIME_64, _MASK64
+    h = ((FNV_OFFSET_BASIS_64 ^ (val & 0xFF)) * p) & m
+    h = ((h ^ ((val >> 8) & 0xFF)) * p) & m
+    h = ((h ^ ((val >> 16) & 0xFF)) * p) & m
+    h = ((h ^ ((val >> 24) & 0xFF)) * p) & m
+    h = ((h ^ ((val >> 32) & 0xFF)) * p) & m
+    h = ((h ^ ((val >> 40) & 0xFF)) * p) & m
+    h = ((h ^ ((val >> 48) & 0xFF)) * p) & m
+    h = ((h ^ ((val >> 56) & 0xFF)) * p) & m
+    if h >= 1 << 63:   # a negative Java long: Math.abs, except Long.MIN_VALUE stays negative
+        h -= 1 << 64
+        return h if h == -(1 << 63) else -h
+    return h
 
 
 def zetastatic(st: int, n: int, theta: float, initialsum: float) -> float:
@@ -199,6 +207,8 @@ class DiscreteGenerator:
 
     def next_value(self) -> str:
         val = self.rng.random()
+        if len(self.values) == 1:   # one operation: the same draw, no walk
+            return self.values[0][0]
         for name, weight in self.values:
             if val < weight / self.total:
                 return name

@@ -23,7 +23,7 @@ from hdrh.histogram import HdrHistogram
 
 from dbsh.bench import generators as g
 from dbsh.bench.backends import adapter_for
-from dbsh.bench.workload import Operations, Workload
+from dbsh.bench.workload import OPERATIONS, Operations, Workload
 from dbsh.errors import ConnectError, DbshError, one_line, redact
 
 LOWEST_US, HIGHEST_US, DIGITS = 1, 3_600_000_000, 3   # 1 µs .. 1 hour, 3 significant digits
@@ -107,10 +107,6 @@ class _Worker:
             s.first_error = _message(error, self.password)
         self.shared["progress"][2 * self.index + 1] += 1
 
-    def record(self, name: str, seconds: float) -> None:
-        us = int(seconds * 1_000_000)
-        self.stat(name).histogram.record_value(min(max(us, LOWEST_US), HIGHEST_US))
-
     def main(self) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)   # the parent turns Ctrl-C into the stop flag
         try:
@@ -169,87 +165,144 @@ class _Worker:
             total = None if spec.operations is None else split(spec.operations, spec.threads, self.index)[1] \
                 - split(spec.operations, spec.threads, self.index)[0]
         ops = Operations(w, rng, inserts, spec.phase)
-        stop, progress = shared["stop"], shared["progress"]
-        deadline = None if spec.duration is None else time.perf_counter() + spec.duration
-        interval = None if not spec.rate else spec.threads / spec.rate
-        t0 = time.perf_counter() + (0 if interval is None else self.index * (1 / spec.rate))
+        prepare = self.preparer(adapter, ops, inserts, keys)
         pipeline = spec.pipeline if adapter.pipelining and spec.pipeline > 1 else 1
-        done = 0
-        while total is None or done < total:
-            if stop.value or (deadline is not None and time.perf_counter() >= deadline):
-                break
+        # latencies are tallied per operation type as {microseconds: count} (a dict update per operation,
+        # cheaper than an HDR record); they go into the HDR histograms at the end, exactly as recorded
+        tallies: dict[str, dict[int, int]] = {}
+        try:
             if pipeline > 1:
-                n = pipeline if total is None else min(pipeline, total - done)
-                batch = [self.prepare(ops, inserts, keys) for _ in range(n)]
-                start = time.perf_counter()
-                try:
-                    outcomes = adapter.run_batch([(kind.lower(), args) for kind, args in batch])
-                except Exception as e:  # noqa: BLE001 - the whole round trip failed
-                    outcomes = [e] * len(batch)
-                finally:
-                    for kind, _ in batch:
-                        if kind == "INSERT":
-                            inserts.acknowledge()
-                elapsed = time.perf_counter() - start
-                for (kind, _), error in zip(batch, outcomes):
-                    if error is None:
-                        self.record(kind, elapsed)
-                    else:
-                        self.fail(kind, error)
-                done += n
-                progress[2 * self.index] = done
-                continue
-            kind, args = self.prepare(ops, inserts, keys)
+                self.batches(adapter, prepare, inserts, total, pipeline, tallies)
+            else:
+                self.singles(prepare, inserts, total, tallies)
+        finally:
+            self.flush(tallies)
+
+    def flush(self, tallies: dict[str, dict[int, int]]) -> None:
+        for kind, tally in tallies.items():
+            record = self.stat(kind).histogram.record_value
+            for us, n in tally.items():
+                record(min(max(us, LOWEST_US), HIGHEST_US), n)
+            tally.clear()
+
+    def singles(self, prepare, inserts, total, tallies) -> None:
+        """One operation per round trip: closed loop, or open loop (latency from the intended start)."""
+        spec = self.spec
+        stop, progress, slot = self.shared["stop"], self.shared["progress"], 2 * self.index
+        perf, sleep, acknowledge, fail = time.perf_counter, time.sleep, inserts.acknowledge, self.fail
+        deadline = None if spec.duration is None else perf() + spec.duration
+        interval = None if not spec.rate else spec.threads / spec.rate
+        t0 = perf() + (0 if interval is None else self.index * (1 / spec.rate))
+        for kind in OPERATIONS:
+            tallies[kind] = {}
+        done = 0
+        if deadline is not None and perf() >= deadline:
+            return
+        while total is None or done < total:
+            if stop.value:
+                break
+            kind, call, args = prepare()
             if interval is not None:
                 intended = t0 + done * interval
-                now = time.perf_counter()
+                now = perf()
                 if intended > now:
-                    time.sleep(intended - now)
+                    sleep(intended - now)
                 start = intended
             else:
-                start = time.perf_counter()
+                start = perf()
             try:
-                self.execute(adapter, kind, args, ops)
+                call(*args)
             except Exception as e:  # noqa: BLE001 - a failed operation is counted, not fatal
-                self.fail(kind, e)
+                end = perf()
+                fail(kind, e)
             else:
-                self.record(kind, time.perf_counter() - start)
-            finally:
-                if kind == "INSERT":
-                    inserts.acknowledge()
+                end = perf()
+                us = int((end - start) * 1_000_000)
+                tally = tallies[kind]
+                tally[us] = tally.get(us, 0) + 1
+            if kind == "INSERT":
+                acknowledge()
             done += 1
-            progress[2 * self.index] = done
+            progress[slot] = done
+            if deadline is not None and end >= deadline:
+                break
+            if not done & 0xFFFF:
+                self.trim(tallies)
+        for kind in [k for k, t in tallies.items() if not t]:
+            del tallies[kind]
 
-    def prepare(self, ops: Operations, inserts, keys) -> tuple[str, tuple]:
-        """Choose the next operation and its arguments (outside the timed call, as YCSB's DB wrapper)."""
-        w = self.w
+    def trim(self, tallies) -> None:
+        """Keep the tallies small on very long runs (they hold one entry per distinct microsecond)."""
+        if sum(len(t) for t in tallies.values()) > 100_000:
+            self.flush(tallies)
+
+    def batches(self, adapter, prepare, inserts, total, pipeline, tallies) -> None:
+        """``pipeline`` operations per round trip. Every operation of a batch is recorded with the batch's
+        round-trip time (from sending the first command to the last reply), as redis-benchmark records
+        each pipelined request with its batch's latency (it does not divide it)."""
+        spec = self.spec
+        stop, progress, slot = self.shared["stop"], self.shared["progress"], 2 * self.index
+        perf, run_batch, acknowledge = time.perf_counter, adapter.run_batch, inserts.acknowledge
+        deadline = None if spec.duration is None else perf() + spec.duration
+        lower = {kind: kind.lower() for kind in OPERATIONS}
+        done = 0
+        while total is None or done < total:
+            if stop.value or (deadline is not None and perf() >= deadline):
+                break
+            n = pipeline if total is None else min(pipeline, total - done)
+            batch = [prepare() for _ in range(n)]
+            commands = [(lower[kind], args) for kind, _, args in batch]
+            start = perf()
+            try:
+                outcomes = run_batch(commands)
+            except Exception as e:  # noqa: BLE001 - the whole round trip failed
+                outcomes = [e] * n
+            finally:
+                for kind, _, _ in batch:
+                    if kind == "INSERT":
+                        acknowledge()
+            us = int((perf() - start) * 1_000_000)
+            for (kind, _, _), error in zip(batch, outcomes):
+                if error is None:
+                    tally = tallies.get(kind)
+                    if tally is None:
+                        tally = tallies[kind] = {}
+                    tally[us] = tally.get(us, 0) + 1
+                else:
+                    self.fail(kind, error)
+            done += n
+            progress[slot] = done
+            if (done & 0xFFFF) < n:   # crossed a multiple of 65536
+                self.trim(tallies)
+
+    def preparer(self, adapter, ops: Operations, inserts, keys) -> Callable[[], tuple[str, Callable, tuple]]:
+        """The next operation, its adapter call and its arguments, chosen outside the timed call (as YCSB's
+        DB wrapper); the lookups are bound once here, not per operation."""
+        w, key = self.w, ops.key
+        insert, read, update, scan = adapter.insert, adapter.read, adapter.update, adapter.scan
+        record, read_fields, update_values = ops.record, ops.read_fields, ops.update_values
         if keys is not None:
-            return "INSERT", (w.key(next(keys)), ops.record())
-        kind = ops.next_operation()
-        if kind == "INSERT":
-            return kind, (w.key(inserts.next_value()), ops.record())
-        if kind == "READ":
-            return kind, (w.key(ops.next_keynum()), ops.read_fields())
-        if kind == "UPDATE":
-            return kind, (w.key(ops.next_keynum()), ops.update_values())
-        if kind == "SCAN":
-            return kind, (w.key(ops.next_keynum()), ops.scan_length(), ops.read_fields())
-        return kind, (w.key(ops.next_keynum()), ops.read_fields(), ops.update_values())
+            wkey = w.key
+            return lambda: ("INSERT", insert, (wkey(next(keys)), record()))
+        next_operation, next_keynum, next_insert = ops.next_operation, ops.next_keynum, inserts.next_value
 
-    @staticmethod
-    def execute(adapter, kind: str, args: tuple, ops: Operations) -> None:
-        if kind == "READ":
-            adapter.read(*args)
-        elif kind == "UPDATE":
-            adapter.update(*args)
-        elif kind == "INSERT":
-            adapter.insert(*args)
-        elif kind == "SCAN":
-            adapter.scan(*args)
-        else:   # READ-MODIFY-WRITE: read the record, then write the changed fields, timed as one
-            key, fields, values = args
-            adapter.read(key, fields)
-            adapter.update(key, values)
+        def read_modify_write(k, fields, values):   # read the record, then write the changed fields, timed as one
+            read(k, fields)
+            update(k, values)
+
+        def prepare() -> tuple[str, Callable, tuple]:
+            kind = next_operation()
+            if kind == "READ":
+                return kind, read, (key(next_keynum()), read_fields())
+            if kind == "UPDATE":
+                return kind, update, (key(next_keynum()), update_values())
+            if kind == "INSERT":
+                return kind, insert, (w.key(next_insert()), record())
+            if kind == "SCAN":
+                return kind, scan, (key(next_keynum()), ops.scan_length(), read_fields())
+            return kind, read_modify_write, (key(next_keynum()), read_fields(), update_values())
+
+        return prepare
 
 
 def _child(index, target, workload, spec, shared, results):

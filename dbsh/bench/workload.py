@@ -222,6 +222,7 @@ class Workload:
         return "user" + str(keynum).rjust(self.zeropadding, "0")
 
 
+KEY_CACHE = 1 << 20
 _PRINTABLE = (string.ascii_letters + string.digits + string.punctuation + " ").encode()
 
 
@@ -237,6 +238,9 @@ class Operations:
         self.fieldlength = self._length_generator(w.fieldlengthdistribution, 1, w.fieldlength)
         self.scanlength = self._length_generator(w.scanlengthdistribution, w.minscanlength, w.maxscanlength)
         self.keychooser = None
+        # without inserts in the mix nothing moves the acknowledged insert counter: read its limit once
+        self.fixed_limit = inserts.last_value() if phase == "run" and not dict(w.proportions)["INSERT"] else None
+        self._keys: dict[int, str] = {}   # keynum -> key name (FNV hash + padding), bounded
         if phase == "run":
             start, count = w.insertstart, w.insertcount
             dist = w.requestdistribution
@@ -265,9 +269,18 @@ class Operations:
     def next_operation(self) -> str:
         return self.chooser.next_value()
 
+    def key(self, keynum: int) -> str:
+        """The workload's key name, cached for the keys this worker draws again and again."""
+        key = self._keys.get(keynum)
+        if key is None:
+            key = self.w.key(keynum)
+            if len(self._keys) < KEY_CACHE:
+                self._keys[keynum] = key
+        return key
+
     def next_keynum(self) -> int:
         """CoreWorkload.nextKeynum: never a key beyond the last acknowledged insert."""
-        limit = self.inserts.last_value()
+        limit = self.fixed_limit if self.fixed_limit is not None else self.inserts.last_value()
         while True:
             keynum = self.keychooser.next_value()
             if keynum <= limit:
