@@ -18,11 +18,12 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 from urllib.parse import urlsplit
 
-from dbsh.drivers.base import Session, WriteResult, batched
+from dbsh.drivers.base import Session, WriteResult
 from dbsh.errors import EXIT_INTERRUPTED, DbshError, NotFound, UsageError
 
 CHECKPOINT_VERSION = 1
@@ -359,7 +360,7 @@ class Outcome(WriteResult):
         return row
 
 
-@dataclass
+@dataclass(slots=True)
 class Item:
     position: int           # line of a file, or ordinal of a source row
     doc: dict | None
@@ -385,10 +386,15 @@ class Load:
 
     def run(self, items: Iterable[Item], stop: StopSignal) -> None:
         ck = self.checkpoint
-        for chunk in batched(items, self.batch):
+        items = iter(items)
+        while chunk := list(islice(items, self.batch)):   # batches cut in C, not item by item
             good: list[Item] = []
             bad = 0
-            for item in chunk:
+            if self.convert is None and all(item.doc is not None for item in chunk):
+                good, chunk_items = chunk, ()   # the common case: every row read well, nothing to convert
+            else:
+                chunk_items = chunk
+            for item in chunk_items:
                 if item.doc is None:
                     bad += 1
                     self.errors.add({self.where_name: item.position}, item.reason, item.text)
@@ -521,11 +527,14 @@ def import_file(session: Session, collection: str, path: str, *, input_format: s
 
     def items() -> Iterator[Item]:
         for doc in reader:
-            if reader.line <= skip_to:
-                continue
-            if isinstance(doc, BadRow):
-                yield Item(doc.line, None, doc.reason, doc.text)
-            else:
+            if type(doc) is dict:
+                line = reader.line
+                if line > skip_to:
+                    yield Item(line, doc, None, doc)
+            elif isinstance(doc, BadRow):
+                if doc.line > skip_to:
+                    yield Item(doc.line, None, doc.reason, doc.text)
+            elif reader.line > skip_to:
                 yield Item(reader.line, doc, None, doc)
 
     started = time.perf_counter()

@@ -531,7 +531,7 @@ class SqlSession(Session):
             if not create:
                 raise NotFound(f"no table named {name!r}", hint="pass --create to make it from the documents")
             table = self._create(name, docs, conn)
-        missing = {k for doc in docs for k in doc} - set(table.c.keys())
+        missing = set(chain.from_iterable(docs)) - set(table.c.keys())
         if missing:
             if not create:
                 raise UsageError(f"table {name!r} has no column {', '.join(repr(m) for m in sorted(missing))}",
