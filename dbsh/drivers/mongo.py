@@ -320,11 +320,13 @@ class MongoSession(Session):
         try:
             for chunk in batched(docs, batch):
                 chunk = [_document(d) for d in chunk]
-                try:
-                    result = coll.insert_many(chunk, ordered=True, session=self._tx)
+                try:   # unordered: the server writes every document it can, in any order (issue 9)
+                    result = coll.insert_many(chunk, ordered=False, session=self._tx)
                 except mongo_errors.BulkWriteError as e:
-                    inserted += e.details.get("nInserted", 0)
-                    raise
+                    if not e.details.get("writeErrors"):
+                        inserted += e.details.get("nInserted", 0)
+                        raise
+                    raise self._batch_error(e, name, chunk, inserted) from None
                 inserted += len(result.inserted_ids)
                 if ids is not None:
                     ids.extend(result.inserted_ids)
@@ -334,11 +336,34 @@ class MongoSession(Session):
                     progress(len(chunk))
         except (mongo_errors.PyMongoError, bson.errors.BSONError, DbshError) as e:
             err = self._error(e)
-            if inserted:
+            if inserted and not getattr(err, "rejected", None):
                 raise type(err)(f"{err.message} ({inserted} documents were inserted into {name} "
                                 "before this error)") from None
             raise err from None
         return WriteResult("inserted", name, inserted, ids=ids)
+
+    def _batch_error(self, e: mongo_errors.BulkWriteError, name: str, chunk: list[dict],
+                     before: int) -> DbshError:
+        """One line for an unordered batch that failed in part: how many of its documents went in,
+        the _ids refused, the server's first message. The error carries ``rejected``: (position in
+        the batch, message) of each refused document, and ``inserted``: the batch's count."""
+        failures = sorted(e.details["writeErrors"], key=lambda w: w.get("index", 0))
+        done = e.details.get("nInserted", len(chunk) - len(failures))
+        codes = {w.get("code") for w in failures}
+        what = "duplicate key" if codes == {11000} else "refused"
+        shown = ", ".join(_id_text(chunk[w["index"]].get("_id")) for w in failures[:5])
+        more = f" and {len(failures) - 5} more" if len(failures) > 5 else ""
+        first = self._text(e)
+        total = f" ({before + done} in all)" if before else ""
+        err = self._error(e)
+        err = type(err)(f"{len(failures)} of {len(chunk)} documents in the batch were not inserted into {name} "
+                        f"({what}: _id {shown}{more}), the other {done} were inserted{total}; first error: {first}")
+        err.rejected = [(w["index"], self._text_of(w)) for w in failures]
+        err.inserted = done
+        return err
+
+    def _text_of(self, write_error: dict) -> str:
+        return redact(one_line(str(write_error.get("errmsg") or write_error.get("code"))), self.target.password)
 
     def _find_args(self, where, fields, sort, limit, skip) -> dict[str, Any]:
         args: dict[str, Any] = {"filter": check_filter(from_extended_json(where.doc))}
@@ -560,6 +585,11 @@ class MongoSession(Session):
 SHELL_METHODS = ("find", "findOne", "insertOne", "insertMany", "updateOne", "updateMany", "replaceOne",
                  "deleteOne", "deleteMany", "aggregate", "countDocuments", "estimatedDocumentCount", "distinct",
                  "createIndex", "dropIndex", "drop")
+
+
+def _id_text(value: Any) -> str:
+    """An _id as the user wrote it: 4, "ann", {"$oid": "..."}."""
+    return json_util.dumps(value, json_options=json_util.RELAXED_JSON_OPTIONS)
 
 
 def _document(doc: Any) -> dict:
