@@ -159,3 +159,23 @@ def test_regex_and_not_filters(server):
     assert run.json_lines() == [{"name": "Ann"}, {"name": "bob"}]
     run = dbsh("-u", url, "find", t, '{"age": {"$ne": 30}}', "--fields", "name")
     assert sorted(r["name"] for r in run.json_lines()) == ["Cid", "bob"]   # $ne matches null too
+
+
+def test_bulk_path_keeps_awkward_values_exact(server, tmp_path):
+    """PostgreSQL's COPY text format and SQLite/MariaDB executemany: escapes, \\N, JSON, inf, nulls."""
+    kind, url = server
+    t = table_name()
+    docs = [{"id": 1, "s": "a\tb\\c\nd\re", "j": {"k": "x\ty\\"}, "b": True, "f": 1.5, "n": None},
+            {"id": 2, "s": "", "j": [1, "\\n"], "b": False, "f": 2.25, "n": None},
+            {"id": 3, "s": "\\N", "j": None, "b": None, "f": None, "n": "'; drop table x; --"}]
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps(d) + "\n" for d in docs))
+    run = dbsh("-u", url, "insert", t, "--file", str(path), "--create")
+    assert run.code == 0, run.err
+    got = native(kind, url, f"select id, s, b, f, n from {t} order by id")
+    expected = [(d["id"], d["s"], d["b"], d["f"], d["n"]) for d in docs]
+    if kind == "mariadb":   # BOOLEAN is TINYINT(1) there
+        expected = [(i, s, None if b is None else int(b), f, n) for i, s, b, f, n in expected]
+    assert got == expected
+    assert [r["j"] for r in dbsh("-u", url, "find", t, "--sort", "id", "--fields", "j").json_lines()] == \
+        [d["j"] for d in docs]
