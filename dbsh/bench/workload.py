@@ -286,9 +286,10 @@ class Operations:
             if keynum <= limit:
                 return keynum
 
+    # int(random() * n) rather than randrange(n): one draw, no rejection loop (a few per operation)
     def value(self) -> str:
         n = self.fieldlength()
-        start = self.rng.randrange(8192)
+        start = int(self.rng.random() * 8192)
         return self.pool[start:start + n]
 
     def record(self) -> dict[str, str]:
@@ -297,12 +298,14 @@ class Operations:
     def update_values(self) -> dict[str, str]:
         if self.w.writeallfields:
             return self.record()
-        return {self.fields[self.rng.randrange(len(self.fields))]: self.value()}
+        fields = self.fields
+        return {fields[int(self.rng.random() * len(fields))]: self.value()}
 
     def read_fields(self) -> list[str] | None:
         if self.w.readallfields:
             return None
-        return [self.fields[self.rng.randrange(len(self.fields))]]
+        fields = self.fields
+        return [fields[int(self.rng.random() * len(fields))]]
 
     def scan_length(self) -> int:
         return self.scanlength()
