@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable, Iterator
 from urllib.parse import urlsplit
 
 from dbsh.drivers.base import Session, WriteResult
-from dbsh.errors import EXIT_INTERRUPTED, DbshError, NotFound, UsageError
+from dbsh.errors import EXIT_INTERRUPTED, DbshError, NotFound, PartialWrite, UsageError
 
 CHECKPOINT_VERSION = 1
 
@@ -423,15 +423,25 @@ class Load:
                 return
 
     def _write(self, items: list[Item]) -> tuple[int, int]:
-        """Insert a batch; when it fails and bad rows may be skipped, find them by halving the batch
-        (safe because a failed batch wrote nothing: rolled back, or refused before writing)."""
+        """Insert a batch. A batch that landed in part (PartialWrite) says which documents were refused:
+        those go to the errors file and the rest count. Otherwise, when bad rows may be skipped, find
+        them by halving the batch: safe only where a failed batch wrote nothing (an atomic insert, or
+        a refusal before writing)."""
         if not items:
             return 0, 0
         try:
             result = self.destination.insert(self.collection, [i.doc for i in items], batch=len(items),
                                              create=self.create)
+        except PartialWrite as e:
+            self.written += e.written
+            if not self.errors.tolerant:
+                raise self._partial(e) from None
+            for index, reason in e.rejected:
+                item = items[index]
+                self.errors.add({self.where_name: item.position}, reason, item.text or item.doc)
+            return e.written, len(e.rejected)
         except DbshError as e:
-            safe = self.destination.capabilities.transactions or isinstance(e, UsageError)
+            safe = self.destination.capabilities.atomic_insert or isinstance(e, UsageError)
             if not (self.errors.tolerant and safe) or isinstance(e, NotFound):
                 raise self._partial(e) from None
             if len(items) == 1:
@@ -453,8 +463,12 @@ class Load:
         if getattr(e, "counted", False):
             return e
         e.counted = True
-        if self.written:
-            how = ("was rolled back" if self.destination.capabilities.transactions
+        if isinstance(e, PartialWrite):
+            e.message = f"{e.message} ({self.written} rows written to {self.collection} in all)"
+            if self.checkpoint is not None:
+                e.hint = "run again with --resume to continue"
+        elif self.written:
+            how = ("was rolled back" if self.destination.capabilities.atomic_insert
                    else "may be partly written")
             e.message = f"{e.message} ({self.written} rows were committed to {self.collection} before this " \
                         f"batch; the failing batch {how})"

@@ -50,6 +50,20 @@ class QueryError(DbshError):
     """The server refused or failed a statement (exit 1)."""
 
 
+class PartialWrite(QueryError):
+    """A write that landed in part on a backend without atomic batches (exit 1).
+
+    ``written``: documents of this call that were stored; ``rejected``: (position among the
+    documents passed to the call, reason) for each one refused. Import and copy use them to log
+    exactly the refused rows and count the rest, instead of assuming nothing was written.
+    """
+
+    def __init__(self, message: str, *, written: int, rejected: list[tuple[int, str]], hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.written = written
+        self.rejected = rejected
+
+
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s]*)@")
 
 

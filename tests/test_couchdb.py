@@ -307,3 +307,16 @@ def test_json_stream_reads_split_input():
         assert list(JsonStream(Trickle(json.dumps(answer, ensure_ascii=False).encode())).rows()) == rows
     with pytest.raises(ValueError):
         list(JsonStream(io.BytesIO(b'{"rows": [{"a": 1}, {"b"')).rows())
+
+
+def test_import_with_an_error_log_names_exactly_the_conflicting_documents(cli, couch, db, tmp_path):
+    """_bulk_docs stores what it can: only the conflicting document goes to --errors."""
+    assert couch("PUT", f"/{db}/d3", {"v": "old"})[0] in (201, 202)
+    path = tmp_path / "docs.jsonl"
+    path.write_text("".join(json.dumps({"_id": f"d{i}", "v": i}) + "\n" for i in range(1, 7)))
+    [row] = ok(cli("insert", db, "--file", str(path), "--batch", "4", "--errors", str(tmp_path / "bad")))
+    assert (row["count"], row["errors"]) == (5, 1)
+    [bad] = [json.loads(line) for line in (tmp_path / "bad").read_text().splitlines()]
+    assert bad["line"] == 3 and "conflict" in bad["error"]
+    stored = {d["_id"]: d["v"] for d in couch.docs(db)}
+    assert stored == {"d1": 1, "d2": 2, "d3": "old", "d4": 4, "d5": 5, "d6": 6}

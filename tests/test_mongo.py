@@ -168,10 +168,6 @@ def test_unordered_batch_inserts_around_a_duplicate(cli, coll, tmp_path):
     assert len(stored) == 12 and not coll.find_one({"_id": 100})
 
 
-@pytest.mark.xfail(strict=True, reason="dbsh/copy.py bisects a failed batch assuming it wrote nothing (Mongo "
-                   "has transactions=True), but an unordered insert_many outside a transaction keeps the rest of "
-                   "the batch: the rows already in are logged as bad; the driver's error carries .rejected "
-                   "(batch position, message) and .inserted for copy.py to use instead")
 def test_unordered_batch_with_an_error_log(cli, coll, tmp_path):
     coll.insert_one({"_id": 15})
     path = tmp_path / "docs.jsonl"

@@ -373,8 +373,8 @@ def test_insert_batches_from_file(url, r, tmp_path):
     run = dbsh("-u", url, "insert", "users", "--file", str(path), "--batch", "700", "--ttl", "100")
     assert run.code == 1
     assert run.err == ("dbsh: error: inserted 698 documents into users; 2 already existed and were left "
-                       "unchanged: users:2150, users:2100 (700 rows were committed to users before this batch; "
-                       "the failing batch may be partly written) (run again with --resume to continue)\n")
+                       "unchanged: users:2150, users:2100 (1398 rows written to users in all) "
+                       "(run again with --resume to continue)\n")
     assert r.hgetall("users:1") == {b"id": b"1", b"name": b"gen-a"}
     assert r.hgetall("users:3") == {b"id": b"3", b"name": b"gen-b"} and r.get("users:__seq__") == b"3"
     assert r.hgetall("users:2") == {b"id": b"2", b"name": b"Old"} and r.ttl("users:2") == -1
@@ -504,3 +504,17 @@ def test_pipe_with_parameters(url, r):
     run = q(url, "-", "-p", "v=a b", "-p", "n=3", input="SET k :v\nINCRBY c :n\nPING\n")
     assert (run.code, run.json_lines()) == (0, [{"commands": 3, "replies": 3, "errors": 0}])
     assert r.get("k") == b"a b" and r.get("c") == b"3"
+
+
+def test_import_with_an_error_log_names_exactly_the_existing_keys(url, r, tmp_path):
+    """A batch that lands in part: only the refused documents go to --errors; the rest count."""
+    r.hset("users:5", mapping={"id": "5", "name": "Old"})
+    path = tmp_path / "users.jsonl"
+    path.write_text("".join(json.dumps({"id": i, "name": f"n{i}"}) + "\n" for i in range(1, 11)))
+    run = dbsh("-u", url, "insert", "users", "--file", str(path), "--batch", "4", "--errors", str(tmp_path / "bad"))
+    assert run.code == 0, run.err
+    [row] = run.json_lines()
+    assert (row["count"], row["errors"]) == (9, 1)
+    [bad] = [json.loads(line) for line in (tmp_path / "bad").read_text().splitlines()]
+    assert bad["line"] == 5 and "users:5 already exists" in bad["error"]
+    assert r.hget("users:5", "name") == b"Old" and r.hget("users:10", "name") == b"n10"

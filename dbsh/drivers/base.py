@@ -23,6 +23,9 @@ class Capabilities:
     # backend-specific command options this driver understands (see Session.options):
     # ttl, generate_id, allow_filtering, consistency, trace, count ("yes" is set for every backend)
     options: frozenset[str] = frozenset()
+    # an insert batch is all-or-nothing (a SQL transaction); elsewhere a failed batch may have
+    # landed in part, reported as errors.PartialWrite when the driver knows which documents
+    atomic_insert: bool = False
 
 
 class Result:

@@ -21,7 +21,7 @@ from couchdb import http as couch_http
 
 from dbsh import query as q
 from dbsh.drivers.base import Capabilities, Result, Session, WriteResult, batched
-from dbsh.errors import ConnectError, DbshError, NotFound, QueryError, Unsupported, UsageError, one_line, redact
+from dbsh.errors import ConnectError, DbshError, NotFound, PartialWrite, QueryError, Unsupported, UsageError, one_line, redact
 
 TIMEOUT = 10                 # seconds for connecting and for each response
 PAGE = 1000                  # documents per _find page and per _bulk_docs write
@@ -283,6 +283,7 @@ class CouchSession(Session):
     def insert(self, name, docs: Iterable[dict], *, batch=1000, create=False, progress=None) -> WriteResult:
         resource = self._existing(name, create=create)
         inserted = 0
+        offset = 0
         ids: list[str] | None = []
         for chunk in batched(docs, min(batch, PAGE)):
             for doc in chunk:
@@ -301,9 +302,12 @@ class CouchSession(Session):
                 ids.extend(r["id"] for r in ok)
                 if len(ids) > IDS_REPORTED:
                     ids = None
-            if failed:
-                raise QueryError(_failures("inserted", failed, len(chunk)) +
-                                 f" ({inserted} documents were inserted into {name})")
+            if failed:   # _bulk_docs answers in the order of the documents sent
+                raise PartialWrite(_failures("inserted", failed, len(chunk)) +
+                                   f" ({inserted} documents were inserted into {name})", written=inserted,
+                                   rejected=[(offset + i, f"{r.get('error')}: {r.get('reason', '')}".rstrip(": "))
+                                             for i, r in enumerate(results) if r.get("error")])
+            offset += len(chunk)
             if progress:
                 progress(len(chunk))
         return WriteResult("inserted", name, inserted, ids=ids)

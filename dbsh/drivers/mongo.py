@@ -24,7 +24,7 @@ from bson.datetime_ms import DatetimeMS
 from pymongo import errors as mongo_errors
 
 from dbsh.drivers.base import Capabilities, Result, Session, WriteResult, batched
-from dbsh.errors import ConnectError, DbshError, NotFound, QueryError, Unsupported, UsageError, one_line, redact
+from dbsh.errors import ConnectError, DbshError, NotFound, PartialWrite, QueryError, Unsupported, UsageError, one_line, redact
 from dbsh.output import register_encoder
 
 SERVER_SELECTION_MS = 5000   # a down server is reported in seconds, not pymongo's default 30
@@ -316,6 +316,7 @@ class MongoSession(Session):
         # MongoDB creates a collection on first insert; --create is accepted and changes nothing
         coll = self._collection(name, must_exist=False)
         inserted = 0
+        offset = 0
         ids: list[Any] | None = []
         try:
             for chunk in batched(docs, batch):
@@ -326,7 +327,8 @@ class MongoSession(Session):
                     if not e.details.get("writeErrors"):
                         inserted += e.details.get("nInserted", 0)
                         raise
-                    raise self._batch_error(e, name, chunk, inserted) from None
+                    raise self._batch_error(e, name, chunk, inserted, offset) from None
+                offset += len(chunk)
                 inserted += len(result.inserted_ids)
                 if ids is not None:
                     ids.extend(result.inserted_ids)
@@ -336,17 +338,17 @@ class MongoSession(Session):
                     progress(len(chunk))
         except (mongo_errors.PyMongoError, bson.errors.BSONError, DbshError) as e:
             err = self._error(e)
-            if inserted and not getattr(err, "rejected", None):
+            if inserted and not isinstance(err, PartialWrite):
                 raise type(err)(f"{err.message} ({inserted} documents were inserted into {name} "
                                 "before this error)") from None
             raise err from None
         return WriteResult("inserted", name, inserted, ids=ids)
 
     def _batch_error(self, e: mongo_errors.BulkWriteError, name: str, chunk: list[dict],
-                     before: int) -> DbshError:
+                     before: int, offset: int) -> DbshError:
         """One line for an unordered batch that failed in part: how many of its documents went in,
         the _ids refused, the server's first message. The error carries ``rejected``: (position in
-        the batch, message) of each refused document, and ``inserted``: the batch's count."""
+        the call's documents, message) of each refused document, and ``written``: the call's count."""
         failures = sorted(e.details["writeErrors"], key=lambda w: w.get("index", 0))
         done = e.details.get("nInserted", len(chunk) - len(failures))
         codes = {w.get("code") for w in failures}
@@ -355,12 +357,11 @@ class MongoSession(Session):
         more = f" and {len(failures) - 5} more" if len(failures) > 5 else ""
         first = self._text(e)
         total = f" ({before + done} in all)" if before else ""
-        err = self._error(e)
-        err = type(err)(f"{len(failures)} of {len(chunk)} documents in the batch were not inserted into {name} "
-                        f"({what}: _id {shown}{more}), the other {done} were inserted{total}; first error: {first}")
-        err.rejected = [(w["index"], self._text_of(w)) for w in failures]
-        err.inserted = done
-        return err
+        return PartialWrite(f"{len(failures)} of {len(chunk)} documents in the batch were not inserted into {name} "
+                            f"({what}: _id {shown}{more}), the other {done} were inserted{total}; "
+                            f"first error: {first}",
+                            written=before + done,
+                            rejected=[(offset + w["index"], self._text_of(w)) for w in failures])
 
     def _text_of(self, write_error: dict) -> str:
         return redact(one_line(str(write_error.get("errmsg") or write_error.get("code"))), self.target.password)

@@ -22,7 +22,7 @@ from redis.cluster import RedisCluster
 
 from dbsh import query as q
 from dbsh.drivers.base import Capabilities, Result, Session, WriteResult, batched
-from dbsh.errors import ConnectError, DbshError, QueryError, Unsupported, UsageError, one_line, redact
+from dbsh.errors import ConnectError, DbshError, PartialWrite, QueryError, Unsupported, UsageError, one_line, redact
 
 SCAN_COUNT = 1000          # keys per SCAN round trip
 PIPELINE_CHUNK = 1000      # commands per pipeline round trip
@@ -555,7 +555,7 @@ class RedisSession(Session):
                progress=None) -> WriteResult:
         collection = _check_collection(name)
         ttl = int(self.option("ttl") or 0)
-        inserted, ids, existing = 0, [], []
+        inserted, ids, existing, rejected, offset = 0, [], [], [], 0
         for chunk in batched(docs, batch):
             for doc in chunk:
                 if not isinstance(doc, dict):
@@ -574,14 +574,17 @@ class RedisSession(Session):
                             ids.append(doc_id)
                     elif generated:
                         todo.append(doc)
-                    else:
+                    else:   # explicit ids are all settled in the first round, so n is the chunk position
                         existing.append(key)
+                        rejected.append((offset + n, f"key {key} already exists"))
+            offset += len(chunk)
             if progress:
                 progress(inserted)
         if existing:
             more = f" and {len(existing) - 5} more" if len(existing) > 5 else ""
-            raise QueryError(f"inserted {inserted} documents into {collection}; {len(existing)} already existed "
-                             f"and were left unchanged: {', '.join(existing[:5])}{more}")
+            raise PartialWrite(f"inserted {inserted} documents into {collection}; {len(existing)} already existed "
+                               f"and were left unchanged: {', '.join(existing[:5])}{more}",
+                               written=inserted, rejected=rejected)
         details = {"ttl": ttl} if ttl else {}
         return WriteResult("inserted", collection, inserted, ids=ids if len(ids) <= 1000 else None,
                            details=details)

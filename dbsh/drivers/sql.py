@@ -53,7 +53,7 @@ def connect(target) -> "SqlSession":
 
 
 class SqlSession(Session):
-    capabilities = Capabilities(language="sql", transactions=True, schema=True)
+    capabilities = Capabilities(language="sql", transactions=True, schema=True, atomic_insert=True)
 
     def __init__(self, target):
         super().__init__(target)
