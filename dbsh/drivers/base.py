@@ -213,6 +213,16 @@ class Session:
         return False
 
 
+def field_paths(doc: dict, type_name, prefix: str = "", depth: int = 0) -> Iterator[tuple[str, str]]:
+    """(dotted path, type name) of a document's fields, nested objects to three levels: what
+    describe shows for schemaless collections, each backend naming types its own way."""
+    for key, value in doc.items():
+        path = prefix + key
+        yield path, type_name(value)
+        if isinstance(value, dict) and depth < 2:
+            yield from field_paths(value, type_name, path + ".", depth + 1)
+
+
 def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
     """Split an iterable into lists of at most ``size`` items, lazily."""
     if size < 1:

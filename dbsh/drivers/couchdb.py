@@ -20,7 +20,7 @@ import couchdb
 from couchdb import http as couch_http
 
 from dbsh import query as q
-from dbsh.drivers.base import Capabilities, Result, Session, WriteResult, batched
+from dbsh.drivers.base import Capabilities, Result, Session, WriteResult, batched, field_paths
 from dbsh.errors import ConnectError, DbshError, NotFound, PartialWrite, QueryError, Unsupported, UsageError, one_line, redact
 
 TIMEOUT = 10                 # seconds for connecting and for each response
@@ -190,7 +190,7 @@ class CouchSession(Session):
                     indexed.setdefault(field, []).append(index.get("name") or "?")
         seen: dict[str, dict[str, int]] = {}
         for doc in docs:
-            for path, kind in _fields(doc):
+            for path, kind in field_paths(doc, _type_name):
                 counts = seen.setdefault(path, {})
                 counts[kind] = counts.get(kind, 0) + 1
         for key in indexed:
@@ -566,14 +566,6 @@ def _failures(action: str, failed: list[dict], total: int) -> str:
 
 def _partial(message: str, done: int, action: str, name: str) -> str:
     return f"{message} ({done} documents were {action} {name} before this error)" if done else message
-
-
-def _fields(doc: dict, prefix: str = "", depth: int = 0) -> Iterator[tuple[str, str]]:
-    for key, value in doc.items():
-        path = prefix + key
-        yield path, _type_name(value)
-        if isinstance(value, dict) and depth < 2:
-            yield from _fields(value, path + ".", depth + 1)
 
 
 def _type_name(value: Any) -> str:

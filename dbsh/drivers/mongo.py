@@ -23,7 +23,7 @@ from bson.codec_options import CodecOptions, DatetimeConversion
 from bson.datetime_ms import DatetimeMS
 from pymongo import errors as mongo_errors
 
-from dbsh.drivers.base import Capabilities, Result, Session, WriteResult, batched
+from dbsh.drivers.base import Capabilities, Result, Session, WriteResult, batched, field_paths
 from dbsh.errors import ConnectError, DbshError, NotFound, PartialWrite, QueryError, Unsupported, UsageError, one_line, redact
 from dbsh.output import register_encoder
 
@@ -287,7 +287,7 @@ class MongoSession(Session):
                 indexed.setdefault(key, []).append(index["name"] + unique)
         seen: dict[str, dict[str, int]] = {}
         for doc in sample:
-            for path, kind in _fields(doc):
+            for path, kind in field_paths(doc, _type_name):
                 counts = seen.setdefault(path, {})
                 counts[kind] = counts.get(kind, 0) + 1
         for key in indexed:
@@ -307,7 +307,7 @@ class MongoSession(Session):
             for name in self.collections()[:200]:
                 names: dict[str, None] = {}
                 for doc in self.db[name].find({}, limit=20):
-                    names.update(dict.fromkeys(p for p, _ in _fields(doc)))
+                    names.update(dict.fromkeys(p for p, _ in field_paths(doc, _type_name)))
                 fields[name] = list(names)
         return fields
 
@@ -597,15 +597,6 @@ def _document(doc: Any) -> dict:
     if not isinstance(doc, dict):
         raise UsageError(f"a document must be a JSON object, not {type(doc).__name__}")
     return from_extended_json(doc)
-
-
-def _fields(doc: dict, prefix: str = "", depth: int = 0) -> Iterator[tuple[str, str]]:
-    """(dotted path, BSON type name) of a document's fields, nested objects to three levels."""
-    for key, value in doc.items():
-        path = prefix + key
-        yield path, _type_name(value)
-        if isinstance(value, dict) and depth < 2:
-            yield from _fields(value, path + ".", depth + 1)
 
 
 def _type_name(value: Any) -> str:
