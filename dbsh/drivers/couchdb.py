@@ -328,43 +328,38 @@ class CouchSession(Session):
             if failed:
                 raise QueryError(_failures("upserted", failed, 1))
             return WriteResult("upserted", name, 1, ids=[results[0]["id"]], matched=0)
+        changed = ([new for doc in chunk if (new := q.apply_update(changes, doc)) != doc]
+                   for chunk in batched(matches, PAGE))
+        written = self._bulk_write(resource, changed, name, "updated", "in", len(matches))
+        return WriteResult("updated", name, written, matched=len(matches))
+
+    def _bulk_write(self, resource, chunks: Iterable[list[dict]], name: str, action: str, preposition: str,
+                    matched: int) -> int:
+        """Write chunks of changed documents (with their _rev) through _bulk_docs; conflicts are
+        reported per document, with how many of the matching documents were written."""
         written = 0
-        for chunk in batched(matches, PAGE):
-            changed = []
-            for doc in chunk:
-                new = q.apply_update(changes, doc)
-                if new != doc:
-                    changed.append(new)
-            if not changed:
+        for docs in chunks:
+            if not docs:
                 continue
             try:
-                results = self._post(resource, "_bulk_docs", {"docs": changed})
+                results = self._post(resource, "_bulk_docs", {"docs": docs})
             except DbshError as e:
-                raise type(e)(_partial(e.message, written, "updated in", name)) from None
+                raise type(e)(_partial(e.message, written, f"{action} {preposition}", name)) from None
             failed = [r for r in results if r.get("error")]
             written += len(results) - len(failed)
             if failed:
-                raise QueryError(_failures("updated", failed, len(changed)) +
-                                 f" ({written} of {len(matches)} matching documents were updated)")
-        return WriteResult("updated", name, written, matched=len(matches))
+                raise QueryError(_failures(action, failed, len(docs)) +
+                                 f" ({written} of {matched} matching documents were {action})")
+        return written
 
     def delete(self, name, where, *, one=False) -> WriteResult:
         check_selector(where.doc)
         resource = self._existing(name)
         matches = self._matching(resource, where, name, fields=["_id", "_rev"], one=one)
-        deleted = 0
-        for chunk in batched(matches, PAGE):
-            tombstones = [{"_id": d["_id"], "_rev": d["_rev"], "_deleted": True} for d in chunk]
-            try:
-                results = self._post(resource, "_bulk_docs", {"docs": tombstones})
-            except DbshError as e:
-                raise type(e)(_partial(e.message, deleted, "deleted from", name)) from None
-            failed = [r for r in results if r.get("error")]
-            deleted += len(results) - len(failed)
-            if failed:
-                raise QueryError(_failures("deleted", failed, len(tombstones)) +
-                                 f" ({deleted} of {len(matches)} matching documents were deleted)")
-        return WriteResult("deleted", name, deleted)
+        tombstones = ([{"_id": d["_id"], "_rev": d["_rev"], "_deleted": True} for d in chunk]
+                      for chunk in batched(matches, PAGE))
+        return WriteResult("deleted", name, self._bulk_write(resource, tombstones, name, "deleted", "from",
+                                                             len(matches)))
 
     def explain(self, name, where, **find_options) -> Result:
         body = self._mango(where, find_options.get("fields"), find_options.get("sort"),
