@@ -223,6 +223,26 @@ def field_paths(doc: dict, type_name, prefix: str = "", depth: int = 0) -> Itera
             yield from field_paths(value, type_name, path + ".", depth + 1)
 
 
+def sampled_fields(docs: list[dict], type_name, indexed: dict[str, list[str]], first) -> Result:
+    """describe for a schemaless collection: each field of a sample with its types (most common
+    first), how many sampled documents have it, and the indexes on it. ``first(path)`` is True
+    for the fields listed before the others (_id, CouchDB's _ fields)."""
+    seen: dict[str, dict[str, int]] = {}
+    for doc in docs:
+        for path, kind in field_paths(doc, type_name):
+            counts = seen.setdefault(path, {})
+            counts[kind] = counts.get(kind, 0) + 1
+    for key in indexed:
+        seen.setdefault(key, {})
+    rows = []
+    for path in sorted(seen, key=lambda p: (not first(p), p)):
+        counts = seen[path]
+        rows.append({"field": path, "types": ", ".join(sorted(counts, key=lambda k: -counts[k])) or None,
+                     "present": f"{sum(counts.values())}/{len(docs)}",
+                     "indexes": ", ".join(indexed.get(path, [])) or None})
+    return Result(rows, ["field", "types", "present", "indexes"])
+
+
 def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
     """Split an iterable into lists of at most ``size`` items, lazily."""
     if size < 1:

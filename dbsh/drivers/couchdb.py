@@ -20,7 +20,7 @@ import couchdb
 from couchdb import http as couch_http
 
 from dbsh import query as q
-from dbsh.drivers.base import Capabilities, Result, Session, WriteResult, batched, field_paths
+from dbsh.drivers.base import Capabilities, Result, Session, WriteResult, batched, sampled_fields
 from dbsh.errors import ConnectError, DbshError, NotFound, PartialWrite, QueryError, Unsupported, UsageError, one_line, redact
 
 TIMEOUT = 10                 # seconds for connecting and for each response
@@ -188,20 +188,7 @@ class CouchSession(Session):
             for spec in (index.get("def") or {}).get("fields") or []:
                 for field in spec:
                     indexed.setdefault(field, []).append(index.get("name") or "?")
-        seen: dict[str, dict[str, int]] = {}
-        for doc in docs:
-            for path, kind in field_paths(doc, _type_name):
-                counts = seen.setdefault(path, {})
-                counts[kind] = counts.get(kind, 0) + 1
-        for key in indexed:
-            seen.setdefault(key, {})
-        rows = []
-        for path in sorted(seen, key=lambda p: (not p.startswith("_"), p)):
-            counts = seen[path]
-            rows.append({"field": path, "types": ", ".join(sorted(counts, key=lambda k: -counts[k])) or None,
-                         "present": f"{sum(counts.values())}/{len(docs)}",
-                         "indexes": ", ".join(indexed.get(path, [])) or None})
-        return Result(rows, ["field", "types", "present", "indexes"])
+        return sampled_fields(docs, _type_name, indexed, first=lambda path: path.startswith("_"))
 
     # -- Mango paging ----------------------------------------------------------------------
     def _mango(self, where: q.Filter, fields=None, sort=None, limit=None, skip=None) -> dict[str, Any]:

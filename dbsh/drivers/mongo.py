@@ -23,7 +23,7 @@ from bson.codec_options import CodecOptions, DatetimeConversion
 from bson.datetime_ms import DatetimeMS
 from pymongo import errors as mongo_errors
 
-from dbsh.drivers.base import Capabilities, Result, Session, WriteResult, batched, field_paths
+from dbsh.drivers.base import Capabilities, Result, Session, WriteResult, batched, field_paths, sampled_fields
 from dbsh.errors import ConnectError, DbshError, NotFound, PartialWrite, QueryError, Unsupported, UsageError, one_line, redact
 from dbsh.output import register_encoder
 
@@ -285,21 +285,7 @@ class MongoSession(Session):
             unique = " (unique)" if index.get("unique") else ""
             for key in index["key"]:
                 indexed.setdefault(key, []).append(index["name"] + unique)
-        seen: dict[str, dict[str, int]] = {}
-        for doc in sample:
-            for path, kind in field_paths(doc, _type_name):
-                counts = seen.setdefault(path, {})
-                counts[kind] = counts.get(kind, 0) + 1
-        for key in indexed:
-            seen.setdefault(key, {})
-        rows = []
-        for path in sorted(seen, key=lambda p: (p != "_id", p)):
-            counts = seen[path]
-            rows.append({"field": path,
-                         "types": ", ".join(sorted(counts, key=lambda k: -counts[k])) or None,
-                         "present": f"{sum(counts.values())}/{len(sample)}",
-                         "indexes": ", ".join(indexed.get(path, [])) or None})
-        return Result(rows, ["field", "types", "present", "indexes"])
+        return sampled_fields(sample, _type_name, indexed, first=lambda path: path == "_id")
 
     def completions(self) -> dict[str, list[str]]:
         fields: dict[str, list[str]] = {}
