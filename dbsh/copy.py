@@ -384,6 +384,20 @@ class Load:
     written: int = 0
     ids: list | None = field(default_factory=list)
 
+    def drive(self, items: Iterator[Item], *closers) -> tuple["StopSignal", float]:
+        """Run the batches under Ctrl-C/SIGTERM handling, then close what the caller opened,
+        whatever happens; returns the signal state and the seconds it took."""
+        started = time.perf_counter()
+        try:
+            with StopSignal() as stop:
+                self.run(items, stop)
+        except DbshError as e:
+            raise self._partial(e) from None
+        finally:
+            for close in closers:
+                close()
+        return stop, time.perf_counter() - started
+
     def run(self, items: Iterable[Item], stop: StopSignal) -> None:
         ck = self.checkpoint
         items = iter(items)
@@ -551,18 +565,10 @@ def import_file(session: Session, collection: str, path: str, *, input_format: s
             elif reader.line > skip_to:
                 yield Item(reader.line, doc, None, doc)
 
-    started = time.perf_counter()
-    try:
-        with StopSignal() as stop:
-            load.run(items(), stop)
-    except DbshError as e:
-        raise load._partial(e) from None
-    finally:
-        bar.close()
-        log.close()
+    stop, seconds = load.drive(items(), bar.close, log.close)
     written, skipped = (ck.written, ck.errors) if ck is not None else (load.written, log.count)
     outcome = Outcome("inserted", collection, written, ids=load.ids, skipped=skipped, errors_file=errors,
-                      seconds=time.perf_counter() - started)
+                      seconds=seconds)
     return _finish(load, ck, stop, outcome)
 
 
@@ -616,19 +622,9 @@ def copy(source: Session, src_collection: str, destination: Session, dst_collect
         for n, doc in enumerate(result, start + 1):
             yield Item(n, doc, None, doc)
 
-    started = time.perf_counter()
-    try:
-        with StopSignal() as stop:
-            load.run(items(), stop)
-    except DbshError as e:
-        raise load._partial(e) from None
-    finally:
-        result.close()
-        bar.close()
-        log.close()
+    stop, seconds = load.drive(items(), result.close, bar.close, log.close)
     outcome = Outcome("copied", dst_collection, ck.written, source=f"{source.target.display()}/{src_collection}",
-                      skipped=ck.errors,
-                      errors_file=errors, seconds=time.perf_counter() - started)
+                      skipped=ck.errors, errors_file=errors, seconds=seconds)
     return _finish(load, ck, stop, outcome)
 
 
