@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import gc
 import hashlib
 import json
 import os
@@ -25,6 +26,7 @@ from urllib.parse import urlsplit
 
 from dbsh.drivers.base import Session, WriteResult
 from dbsh.errors import EXIT_INTERRUPTED, DbshError, NotFound, PartialWrite, UsageError
+from dbsh.inputs import Batch
 
 CHECKPOINT_VERSION = 1
 
@@ -197,7 +199,8 @@ def checkpoint_dir() -> Path:
 class Checkpoint:
     """Progress of one source -> destination run, saved after every batch.
 
-    ``position`` is how far the source has been read (rows for a copy, lines for a file);
+    ``position`` is how far the source has been read (rows for a copy, lines for a file, elements
+    for a JSON array);
     ``pending`` is the batch being written. On resume the destination's row count says whether
     that batch landed, so a kill between the write and the save neither loses nor repeats it.
     """
@@ -360,21 +363,12 @@ class Outcome(WriteResult):
         return row
 
 
-@dataclass(slots=True)
-class Item:
-    position: int           # line of a file, or ordinal of a source row
-    doc: dict | None
-    reason: str | None = None
-    text: Any = None
-
-
 @dataclass
 class Load:
-    """One run: items -> destination collection, batch by batch."""
+    """One run: batches of rows (dbsh.inputs.Batch) -> destination collection."""
 
     destination: Session
     collection: str
-    batch: int = 1000
     create: bool = False
     convert: Callable[[dict], dict] | None = None
     errors: ErrorLog = field(default_factory=lambda: ErrorLog(None, None))
@@ -384,86 +378,94 @@ class Load:
     written: int = 0
     ids: list | None = field(default_factory=list)
 
-    def drive(self, items: Iterator[Item], *closers) -> tuple["StopSignal", float]:
+    def drive(self, batches: Iterator[Batch], *closers) -> tuple["StopSignal", float]:
         """Run the batches under Ctrl-C/SIGTERM handling, then close what the caller opened,
         whatever happens; returns the signal state and the seconds it took."""
         started = time.perf_counter()
+        # what exists now (modules, connections) lives to the end: keep the collector, which every
+        # batch's new rows set off, from walking it again and again (a tenth of a large import)
+        gc.freeze()
         try:
             with StopSignal() as stop:
-                self.run(items, stop)
+                self.run(batches, stop)
         except DbshError as e:
             raise self._partial(e) from None
         finally:
+            gc.unfreeze()
             for close in closers:
                 close()
         return stop, time.perf_counter() - started
 
-    def run(self, items: Iterable[Item], stop: StopSignal) -> None:
+    def run(self, batches: Iterable[Batch], stop: StopSignal) -> None:
         ck = self.checkpoint
-        items = iter(items)
-        while chunk := list(islice(items, self.batch)):   # batches cut in C, not item by item
-            good: list[Item] = []
-            bad = 0
-            if self.convert is None and all(item.doc is not None for item in chunk):
-                good, chunk_items = chunk, ()   # the common case: every row read well, nothing to convert
-            else:
-                chunk_items = chunk
-            for item in chunk_items:
-                if item.doc is None:
-                    bad += 1
-                    self.errors.add({self.where_name: item.position}, item.reason, item.text)
-                    continue
-                if self.convert is not None:
-                    try:
-                        item.doc = self.convert(item.doc)
-                    except (DbshError, ValueError, TypeError) as e:
-                        bad += 1
-                        self.errors.add({self.where_name: item.position}, str(e), item.text)
-                        continue
-                good.append(item)
+        for batch in batches:
+            for row in batch.bad:
+                self.errors.add({self.where_name: row.line}, row.reason, row.text)
+            bad = len(batch.bad)
+            if self.convert is not None:
+                batch, failed = self._converted(batch)
+                bad += failed
             if ck is not None:
-                ck.pending = {"end": chunk[-1].position, "good": len(good), "bad": bad}
+                ck.pending = {"end": batch.end, "good": len(batch), "bad": bad}
                 ck.save()
-            landed, rejected = self._write(good)
+            landed, rejected = self._write(batch)
             if ck is not None:
-                ck.position = chunk[-1].position
+                ck.position = batch.end
                 ck.written += landed
                 ck.errors += bad + rejected
                 ck.pending = None
                 ck.save()
             if self.progress is not None:
-                self.progress.advance(len(chunk))
+                self.progress.advance(len(batch) + bad)
             if stop.requested:
                 return
 
-    def _write(self, items: list[Item]) -> tuple[int, int]:
+    def _converted(self, batch: Batch) -> tuple[Batch, int]:
+        """The batch's documents through ``convert`` (copy's type mapping); a document it refuses
+        goes to the errors file."""
+        docs, positions, source, failed = [], [], [], 0
+        for position, doc in zip(batch.positions, batch.documents()):
+            try:
+                docs.append(self.convert(doc))
+            except (DbshError, ValueError, TypeError) as e:
+                failed += 1
+                self.errors.add({self.where_name: position}, str(e), doc)
+                continue
+            positions.append(position)
+            source.append(doc)
+        return Batch(positions, docs, end=batch.end, source=source), failed
+
+    def _insert(self, batch: Batch) -> WriteResult:
+        if batch.cells is not None:   # csv text: a destination with column types converts it by them
+            return self.destination.insert_cells(self.collection, batch.header, batch.cells, create=self.create)
+        return self.destination.insert(self.collection, batch.docs, batch=len(batch), create=self.create)
+
+    def _write(self, batch: Batch) -> tuple[int, int]:
         """Insert a batch. A batch that landed in part (PartialWrite) says which documents were refused:
         those go to the errors file and the rest count. Otherwise, when bad rows may be skipped, find
         them by halving the batch: safe only where a failed batch wrote nothing (an atomic insert, or
         a refusal before writing)."""
-        if not items:
+        if not len(batch):
             return 0, 0
         try:
-            result = self.destination.insert(self.collection, [i.doc for i in items], batch=len(items),
-                                             create=self.create)
+            result = self._insert(batch)
         except PartialWrite as e:
             self.written += e.written
             if not self.errors.tolerant:
                 raise self._partial(e) from None
             for index, reason in e.rejected:
-                item = items[index]
-                self.errors.add({self.where_name: item.position}, reason, item.text or item.doc)
+                self.errors.add({self.where_name: batch.positions[index]}, reason, batch.row(index))
             return e.written, len(e.rejected)
         except DbshError as e:
             safe = self.destination.capabilities.atomic_insert or isinstance(e, UsageError)
             if not (self.errors.tolerant and safe) or isinstance(e, NotFound):
                 raise self._partial(e) from None
-            if len(items) == 1:
-                self.errors.add({self.where_name: items[0].position}, e.message, items[0].text or items[0].doc)
+            if len(batch) == 1:
+                self.errors.add({self.where_name: batch.positions[0]}, e.message, batch.row(0))
                 return 0, 1
-            half = len(items) // 2
-            a = self._write(items[:half])
-            b = self._write(items[half:])
+            half = len(batch) // 2
+            a = self._write(batch.part(0, half))
+            b = self._write(batch.part(half, len(batch)))
             return a[0] + b[0], a[1] + b[1]
         self.written += result.count
         if self.ids is not None:
@@ -531,7 +533,7 @@ def import_file(session: Session, collection: str, path: str, *, input_format: s
                 schema: str | None = None, batch: int = 1000, create: bool = False, errors: str | None = None,
                 max_errors: int | None = None, resume: bool = False, progress: bool | None = None) -> Outcome:
     """Stream a file (or '-') into a collection; bad rows to --errors; --resume after an interruption."""
-    from dbsh.inputs import BadRow, open_documents, parse_schema
+    from dbsh.inputs import open_documents, parse_schema
 
     if batch < 1:
         raise UsageError("--batch must be at least 1")
@@ -548,24 +550,11 @@ def import_file(session: Session, collection: str, path: str, *, input_format: s
         stat = os.stat(source)
         ck.fingerprint = f"{stat.st_size}:{stat.st_mtime_ns}"
     resumed = _resume(ck, resume, session, collection) if ck is not None else False
-    skip_to = ck.position if resumed else 0
     log = ErrorLog(errors, max_errors, append=resumed)
     bar = Progress(f"{Path(path).name if path != '-' else 'stdin'} → {collection}", None, progress)
-    load = Load(session, collection, batch, create, None, log, ck, bar, "line")
-
-    def items() -> Iterator[Item]:
-        for doc in reader:
-            if type(doc) is dict:
-                line = reader.line
-                if line > skip_to:
-                    yield Item(line, doc, None, doc)
-            elif isinstance(doc, BadRow):
-                if doc.line > skip_to:
-                    yield Item(doc.line, None, doc.reason, doc.text)
-            elif reader.line > skip_to:
-                yield Item(reader.line, doc, None, doc)
-
-    stop, seconds = load.drive(items(), bar.close, log.close)
+    load = Load(session, collection, create, None, log, ck, bar, "line")
+    batches = reader.batches(batch, ck.position if resumed else 0)
+    stop, seconds = load.drive(batches, bar.close, log.close)
     written, skipped = (ck.written, ck.errors) if ck is not None else (load.written, log.count)
     outcome = Outcome("inserted", collection, written, ids=load.ids, skipped=skipped, errors_file=errors,
                       seconds=seconds)
@@ -615,14 +604,17 @@ def copy(source: Session, src_collection: str, destination: Session, dst_collect
     bar = Progress(f"{src_collection} → {dst_collection}", total, progress)
     if total and ck.position:
         bar.advance(ck.position)
-    load = Load(destination, dst_collection, batch, create, convert, log, ck, bar, "row")
+    load = Load(destination, dst_collection, create, convert, log, ck, bar, "row")
     start = ck.position
 
-    def items() -> Iterator[Item]:
-        for n, doc in enumerate(result, start + 1):
-            yield Item(n, doc, None, doc)
+    def batches() -> Iterator[Batch]:
+        rows = iter(result)
+        read = start
+        while docs := list(islice(rows, batch)):
+            yield Batch(range(read + 1, read + len(docs) + 1), docs, end=read + len(docs))
+            read += len(docs)
 
-    stop, seconds = load.drive(items(), result.close, bar.close, log.close)
+    stop, seconds = load.drive(batches(), result.close, bar.close, log.close)
     outcome = Outcome("copied", dst_collection, ck.written, source=f"{source.target.display()}/{src_collection}",
                       skipped=ck.errors, errors_file=errors, seconds=seconds)
     return _finish(load, ck, stop, outcome)

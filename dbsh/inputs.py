@@ -9,11 +9,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import json.scanner
 import re
 import sys
 from pathlib import Path
+from itertools import islice, repeat
 from typing import Any, Iterator
+
+import orjson
 
 from dbsh.errors import UsageError
 
@@ -59,7 +61,60 @@ def infer_scalar(text: str) -> Any:
     return text
 
 
-_SCANNER = json.scanner.make_scanner(json.JSONDecoder())
+
+# Whole csv columns at once: one regex over the joined cells decides, for the common columns
+# (all integers, all decimals, all booleans, plain text), what infer_scalar would make of every
+# cell, and the conversion runs in C. Anything else goes cell by cell through infer_scalar.
+_INT_COLUMN = re.compile(r"(?:(?:-?(?:0|[1-9][0-9]*))?\n)*\Z")
+_FLOAT_COLUMN = re.compile(r"(?:(?:-?(?:0|[1-9][0-9]*)(?:\.[0-9]+(?:[eE][-+]?[0-9]+)?|[eE][-+]?[0-9]+))?\n)*\Z")
+# a cell infer_scalar might not keep as text: empty, number-like, or a boolean word
+_NOT_PLAIN_TEXT = re.compile(r"\n(?:[-0-9\n]|(?i:true|false)\n)")
+_BOOL_WORDS = {"true": True, "false": False, "": None}
+
+
+def infer_column(cells: tuple[str, ...] | list[str]) -> list | tuple:
+    """``[infer_scalar(c) for c in cells]``, computed a column at a time."""
+    joined = "\n".join(cells) + "\n"
+    if joined.count("\n") != len(cells):   # a cell with a line break: the regexes cannot tell
+        return list(map(infer_scalar, cells))
+    if not _NOT_PLAIN_TEXT.search("\n" + joined):
+        return cells
+    if "" in cells:
+        if _INT_COLUMN.match(joined):
+            return [int(c) if c else None for c in cells]
+        if _FLOAT_COLUMN.match(joined):
+            return [float(c) if c else None for c in cells]
+    elif _INT_COLUMN.match(joined):
+        return list(map(int, cells))
+    elif _FLOAT_COLUMN.match(joined):
+        return list(map(float, cells))
+    first = cells[0].lower()
+    if first in _BOOL_WORDS:
+        lowered = list(map(str.lower, cells))
+        if set(lowered) <= _BOOL_WORDS.keys():
+            return list(map(_BOOL_WORDS.__getitem__, lowered))
+    return list(map(infer_scalar, cells))
+
+
+def infer_rows(header: list[str], rows: list[list[str]]) -> list[dict]:
+    """csv rows (lists of cells, each as wide as the header) as documents, types inferred."""
+    if not rows:
+        return []
+    columns = [infer_column(c) for c in zip(*rows)]
+    return list(map(dict, map(zip, repeat(header), zip(*columns))))
+
+
+_fast_loads = orjson.loads
+# 19 digits in a row: maybe an integer orjson would read as a float (it keeps 64 bits); json reads it
+# exactly. Digits mapped to 0 and a substring search: ten times faster than a regex.
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_NINETEEN_DIGITS = re.compile(r"[0-9]{19}")
+
+
+def _long_number(lines: list) -> bool:
+    if type(lines[0]) is bytes:
+        return b"0" * 19 in b"".join(lines).translate(_DIGITS_TO_ZERO)
+    return _NINETEEN_DIGITS.search("".join(lines)) is not None
 
 
 class BadRow:
@@ -123,11 +178,53 @@ def convert_cell(text: str, kind: str) -> Any:
         raise ValueError(f"not {'an integer' if SCHEMA_TYPES[kind] is int else 'a number'}: {text!r}") from None
 
 
+class Batch:
+    """Rows read together, from a file or a source collection, on their way to a destination.
+
+    ``positions`` holds the line (or source row) of each good row, in order. The rows are ``docs``;
+    or, for csv/tsv without --schema, the text ``cells`` under ``header``, which a destination with
+    column types converts by those types (``Session.insert_cells``) and any other destination gets
+    as ``documents()``, typed by inference. ``bad`` holds the rows that could not be read, ``end``
+    how far the source has been read (where a resumed run goes on), ``source`` the documents as
+    they were read when ``docs`` are converted ones (for the errors file).
+    """
+
+    __slots__ = ("positions", "docs", "header", "cells", "bad", "end", "source", "delimiter")
+
+    def __init__(self, positions, docs: list[dict] | None = None, *, header: list[str] | None = None,
+                 cells: list[list[str]] | None = None, bad: list[BadRow] | tuple = (), end: int = 0,
+                 source: list | None = None, delimiter: str = ","):
+        self.positions, self.docs, self.header, self.cells = positions, docs, header, cells
+        self.bad, self.end, self.source, self.delimiter = bad, end, source, delimiter
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def documents(self) -> list[dict]:
+        if self.docs is None:
+            self.docs = infer_rows(self.header, self.cells)
+        return self.docs
+
+    def part(self, start: int, stop: int) -> "Batch":
+        """Rows start:stop of this batch (to find a refused row by halving)."""
+        def cut(rows):
+            return None if rows is None else rows[start:stop]
+
+        return Batch(self.positions[start:stop], cut(self.docs), header=self.header, cells=cut(self.cells),
+                     end=self.end, source=cut(self.source), delimiter=self.delimiter)
+
+    def row(self, index: int) -> Any:
+        """Row ``index`` as read: its csv text, or the document."""
+        if self.cells is not None:
+            return self.delimiter.join(self.cells[index])
+        return (self.source or self.docs)[index]
+
+
 class DocumentReader:
-    """Iterate documents from a text stream; ``line`` is where the last document started.
+    """Documents from a text stream, in batches (``batches``) or one by one (iteration).
 
     By default the first unreadable row raises ``UsageError`` naming its line; with ``lenient``
-    it is yielded as a ``BadRow`` and reading goes on (a malformed JSON array cannot go on).
+    it goes into the batch's ``bad`` rows and reading goes on (a malformed JSON array cannot go on).
     """
 
     def __init__(self, stream: io.TextIOBase, fmt: str, name: str = "<stdin>", *, lenient: bool = False,
@@ -139,54 +236,107 @@ class DocumentReader:
         self.stream = stream
         self.fmt = fmt
         self.name = name
-        self.line = 0
         self.lenient = lenient
         self.schema = schema
 
     def __iter__(self) -> Iterator[dict]:
-        return getattr(self, "_" + self.fmt)()
+        for batch in self.batches(1000):
+            yield from batch.documents()
 
-    def error(self, message: str) -> UsageError:
-        return UsageError(f"{self.name} line {self.line}: {message}")
+    def batches(self, size: int, skip_to: int = 0) -> Iterator[Batch]:
+        """Batches of up to ``size`` rows; rows at or before position ``skip_to`` (a checkpoint's
+        ``end``: a line, or an element of a JSON array) are passed over without being parsed."""
+        if self.fmt == "jsonl":
+            return self._jsonl(size, skip_to)
+        if self.fmt == "json":
+            return self._json(size, skip_to)
+        return self._csv(size, skip_to, "\t" if self.fmt == "tsv" else ",")
 
-    def _bad(self, reason: str, text: str) -> BadRow:
+    def error(self, line: int, message: str) -> UsageError:
+        return UsageError(f"{self.name} line {line}: {message}")
+
+    def _bad(self, line: int, reason: str, text: str) -> BadRow:
         if not self.lenient:
-            raise self.error(reason)
-        return BadRow(self.line, reason, text)
+            raise self.error(line, reason)
+        return BadRow(line, reason, text)
 
-    def _object(self, value: Any, text: str = "") -> dict | BadRow:
-        if not isinstance(value, dict):
-            return self._bad(f"expected a JSON object, got {type(value).__name__}", text or json.dumps(value))
+    def _jsonl(self, size: int, skip_to: int) -> Iterator[Batch]:
+        # orjson parses a batch of lines (bytes, as read) about twice as fast as json does; a batch
+        # it cannot take whole (a bad or blank line, a BOM, NaN, an integer it would turn into a
+        # float) is read line by line by json, which says what is wrong where
+        stream = self.stream
+        read = 0
+        while skip_to - read >= size:   # resuming: whole batches passed over unparsed
+            skipped = sum(1 for _ in islice(stream, size))
+            read += skipped
+            if skipped < size:
+                return
+        while lines := list(islice(stream, size)):
+            first = read + 1
+            read += len(lines)
+            if first <= skip_to:
+                lines = lines[skip_to - first + 1:]
+                first = skip_to + 1
+            try:
+                docs = list(map(_fast_loads, lines))
+            except ValueError:   # orjson.JSONDecodeError is one
+                docs = None
+            if docs is not None and set(map(type, docs)) == {dict} and not _long_number(lines):
+                yield Batch(range(first, read + 1), docs, end=read)
+                continue
+            docs, bad, positions = [], [], []
+            for number, raw in enumerate(lines, first):
+                doc = self._jsonl_line(number, raw, bad)
+                if doc is not None:
+                    docs.append(doc)
+                    positions.append(number)
+            yield Batch(positions, docs, bad=bad, end=read)
+
+    def _jsonl_line(self, number: int, raw: bytes | str, bad: list[BadRow]) -> dict | None:
+        try:
+            text = raw if isinstance(raw, str) else raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            bad.append(self._bad(number, f"not UTF-8 text: byte {e.start + 1} of the line",
+                                 raw.decode("utf-8", "replace").rstrip("\r\n")))
+            return None
+        if number == 1:
+            text = text.removeprefix("\ufeff")
+        if not text.strip():
+            return None
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as e:
+            # e.pos, not e.colno: a line cut short fails on its newline, "column 1" of the next line
+            bad.append(self._bad(number, f"malformed JSON: {e.msg} at column {e.pos + 1}", text.rstrip("\r\n")))
+            return None
+        if type(value) is not dict:
+            bad.append(self._bad(number, f"expected a JSON object, got {type(value).__name__}", text.rstrip("\r\n")))
+            return None
         return value
 
-    def _jsonl(self) -> Iterator[dict]:
-        # the C scanner json.loads ends in, called directly: a third of the per-line cost; whatever
-        # it does not take whole (errors, surrounding space) goes through json.loads as before
-        scan = _SCANNER
-        for number, text in enumerate(self.stream, 1):
-            self.line = number
-            try:
-                value, end = scan(text, 0)
-            except (StopIteration, json.JSONDecodeError, RecursionError):
-                end = -1
-            if end == len(text) - 1 and text[end] == "\n" and type(value) is dict:
-                yield value
-                continue
-            if not text.strip():
-                continue
-            try:
-                value = json.loads(text)
-            except json.JSONDecodeError as e:
-                # e.pos, not e.colno: a line cut short fails on its newline, "column 1" of the next line
-                yield self._bad(f"malformed JSON: {e.msg} at column {e.pos + 1}", text.rstrip("\r\n"))
-                continue
-            yield self._object(value, text.rstrip("\r\n"))
+    def _json(self, size: int, skip_to: int) -> Iterator[Batch]:
+        """A JSON array, element by element; positions name lines, ``end`` counts elements."""
+        elements = enumerate(self._json_elements(), 1)
+        while pairs := list(islice(elements, size)):
+            docs: list[dict] = []
+            positions: list[int] = []
+            bad: list[BadRow] = []
+            for ordinal, (line, value) in pairs:
+                if ordinal <= skip_to:
+                    continue
+                if type(value) is dict:
+                    docs.append(value)
+                    positions.append(line)
+                else:
+                    bad.append(self._bad(line, f"expected a JSON object, got {type(value).__name__}",
+                                         json.dumps(value)))
+            yield Batch(positions, docs, bad=bad, end=pairs[-1][0])
 
-    def _json(self) -> Iterator[dict]:
+    def _json_elements(self) -> Iterator[tuple[int, Any]]:
+        """(line where it starts, value) of each element of a JSON array (or of one lone object)."""
         decoder = json.JSONDecoder()
-        buf, pos, self.line, lines_before = "", 0, 1, 1
+        buf, pos, lines_before = "", 0, 1
         eof = False
-        started = False
 
         def fill() -> bool:
             nonlocal buf, pos, eof, lines_before
@@ -207,6 +357,9 @@ class DocumentReader:
                 if pos < len(buf) or not fill():
                     return
 
+        def here() -> int:
+            return lines_before + buf.count("\n", 0, pos)
+
         skip_space()
         if pos < len(buf) and buf[pos] == "{":   # a single object is a one-document array
             started = None
@@ -214,7 +367,7 @@ class DocumentReader:
             pos += 1
             started = True
         else:
-            raise self.error("expected a JSON array of objects")
+            raise self.error(here(), "expected a JSON array of objects")
         while True:
             skip_space()
             if started and pos < len(buf) and buf[pos] == "]":
@@ -225,11 +378,11 @@ class DocumentReader:
                     break
                 except json.JSONDecodeError as e:
                     if eof or not fill():
-                        self.line = lines_before + buf.count("\n", 0, e.pos)
-                        raise self.error(f"malformed JSON: {e.msg}") from None
-            self.line = lines_before + buf.count("\n", 0, pos)
+                        raise self.error(lines_before + buf.count("\n", 0, e.pos),
+                                         f"malformed JSON: {e.msg}") from None
+            line = here()
             pos = end
-            yield self._object(value)
+            yield line, value
             if started is None:
                 return
             skip_space()
@@ -238,52 +391,80 @@ class DocumentReader:
             elif pos < len(buf) and buf[pos] == "]":
                 return
             else:
-                raise self.error("expected ',' or ']' in the JSON array")
+                raise self.error(here(), "expected ',' or ']' in the JSON array")
 
-    def _csv(self, delimiter: str = ",") -> Iterator[dict]:
+    def _csv(self, size: int, skip_to: int, delimiter: str) -> Iterator[Batch]:
         reader = csv.reader(self.stream, delimiter=delimiter)
         try:
             header = next(reader)
         except StopIteration:
             return
         except csv.Error as e:
-            raise self.error(f"bad csv: {e}") from None
+            raise self.error(reader.line_num, f"bad csv: {e}") from None
         if not header or any(not h.strip() for h in header):
-            self.line = 1
-            raise self.error("the csv header has an empty column name")
+            raise self.error(1, "the csv header has an empty column name")
         width = len(header)
         schema = self.schema or {}
         unknown = sorted(set(schema) - set(header))
         if unknown:
-            self.line = 1
-            raise self.error(f"--schema names {', '.join(repr(u) for u in unknown)}, not in the header")
+            raise self.error(1, f"--schema names {', '.join(repr(u) for u in unknown)}, not in the header")
         kinds = [schema.get(h) for h in header]
+        read = reader.line_num
         while True:
+            rows: list[list[str]] = []
+            failure = None
             try:
-                cells = next(reader)
-            except StopIteration:
-                return
+                rows.extend(islice(reader, size))   # rows read before a csv.Error stay in the list
             except csv.Error as e:
-                self.line = reader.line_num
-                yield self._bad(f"bad csv: {e}", "")
+                failure = e
+            if not rows and failure is None:
+                return
+            first, read = read, reader.line_num
+            if failure is None and read - first == len(rows):
+                starts = range(first + 1, read + 1)     # one line a row: the common case
+            else:
+                starts = _row_starts(rows, first)
+            bad: list[BadRow] = []
+            if read > skip_to and starts and starts[0] <= skip_to:
+                keep = [i for i, line in enumerate(starts) if line > skip_to]
+                rows, starts = [rows[i] for i in keep], [starts[i] for i in keep]
+            elif read <= skip_to:
+                rows, starts = [], []
+            if failure is not None and read > skip_to:
+                bad.append(self._bad(read, f"bad csv: {failure}", ""))
+            if set(map(len, rows)) - {width}:   # blank lines and rows of the wrong width
+                kept, kept_starts = [], []
+                for cells, line in zip(rows, starts):
+                    if len(cells) == width:
+                        kept.append(cells)
+                        kept_starts.append(line)
+                    elif cells:
+                        bad.append(self._bad(line, f"{len(cells)} fields, but the header has {width}",
+                                             delimiter.join(cells)))
+                rows, starts = kept, kept_starts
+            if not schema:
+                yield Batch(starts, header=header, cells=rows, bad=bad, end=read, delimiter=delimiter)
                 continue
-            self.line = reader.line_num
-            if not cells:
-                continue
-            if len(cells) != width:
-                yield self._bad(f"{len(cells)} fields, but the header has {width}", delimiter.join(cells))
-                continue
-            try:
-                if schema:
-                    yield {h: infer_scalar(c) if k is None else convert_cell(c, k)
-                           for h, c, k in zip(header, cells, kinds)}
-                else:
-                    yield dict(zip(header, map(infer_scalar, cells)))
-            except ValueError as e:
-                yield self._bad(str(e), delimiter.join(cells))
+            docs, positions = [], []
+            for cells, line in zip(rows, starts):
+                try:
+                    docs.append({h: infer_scalar(c) if k is None else convert_cell(c, k)
+                                 for h, c, k in zip(header, cells, kinds)})
+                    positions.append(line)
+                except ValueError as e:
+                    bad.append(self._bad(line, str(e), delimiter.join(cells)))
+            yield Batch(positions, docs, bad=bad, end=read)
 
-    def _tsv(self) -> Iterator[dict]:
-        return self._csv("\t")
+
+def _row_starts(rows: list[list[str]], before: int) -> list[int]:
+    """The line each csv row starts on, ``before`` lines having been read: a quoted cell may hold
+    line breaks (\\n, \\r or \\r\\n, as the reader counts lines)."""
+    starts = []
+    line = before
+    for cells in rows:
+        starts.append(line + 1)
+        line += 1 + sum(c.count("\n") + c.count("\r") - c.count("\r\n") for c in cells)
+    return starts
 
 
 def _format_from_name(name: str) -> str | None:
@@ -324,9 +505,10 @@ def open_documents(path: str, fmt: str | None = None, *, lenient: bool = False,
     if not hasattr(binary, "peek"):
         binary = io.BufferedReader(binary)
     fmt = fmt or _format_from_name(path)
-    stream = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
     if fmt is None:
         peek = binary.peek(64)
         first = peek.lstrip()[:1].lstrip(b"\xef\xbb\xbf")
         fmt = "json" if first == b"[" else "jsonl" if first in (b"{", b"") else "csv"
+    # jsonl is read as bytes lines (orjson decodes UTF-8 itself); the others as text
+    stream = binary if fmt == "jsonl" else io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
     return DocumentReader(stream, fmt, "<stdin>" if path == "-" else path, lenient=lenient, schema=schema)

@@ -149,3 +149,42 @@ def test_resume_refuses_a_file_that_changed(sqlite_url, tmp_path):
     run = dbsh("-u", sqlite_url, "insert", "r", "--file", str(path), "--resume")
     assert (run.code, run.err) == (2, f"dbsh: error: cannot resume: {path} changed since the interrupted run "
                                       "(run without --resume to start over)\n")
+
+
+def test_csv_into_an_existing_sqlite_table_is_read_by_its_column_types(sqlite_url, tmp_path):
+    dbsh("-u", sqlite_url, "query", "create table c (id integer primary key, code text, n real, ok boolean, "
+                                    "raw, t text)")
+    (tmp_path / "c.csv").write_text('id,code,n,ok,raw,t\n1,007,1.50,TRUE,42,true\n2,1e5,,false,x,"a,b"\n'
+                                    '3,,7,1,2.5,\n')
+    run = dbsh("-u", sqlite_url, "insert", "c", "--file", str(tmp_path / "c.csv"))
+    assert run.json_lines() == [{"action": "inserted", "collection": "c", "count": 3}]
+    # text stays as written, '' is null, booleans in any case, untyped columns inferred
+    assert sqlite_rows(sqlite_url, "select id, code, n, typeof(n), ok, raw, typeof(raw), t from c order by id") == [
+        (1, "007", 1.5, "real", 1, 42, "integer", "true"),
+        (2, "1e5", None, "null", 0, "x", "text", "a,b"),
+        (3, None, 7.0, "real", 1, 2.5, "real", None)]
+
+
+def test_csv_into_postgres_goes_by_copy_and_bad_rows_keep_their_lines(postgres_url, tmp_path):
+    pg = Backend("postgres", postgres_url)
+    t = fresh()
+    dbsh("-u", postgres_url, "query", f"create table {t} (id integer primary key, code text, ok boolean, "
+                                      "at date, n numeric)")
+    rows = ["id,code,ok,at,n"] + [f"{i},c{i},{'t' if i % 2 else 'false'},2024-01-{i:02d},{i}.10" for i in range(1, 11)]
+    rows[3] = "3,c3,maybe,2024-01-03,3"                 # line 4: not a boolean
+    rows[7] = '7,"tab\there \\\\ back\\\\slash",,,'      # line 8: delimiters and backslashes are data
+    (tmp_path / "p.csv").write_text("\n".join(rows) + "\n")
+    run = dbsh("-u", postgres_url, "insert", t, "--file", str(tmp_path / "p.csv"), "--batch", "4",
+               "--errors", str(tmp_path / "e.jsonl"))
+    assert run.code == 0, run.err
+    assert run.json_lines() == [{"action": "inserted", "collection": t, "count": 9, "errors": 1}]
+    (logged,) = [json.loads(line) for line in (tmp_path / "e.jsonl").read_text().splitlines()]
+    assert logged["line"] == 4 and logged["row"] == "3,c3,maybe,2024-01-03,3"
+    assert logged["error"].startswith('invalid input syntax for type boolean: "maybe"')
+    got = {r["id"]: r for r in pg.native_rows(t)}
+    assert sorted(got) == [1, 2, 4, 5, 6, 7, 8, 9, 10]
+    import datetime
+    import decimal
+
+    assert got[2] == {"id": 2, "code": "c2", "ok": False, "at": datetime.date(2024, 1, 2), "n": decimal.Decimal("2.10")}
+    assert got[7] == {"id": 7, "code": "tab\there \\\\ back\\\\slash", "ok": None, "at": None, "n": None}

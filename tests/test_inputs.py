@@ -64,3 +64,57 @@ def test_format_from_extension_and_gzip(tmp_path):
 def test_missing_file():
     with pytest.raises(UsageError, match="cannot read /nonexistent.jsonl"):
         open_documents("/nonexistent.jsonl")
+
+
+def test_infer_column_matches_infer_scalar_cell_by_cell():
+    import random
+
+    from dbsh.inputs import infer_column
+
+    rnd = random.Random(7)
+    cells = ["", "0", "00", "-0", "-", "1", "-12", "007", "1.5", "-0.25", "1e5", "2E-3", "1.", ".5", "true",
+             "FALSE", "True", "x", "1e", "٣", " 1", "1 ", "0x10", "nan", "a\nb", "1\n2", "1\r", "9" * 30]
+    for _ in range(5000):
+        pool = rnd.sample(cells, rnd.randint(1, 4))
+        column = [rnd.choice(pool) for _ in range(rnd.randint(1, 6))]
+        got, want = list(infer_column(column)), [infer_scalar(c) for c in column]
+        assert [(type(v), v) for v in got] == [(type(v), v) for v in want], column
+
+
+def batches(data: bytes, fmt="jsonl", size=1000, skip_to=0, lenient=True):
+    return list(DocumentReader(io.BytesIO(data) if fmt == "jsonl" else io.StringIO(data.decode()), fmt,
+                               lenient=lenient).batches(size, skip_to))
+
+
+def test_jsonl_bytes_are_read_exactly_whatever_the_fast_path_cannot_take():
+    big = 123456789012345678901234567890
+    data = (b'\xef\xbb\xbf{"a": 1}\r\n' + b'{"a": %d}\n' % big + b"\n" + b'{"a": NaN}\n' + b'{"a": "\xff"}\n'
+            + b'{"a": -9223372036854775809}\n' + b'{"a": "x"}')
+    (batch,) = batches(data)
+    assert list(batch.positions) == [1, 2, 4, 6, 7]
+    assert [d["a"] for d in batch.docs][:2] == [1, big] and type(batch.docs[1]["a"]) is int
+    assert batch.docs[3]["a"] == -9223372036854775809 and batch.docs[4] == {"a": "x"}
+    assert [(b.line, b.reason) for b in batch.bad] == [(5, "not UTF-8 text: byte 8 of the line")]
+    fast = batches(b'{"a": 1}\n{"a": 2.5}\n{"a": [1, {"b": null}]}\n', size=2)
+    assert [(list(b.positions), b.docs, b.end) for b in fast] == [
+        ([1, 2], [{"a": 1}, {"a": 2.5}], 2), ([3], [{"a": [1, {"b": None}]}], 3)]
+    resumed = batches(b'{"a": 1}\n{"a": 2}\n{"a": 3}\n{"a": 4}\n{"a": 5}\n', size=2, skip_to=3)
+    assert [(list(b.positions), b.docs, b.end) for b in resumed] == [([4], [{"a": 4}], 4), ([5], [{"a": 5}], 5)]
+
+
+def test_csv_rows_spanning_lines_keep_their_starting_line():
+    data = b'a,b\n1,"two\nlines"\n2,x\n\n3\n4,"\r\nz"\n5,y,extra\n'
+    (batch,) = batches(data, "csv")
+    assert list(batch.positions) == [2, 4, 7]
+    assert batch.cells == [["1", "two\nlines"], ["2", "x"], ["4", "\r\nz"]]
+    assert [(b.line, b.reason) for b in batch.bad] == [(6, "1 fields, but the header has 2"),
+                                                         (9, "3 fields, but the header has 2")]
+    assert batch.documents()[0] == {"a": 1, "b": "two\nlines"}
+    resumed = batches(data, "csv", size=2, skip_to=4)
+    assert [(b.cells, [x.line for x in b.bad]) for b in resumed] == [([], []), ([], [6]), ([["4", "\r\nz"]], [9])]
+
+
+def test_json_array_resumes_by_element_not_by_line():
+    data = b'[{"i": 1}, {"i": 2}, {"i": 3},\n {"i": 4}, {"i": 5}]'
+    got = batches(data, "json", size=2, skip_to=3)
+    assert [(b.positions, b.docs, b.end) for b in got] == [([], [], 2), ([2], [{"i": 4}], 4), ([2], [{"i": 5}], 5)]

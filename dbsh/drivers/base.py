@@ -161,6 +161,15 @@ class Session:
                progress=None) -> WriteResult:
         raise Unsupported(f"insert is not supported on {self.name}")
 
+    def insert_cells(self, name: str, header: list[str], rows: list[list[str]], *,
+                     create: bool = False) -> WriteResult:
+        """One batch of csv rows: text cells under ``header``. Drivers whose collections have column
+        types convert the text by those types, as the database's own csv import would; the default
+        types each cell by inference (dbsh.inputs.infer_rows) and inserts documents."""
+        from dbsh.inputs import infer_rows
+
+        return self.insert(name, infer_rows(header, rows), batch=max(len(rows), 1), create=create)
+
     def find(self, name: str, where: Filter, *, fields: list[str] | None = None,
              sort: list[tuple[str, int]] | None = None, limit: int | None = None,
              skip: int | None = None) -> Result:
@@ -247,6 +256,10 @@ def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
     """Split an iterable into lists of at most ``size`` items, lazily."""
     if size < 1:
         raise ValueError("batch size must be at least 1")
+    if isinstance(items, list):   # slices, not an item-by-item copy (insert gets whole batches)
+        for start in range(0, len(items), size):
+            yield items if size >= len(items) else items[start:start + size]
+        return
     chunk: list[Any] = []
     for item in items:
         chunk.append(item)

@@ -12,7 +12,8 @@ import json
 import re
 import time
 from itertools import chain
-from typing import Any, Iterable
+from operator import itemgetter
+from typing import Any, Iterable, Iterator
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import sqlalchemy as sa
@@ -85,6 +86,7 @@ class SqlSession(Session):
         self._busy: set = set()
         self._conn: sa.Connection | None = None   # open while the user holds a transaction
         self._tables: dict[str, sa.Table] = {}
+        self._statements: dict[tuple, str] = {}   # multi-row INSERT texts built for bulk inserts
 
     @staticmethod
     def _check_sqlite_path(url: str) -> None:
@@ -458,22 +460,12 @@ class SqlSession(Session):
 
     def insert(self, name, docs: Iterable[dict], *, batch=1000, create=False, progress=None) -> WriteResult:
         committed = 0
-        ids: list[Any] = []
         try:
             for chunk in batched(docs, batch):
+                groups = list(_same_keys(chunk))
                 with self._use(write=True) as conn:
-                    table = self._table_for(name, chunk, conn, create)
-                    for group in _same_keys(chunk):
-                        if self.dialect == "postgresql" and self.engine.driver == "psycopg":
-                            self._copy_rows(conn, table, group)
-                            continue
-                        if self.dialect == "sqlite":
-                            kinds = _value_types(group)
-                            if kinds <= _PLAIN_SET:
-                                self._executemany_raw(conn, table, group, kinds)
-                                continue
-                        rows = [self._prepare(table, doc) for doc in group]
-                        conn.execute(table.insert(), rows)
+                    table = self._table_for(name, chunk, conn, create, {k for keys, _, _ in groups for k in keys})
+                    self._insert_groups(conn, table, groups)
                 committed += len(chunk)
                 if progress:
                     progress(len(chunk))
@@ -484,46 +476,150 @@ class SqlSession(Session):
             raise type(err)(_partial(err.message, committed, name, self._conn is not None)) from None
         return WriteResult("inserted", name, committed)
 
-    def _executemany_raw(self, conn: sa.Connection, table: sa.Table, docs: list[dict],
-                         kinds: set[type] | None = None) -> None:
-        """SQLite: one INSERT through sqlite3's executemany, without SQLAlchemy's per-row parameter
-        processing (3x faster); only for plain JSON values, which sqlite3 stores as they are."""
-        preparer = self.engine.dialect.identifier_preparer
-        keys = list(docs[0])
-        as_json = [isinstance(table.c[k].type, sa.JSON) for k in keys]
-        statement = (f"INSERT INTO {preparer.format_table(table)} ({', '.join(preparer.quote(k) for k in keys)}) "
-                     f"VALUES ({', '.join('?' * len(keys))})")
-        if kinds is None:
-            kinds = _value_types(docs)
-        if any(as_json) or dict in kinds or list in kinds:
-            rows = [tuple(_copy_value(doc[k], j) for k, j in zip(keys, as_json)) for doc in docs]
-        else:
-            rows = list(map(tuple, map(dict.values, docs)))   # same keys in the same order (_same_keys)
-        conn.exec_driver_sql(statement, rows)
+    def _insert_groups(self, conn: sa.Connection, table: sa.Table, groups) -> None:
+        """One batch of documents (_same_keys groups) through the dialect's fastest path: COPY on
+        PostgreSQL, multi-row INSERTs through sqlite3 on SQLite, SQLAlchemy's executemany elsewhere
+        (PyMySQL sends it as multi-row INSERTs)."""
+        for keys, group, rows in groups:
+            if not keys:
+                conn.execute(table.insert(), group)   # INSERT ... DEFAULT VALUES
+                continue
+            if self.dialect == "postgresql" and self.engine.driver == "psycopg":
+                self._copy_rows(conn, table, keys, rows)
+                continue
+            if self.dialect == "sqlite":
+                kinds = set(map(type, chain.from_iterable(rows)))
+                if kinds <= _PLAIN_SET:
+                    if dict in kinds or list in kinds or any(isinstance(table.c[k].type, sa.JSON) for k in keys):
+                        as_json = [isinstance(table.c[k].type, sa.JSON) for k in keys]
+                        rows = [tuple(_copy_value(v, j) for v, j in zip(row, as_json)) for row in rows]
+                    self._sqlite_rows(conn, table, keys, ["?{}"] * len(keys), rows)
+                    continue
+            conn.execute(table.insert(), [self._prepare(table, doc) for doc in group])
 
-    def _copy_rows(self, conn: sa.Connection, table: sa.Table, docs: list[dict]) -> None:
+    def insert_cells(self, name, header, rows, *, create=False) -> WriteResult:
+        """csv cells converted by the table's column types, as ``sqlite3 .import`` and ``psql \\copy``
+        read a csv: text stays as written, '' is null, numbers and booleans as the column's type
+        reads them (SQLite's column affinity; PostgreSQL's input functions, through COPY). A table
+        with other columns (JSON, dates on SQLite, ...) takes inferred documents instead."""
+        from dbsh.inputs import infer_rows
+
+        fast = self.dialect == "sqlite" or (self.dialect == "postgresql" and self.engine.driver == "psycopg")
+        if not rows or not fast or len(set(header)) != len(header):
+            return super().insert_cells(name, header, rows, create=create)
+        try:
+            with self._use(write=True) as conn:
+                table = self._tables.get(name)
+                if table is None:
+                    table = self.table(name, conn, missing_ok=True)
+                docs = None
+                if table is None or not set(header) <= set(table.c.keys()):
+                    docs = infer_rows(header, rows)   # --create infers the column types from them
+                    table = self._table_for(name, docs, conn, create)
+                kinds = [_cell_kind(self.dialect, table.c[h].type) for h in header]
+                if None in kinds:
+                    self._insert_groups(conn, table, _same_keys(docs or infer_rows(header, rows)))
+                elif self.dialect == "sqlite":
+                    self._sqlite_cells(conn, table, header, kinds, rows)
+                else:
+                    self._copy_cells(conn, table, header, rows)
+        except DbshError as e:
+            raise type(e)(_partial(e.message, 0, name, self._conn is not None), hint=e.hint) from None
+        except sa_exc.DBAPIError as e:
+            raise self._error(e) from None
+        return WriteResult("inserted", name, len(rows))
+
+    def _sqlite_cells(self, conn: sa.Connection, table: sa.Table, header: list[str], kinds: list[str],
+                      rows: list[list[str]]) -> None:
+        """csv cells into SQLite: affinity types the text; '' is null; booleans read true/false in any
+        case; untyped columns (no affinity) take inferred values."""
+        from dbsh.inputs import infer_column
+
+        if "infer" in kinds:
+            columns = list(zip(*rows))
+            for i, kind in enumerate(kinds):
+                if kind == "infer":
+                    columns[i] = infer_column(columns[i])
+            rows = list(zip(*columns))
+        cells = [_SQLITE_CELL[kind] for kind in kinds]
+        self._sqlite_rows(conn, table, header, cells, rows)
+
+    def _sqlite_rows(self, conn: sa.Connection, table: sa.Table, keys: list[str], cells: list[str],
+                     rows: list) -> None:
+        """Rows of values through sqlite3 in multi-row INSERTs (as many rows a statement as SQLite
+        takes parameters), past SQLAlchemy's per-row parameter processing; ``cells`` are the SQL
+        for each column's value, ``?{}`` its parameter."""
+        import sqlite3
+
+        preparer = self.engine.dialect.identifier_preparer
+        width = len(keys)
+        max_params = 32766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
+        per = max(1, min(max_params // width, 1000))
+        head = f"INSERT INTO {preparer.format_table(table)} ({', '.join(preparer.quote(k) for k in keys)}) VALUES "
+
+        def statement(n: int) -> str:
+            key = (head, tuple(cells), n)
+            text = self._statements.get(key)
+            if text is None:
+                if len(self._statements) > 64:
+                    self._statements.clear()
+                text = self._statements[key] = head + ",".join(
+                    "(" + ",".join(c.format(r * width + i + 1) for i, c in enumerate(cells)) + ")" for r in range(n))
+            return text
+
+        cursor = conn.connection.dbapi_connection.cursor()
+        try:
+            for start in range(0, len(rows), per):
+                part = rows[start:start + per]
+                cursor.execute(statement(len(part)), list(chain.from_iterable(part)))
+        except sqlite3.Error as e:
+            raise self._error(e) from None
+        finally:
+            cursor.close()
+
+    def _copy_rows(self, conn: sa.Connection, table: sa.Table, keys: list[str], rows: list[tuple]) -> None:
         """PostgreSQL's fastest bulk path: COPY FROM STDIN in the batch's transaction. Text format, so
         the server parses each value as its column's type; JSON columns get JSON text. Plain values
         (text, numbers, booleans, nulls, JSON) go as pre-formatted COPY text, one write per batch."""
         import psycopg
 
         preparer = self.engine.dialect.identifier_preparer
-        keys = list(docs[0])
         as_json = [isinstance(table.c[k].type, sa.JSON) for k in keys]
         statement = (f"COPY {preparer.format_table(table)} ({', '.join(preparer.quote(k) for k in keys)}) "
                      "FROM STDIN")
-        text = _copy_text(docs, keys, as_json)
+        text = _copy_text(list(zip(*rows)), as_json)
         try:
             with conn.connection.driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
                 if text is not None:
                     copy.write(text)
                 else:
-                    for doc in docs:
-                        copy.write_row([_copy_value(doc[k], j) for k, j in zip(keys, as_json)])
+                    for row in rows:
+                        copy.write_row([_copy_value(v, j) for v, j in zip(row, as_json)])
         except psycopg.Error as e:
             raise self._error(e) from None
 
-    def _table_for(self, name: str, docs: list[dict], conn: sa.Connection, create: bool) -> sa.Table:
+    def _copy_cells(self, conn: sa.Connection, table: sa.Table, header: list[str], rows: list[list[str]]) -> None:
+        """csv cells into PostgreSQL by COPY text, '' meaning null: the server reads each cell as
+        its column's type, exactly as psql \\copy does."""
+        import psycopg
+
+        preparer = self.engine.dialect.identifier_preparer
+        statement = (f"COPY {preparer.format_table(table)} ({', '.join(preparer.quote(k) for k in header)}) "
+                     "FROM STDIN (FORMAT text, NULL '')")
+        text = "\n".join(map("\t".join, rows)) + "\n"
+        if ("\\" in text or "\r" in text or text.count("\n") != len(rows)
+                or text.count("\t") != len(rows) * (len(header) - 1)):   # a cell holds a delimiter
+            text = "\n".join("\t".join(c.translate(_COPY_ESCAPE) for c in row) for row in rows) + "\n"
+        try:
+            with conn.connection.driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
+                copy.write(text)
+        except psycopg.Error as e:
+            raise self._error(e) from None
+
+    def _table_for(self, name: str, docs: list[dict], conn: sa.Connection, create: bool,
+                   keys: set[str] | None = None) -> sa.Table:
+        """The table to insert ``docs`` into (whose fields are ``keys``, when known), made or widened
+        with --create."""
         table = self._tables.get(name)
         if table is None:
             table = self.table(name, conn, missing_ok=True)
@@ -531,7 +627,7 @@ class SqlSession(Session):
             if not create:
                 raise NotFound(f"no table named {name!r}", hint="pass --create to make it from the documents")
             table = self._create(name, docs, conn)
-        missing = set(chain.from_iterable(docs)) - set(table.c.keys())
+        missing = (set(chain.from_iterable(docs)) if keys is None else keys) - set(table.c.keys())
         if missing:
             if not create:
                 raise UsageError(f"table {name!r} has no column {', '.join(repr(m) for m in sorted(missing))}",
@@ -662,11 +758,27 @@ _PLAIN = (str, int, float, bool, type(None), dict, list)
 
 
 _PLAIN_SET = frozenset(_PLAIN)
+# a csv cell's SQL on SQLite, by the column's kind (_cell_kind); {} is the parameter's number
+_SQLITE_CELL = {
+    "text": "NULLIF(?{0},'')",
+    "bool": "CASE lower(?{0}) WHEN 'true' THEN 1 WHEN 'false' THEN 0 ELSE NULLIF(?{0},'') END",
+    "infer": "?{0}",
+}
 
 
-def _value_types(docs: list[dict]) -> set[type]:
-    """The types of all values of a batch, in one C-level pass."""
-    return set(map(type, chain.from_iterable(map(dict.values, docs))))
+def _cell_kind(dialect: str, kind: sa.types.TypeEngine) -> str | None:
+    """How a column takes csv text: 'text' (the database reads it by the column's type), 'bool',
+    'infer' (SQLite columns without a type: values inferred); None: documents instead."""
+    if dialect == "sqlite":
+        if isinstance(kind, sa.Boolean):
+            return "bool"
+        if isinstance(kind, sa.Integer | sa.Float | sa.Numeric | sa.String):   # Float: not a Numeric in 2.1
+            return "text"
+        return "infer" if isinstance(kind, sa.types.NullType) else None
+    if isinstance(kind, sa.JSON | sa.ARRAY | sa.LargeBinary | sa.types.NullType) or \
+            type(kind).__name__ in ("JSONB", "HSTORE", "BYTEA"):
+        return None
+    return "text"   # PostgreSQL's input function for the column's type reads the cell
 
 
 # COPY text format: backslash escapes for the characters that delimit rows and columns
@@ -689,12 +801,11 @@ def _copy_cell(value: Any, json_column: bool) -> str:
     return str(value)   # int
 
 
-def _copy_text(docs: list[dict], keys: list[str], as_json: list[bool]) -> str | None:
+def _copy_text(values_by_column: list[tuple], as_json: list[bool]) -> str | None:
     """A batch as COPY text (tab-separated, escaped, \\N for null), built column by column; None
     when a value is not plain (dates, decimals, ...): then psycopg's write_row adapts each one."""
     columns = []
-    for key, json_column in zip(keys, as_json):
-        values = [doc[key] for doc in docs]
+    for values, json_column in zip(values_by_column, as_json):
         kinds = set(map(type, values))
         if not kinds <= _PLAIN_SET:
             return None
@@ -753,25 +864,39 @@ def _check_identifier(name: str, what: str) -> None:
         raise UsageError(f"invalid {what} name {name!r}")
 
 
-def _same_keys(docs: list[dict]) -> Iterable[list[dict]]:
-    """Consecutive documents with the same keys, so each group is one executemany."""
+def _same_keys(docs: list[dict]) -> Iterator[tuple[list[str], list[dict], list[tuple]]]:
+    """(keys, documents, their values in key order) for each run of documents with the same keys,
+    so each run is one multi-row statement or COPY."""
     if not docs:
         return
-    shapes = list(map(tuple, docs))
-    if shapes.count(shapes[0]) == len(shapes):   # the common case: all alike, checked in C
-        yield docs
-        return
+    keys = list(docs[0])
+    if keys and len(set(map(len, docs))) == 1:   # the common case, checked in C: all alike
+        try:
+            rows = _values(docs, keys)
+        except KeyError:
+            rows = None
+        if rows is not None:
+            yield keys, docs, rows
+            return
     group: list[dict] = []
-    keys = None
+    shape = None
     for doc in docs:
         k = tuple(doc)
-        if group and k != keys:
-            yield group
+        if group and k != shape:
+            yield list(shape), group, _values(group, list(shape))
             group = []
-        keys = k
+        shape = k
         group.append(doc)
     if group:
-        yield group
+        yield list(shape), group, _values(group, list(shape))
+
+
+def _values(docs: list[dict], keys: list[str]) -> list[tuple]:
+    if not keys:
+        return [()] * len(docs)
+    if len(keys) == 1:
+        return [(doc[keys[0]],) for doc in docs]
+    return list(map(itemgetter(*keys), docs))
 
 
 def _sql_type(values: list[Any]) -> sa.types.TypeEngine:
