@@ -189,6 +189,22 @@ class ErrorLog:
 
 
 # -- checkpoints ------------------------------------------------------------------------------
+_SLOT = 1 << 16
+
+
+def latest_state(raw: bytes) -> dict | None:
+    """The last state saved in a checkpoint file's bytes (None when neither slot holds one)."""
+    saved = []
+    for slot in (raw[:_SLOT], raw[_SLOT:2 * _SLOT]):
+        try:   # a JSON line at the start of the slot; what follows is left of an older, longer one
+            data = json.loads(slot.split(b"\n", 1)[0])
+        except ValueError:
+            continue
+        if isinstance(data, dict):
+            saved.append(data)
+    return max(saved, key=lambda d: d.get("seq", 0)) if saved else None
+
+
 def checkpoint_dir() -> Path:
     from dbsh import config
 
@@ -214,6 +230,8 @@ class Checkpoint:
     errors: int = 0
     pending: dict | None = None
     fingerprint: str | None = None   # a file's size and mtime: resuming a changed file would skip wrong rows
+    _seq: int = 0                    # saves so far: the slot with the higher one is the latest
+    _fd: int | None = None
 
     @classmethod
     def for_run(cls, source: str, destination: str) -> "Checkpoint":
@@ -222,28 +240,44 @@ class Checkpoint:
 
     def load(self) -> bool:
         try:
-            data = json.loads(self.path.read_text())
+            raw = self.path.read_bytes()
         except FileNotFoundError:
             return False
-        except (OSError, ValueError):
+        except OSError:
             raise UsageError(f"unreadable checkpoint {self.path}; delete it to start over") from None
+        data = latest_state(raw)
+        if data is None:
+            raise UsageError(f"unreadable checkpoint {self.path}; delete it to start over")
         if data.get("version") != CHECKPOINT_VERSION:
             raise UsageError(f"checkpoint {self.path} is from another dbsh version; delete it to start over")
         for name in ("start_count", "position", "written", "errors", "pending", "fingerprint"):
             setattr(self, name, data.get(name))
+        self._seq = data.get("seq", 0)
         return True
 
     def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        data = {"version": CHECKPOINT_VERSION, "source": self.source, "destination": self.destination,
-                "start_count": self.start_count, "position": self.position, "written": self.written,
-                "errors": self.errors, "pending": self.pending, "fingerprint": self.fingerprint,
-                "saved": time.time()}
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data))
-        os.replace(tmp, self.path)
+        """Twice a batch, so in place: two slots written in turn (one write each, no rename, which
+        cost more than a batch of COPY here); a write cut short leaves the other slot whole."""
+        if self._fd is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        self._seq += 1
+        data = {"version": CHECKPOINT_VERSION, "seq": self._seq, "source": self.source,
+                "destination": self.destination, "start_count": self.start_count, "position": self.position,
+                "written": self.written, "errors": self.errors, "pending": self.pending,
+                "fingerprint": self.fingerprint, "saved": time.time()}
+        text = (json.dumps(data) + "\n").encode()
+        if len(text) > _SLOT:
+            raise UsageError("cannot keep a checkpoint: the source or destination name is too long")
+        os.pwrite(self._fd, text, (self._seq % 2) * _SLOT)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
     def remove(self) -> None:
+        self.close()
         self.path.unlink(missing_ok=True)
 
     def settle(self, now_count: int) -> None:
@@ -335,6 +369,51 @@ class Progress:
             self._bar.stop()
 
 
+# -- reading ahead ------------------------------------------------------------------------------
+class _ReadFailed:
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+def read_ahead(batches: Iterator[Batch], depth: int = 2) -> Iterator[Batch]:
+    """The batches, read and parsed by a background thread up to ``depth`` ahead: while the
+    database server works on one batch (the writer waits on its socket, without the GIL), the
+    next one is parsed. A reading error reaches the writer in its place in the stream."""
+    import queue
+    import threading
+
+    ready: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+    end = object()
+
+    def work() -> None:
+        try:
+            for batch in batches:
+                if stop.is_set():
+                    return
+                ready.put(batch)
+            ready.put(end)
+        except BaseException as e:  # noqa: BLE001 - handed to the writer, which raises it
+            ready.put(_ReadFailed(e))
+
+    thread = threading.Thread(target=work, name="dbsh-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while (item := ready.get()) is not end:
+            if type(item) is _ReadFailed:
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():   # unblock a reader waiting to hand over a batch, let it stop
+            try:
+                ready.get(timeout=0.05)
+            except queue.Empty:
+                pass
+
+
 # -- the loop -----------------------------------------------------------------------------------
 @dataclass
 class Outcome(WriteResult):
@@ -392,6 +471,8 @@ class Load:
             raise self._partial(e) from None
         finally:
             gc.unfreeze()
+            if self.checkpoint is not None:
+                self.checkpoint.close()
             for close in closers:
                 close()
         return stop, time.perf_counter() - started
@@ -554,6 +635,8 @@ def import_file(session: Session, collection: str, path: str, *, input_format: s
     bar = Progress(f"{Path(path).name if path != '-' else 'stdin'} → {collection}", None, progress)
     load = Load(session, collection, create, None, log, ck, bar, "line")
     batches = reader.batches(batch, ck.position if resumed else 0)
+    if not session.capabilities.embedded:
+        batches = read_ahead(batches)
     stop, seconds = load.drive(batches, bar.close, log.close)
     written, skipped = (ck.written, ck.errors) if ck is not None else (load.written, log.count)
     outcome = Outcome("inserted", collection, written, ids=load.ids, skipped=skipped, errors_file=errors,

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from dbsh.copy import latest_state
 from tests.dbshtest import dbsh
 
 ROWS = [{"id": i, "name": f"n{i}", "score": i * 1.5, "active": i % 3 == 0, "tags": {"k": i, "even": i % 2 == 0}}
@@ -253,10 +254,11 @@ def _wait_for_progress(proc, data_home: Path) -> None:
     while proc.poll() is None:
         for path in folder.glob("*.json"):
             try:
-                if json.loads(path.read_text())["written"] > 0:
-                    return
-            except (ValueError, KeyError, FileNotFoundError):
-                pass
+                state = latest_state(path.read_bytes())
+            except FileNotFoundError:
+                continue
+            if state and state["written"] > 0:
+                return
     pytest.fail(f"the copy finished before it could be interrupted: {proc.stderr.read()}")
 
 
@@ -325,3 +327,23 @@ def test_progress_bar_on_a_terminal_and_nothing_when_piped(tmp_path, dbsh_env):
     assert json.loads(out) == {"action": "copied", "collection": "t", "count": 50}
     run = dbsh("copy", f"{src}/t", f"sqlite:///{tmp_path}/c.db/t", "--create")
     assert (run.code, run.err) == (0, "")
+
+
+def test_a_checkpoint_cut_short_falls_back_to_the_state_before(tmp_path):
+    from dbsh.copy import Checkpoint
+
+    ck = Checkpoint(tmp_path / "c.json", "file:/x", "sqlite:///y/t")
+    for position in (10, 20, 30):
+        ck.position = position
+        ck.save()
+    ck.close()
+    assert Checkpoint(ck.path, "", "").load() and latest_state(ck.path.read_bytes())["position"] == 30
+    raw = bytearray(ck.path.read_bytes())
+    raw[1 << 16:(1 << 16) + 20] = b"{\"version\": 1, \"po\x00"   # the last save (slot 1) torn mid-write
+    ck.path.write_bytes(bytes(raw))
+    again = Checkpoint(ck.path, "", "")
+    assert again.load() and again.position == 20
+    again.position = 40
+    again.save()   # continues in the slot after the one it read
+    again.close()
+    assert latest_state(ck.path.read_bytes())["position"] == 40

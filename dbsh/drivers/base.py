@@ -26,6 +26,9 @@ class Capabilities:
     # an insert batch is all-or-nothing (a SQL transaction); elsewhere a failed batch may have
     # landed in part, reported as errors.PartialWrite when the driver knows which documents
     atomic_insert: bool = False
+    # the database runs inside this process (SQLite): its work holds the same CPU and, in part,
+    # the GIL, so bulk loads do not read ahead in a second thread
+    embedded: bool = False
 
 
 class Result:

@@ -6,6 +6,7 @@ column names are checked against the reflected schema and quoted by the dialect.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import decimal
 import json
@@ -65,6 +66,7 @@ class SqlSession(Session):
         kwargs: dict[str, Any] = {}
         if self.dialect == "sqlite":
             self._check_sqlite_path(url)
+            self.capabilities = dataclasses.replace(self.capabilities, embedded=True)
         elif self.dialect == "postgresql":
             kwargs["connect_args"] = {"connect_timeout": 10, "application_name": "dbsh"}
         else:
