@@ -517,8 +517,8 @@ class Load:
         return Batch(positions, docs, end=batch.end, source=source), failed
 
     def _insert(self, batch: Batch) -> WriteResult:
-        if batch.cells is not None:   # csv text: a destination with column types converts it by them
-            return self.destination.insert_cells(self.collection, batch.header, batch.cells, create=self.create)
+        if batch.header is not None:   # csv text: a destination with column types converts it by them
+            return self.destination.insert_cells(self.collection, batch, create=self.create)
         return self.destination.insert(self.collection, batch.docs, batch=len(batch), create=self.create)
 
     def _write(self, batch: Batch) -> tuple[int, int]:

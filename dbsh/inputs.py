@@ -12,7 +12,7 @@ import json
 import re
 import sys
 from pathlib import Path
-from itertools import islice, repeat
+from itertools import chain, islice, repeat
 from typing import Any, Iterator
 
 import orjson
@@ -182,23 +182,36 @@ class Batch:
     """Rows read together, from a file or a source collection, on their way to a destination.
 
     ``positions`` holds the line (or source row) of each good row, in order. The rows are ``docs``;
-    or, for csv/tsv without --schema, the text ``cells`` under ``header``, which a destination with
-    column types converts by those types (``Session.insert_cells``) and any other destination gets
-    as ``documents()``, typed by inference. ``bad`` holds the rows that could not be read, ``end``
+    or, for csv/tsv without --schema, text cells under ``header`` (``cells``; ``text`` when they
+    came as plain delimited lines, split only when asked), which a destination with column types
+    converts by those types (``Session.insert_cells``) and any other destination gets as
+    ``documents()``, typed by inference. ``bad`` holds the rows that could not be read, ``end``
     how far the source has been read (where a resumed run goes on), ``source`` the documents as
     they were read when ``docs`` are converted ones (for the errors file).
     """
 
-    __slots__ = ("positions", "docs", "header", "cells", "bad", "end", "source", "delimiter")
+    __slots__ = ("positions", "docs", "header", "_cells", "text", "bad", "end", "source", "delimiter")
 
     def __init__(self, positions, docs: list[dict] | None = None, *, header: list[str] | None = None,
-                 cells: list[list[str]] | None = None, bad: list[BadRow] | tuple = (), end: int = 0,
-                 source: list | None = None, delimiter: str = ","):
-        self.positions, self.docs, self.header, self.cells = positions, docs, header, cells
+                 cells: list[list[str]] | None = None, text: str | None = None,
+                 bad: list[BadRow] | tuple = (), end: int = 0, source: list | None = None, delimiter: str = ","):
+        self.positions, self.docs, self.header, self._cells, self.text = positions, docs, header, cells, text
         self.bad, self.end, self.source, self.delimiter = bad, end, source, delimiter
 
     def __len__(self) -> int:
         return len(self.positions)
+
+    @property
+    def cells(self) -> list[list[str]] | None:
+        if self._cells is None and self.text is not None:
+            self._cells = [line.split(self.delimiter) for line in self.text.split("\n")[:-1]]
+        return self._cells
+
+    def flat_cells(self) -> list[str]:
+        """Every cell, row after row (plain text split in one pass)."""
+        if self.text is not None:
+            return self.text.replace("\n", self.delimiter).split(self.delimiter)[:-1]
+        return list(chain.from_iterable(self.cells))
 
     def documents(self) -> list[dict]:
         if self.docs is None:
@@ -215,9 +228,27 @@ class Batch:
 
     def row(self, index: int) -> Any:
         """Row ``index`` as read: its csv text, or the document."""
-        if self.cells is not None:
+        if self.header is not None:
             return self.delimiter.join(self.cells[index])
         return (self.source or self.docs)[index]
+
+
+def plain_block(lines: list[str], width: int, delimiter: str) -> str | None:
+    """The lines as one block ending in a newline, when they are plain delimited text that every
+    csv reader reads alike (no quotes, NULs or lone carriage returns, no blank lines, each line as
+    wide as the header, no PostgreSQL end-of-data line); None otherwise."""
+    block = "".join(lines)
+    if '"' in block or "\x00" in block or set(map(str.count, lines, repeat(delimiter))) != {width - 1}:
+        return None
+    if "\r" in block:
+        if block.count("\r") != block.count("\r\n"):
+            return None
+        block = block.replace("\r\n", "\n")
+    if not block.endswith("\n"):
+        block += "\n"
+    if "\n\n" in block or block.startswith("\n") or "\n\\.\n" in "\n" + block:
+        return None
+    return block
 
 
 class DocumentReader:
@@ -409,7 +440,25 @@ class DocumentReader:
         if unknown:
             raise self.error(1, f"--schema names {', '.join(repr(u) for u in unknown)}, not in the header")
         kinds = [schema.get(h) for h in header]
-        read = reader.line_num
+        read, base = reader.line_num, 0
+        if not schema:
+            # plain lines go as text, split only if a destination needs cells; from the first batch
+            # that is not plain on, the csv reader takes over (its lines counted from ``base``)
+            while lines := list(islice(self.stream, size)):
+                first = read + 1
+                read += len(lines)
+                if first <= skip_to:
+                    lines = lines[skip_to - first + 1:]
+                    first = skip_to + 1
+                block = plain_block(lines, width, delimiter) if lines else ""
+                if block is None:
+                    base = first - 1
+                    reader = csv.reader(chain(lines, self.stream), delimiter=delimiter)
+                    read = base
+                    break
+                yield Batch(range(first, read + 1), header=header, text=block, end=read, delimiter=delimiter)
+            else:
+                return
         while True:
             rows: list[list[str]] = []
             failure = None
@@ -419,7 +468,7 @@ class DocumentReader:
                 failure = e
             if not rows and failure is None:
                 return
-            first, read = read, reader.line_num
+            first, read = read, base + reader.line_num
             if failure is None and read - first == len(rows):
                 starts = range(first + 1, read + 1)     # one line a row: the common case
             else:

@@ -151,17 +151,19 @@ def test_resume_refuses_a_file_that_changed(sqlite_url, tmp_path):
                                       "(run without --resume to start over)\n")
 
 
-def test_csv_into_an_existing_sqlite_table_is_read_by_its_column_types(sqlite_url, tmp_path):
+@pytest.mark.parametrize("quoted", [False, True], ids=["plain lines", "csv reader"])
+def test_csv_into_an_existing_sqlite_table_is_read_by_its_column_types(sqlite_url, tmp_path, quoted):
     dbsh("-u", sqlite_url, "query", "create table c (id integer primary key, code text, n real, ok boolean, "
                                     "raw, t text)")
-    (tmp_path / "c.csv").write_text('id,code,n,ok,raw,t\n1,007,1.50,TRUE,42,true\n2,1e5,,false,x,"a,b"\n'
+    t = '"a,b"' if quoted else "a b"
+    (tmp_path / "c.csv").write_text(f'id,code,n,ok,raw,t\n1,007,1.50,TRUE,42,true\n2,1e5,,false,x,{t}\n'
                                     '3,,7,1,2.5,\n')
     run = dbsh("-u", sqlite_url, "insert", "c", "--file", str(tmp_path / "c.csv"))
     assert run.json_lines() == [{"action": "inserted", "collection": "c", "count": 3}]
     # text stays as written, '' is null, booleans in any case, untyped columns inferred
     assert sqlite_rows(sqlite_url, "select id, code, n, typeof(n), ok, raw, typeof(raw), t from c order by id") == [
         (1, "007", 1.5, "real", 1, 42, "integer", "true"),
-        (2, "1e5", None, "null", 0, "x", "text", "a,b"),
+        (2, "1e5", None, "null", 0, "x", "text", "a,b" if quoted else "a b"),
         (3, None, 7.0, "real", 1, 2.5, "real", None)]
 
 
@@ -188,3 +190,21 @@ def test_csv_into_postgres_goes_by_copy_and_bad_rows_keep_their_lines(postgres_u
 
     assert got[2] == {"id": 2, "code": "c2", "ok": False, "at": datetime.date(2024, 1, 2), "n": decimal.Decimal("2.10")}
     assert got[7] == {"id": 7, "code": "tab\there \\\\ back\\\\slash", "ok": None, "at": None, "n": None}
+
+
+def test_plain_csv_lines_go_to_postgres_as_they_are_read(postgres_url, tmp_path):
+    import datetime
+    import decimal
+
+    pg = Backend("postgres", postgres_url)
+    t = fresh()
+    dbsh("-u", postgres_url, "query", f"create table {t} (id integer primary key, code text, ok boolean, "
+                                      "at date, n numeric, back text)")
+    (tmp_path / "p.tsv").write_text("id\tcode\tok\tat\tn\tback\n1\t007\tTRUE\t2024-02-29\t1.50\ta\\b\n"
+                                    "2\t\tf\t\t\t\\N\n")
+    run = dbsh("-u", postgres_url, "insert", t, "--file", str(tmp_path / "p.tsv"))
+    assert run.json_lines() == [{"action": "inserted", "collection": t, "count": 2}]
+    assert sorted(pg.native_rows(t), key=lambda r: r["id"]) == [
+        {"id": 1, "code": "007", "ok": True, "at": datetime.date(2024, 2, 29), "n": decimal.Decimal("1.50"),
+         "back": "a\\b"},
+        {"id": 2, "code": None, "ok": False, "at": None, "n": None, "back": "\\N"}]

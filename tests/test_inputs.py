@@ -118,3 +118,26 @@ def test_json_array_resumes_by_element_not_by_line():
     data = b'[{"i": 1}, {"i": 2}, {"i": 3},\n {"i": 4}, {"i": 5}]'
     got = batches(data, "json", size=2, skip_to=3)
     assert [(b.positions, b.docs, b.end) for b in got] == [([], [], 2), ([2], [{"i": 4}], 4), ([2], [{"i": 5}], 5)]
+
+
+def test_plain_csv_blocks_are_only_what_every_csv_reader_reads_alike():
+    from dbsh.inputs import plain_block
+
+    assert plain_block(["1,a\n", "2,\n"], 2, ",") == "1,a\n2,\n"
+    assert plain_block(["1,a\r\n", "2,b"], 2, ",") == "1,a\n2,b\n"          # CRLF, no final newline
+    for lines in (['1,"a"\n'], ["1,a\r", "2,b\n"], ["1,a\n", "\n", "2,b\n"], ["1,a,b\n"], ["1\n"],
+                  ["1,a\x00\n"]):
+        assert plain_block(lines, 2, ",") is None, lines
+    assert plain_block(["a\n", "\\.\n"], 1, ",") is None                     # PostgreSQL's end of data
+    assert plain_block(["a\n", "\n"], 1, ",") is None
+    assert plain_block(["a\tb\n"], 2, "\t") == "a\tb\n"
+
+
+def test_a_csv_turns_to_the_csv_reader_at_the_first_batch_that_is_not_plain():
+    data = b'a,b\n1,x\n2,y\n3,"q,uoted"\n4,z\n5,w\n'
+    got = batches(data, "csv", size=2)
+    assert [(b.text, list(b.positions), b.cells) for b in got] == [
+        ("1,x\n2,y\n", [2, 3], [["1", "x"], ["2", "y"]]),
+        (None, [4, 5], [["3", "q,uoted"], ["4", "z"]]),
+        (None, [6], [["5", "w"]])]
+    assert got[0].flat_cells() == ["1", "x", "2", "y"] and got[1].flat_cells() == ["3", "q,uoted", "4", "z"]

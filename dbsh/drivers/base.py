@@ -164,14 +164,11 @@ class Session:
                progress=None) -> WriteResult:
         raise Unsupported(f"insert is not supported on {self.name}")
 
-    def insert_cells(self, name: str, header: list[str], rows: list[list[str]], *,
-                     create: bool = False) -> WriteResult:
-        """One batch of csv rows: text cells under ``header``. Drivers whose collections have column
-        types convert the text by those types, as the database's own csv import would; the default
-        types each cell by inference (dbsh.inputs.infer_rows) and inserts documents."""
-        from dbsh.inputs import infer_rows
-
-        return self.insert(name, infer_rows(header, rows), batch=max(len(rows), 1), create=create)
+    def insert_cells(self, name: str, batch, *, create: bool = False) -> WriteResult:
+        """One batch of csv rows (dbsh.inputs.Batch: text cells under ``batch.header``). Drivers whose
+        collections have column types convert the text by those types, as the database's own csv
+        import would; the default inserts the batch's documents, typed by inference."""
+        return self.insert(name, batch.documents(), batch=max(len(batch), 1), create=create)
 
     def find(self, name: str, where: Filter, *, fields: list[str] | None = None,
              sort: list[tuple[str, int]] | None = None, limit: int | None = None,

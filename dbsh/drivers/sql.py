@@ -495,68 +495,66 @@ class SqlSession(Session):
                     if dict in kinds or list in kinds or any(isinstance(table.c[k].type, sa.JSON) for k in keys):
                         as_json = [isinstance(table.c[k].type, sa.JSON) for k in keys]
                         rows = [tuple(_copy_value(v, j) for v, j in zip(row, as_json)) for row in rows]
-                    self._sqlite_rows(conn, table, keys, ["?{}"] * len(keys), rows)
+                    self._sqlite_rows(conn, table, keys, ["?{}"] * len(keys), list(chain.from_iterable(rows)))
                     continue
             conn.execute(table.insert(), [self._prepare(table, doc) for doc in group])
 
-    def insert_cells(self, name, header, rows, *, create=False) -> WriteResult:
+    def insert_cells(self, name, batch, *, create=False) -> WriteResult:
         """csv cells converted by the table's column types, as ``sqlite3 .import`` and ``psql \\copy``
         read a csv: text stays as written, '' is null, numbers and booleans as the column's type
         reads them (SQLite's column affinity; PostgreSQL's input functions, through COPY). A table
         with other columns (JSON, dates on SQLite, ...) takes inferred documents instead."""
-        from dbsh.inputs import infer_rows
-
+        header = batch.header
         fast = self.dialect == "sqlite" or (self.dialect == "postgresql" and self.engine.driver == "psycopg")
-        if not rows or not fast or len(set(header)) != len(header):
-            return super().insert_cells(name, header, rows, create=create)
+        if not len(batch) or not fast or len(set(header)) != len(header):
+            return super().insert_cells(name, batch, create=create)
         try:
             with self._use(write=True) as conn:
                 table = self._tables.get(name)
                 if table is None:
                     table = self.table(name, conn, missing_ok=True)
-                docs = None
-                if table is None or not set(header) <= set(table.c.keys()):
-                    docs = infer_rows(header, rows)   # --create infers the column types from them
-                    table = self._table_for(name, docs, conn, create)
+                if table is None or not set(header) <= set(table.c.keys()):   # --create: types inferred
+                    table = self._table_for(name, batch.documents(), conn, create, set(header))
                 kinds = [_cell_kind(self.dialect, table.c[h].type) for h in header]
                 if None in kinds:
-                    self._insert_groups(conn, table, _same_keys(docs or infer_rows(header, rows)))
+                    self._insert_groups(conn, table, _same_keys(batch.documents()))
                 elif self.dialect == "sqlite":
-                    self._sqlite_cells(conn, table, header, kinds, rows)
+                    self._sqlite_cells(conn, table, header, kinds, batch.flat_cells())
                 else:
-                    self._copy_cells(conn, table, header, rows)
+                    self._copy_cells(conn, table, batch)
         except DbshError as e:
             raise type(e)(_partial(e.message, 0, name, self._conn is not None), hint=e.hint) from None
         except sa_exc.DBAPIError as e:
             raise self._error(e) from None
-        return WriteResult("inserted", name, len(rows))
+        return WriteResult("inserted", name, len(batch))
 
     def _sqlite_cells(self, conn: sa.Connection, table: sa.Table, header: list[str], kinds: list[str],
-                      rows: list[list[str]]) -> None:
-        """csv cells into SQLite: affinity types the text; '' is null; booleans read true/false in any
-        case; untyped columns (no affinity) take inferred values."""
+                      cells: list[str]) -> None:
+        """csv cells (row after row) into SQLite: affinity types the text; '' is null; booleans read
+        true/false in any case; untyped columns (no affinity) take inferred values."""
         from dbsh.inputs import infer_column
 
-        if "infer" in kinds:
-            columns = list(zip(*rows))
-            for i, kind in enumerate(kinds):
-                if kind == "infer":
-                    columns[i] = infer_column(columns[i])
-            rows = list(zip(*columns))
-        cells = [_SQLITE_CELL[kind] for kind in kinds]
-        self._sqlite_rows(conn, table, header, cells, rows)
+        width = len(header)
+        sql = []
+        for i, kind in enumerate(kinds):
+            column = cells[i::width]
+            if kind == "infer":
+                cells[i::width] = infer_column(column)
+            # NULLIF only for a column with empty cells in this batch: a function call less a cell
+            sql.append("?{}" if kind == "text" and "" not in column else _SQLITE_CELL[kind])
+        self._sqlite_rows(conn, table, header, sql, cells)
 
     def _sqlite_rows(self, conn: sa.Connection, table: sa.Table, keys: list[str], cells: list[str],
-                     rows: list) -> None:
-        """Rows of values through sqlite3 in multi-row INSERTs (as many rows a statement as SQLite
-        takes parameters), past SQLAlchemy's per-row parameter processing; ``cells`` are the SQL
-        for each column's value, ``?{}`` its parameter."""
+                     values: list) -> None:
+        """Values (row after row) through sqlite3 in multi-row INSERTs, as many rows a statement as
+        SQLite takes parameters, past SQLAlchemy's per-row parameter processing; ``cells`` are the
+        SQL for each column's value, ``?{}`` its parameter."""
         import sqlite3
 
         preparer = self.engine.dialect.identifier_preparer
         width = len(keys)
         max_params = 32766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
-        per = max(1, min(max_params // width, 1000))
+        per = max(1, min(max_params // width, 1000)) * width
         head = f"INSERT INTO {preparer.format_table(table)} ({', '.join(preparer.quote(k) for k in keys)}) VALUES "
 
         def statement(n: int) -> str:
@@ -571,9 +569,9 @@ class SqlSession(Session):
 
         cursor = conn.connection.dbapi_connection.cursor()
         try:
-            for start in range(0, len(rows), per):
-                part = rows[start:start + per]
-                cursor.execute(statement(len(part)), list(chain.from_iterable(part)))
+            for start in range(0, len(values), per):
+                part = values[start:start + per]
+                cursor.execute(statement(len(part) // width), part)
         except sqlite3.Error as e:
             raise self._error(e) from None
         finally:
@@ -600,18 +598,24 @@ class SqlSession(Session):
         except psycopg.Error as e:
             raise self._error(e) from None
 
-    def _copy_cells(self, conn: sa.Connection, table: sa.Table, header: list[str], rows: list[list[str]]) -> None:
-        """csv cells into PostgreSQL by COPY text, '' meaning null: the server reads each cell as
-        its column's type, exactly as psql \\copy does."""
+    def _copy_cells(self, conn: sa.Connection, table: sa.Table, batch) -> None:
+        """csv cells into PostgreSQL by COPY, '' meaning null: the server reads each cell as its
+        column's type, exactly as psql \\copy does. Plain lines go as they were read (COPY csv);
+        other cells as COPY text, escaped."""
         import psycopg
 
         preparer = self.engine.dialect.identifier_preparer
-        statement = (f"COPY {preparer.format_table(table)} ({', '.join(preparer.quote(k) for k in header)}) "
-                     "FROM STDIN (FORMAT text, NULL '')")
-        text = "\n".join(map("\t".join, rows)) + "\n"
-        if ("\\" in text or "\r" in text or text.count("\n") != len(rows)
-                or text.count("\t") != len(rows) * (len(header) - 1)):   # a cell holds a delimiter
-            text = "\n".join("\t".join(c.translate(_COPY_ESCAPE) for c in row) for row in rows) + "\n"
+        into = f"COPY {preparer.format_table(table)} ({', '.join(preparer.quote(k) for k in batch.header)}) FROM STDIN"
+        if batch.text is not None:
+            statement = into + f" (FORMAT csv, DELIMITER '{batch.delimiter}')"
+            text = batch.text
+        else:
+            rows = batch.cells
+            statement = into + " (FORMAT text, NULL '')"
+            text = "\n".join(map("\t".join, rows)) + "\n"
+            if ("\\" in text or "\r" in text or text.count("\n") != len(rows)
+                    or text.count("\t") != len(rows) * (len(batch.header) - 1)):   # a cell holds a delimiter
+                text = "\n".join("\t".join(c.translate(_COPY_ESCAPE) for c in row) for row in rows) + "\n"
         try:
             with conn.connection.driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
                 copy.write(text)
