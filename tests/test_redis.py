@@ -15,10 +15,12 @@ from urllib.parse import urlsplit
 import pytest
 import redis
 
+from dbsh import drivers
 from dbsh.drivers.base import Result
-from dbsh.drivers.redis import split_args
-from dbsh.errors import UsageError
+from dbsh.drivers.redis import SCRIPT_CHUNK, SHAPED_FIELDS, encode_value, split_args
+from dbsh.errors import QueryError, UsageError
 from dbsh.output import Renderer
+from dbsh.target import resolve
 from tests import servers
 from tests.dbshtest import dbsh, dbsh_process
 
@@ -359,9 +361,9 @@ def test_insert_duplicate_id_changes_nothing(url, r):
 
 
 def test_insert_batches_from_file(url, r, tmp_path):
-    """One script per batch: existing keys and an id repeated in a batch are left alone and named,
-    generated ids that hit explicit ones go round again, a 5000-field document is written whole;
-    the import stops after the batch that met existing keys."""
+    """Existing keys and an id repeated in a batch are left alone and named, generated ids that hit
+    explicit ones go round again, a 5000-field document is written whole; the import stops after the
+    batch that met existing keys."""
     r.hset("users:2", mapping={"id": "2", "name": "Old"})
     r.hset("users:2150", mapping={"id": "2150", "name": "Old"})
     docs = [{"name": "gen-a"}, {"name": "gen-b"}]                   # ids 1, then 2 is taken -> 3
@@ -384,6 +386,106 @@ def test_insert_batches_from_file(url, r, tmp_path):
     wide = r.hgetall("users:wide")
     assert len(wide) == 5001 and wide[b"f4999"] == b"4999" and 0 < r.ttl("users:wide") <= 100
     assert r.dbsize() == 2 + 700 + 698 + 1   # and the counter
+
+
+def test_insert_calls_settle_existing_and_repeated_keys(url, r, tmp_path):
+    """A batch goes as several pipelined script calls (SCRIPT_CHUNK documents each): a key that existed,
+    an id repeated within one call and one repeated calls later are each refused exactly (the first
+    writer wins), logged with their line and left unchanged; all the others are written with the TTL."""
+    assert SCRIPT_CHUNK == 250   # the lines below sit in the first, third and fourth calls
+    r.hset("users:5", mapping={"id": "5", "name": "Old"})
+    r.hset("users:600", mapping={"id": "600", "name": "Old"})
+    docs = [{"id": i, "name": f"n{i}"} for i in range(1, 1001)]
+    docs[19] = {"id": 10, "name": "again"}     # line 20 repeats line 10 in the same call
+    docs[899] = {"id": 100, "name": "late"}    # line 900 repeats line 100, three calls later
+    path, bad = tmp_path / "users.jsonl", tmp_path / "bad.jsonl"
+    path.write_text("".join(json.dumps(d) + "\n" for d in docs))
+    run = dbsh("-u", url, "insert", "users", "--file", str(path), "--batch", "1000", "--ttl", "100",
+               "--errors", str(bad))
+    assert run.code == 0, run.err
+    [row] = run.json_lines()
+    assert (row["count"], row["errors"]) == (996, 4)
+    logged = [(b["line"], b["error"]) for b in map(json.loads, bad.read_text().splitlines())]
+    assert logged == [(5, "key users:5 already exists"), (20, "key users:10 already exists"),
+                      (600, "key users:600 already exists"), (900, "key users:100 already exists")]
+    for old in ("users:5", "users:600"):
+        assert r.hgetall(old) == {b"id": old[6:].encode(), b"name": b"Old"} and r.ttl(old) == -1
+    assert r.hgetall("users:10") == {b"id": b"10", b"name": b"n10"}
+    assert r.hgetall("users:100") == {b"id": b"100", b"name": b"n100"}
+    assert not r.exists("users:20") and not r.exists("users:900")
+    assert all(0 < r.ttl(f"users:{i}") <= 100 for i in (1, 10, 100, 251, 599, 601, 1000))
+    assert r.dbsize() == 998
+
+
+VALUES = ["plain", "", "12", "-3", "true", " null", "nullish", "{}", "[1", "é日本", 'say "hi"', "a\nb", "%s%d",
+          7, -0, 10**30, 0.1, -0.0, 1e300, float("nan"), float("inf"), True, False, None, [1, "a"], {"k": {"n": None}}]
+
+
+def test_insert_stores_values_as_encode_value_in_every_way_a_call_is_built(url, r, tmp_path):
+    """Whichever way a call is encoded (documents sharing their fields: a column at a time, one type or
+    mixed; documents of mixed fields; documents with more fields than a written-out script takes), each
+    value is stored as encode_value() has it, the fields in the document's order, and find reads every
+    document back as it went in."""
+    n = len(VALUES)
+    shared = [{"id": i, "v": VALUES[i % n], "s": "x" * (i % 5), "w": ["true", "12", "{}", "ok"][i % 4],
+               "f": i / 7, "b": i % 2 == 0, "u": f"ü{i}", "%": i} for i in range(300)]
+    mixed = [{"id": f"m{i}", "a": VALUES[i % n], **({"b": VALUES[(i + 3) % n]} if i % 3 else {})} for i in range(60)]
+    wide = [{"id": f"w{i}", **{f"f{j}": VALUES[(i + j) % n] for j in range(SHAPED_FIELDS + 1)}} for i in range(3)]
+    docs = shared + mixed + wide
+    path = tmp_path / "values.jsonl"
+    path.write_text("".join(json.dumps(d) + "\n" for d in docs))
+    run = dbsh("-u", url, "insert", "users", "--file", str(path), "--batch", "1000")
+    assert run.code == 0, run.err
+    for doc in docs:
+        stored = r.hgetall(f"users:{doc['id']}")
+        assert list(stored) == [f.encode() for f in doc], doc
+        assert stored == {f.encode(): encode_value(v).encode() for f, v in doc.items()}, doc
+    assert r.hgetall("users:3")[b"v"] == b'"-3"' and r.hgetall("users:0")[b"w"] == b'"true"'
+    assert r.hgetall("users:18")[b"v"] == b"1e+300" and r.hgetall("users:20")[b"v"] == b"Infinity"
+    found = dbsh("-u", url, "find", "users").json_lines()
+    assert sorted(map(json.dumps, found)) == sorted(map(json.dumps, docs))
+
+
+def test_insert_generated_ids_go_round_again_across_calls(url, r, tmp_path):
+    """Ids for a batch come from one INCRBY; those that hit a key written with an explicit id (in any
+    call of the batch) are refused and go round again with new ids, in order."""
+    r.hset("users:5", mapping={"id": "5", "name": "Old"})
+    r.hset("users:300", mapping={"id": "300", "name": "Old"})
+    path = tmp_path / "gen.jsonl"
+    path.write_text("".join(json.dumps({"name": f"g{i}"}) + "\n" for i in range(600)))
+    run = dbsh("-u", url, "insert", "users", "--file", str(path), "--batch", "600")
+    assert run.code == 0, run.err
+    assert run.json_lines()[0]["count"] == 600
+    assert r.get("users:__seq__") == b"602"
+    assert r.hgetall("users:5") == {b"id": b"5", b"name": b"Old"}
+    assert r.hgetall("users:601") == {b"id": b"601", b"name": b"g4"}
+    assert r.hgetall("users:602") == {b"id": b"602", b"name": b"g299"}
+    names = sorted(r.hget(f"users:{i}", "name") for i in range(1, 603) if i not in (5, 300))
+    assert names == sorted(f"g{i}".encode() for i in range(600))
+
+
+def test_insert_refused_by_the_server_leaves_the_session_clean(url, r):
+    """An error reply (here OOM, in every call) stops the insert with the server's reason and where;
+    the session's pipelined connection has no replies left over, so its next insert works. A field
+    name that is not text goes the redis-py way (stored as redis-py writes it)."""
+    session = drivers.connect(resolve(url))
+    try:
+        assert session.insert("users", [{"id": i} for i in range(600)]).count == 600
+        r.config_set("maxmemory", 1)
+        try:
+            with pytest.raises(QueryError) as e:
+                session.insert("users", [{"id": i, "n": i} for i in range(1000, 1600)])
+        finally:
+            r.config_set("maxmemory", 0)
+        assert e.value.message.startswith("insert stopped at users:1000 after 0 documents: ")
+        assert "command not allowed when used memory > 'maxmemory'" in e.value.message
+        assert not any(r.exists(f"users:{i}") for i in range(1000, 1600))
+        assert session.insert("users", [{"id": 700, "n": 1}, {"id": 701, "n": 2}]).count == 2
+        assert r.hgetall("users:700") == {b"id": b"700", b"n": b"1"} and r.hget("users:701", "n") == b"2"
+        assert session.insert("users", [{"id": "after", 2: "two"}]).count == 1
+        assert r.hgetall("users:after") == {b"id": b"after", b"2": b"two"}
+    finally:
+        session.close()
 
 
 def seed(url):

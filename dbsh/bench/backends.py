@@ -150,24 +150,6 @@ class SqlAdapter(Adapter):
 
 
 # ---------------------------------------------------------------------------------------- Redis
-def _bulk(text: str) -> bytes:
-    """One RESP bulk string (UTF-8)."""
-    data = text.encode()
-    return b"$%d\r\n%b\r\n" % (len(data), data)
-
-
-def _resp(commands) -> bytes:
-    """Commands (tuples of str and int arguments) in the Redis protocol (RESP arrays of bulk strings, UTF-8),
-    one buffer for one write (built inside the timed call: the client's work counts in the latency)."""
-    out: list[bytes] = []
-    add = out.append
-    for args in commands:
-        add(b"*%d\r\n" % len(args))
-        for a in args:
-            add(_bulk(a) if isinstance(a, str) else _bulk(str(a)))
-    return b"".join(out)
-
-
 class RedisAdapter(Adapter):
     """A record is the hash TABLE:KEY (dbsh's collection:id layout, so `dbsh find TABLE` sees it); scans
     walk the sorted set TABLE:__ycsb_index__ by key (ZRANGEBYLEX), as YCSB's Redis binding keeps one."""
@@ -188,8 +170,11 @@ class RedisAdapter(Adapter):
         if pool is not None and not getattr(session, "cluster", False):
             from redis.exceptions import ResponseError   # the driver has imported redis already
 
+            from dbsh.drivers.redis import resp_bulk, resp_commands   # built inside the timed call
+
             self.pool, self.conn, self.ResponseError = pool, pool.get_connection(), ResponseError
-            self._names = {f: _bulk(f) for f in self.fields}
+            self._bulk, self._resp = resp_bulk, resp_commands
+            self._names = {f: resp_bulk(f) for f in self.fields}
             self.read, self.update, self.insert, self.run_batch = \
                 self._read_raw, self._update_raw, self._insert_raw, self._run_batch_raw
 
@@ -218,15 +203,15 @@ class RedisAdapter(Adapter):
         key = args[0]
         if kind == "update":   # as YCSB's Redis binding: HSET, no existence check
             values = args[1]
-            parts = [b"*%d\r\n$4\r\nHSET\r\n" % (2 + 2 * len(values)), _bulk(self.prefix + key)]
+            parts = [b"*%d\r\n$4\r\nHSET\r\n" % (2 + 2 * len(values)), self._bulk(self.prefix + key)]
             for f, v in values.items():
-                parts += (self._names.get(f) or _bulk(f), _bulk(v))
+                parts += (self._names.get(f) or self._bulk(f), self._bulk(v))
             return b"".join(parts)
         fields = args[1]
         if fields is None:
-            return b"*2\r\n$7\r\nHGETALL\r\n" + _bulk(self.prefix + key)
-        parts = [b"*%d\r\n$5\r\nHMGET\r\n" % (2 + len(fields)), _bulk(self.prefix + key)]
-        parts += [self._names.get(f) or _bulk(f) for f in fields]
+            return b"*2\r\n$7\r\nHGETALL\r\n" + self._bulk(self.prefix + key)
+        parts = [b"*%d\r\n$5\r\nHMGET\r\n" % (2 + len(fields)), self._bulk(self.prefix + key)]
+        parts += [self._names.get(f) or self._bulk(f) for f in fields]
         return b"".join(parts)
 
     def _call(self, packed: bytes):
@@ -247,7 +232,7 @@ class RedisAdapter(Adapter):
 
     def _insert_raw(self, key, values):
         conn = self.conn
-        conn.send_packed_command((_resp(self._command("insert", (key, values))),), check_health=False)
+        conn.send_packed_command((self._resp(self._command("insert", (key, values))),), check_health=False)
         replies = [self._reply() for _ in range(2)]
         error = next((r for r in replies if isinstance(r, BaseException)), None)
         if error is not None:
@@ -261,8 +246,8 @@ class RedisAdapter(Adapter):
             return e
 
     def _run_batch_raw(self, ops: list[tuple[str, tuple]]) -> list[BaseException | None]:
-        conn, encode = self.conn, self._encode
-        packed = [_resp(self._command(kind, args)) if kind == "insert" else encode(kind, args) for kind, args in ops]
+        conn, encode, resp = self.conn, self._encode, self._resp
+        packed = [resp(self._command(kind, args)) if kind == "insert" else encode(kind, args) for kind, args in ops]
         conn.send_packed_command((b"".join(packed),), check_health=False)
         reply = self._reply
         n = len(ops) + sum(1 for kind, _ in ops if kind == "insert")   # an insert is HSET + ZADD
