@@ -465,7 +465,7 @@ class Load:
         # batch's new rows set off, from walking it again and again (a tenth of a large import)
         gc.freeze()
         try:
-            with StopSignal() as stop:
+            with StopSignal() as stop, self.destination.bulk_load():
                 self.run(batches, stop)
         except DbshError as e:
             raise self._partial(e) from None

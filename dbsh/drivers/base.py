@@ -6,6 +6,7 @@ its client library inside that module, so nothing here pulls in a database libra
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
@@ -163,6 +164,11 @@ class Session:
     def insert(self, name: str, docs: Iterable[dict], *, batch: int = 1000, create: bool = False,
                progress=None) -> WriteResult:
         raise Unsupported(f"insert is not supported on {self.name}")
+
+    @contextlib.contextmanager
+    def bulk_load(self) -> Iterator[None]:
+        """Around a bulk load (insert --file, copy): settings a backend keeps only for one. Default: none."""
+        yield
 
     def insert_cells(self, name: str, batch, *, create: bool = False) -> WriteResult:
         """One batch of csv rows (dbsh.inputs.Batch: text cells under ``batch.header``). Drivers whose
