@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import sqlite3
 import uuid
 
@@ -208,3 +209,15 @@ def test_plain_csv_lines_go_to_postgres_as_they_are_read(postgres_url, tmp_path)
         {"id": 1, "code": "007", "ok": True, "at": datetime.date(2024, 2, 29), "n": decimal.Decimal("1.50"),
          "back": "a\\b"},
         {"id": 2, "code": None, "ok": False, "at": None, "n": None, "back": "\\N"}]
+
+
+def test_a_sqlite_load_leaves_the_journal_mode_and_no_journal_file(sqlite_url, tmp_path):
+    (tmp_path / "j.jsonl").write_text("".join(f'{{"id": {i}}}\n' for i in range(1, 2001)))
+    run = dbsh("-u", sqlite_url, "insert", "j", "--file", str(tmp_path / "j.jsonl"), "--create", "--batch", "100")
+    assert run.json_lines() == [{"action": "inserted", "collection": "j", "count": 2000}]
+    path = sqlite_url.split(":///", 1)[1]
+    assert sqlite_rows(sqlite_url, "pragma journal_mode") == [("delete",)]
+    assert not os.path.exists(path + "-journal")
+    sqlite_rows(sqlite_url, "pragma journal_mode = wal")
+    dbsh("-u", sqlite_url, "insert", "j", "--file", str(tmp_path / "j.jsonl"), "--errors", str(tmp_path / "e"))
+    assert sqlite_rows(sqlite_url, "pragma journal_mode") == [("wal",)]
