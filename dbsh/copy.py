@@ -377,10 +377,11 @@ class _ReadFailed:
         self.error = error
 
 
-def read_ahead(batches: Iterator[Batch], depth: int = 2) -> Iterator[Batch]:
-    """The batches, read and parsed by a background thread up to ``depth`` ahead: while the
-    database server works on one batch (the writer waits on its socket, without the GIL), the
-    next one is parsed. A reading error reaches the writer in its place in the stream."""
+def read_ahead(batches: Iterator[Batch], prepare: Callable[[Batch], None], depth: int = 2) -> Iterator[Batch]:
+    """The batches, read, parsed and prepared (``prepare``: the destination's prepare_batch) by a
+    background thread up to ``depth`` ahead: while the database server works on one batch (the
+    writer waits on its socket, without the GIL), the next one is made ready. A reading error
+    reaches the writer in its place in the stream."""
     import queue
     import threading
 
@@ -393,6 +394,7 @@ def read_ahead(batches: Iterator[Batch], depth: int = 2) -> Iterator[Batch]:
             for batch in batches:
                 if stop.is_set():
                     return
+                prepare(batch)
                 ready.put(batch)
             ready.put(end)
         except BaseException as e:  # noqa: BLE001 - handed to the writer, which raises it
@@ -517,9 +519,7 @@ class Load:
         return Batch(positions, docs, end=batch.end, source=source), failed
 
     def _insert(self, batch: Batch) -> WriteResult:
-        if batch.header is not None:   # csv text: a destination with column types converts it by them
-            return self.destination.insert_cells(self.collection, batch, create=self.create)
-        return self.destination.insert(self.collection, batch.docs, batch=len(batch), create=self.create)
+        return self.destination.insert_batch(self.collection, batch, create=self.create)
 
     def _write(self, batch: Batch) -> tuple[int, int]:
         """Insert a batch. A batch that landed in part (PartialWrite) says which documents were refused:
@@ -636,7 +636,7 @@ def import_file(session: Session, collection: str, path: str, *, input_format: s
     load = Load(session, collection, create, None, log, ck, bar, "line")
     batches = reader.batches(batch, ck.position if resumed else 0)
     if not session.capabilities.embedded:
-        batches = read_ahead(batches)
+        batches = read_ahead(batches, session.prepare_batch)
     stop, seconds = load.drive(batches, bar.close, log.close)
     written, skipped = (ck.written, ck.errors) if ck is not None else (load.written, log.count)
     outcome = Outcome("inserted", collection, written, ids=load.ids, skipped=skipped, errors_file=errors,

@@ -184,19 +184,20 @@ class Batch:
     ``positions`` holds the line (or source row) of each good row, in order. The rows are ``docs``;
     or, for csv/tsv without --schema, text cells under ``header`` (``cells``; ``text`` when they
     came as plain delimited lines, split only when asked), which a destination with column types
-    converts by those types (``Session.insert_cells``) and any other destination gets as
+    converts by those types (``Session.insert_batch``) and any other destination gets as
     ``documents()``, typed by inference. ``bad`` holds the rows that could not be read, ``end``
     how far the source has been read (where a resumed run goes on), ``source`` the documents as
     they were read when ``docs`` are converted ones (for the errors file).
     """
 
-    __slots__ = ("positions", "docs", "header", "_cells", "text", "bad", "end", "source", "delimiter")
+    __slots__ = ("positions", "docs", "header", "_cells", "text", "bad", "end", "source", "delimiter", "prepared")
 
     def __init__(self, positions, docs: list[dict] | None = None, *, header: list[str] | None = None,
                  cells: list[list[str]] | None = None, text: str | None = None,
                  bad: list[BadRow] | tuple = (), end: int = 0, source: list | None = None, delimiter: str = ","):
         self.positions, self.docs, self.header, self._cells, self.text = positions, docs, header, cells, text
         self.bad, self.end, self.source, self.delimiter = bad, end, source, delimiter
+        self.prepared = None   # what the destination worked out ahead (Session.prepare_batch)
 
     def __len__(self) -> int:
         return len(self.positions)

@@ -170,11 +170,17 @@ class Session:
         """Around a bulk load (insert --file, copy): settings a backend keeps only for one. Default: none."""
         yield
 
-    def insert_cells(self, name: str, batch, *, create: bool = False) -> WriteResult:
-        """One batch of csv rows (dbsh.inputs.Batch: text cells under ``batch.header``). Drivers whose
-        collections have column types convert the text by those types, as the database's own csv
-        import would; the default inserts the batch's documents, typed by inference."""
+    def insert_batch(self, name: str, batch, *, create: bool = False) -> WriteResult:
+        """One batch of a bulk load (dbsh.inputs.Batch), in one transaction where there are any.
+        Drivers whose collections have column types convert csv text by those types, as the
+        database's own csv import would; the default inserts the batch's documents (csv cells
+        typed by inference)."""
         return self.insert(name, batch.documents(), batch=max(len(batch), 1), create=create)
+
+    def prepare_batch(self, batch) -> None:
+        """Work on a batch that needs no connection (encoding it, say), done by the thread that
+        reads ahead while the batch before it is written; insert_batch finds it in
+        ``batch.prepared``. Default: nothing."""
 
     def find(self, name: str, where: Filter, *, fields: list[str] | None = None,
              sort: list[tuple[str, int]] | None = None, limit: int | None = None,

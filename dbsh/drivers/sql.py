@@ -486,10 +486,7 @@ class SqlSession(Session):
         committed = 0
         try:
             for chunk in batched(docs, batch):
-                groups = list(_same_keys(chunk))
-                with self._use(write=True) as conn:
-                    table = self._table_for(name, chunk, conn, create, {k for keys, _, _ in groups for k in keys})
-                    self._insert_groups(conn, table, groups)
+                self._insert_chunk(name, chunk, _same_keys(chunk), create)
                 committed += len(chunk)
                 if progress:
                     progress(len(chunk))
@@ -500,16 +497,24 @@ class SqlSession(Session):
             raise type(err)(_partial(err.message, committed, name, self._conn is not None)) from None
         return WriteResult("inserted", name, committed)
 
+    def _insert_chunk(self, name: str, chunk: list[dict], groups, create: bool) -> None:
+        """One batch of documents in one transaction; ``groups`` as _same_keys gives them."""
+        groups = list(groups)
+        with self._use(write=True) as conn:
+            table = self._table_for(name, chunk, conn, create, {k for keys, *_ in groups for k in keys})
+            self._insert_groups(conn, table, groups)
+
     def _insert_groups(self, conn: sa.Connection, table: sa.Table, groups) -> None:
-        """One batch of documents (_same_keys groups) through the dialect's fastest path: COPY on
-        PostgreSQL, multi-row INSERTs through sqlite3 on SQLite, SQLAlchemy's executemany elsewhere
-        (PyMySQL sends it as multi-row INSERTs)."""
-        for keys, group, rows in groups:
+        """One batch of documents (_same_keys groups, perhaps with their COPY text from
+        prepare_batch) through the dialect's fastest path: COPY on PostgreSQL, multi-row INSERTs
+        through sqlite3 on SQLite, SQLAlchemy's executemany elsewhere (PyMySQL sends it as
+        multi-row INSERTs)."""
+        for keys, group, rows, *text in groups:
             if not keys:
                 conn.execute(table.insert(), group)   # INSERT ... DEFAULT VALUES
                 continue
             if self.dialect == "postgresql" and self.engine.driver == "psycopg":
-                self._copy_rows(conn, table, keys, rows)
+                self._copy_rows(conn, table, keys, rows, *text)
                 continue
             if self.dialect == "sqlite":
                 kinds = set(map(type, chain.from_iterable(rows)))
@@ -521,15 +526,28 @@ class SqlSession(Session):
                     continue
             conn.execute(table.insert(), [self._prepare(table, doc) for doc in group])
 
-    def insert_cells(self, name, batch, *, create=False) -> WriteResult:
-        """csv cells converted by the table's column types, as ``sqlite3 .import`` and ``psql \\copy``
-        read a csv: text stays as written, '' is null, numbers and booleans as the column's type
-        reads them (SQLite's column affinity; PostgreSQL's input functions, through COPY). A table
-        with other columns (JSON, dates on SQLite, ...) takes inferred documents instead."""
+    def prepare_batch(self, batch) -> None:
+        """Documents for PostgreSQL's COPY: grouped by keys, with the COPY text of each group as it
+        is for columns that are not JSON (insert_batch checks that against the table)."""
+        if self.dialect == "postgresql" and batch.header is None and batch.docs:
+            batch.prepared = [(keys, group, rows, _copy_text(list(zip(*rows)), [False] * len(keys)))
+                              for keys, group, rows in _same_keys(batch.docs)]
+
+    def insert_batch(self, name, batch, *, create=False) -> WriteResult:
+        """Documents, or csv cells converted by the table's column types as ``sqlite3 .import`` and
+        ``psql \\copy`` read a csv: text stays as written, '' is null, numbers and booleans as the
+        column's type reads them (SQLite's column affinity; PostgreSQL's input functions, through
+        COPY). A table with other columns (JSON, dates on SQLite, ...) takes inferred documents."""
+        if batch.header is None:
+            try:
+                self._insert_chunk(name, batch.docs, batch.prepared or _same_keys(batch.docs), create)
+            except sa_exc.DBAPIError as e:
+                raise self._error(e) from None
+            return WriteResult("inserted", name, len(batch))
         header = batch.header
         fast = self.dialect == "sqlite" or (self.dialect == "postgresql" and self.engine.driver == "psycopg")
         if not len(batch) or not fast or len(set(header)) != len(header):
-            return super().insert_cells(name, batch, create=create)
+            return super().insert_batch(name, batch, create=create)
         try:
             with self._use(write=True) as conn:
                 table = self._tables.get(name)
@@ -599,17 +617,19 @@ class SqlSession(Session):
         finally:
             cursor.close()
 
-    def _copy_rows(self, conn: sa.Connection, table: sa.Table, keys: list[str], rows: list[tuple]) -> None:
+    def _copy_rows(self, conn: sa.Connection, table: sa.Table, keys: list[str], rows: list[tuple],
+                   prepared: str | None = None) -> None:
         """PostgreSQL's fastest bulk path: COPY FROM STDIN in the batch's transaction. Text format, so
         the server parses each value as its column's type; JSON columns get JSON text. Plain values
-        (text, numbers, booleans, nulls, JSON) go as pre-formatted COPY text, one write per batch."""
+        (text, numbers, booleans, nulls, JSON) go as pre-formatted COPY text, one write per batch
+        (``prepared`` ahead of time for columns that are not JSON)."""
         import psycopg
 
         preparer = self.engine.dialect.identifier_preparer
         as_json = [isinstance(table.c[k].type, sa.JSON) for k in keys]
         statement = (f"COPY {preparer.format_table(table)} ({', '.join(preparer.quote(k) for k in keys)}) "
                      "FROM STDIN")
-        text = _copy_text(list(zip(*rows)), as_json)
+        text = prepared if prepared is not None and not any(as_json) else _copy_text(list(zip(*rows)), as_json)
         try:
             with conn.connection.driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
                 if text is not None:
