@@ -62,14 +62,16 @@ def jsonable(value: Any) -> Any:
 
 def _make_encoder() -> Callable[[Any], str]:
     """One reusable C encoder: JSONEncoder.encode builds a new one per call, which cost more than
-    the encoding itself on large exports. Rows come from a database, so no cycle check is needed."""
+    the encoding itself on large exports. Rows come from a database, so no cycle check is needed.
+    Compact, as mongoexport, sqlite3 -json and jq -c write JSON (and as SQLite's json_object
+    builds it, which SQLite exports use)."""
     try:
         from json.encoder import c_encode_basestring, c_make_encoder
     except ImportError:   # pragma: no cover - CPython always has the speedups
         c_make_encoder = None
     if c_make_encoder is None or c_encode_basestring is None:
-        return json.JSONEncoder(default=jsonable, ensure_ascii=False).encode
-    chunks = c_make_encoder(None, jsonable, c_encode_basestring, None, ": ", ", ", False, False, True)
+        return json.JSONEncoder(default=jsonable, ensure_ascii=False, separators=(",", ":")).encode
+    chunks = c_make_encoder(None, jsonable, c_encode_basestring, None, ":", ",", False, False, True)
     join = "".join
 
     def encode(value: Any) -> str:
@@ -146,6 +148,8 @@ class Renderer:
             return 0
         if self.fmt == "table" and getattr(result, "streaming", False):
             count = self._lines(result, result.columns)   # endless (SUBSCRIBE): a table would never print
+        elif self.fmt in ("json", "jsonl") and result.json_lines is not None:
+            count = self._encoded(result.json_lines())
         else:
             count = self.rows(result, result.columns)
         if result.message:
@@ -182,6 +186,23 @@ class Renderer:
         for row in rows:
             write(encode(row) + "\n")
             n += 1
+        self.out.flush()
+        return n
+
+    def _encoded(self, batches: Iterator[tuple[str, int]]) -> int:
+        """Rows the database encoded itself: (text, count) pieces of ``count`` lines each, as jsonl
+        or as a json array."""
+        write, n = self.out.write, 0
+        jsonl = self.fmt == "jsonl"
+        for text, count in batches:
+            if count:
+                if jsonl:
+                    write(text + "\n")
+                else:
+                    write((",\n  " if n else "[\n  ") + text.replace("\n", ",\n  "))
+                n += count
+        if not jsonl:
+            write("\n]\n" if n else "[]\n")
         self.out.flush()
         return n
 

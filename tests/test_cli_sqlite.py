@@ -172,7 +172,7 @@ def test_jsonl_streams_through_a_pipe(sqlite_url):
          " insert into big select x from c")
     proc = subprocess.run(f"{sys.executable} -m dbsh -u {sqlite_url} find big | head -3", shell=True,
                           capture_output=True, text=True)
-    assert proc.stdout == '{"i": 1}\n{"i": 2}\n{"i": 3}\n'
+    assert proc.stdout == '{"i":1}\n{"i":2}\n{"i":3}\n'
     assert proc.stderr == ""
 
 

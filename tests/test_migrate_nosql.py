@@ -389,7 +389,7 @@ def test_dry_run_lists_operations_and_says_when_it_cannot(target, revs):
         "would upgrade r1: seed users",
         "    insert mig_users 1 document",
         "would upgrade r2: count a visit",
-        '    update mig_users {"filter": {"name": "Ann"}, "update": {"$inc": {"n": 1}}}',
+        '    update mig_users {"filter":{"name":"Ann"},"update":{"$inc":{"n":1}}}',
         "would upgrade r3: native index",
         "    (uses the native client: operations not listed)",
     ]

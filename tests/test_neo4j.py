@@ -101,7 +101,7 @@ def test_graph_values_are_lossless_in_json_and_readable_in_tables(graph, cli, la
     assert [n["properties"]["name"] for n in row["p"]["nodes"]] == ["a", "b"]
     assert row["p"]["relationships"][0]["element_id"] == row["r"]["element_id"]
     table = cli("-f", "table", "query", f"MATCH (a:{label} {{name: 'a'}}) RETURN a")
-    assert '"name": "a"' in table.out and label in table.out and "(1 row)" in table.out
+    assert '"name":"a"' in table.out and label in table.out and "(1 row)" in table.out
 
 
 def test_native_parameters_and_several_statements(graph, cli, label):

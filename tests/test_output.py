@@ -21,8 +21,8 @@ def render(fmt, rows=ROWS, columns=None, **kw):
 
 
 def test_jsonl_exact():
-    assert render("jsonl") == ('{"id": 1, "name": "Ann", "tags": ["a"], "ok": true}\n'
-                               '{"id": 2, "name": "Bob, Jr.", "tags": null, "ok": false}\n')
+    assert render("jsonl") == ('{"id":1,"name":"Ann","tags":["a"],"ok":true}\n'
+                               '{"id":2,"name":"Bob, Jr.","tags":null,"ok":false}\n')
 
 
 def test_json_is_one_array():

@@ -56,17 +56,17 @@ def q(url, *args, **kw):
 
 def test_set_get(url, r):
     run = q(url, 'SET name "John Doe"')
-    assert (run.code, run.out) == (0, '{"value": "OK"}\n')
+    assert (run.code, run.out) == (0, '{"value":"OK"}\n')
     assert r.get("name") == b"John Doe"
     run = q(url, "GET name")
-    assert (run.code, run.out) == (0, '{"value": "John Doe"}\n')
+    assert (run.code, run.out) == (0, '{"value":"John Doe"}\n')
     run = q(url, "GET missing")
-    assert (run.code, run.out) == (0, '{"value": null}\n')
+    assert (run.code, run.out) == (0, '{"value":null}\n')
 
 
 def test_list(url, r):
     run = q(url, "RPUSH words one two three")
-    assert (run.code, run.out) == (0, '{"value": 3}\n')
+    assert (run.code, run.out) == (0, '{"value":3}\n')
     assert r.lrange("words", 0, -1) == [b"one", b"two", b"three"]
     run = q(url, "LRANGE words 0 -1")
     assert run.json_lines() == [{"value": "one"}, {"value": "two"}, {"value": "three"}]
@@ -74,14 +74,14 @@ def test_list(url, r):
 
 def test_hash_is_a_two_column_table(url, r):
     run = q(url, 'HSET user:1000 name "John Doe" age 30')
-    assert (run.code, run.out) == (0, '{"value": 2}\n')
+    assert (run.code, run.out) == (0, '{"value":2}\n')
     assert r.hgetall("user:1000") == {b"name": b"John Doe", b"age": b"30"}
     run = dbsh("-u", url, "-f", "csv", "query", "HGETALL user:1000")
     assert (run.code, run.out) == (0, "field,value\nname,John Doe\nage,30\n")
 
 
 def test_setex_pttl(url, r):
-    assert q(url, "SETEX timed 10 value").out == '{"value": "OK"}\n'
+    assert q(url, "SETEX timed 10 value").out == '{"value":"OK"}\n'
     assert 0 < r.pttl("timed") <= 10_000
     [row] = q(url, "PTTL timed").json_lines()
     assert 0 < row["value"] <= 10_000
@@ -205,13 +205,13 @@ def test_wrong_password_is_exit_3_and_never_printed(locked_url):
     assert "cannot authenticate" in run.err and "not-the-password" not in run.err + run.out
     run = dbsh("-u", locked_url.replace(":dbsh-test-pw@", ""), "query", "GET x")
     assert run.code == 3 and "needs a password" in run.err
-    assert dbsh("-u", locked_url, "query", "PING").out == '{"value": "PONG"}\n'
+    assert dbsh("-u", locked_url, "query", "PING").out == '{"value":"PONG"}\n'
 
 
 def test_password_from_environment(locked_url):
     url = locked_url.replace(":dbsh-test-pw@", "default@")
     run = dbsh("-u", url, "query", "PING", env={"DBSH_PASSWORD": "dbsh-test-pw"})
-    assert (run.code, run.out) == (0, '{"value": "PONG"}\n')
+    assert (run.code, run.out) == (0, '{"value":"PONG"}\n')
 
 
 def test_unreachable_is_exit_3():
@@ -562,7 +562,7 @@ def test_connect_report(url):
 
 def test_real_process_end_to_end(url, r):
     run = dbsh_process("-u", url, "query", 'SET greeting "hi there"')
-    assert (run.code, run.out) == (0, '{"value": "OK"}\n')
+    assert (run.code, run.out) == (0, '{"value":"OK"}\n')
     assert r.get("greeting") == b"hi there"
 
 
@@ -595,7 +595,7 @@ class TlsRedis(servers.Server):
 def test_tls():
     with TlsRedis() as server:
         run = dbsh("-u", server.url, "query", "SET over tls")
-        assert (run.code, run.out) == (0, '{"value": "OK"}\n')
+        assert (run.code, run.out) == (0, '{"value":"OK"}\n')
         assert redis.Redis.from_url(server.url).get("over") == b"tls"
         untrusted = server.url.split("?")[0]   # the self-signed certificate is not trusted without ssl_ca_certs
         run = dbsh("-u", untrusted, "query", "PING")

@@ -42,7 +42,7 @@ def test_cluster_scheme_and_native_commands(url, rc):
     parts = urlsplit(url)
     scheme_url = f"redis+cluster://{parts.netloc}"
     run = dbsh("-u", scheme_url, "query", 'SET name "John Doe"')
-    assert (run.code, run.out) == (0, '{"value": "OK"}\n')
+    assert (run.code, run.out) == (0, '{"value":"OK"}\n')
     assert rc.get("name") == b"John Doe"
     assert dbsh("-u", url, "query", "HSET user:1000 name Ann age 30").code == 0
     run = dbsh("-u", url, "-f", "csv", "query", "HGETALL user:1000")

@@ -119,8 +119,8 @@ def test_format_expanded_collections_describe(db):
            "\\format table\r\\x\rselect name, age from people where id = 1;\r\\q\r"
     run = Typed(url_of(db), keys)
     lines = run.output.splitlines()
-    assert lines[0] == '{"name": "people"}'
-    assert lines[1].startswith('{"column": "id", "type": "INTEGER"')
+    assert lines[0] == '{"name":"people"}'
+    assert lines[1].startswith('{"column":"id","type":"INTEGER"')
     assert "name,\nAnn\n" not in run.output and "name\nAnn\n" in run.output
     assert " name   Ann " in run.output and " age    34  " in run.output   # expanded: one field per line
     assert "format: csv" in run.errors and "expanded display is on" in run.errors
@@ -291,7 +291,7 @@ def test_completion_from_the_live_schema(db):
 
 def test_dbsh_alone_reads_statements_from_stdin(db):
     run = dbsh("-u", url_of(db), input="select name from people\n where id = 1;\n\\count people\n")
-    assert (run.code, run.out) == (0, '{"name": "Ann"}\n{"count": 3}\n')
+    assert (run.code, run.out) == (0, '{"name":"Ann"}\n{"count":3}\n')
 
 
 def test_stdin_stops_at_the_first_error_with_its_exit_code(db):
@@ -314,7 +314,7 @@ def test_stdin_never_prompts_destructive_needs_yes(db):
 def test_dbsh_alone_uses_the_embedded_default():
     run = dbsh_process(input="create table notes (body text);\ninsert into notes values ('hi');\n"
                              "select body from notes;\n")
-    assert (run.code, run.out.splitlines()[-1]) == (0, '{"body": "hi"}')
+    assert (run.code, run.out.splitlines()[-1]) == (0, '{"body":"hi"}')
     from dbsh.config import data_dir
 
     assert rows(data_dir() / "dbsh.db", "select body from notes") == [("hi",)]

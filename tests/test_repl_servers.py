@@ -117,7 +117,7 @@ def test_postgres_dropped_connection_reconnects_on_the_next_command(pg):
     errors = shell.err.getvalue().splitlines()
     assert errors[0].startswith("dbsh: error: terminating connection due to administrator command")
     assert errors[1] == f"the connection was lost; reconnected to {resolve(url).display()}"
-    assert shell.out.getvalue().splitlines()[-1] == '{"two": 2}'
+    assert shell.out.getvalue().splitlines()[-1] == '{"two":2}'
     assert pg_rows(url, f"select count(*) from {table} where name = 'lost'") == [(0,)]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from dbsh.errors import DbshError, Unsupported
 from dbsh.query import Filter, Update
@@ -41,6 +41,10 @@ class Result:
         self.columns = columns
         self.message = message
         self._close = close
+        # a driver may also offer the same rows already encoded as JSON, exactly as the renderer's
+        # encoder would write them: (text, count) pieces of ``count`` lines, one row each, from a
+        # database that builds JSON itself; the renderer uses it for json and jsonl
+        self.json_lines: Callable[[], Iterator[tuple[str, int]]] | None = None
 
     def __iter__(self) -> Iterator[dict]:
         try:

@@ -417,7 +417,69 @@ class SqlSession(Session):
     def find(self, name, where, *, fields=None, sort=None, limit=None, skip=None) -> Result:
         table = self.table(name)
         stmt = self._select(table, where, fields, sort, limit, skip)
-        return self._stream(stmt)
+        columns = [self._column(table, f) for f in fields] if fields else list(table.columns)
+        if self.dialect != "sqlite" or _sqlite_json_row(columns, self.engine.dialect, exact=True) is None:
+            return self._stream(stmt)
+        # SQLite can build the JSON itself: the query runs once a renderer asks for rows or for JSON
+        streamed: list[Result] = []
+
+        def rows():
+            streamed.append(self._stream(stmt))
+            yield from streamed[0]
+
+        def json_lines():
+            if sort or skip or where.doc:   # in the query's own order and plan, a row at a time
+                return self._sqlite_json_lines(table, stmt, columns, False)
+            return self._sqlite_json_lines(table, self._select(table, where, fields, None, None, None),
+                                           columns, limit)
+
+        result = Result(rows(), [c.name for c in columns], close=lambda: streamed and streamed[0].close())
+        result.json_lines = json_lines
+        return result
+
+    def _sqlite_json_lines(self, table: sa.Table, stmt, columns: list[sa.Column],
+                           limit: int | None | bool) -> Iterator[tuple[str, int]]:
+        """The rows of ``stmt`` as JSON lines built by SQLite (_sqlite_json_row); ``limit`` (None for no
+        limit) when ``stmt`` is an unsorted query that may run in rowid windows, False otherwise."""
+        import sqlite3
+
+        from dbsh.output import to_json
+
+        dialect = self.engine.dialect
+        names = [c.name for c in columns]
+        processors = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns]
+
+        def python_row(*values):
+            return to_json({n: v if p is None else p(v) for n, v, p in zip(names, values, processors)})
+
+        def compiled(query):
+            done = query.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+            return str(done), _positional(done), list(done.positiontup or [])
+
+        exact = _sqlite_json_row(columns, dialect, exact=True)
+        try:
+            with self._use() as conn:
+                dbapi = conn.connection.dbapi_connection
+                dbapi.create_function("dbsh_json_row", len(columns), python_row)
+                if limit is False or not _has_rowid(dbapi, table):
+                    sql, params, _ = compiled(sa.select(sa.literal_column(exact)).select_from(stmt.subquery("dbsh_r")))
+                    cursor = dbapi.cursor()   # sqlite3's own: one string a row, nothing to process
+                    try:
+                        cursor.execute(sql, params)
+                        while rows := cursor.fetchmany(STREAM_BATCH):
+                            yield "\n".join([r[0] for r in rows]), len(rows)
+                    finally:
+                        cursor.close()
+                    return
+                rowid = sa.literal_column("_rowid_")
+                window = stmt.add_columns(rowid.label("dbsh_rowid")).where(
+                    rowid >= sa.bindparam("dbsh_low"), rowid < sa.bindparam("dbsh_high")).order_by(rowid)
+                queries = [compiled(sa.select(sa.func.group_concat(sa.literal_column(row), sa.literal_column("char(10)")),
+                                              sa.func.count()).select_from(window.subquery("dbsh_r")))
+                           for row in (_sqlite_json_row(columns, dialect, exact=False), exact)]
+                yield from _windows(self, dbapi, table, queries, limit)
+        except sqlite3.Error as e:
+            raise self._error(e) from None
 
     def count(self, name, where) -> int:
         table = self.table(name)
@@ -812,6 +874,120 @@ _SQLITE_CELL = {
     "bool": "CASE lower(?{0}) WHEN 'true' THEN 1 WHEN 'false' THEN 0 ELSE NULLIF(?{0},'') END",
     "infer": "?{0}",
 }
+
+
+WINDOW = 5000   # rowids a window of a SQLite export spans
+
+
+def _has_rowid(dbapi, table: sa.Table) -> bool:
+    """A table (not a view, not WITHOUT ROWID) whose rows can be read in rowid ranges."""
+    row = dbapi.execute("SELECT type, sql FROM sqlite_master WHERE name = ?", (table.name,)).fetchone()
+    return bool(row) and row[0] == "table" and "without rowid" not in " ".join((row[1] or "").lower().split())
+
+
+def _windows(session, dbapi, table: sa.Table, queries, limit: int | None) -> Iterator[tuple[str, int]]:
+    """Run a window query over consecutive rowid ranges of WINDOW rows, in order, in the one read
+    transaction ``dbapi`` is in: the fast query, or for a window where it fails, the exact one.
+    SQLite aggregates each window into one string, so Python handles one string a window."""
+    import sqlite3
+
+    quoted = session.engine.dialect.identifier_preparer.format_table(table)
+    fast, exact = queries
+
+    def run(query, low: int, high: int) -> tuple[str | None, int]:
+        sql, params, names = query
+        values = list(params)
+        values[names.index("dbsh_low")], values[names.index("dbsh_high")] = low, high
+        return dbapi.execute(sql, values).fetchone()
+
+    low = dbapi.execute(f"SELECT min(_rowid_) FROM {quoted}").fetchone()[0]
+    left = limit
+    while low is not None and (left is None or left > 0):
+        high = dbapi.execute(f"SELECT _rowid_ FROM {quoted} WHERE _rowid_ >= ? ORDER BY _rowid_ "
+                             f"LIMIT 1 OFFSET {WINDOW}", (low,)).fetchone()
+        high = None if high is None else high[0]
+        end = (1 << 63) - 1 if high is None else high
+        try:
+            text, count = run(fast, low, end)
+        except sqlite3.OperationalError:   # a value json_object would not write as Python does
+            text, count = run(exact, low, end)
+        low = high
+        if not count:
+            continue
+        if left is not None:
+            if count > left:
+                text, count = "\n".join(text.split("\n", left)[:left]), left
+            left -= count
+        yield text, count
+
+
+def _sqlite_affinity(col: sa.Column, dialect) -> str:
+    """The column's SQLite type affinity, by SQLite's rules on the declared type."""
+    if isinstance(col.type, sa.types.NullType):
+        return "blob"
+    declared = str(col.type.compile(dialect=dialect)).upper()
+    if "INT" in declared:
+        return "integer"
+    if any(word in declared for word in ("CHAR", "CLOB", "TEXT")):
+        return "text"
+    if "BLOB" in declared:
+        return "blob"
+    if any(word in declared for word in ("REAL", "FLOA", "DOUB")):
+        return "real"
+    return "numeric"
+
+
+def _sqlite_json_row(columns: list[sa.Column], dialect, exact: bool) -> str | None:
+    """SQL for a row of ``dbsh_r`` (the query as a subquery) as the JSON line the renderer would
+    write, by json_object, for the values SQLite renders alike: text, integers, integer booleans,
+    floats of at most 15 digits written without an exponent. Any other value (a blob, a float
+    needing 16-17 digits or an exponent, a boolean that is not an integer) makes the ``exact``
+    form call dbsh_json_row, which does what the Python path does, and the fast form fail (a run
+    of rows is then redone exactly). None when a column's type converts values on the Python side
+    (dates, decimals, JSON, ...)."""
+    quote = dialect.identifier_preparer.quote
+    pairs, odd = [], []
+    for col in columns:
+        ref = f"dbsh_r.{quote(col.name)}"
+        kind = col.type
+        affinity = _sqlite_affinity(col, dialect)
+        # json_object writes a float with 15 digits (%!.15g): Python's repr when it reads back as the
+        # same float and has no exponent; the first test settles floats of up to 6 decimals cheaply
+        short = (f"round({ref} * 1e6) / 1e6 = {ref} AND {ref} < 1e9 AND {ref} > -1e9 "
+                 f"AND ({ref} >= 1e-4 OR {ref} <= -1e-4 OR {ref} = 0)")
+        digits = (f"{ref} < 1e15 AND {ref} > -1e15 AND ({ref} >= 1e-4 OR {ref} <= -1e-4) "
+                  f"AND CAST(CAST({ref} AS TEXT) AS REAL) = {ref}")
+        fail = "json('not JSON')"   # raises: the fast form gives the rows back to the exact one
+        if isinstance(kind, sa.Boolean):
+            if exact:
+                value = f"CASE WHEN {ref} IS NULL THEN NULL WHEN {ref} THEN json('true') ELSE json('false') END"
+                odd.append(f"typeof({ref}) NOT IN ('integer', 'null')")
+            else:
+                value = (f"CASE typeof({ref}) WHEN 'integer' THEN CASE WHEN {ref} THEN json('true') "
+                         f"ELSE json('false') END WHEN 'null' THEN NULL ELSE {fail} END")
+        elif isinstance(kind, sa.String | sa.Integer | sa.Float | sa.types.NullType) and \
+                kind.dialect_impl(dialect).result_processor(dialect, None) is None:
+            value = ref   # values exactly as sqlite3 returns them; blobs make json_object fail
+            rowid = (affinity == "integer" and col.primary_key and len(col.table.primary_key.columns) == 1
+                     and str(kind.compile(dialect=dialect)).upper() == "INTEGER")
+            if affinity == "text" or rowid:   # no floats: numbers are stored as text / always an integer
+                if exact:
+                    odd.append(f"typeof({ref}) = 'blob'")
+            elif exact:
+                odd.append(f"CASE typeof({ref}) WHEN 'real' THEN NOT ({short} OR {digits}) "
+                           f"WHEN 'blob' THEN 1 ELSE 0 END")
+            elif affinity == "integer":
+                value = f"CASE WHEN typeof({ref}) = 'real' THEN {fail} ELSE {ref} END"
+            else:
+                value = f"CASE WHEN {short} THEN {ref} WHEN typeof({ref}) = 'real' THEN {fail} ELSE {ref} END"
+        else:
+            return None
+        pairs.append("'" + col.name.replace("'", "''") + f"', {value}")
+    row = f"json_object({', '.join(pairs)})"
+    if not odd:
+        return row
+    refs = ", ".join(f"dbsh_r.{quote(c.name)}" for c in columns)
+    return f"CASE WHEN {' OR '.join(odd)} THEN dbsh_json_row({refs}) ELSE {row} END"
 
 
 def _cell_kind(dialect: str, kind: sa.types.TypeEngine) -> str | None:
