@@ -422,16 +422,18 @@ VALUES = ["plain", "", "12", "-3", "true", " null", "nullish", "{}", "[1", "é�
 
 
 def test_insert_stores_values_as_encode_value_in_every_way_a_call_is_built(url, r, tmp_path):
-    """Whichever way a call is encoded (documents sharing their fields: a column at a time, one type or
-    mixed; documents of mixed fields; documents with more fields than a written-out script takes), each
-    value is stored as encode_value() has it, the fields in the document's order, and find reads every
-    document back as it went in."""
+    """Whichever way a call is encoded (documents sharing their fields: values a column at a time, one
+    type or mixed, in one argument; the same with a value holding a NUL; documents of mixed fields;
+    documents with more fields than a written-out script takes), each value is stored as encode_value()
+    has it, the fields in the document's order, and find reads every document back as it went in."""
+    assert SCRIPT_CHUNK == 250   # each kind below fills its own calls
     n = len(VALUES)
     shared = [{"id": i, "v": VALUES[i % n], "s": "x" * (i % 5), "w": ["true", "12", "{}", "ok"][i % 4],
-               "f": i / 7, "b": i % 2 == 0, "u": f"ü{i}", "%": i} for i in range(300)]
+               "f": i / 7, "b": i % 2 == 0, "u": f"ü{i}", "%": i} for i in range(250)]
+    nul = [{"id": f"z{i}", "t": "a\x00b" if i == 7 else f"t{i}", "n": i} for i in range(250)]
     mixed = [{"id": f"m{i}", "a": VALUES[i % n], **({"b": VALUES[(i + 3) % n]} if i % 3 else {})} for i in range(60)]
     wide = [{"id": f"w{i}", **{f"f{j}": VALUES[(i + j) % n] for j in range(SHAPED_FIELDS + 1)}} for i in range(3)]
-    docs = shared + mixed + wide
+    docs = shared + nul + mixed + wide
     path = tmp_path / "values.jsonl"
     path.write_text("".join(json.dumps(d) + "\n" for d in docs))
     run = dbsh("-u", url, "insert", "users", "--file", str(path), "--batch", "1000")
@@ -442,6 +444,7 @@ def test_insert_stores_values_as_encode_value_in_every_way_a_call_is_built(url, 
         assert stored == {f.encode(): encode_value(v).encode() for f, v in doc.items()}, doc
     assert r.hgetall("users:3")[b"v"] == b'"-3"' and r.hgetall("users:0")[b"w"] == b'"true"'
     assert r.hgetall("users:18")[b"v"] == b"1e+300" and r.hgetall("users:20")[b"v"] == b"Infinity"
+    assert r.hget("users:z7", "t") == b"a\x00b" and r.hget("users:z8", "t") == b"t8"
     found = dbsh("-u", url, "find", "users").json_lines()
     assert sorted(map(json.dumps, found)) == sorted(map(json.dumps, docs))
 
@@ -462,6 +465,22 @@ def test_insert_generated_ids_go_round_again_across_calls(url, r, tmp_path):
     assert r.hgetall("users:602") == {b"id": b"602", b"name": b"g299"}
     names = sorted(r.hget(f"users:{i}", "name") for i in range(1, 603) if i not in (5, 300))
     assert names == sorted(f"g{i}".encode() for i in range(600))
+
+
+def test_insert_refuses_an_id_that_cannot_be_a_key_before_writing(url, r, tmp_path):
+    """An id that is not a string or an integer fails the whole batch before anything is written (so
+    --errors can find the row by halving the batch); without --errors the import stops there."""
+    path = tmp_path / "ids.jsonl"
+    path.write_text("".join(json.dumps({"id": i, "n": 1}) + "\n" for i in [1, 2, True, 4, 5.5, 6]))
+    run = dbsh("-u", url, "insert", "users", "--file", str(path))
+    assert run.code == 2
+    assert "a Redis document id must be a string or an integer, got true" in run.err
+    assert r.dbsize() == 0
+    bad = tmp_path / "bad.jsonl"
+    run = dbsh("-u", url, "insert", "users", "--file", str(path), "--errors", str(bad))
+    assert run.code == 0, run.err
+    assert [json.loads(b)["line"] for b in bad.read_text().splitlines()] == [3, 5]
+    assert sorted(r.keys()) == [b"users:1", b"users:2", b"users:4", b"users:6"]
 
 
 def test_insert_refused_by_the_server_leaves_the_session_clean(url, r):

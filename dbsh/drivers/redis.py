@@ -255,31 +255,24 @@ _MAYBE_CHANGED = re.compile("\x00[" + re.escape("".join(sorted(_JSON_FIRST | {w[
 _BOOL_TEXT = {True: "true", False: "false"}
 
 
-def _encoded_column(values: Sequence[Any]) -> tuple[Sequence[str], list[int]]:
-    """One field of many documents: encode_value() of each value, and its length in UTF-8 bytes.
-
-    Worked out a column at a time (one type check, conversions by map) for the common columns of one
-    type; anything else goes value by value through encode_value(). Raises UnicodeEncodeError for
-    text that is not valid Unicode (a lone surrogate) and ValueError for an int too long to print."""
+def _encoded_texts(values: Sequence[Any]) -> Sequence[str]:
+    """encode_value() of each value of one field of many documents, worked out a column at a time (one
+    type check, conversions by map) for the usual columns of one type; anything else goes value by value
+    through encode_value(). Raises ValueError for an int too long to print."""
     kinds = set(map(type, values))
     if len(kinds) == 1:
         kind = kinds.pop()
-        texts: Sequence[str] | None = None
         if kind is str:
-            joined = "\x00" + "\x00".join(values)
-            if _MAYBE_CHANGED.search(joined) is None:
-                return values, list(map(len, values)) if joined.isascii() else [len(t.encode()) for t in values]
+            if _MAYBE_CHANGED.search("\x00" + "\x00".join(values)) is None:
+                return values
         elif kind is int:
-            texts = list(map(str, values))
+            return list(map(str, values))
         elif kind is float:
             if all(map(math.isfinite, values)):
-                texts = list(map(repr, values))
+                return list(map(repr, values))
         elif kind is bool:
-            texts = list(map(_BOOL_TEXT.__getitem__, values))
-        if texts is not None:   # (ASCII)
-            return texts, list(map(len, texts))
-    texts = list(map(encode_value, values))
-    return texts, _byte_lengths(texts)
+            return list(map(_BOOL_TEXT.__getitem__, values))
+    return list(map(encode_value, values))
 
 
 def _byte_lengths(texts: Sequence[str]) -> list[int]:
@@ -337,13 +330,15 @@ def _check_collection(name: str) -> str:
 
 
 def _shaped_script(k: int) -> str:
-    """INSERT_SCRIPT written out for documents that all have the same k fields: ARGV is the ttl, 1 when a
-    key repeats in KEYS, the k field names, then the k values of each document, in the order of KEYS.
-    Without a loop over each document's fields, and with the names sent once, a document costs the server
-    about 1.4 times the work of a plain HSET (INSERT_SCRIPT: 1.75; counted with valgrind on Redis 7.0)."""
+    """INSERT_SCRIPT written out for documents that all have the same k fields. ARGV: the ttl, 1 when a key
+    repeats in KEYS, the k field names, then one argument with the k values of each document in the order
+    of KEYS, each value ended by a NUL (none contains one), split with Redis's built-in struct.unpack.
+    A document then costs the server about 1.3 times the work of a plain HSET (INSERT_SCRIPT, with its
+    field/value pairs in ARGV: 1.75; counted with valgrind on Redis 7.0)."""
     names = ", ".join(f"f{i}" for i in range(1, k + 1))
+    values = ", ".join(f"v{i}" for i in range(1, k + 1))
+    pairs = ", ".join(f"f{i}, v{i}" for i in range(1, k + 1))
     firsts = ", ".join(f"ARGV[{i + 2}]" for i in range(1, k + 1))
-    pairs = ", ".join(f"f{i}, ARGV[p + {i - 1}]" for i in range(1, k + 1))
     return f"""local ttl = tonumber(ARGV[1])
 local n = #KEYS
 local check = ARGV[2] == '1'
@@ -353,9 +348,12 @@ if not check then
   end
 end
 local {names} = {firsts}
+local values = ARGV[{k + 3}]
 local existing = {{}}
-local p = {k + 3}
+local pos = 1
+local {values}
 for i = 1, n do
+  {values}, pos = struct.unpack('{"s" * k}', values, pos)
   local key = KEYS[i]
   if check and redis.call('EXISTS', key) == 1 then
     existing[#existing + 1] = i
@@ -363,10 +361,68 @@ for i = 1, n do
     redis.call('HSET', key, {pairs})
     if ttl > 0 then redis.call('EXPIRE', key, ttl) end
   end
-  p = p + {k}
 end
 return existing
 """
+
+
+# Whether the server's Lua has struct.unpack (Redis, Valkey and KeyDB do; a server that does not gets
+# INSERT_SCRIPT only).
+STRUCT_PROBE = "return pcall(function() return struct.unpack('s', 'x\\0') end) and 1 or 0"
+
+
+_NAMES: dict[tuple, list[str] | None] = {}   # field names -> them as RESP bulk strings (None: not text)
+
+
+def _field_names(fields: tuple) -> list[str] | None:
+    names = _NAMES.get(fields, ())
+    if names == ():
+        if len(_NAMES) >= 1000:
+            _NAMES.clear()
+        names = None
+        if all(type(f) is str for f in fields):
+            try:
+                names = [f"${len(f.encode())}\r\n{f}" for f in fields]
+            except UnicodeEncodeError:
+                pass
+        _NAMES[fields] = names
+    return names
+
+
+def _shaped_values(group: list[dict]) -> tuple[int, list[str], bytes] | None:
+    """What _shaped_script takes of documents that share their fields: the field count, the names as
+    RESP, and the values (encode_value, a column at a time) each ended by a NUL, as one argument. None:
+    the documents differ in their fields, have too many, a name that is not text, or a value that holds
+    a NUL or cannot be encoded (INSERT_SCRIPT takes them)."""
+    fields = tuple(group[0])
+    k = len(fields)
+    if k > SHAPED_FIELDS or list(map(tuple, group)).count(fields) != len(group):
+        return None
+    names = _field_names(fields)
+    if names is None:
+        return None
+    try:
+        columns = [_encoded_texts(values) for values in zip(*map(dict.values, group))]
+        values = "\x00".join(chain.from_iterable(zip(*columns))) + "\x00"
+        if values.count("\x00") != len(group) * k:
+            return None
+        return k, names, values.encode()
+    except ValueError:   # text that is not valid Unicode, an int too long to print
+        return None
+
+
+class _Prepared:
+    """A batch's insert calls worked out ahead (RedisSession.prepare_batch): the documents' ids, and for
+    each call of SCRIPT_CHUNK documents their ids as text, whether one repeats, and _shaped_values()."""
+
+    __slots__ = ("calls", "docs", "ids")
+
+    def __init__(self, docs: list[dict], ids: list[Any]):
+        self.docs, self.ids = docs, ids
+        self.calls = []
+        for start, end in pairwise([*range(0, len(ids), SCRIPT_CHUNK), len(ids)]):
+            texts = list(map(str, ids[start:end]))
+            self.calls.append((texts, len(set(texts)) < end - start, _shaped_values(docs[start:end])))
 
 
 class _Inserter:
@@ -379,11 +435,12 @@ class _Inserter:
     that repeats across calls is refused after its first writer like one that repeats within a call.
 
     A call whose documents share their field names (in order), at most SHAPED_FIELDS of them, uses the
-    script written for that count (_shaped_script) and sends the names once; the others use INSERT_SCRIPT.
-    The requests are RESP built here from the documents' values a column at a time (redis-py packs each
-    argument of each command, which cost more than the server's work). A chunk that cannot be encoded
-    here (a field name that is not text, text that is not valid Unicode) goes through ``exact``, the
-    session's redis-py call of INSERT_SCRIPT, after the calls in flight have answered.
+    script written for that count (_shaped_script): the names go once and the values in one argument,
+    encoded a column at a time. The others (and a server whose Lua lacks struct) use INSERT_SCRIPT with
+    each document's field/value pairs. The requests are RESP built here (redis-py packing each argument
+    of each command cost more than the server's work). A chunk that cannot be encoded here (a field name
+    that is not text, text that is not valid Unicode) goes through ``exact``, the session's redis-py call
+    of INSERT_SCRIPT, after the calls in flight have answered.
 
     ``written`` counts the documents stored by the last insert() and ``at`` names the first key of the
     chunk that failed, for the message when one does."""
@@ -392,7 +449,7 @@ class _Inserter:
         self.pool = pool
         self.conn = None                                 # taken from the pool on first use, kept until close()
         self.heads: dict[int | None, str] = {}         # field count (None: INSERT_SCRIPT) -> EVAL and the script
-        self.names: dict[tuple, list[str] | None] = {}   # field names -> them as RESP (None: not text)
+        self.struct: bool | None = None                  # whether the server's Lua has struct.unpack
         self.written = 0
         self.at: str | None = None
 
@@ -401,42 +458,65 @@ class _Inserter:
         if conn is not None:
             self.pool.release(conn)
 
-    def insert(self, keys: list[str], docs: list[dict], ttl: int, exact) -> set[int]:
-        """Write docs[n] to keys[n] unless the key exists; returns the positions that were refused."""
-        self.written, self.at = 0, keys[0] if keys else None
-        try:
-            marks = list(_size_marks(_byte_lengths(keys)))
-        except UnicodeEncodeError:   # a key that is not valid Unicode: as redis-py has it
-            refused = exact(0, len(keys))
-            self.written = len(keys) - len(refused)
-            return refused
+    def insert(self, prefix: str, ids: list[Any], docs: list[dict], ttl: int, exact,
+               prepared: _Prepared | None = None) -> tuple[list[str], set[int]]:
+        """Write each document to the key prefix + its id unless that key exists; returns the keys and the
+        positions that were refused. ``exact(keys, start, end)`` settles docs[start:end] the redis-py way.
+        Calls worked out here are sent as each is encoded (the server runs one while the next is being
+        encoded); calls ``prepared`` ahead go out together."""
+        self.written, self.at = 0, None
         ttl_bulk = f"${len(str(ttl))}\r\n{ttl}"
-        bounds = [*range(0, len(keys), SCRIPT_CHUNK), len(keys)]
+        plain = set(map(type, ids)) <= {int, str}
+        keys: list[str] = []
         refused: set[int] = set()
         if self.conn is None:
             self.conn = self.pool.get_connection()
         conn = self.conn
         try:
+            if self.struct is None:
+                conn.send_packed_command((resp_commands([("EVAL", STRUCT_PROBE, 0)]),), check_health=False)
+                self.struct = conn.read_response() == 1
             sent: list[tuple[int, int]] = []
-            for start, end in pairwise(bounds):
-                request = self._request(keys, marks, docs, start, end, ttl_bulk)
+            pending: list[bytes] = []
+            for n, (start, end) in enumerate(pairwise([*range(0, len(ids), SCRIPT_CHUNK), len(ids)])):
+                if prepared is not None:
+                    texts, repeats, shaped = prepared.calls[n]
+                    these = list(map(prefix.__add__, texts))
+                else:
+                    these = (list(map(prefix.__add__, map(str, ids[start:end]))) if plain
+                             else [f"{prefix}{doc_id}" for doc_id in ids[start:end]])
+                    repeats, shaped = len(set(these)) < end - start, True
+                keys += these
+                request = self._request(these, docs[start:end], ttl_bulk, repeats, shaped)
                 if request is None:
+                    if pending:
+                        conn.send_packed_command((b"".join(pending),), check_health=False)
+                        pending = []
                     refused |= self._collect(conn, keys, sent)
                     sent = []
-                    these = exact(start, end)
-                    refused |= these
-                    self.written += end - start - len(these)
-                else:
-                    conn.send_packed_command((request,), check_health=False)
-                    sent.append((start, end))
+                    self.at = these[0]
+                    done = exact(keys, start, end)
+                    self.at = None
+                    refused |= done
+                    self.written += end - start - len(done)
+                    continue
+                pending.append(request)
+                sent.append((start, end))
+                if prepared is None:
+                    conn.send_packed_command(pending, check_health=False)
+                    pending = []
+            if pending:   # one write: the thread reading ahead takes the GIL at each one
+                conn.send_packed_command((b"".join(pending),), check_health=False)
             refused |= self._collect(conn, keys, sent)
         except BaseException as e:
             if not isinstance(e, rexc.ResponseError):   # (an error reply comes after all the others)
                 self.conn = None
                 conn.disconnect()   # replies may be in flight: not handed out again as it is
                 self.pool.release(conn)
+            if self.at is None and keys:
+                self.at = keys[0]
             raise
-        return refused
+        return keys, refused
 
     def _collect(self, conn, keys: list[str], sent: list[tuple[int, int]]) -> set[int]:
         """The replies of the calls sent, in order; the first call that failed is raised once all have
@@ -463,54 +543,33 @@ class _Inserter:
             head = self.heads[fields] = f"$4\r\nEVAL\r\n${len(script)}\r\n{script}"
         return head
 
-    def _names(self, fields: tuple) -> list[str] | None:
-        names = self.names.get(fields, ())
-        if names == ():
-            if len(self.names) >= 1000:
-                self.names.clear()
-            names = None
-            if all(type(f) is str for f in fields):
-                try:
-                    names = [f"${len(f.encode())}\r\n{f}" for f in fields]
-                except UnicodeEncodeError:
-                    pass
-            self.names[fields] = names
-        return names
-
-    def _request(self, keys: list[str], marks: list[str], docs: list[dict], start: int, end: int,
-                 ttl_bulk: str) -> bytes | None:
-        """EVAL of an insert script over docs[start:end] in RESP; None: not encodable here."""
-        group = docs[start:end]
-        n = end - start
-        these = keys[start:end]
-        head = [None, f"${len(str(n))}\r\n{n}", "\r\n".join(chain.from_iterable(zip(marks[start:end], these))),
-                ttl_bulk, "$1\r\n1" if len(set(these)) < n else "$1\r\n0"]
-        fields = tuple(group[0])
-        try:
-            if len(fields) <= SHAPED_FIELDS and list(map(tuple, group)).count(fields) == n:
-                names = self._names(fields)
+    def _request(self, keys: list[str], group: list[dict], ttl_bulk: str, repeats: bool,
+                 shaped: tuple[int, list[str], bytes] | None | bool = True) -> bytes | None:
+        """EVAL of an insert script writing group[n] to keys[n], in RESP; None: not encodable here.
+        ``shaped``: _shaped_values(group) when it was worked out ahead (True: work it out now)."""
+        n = len(keys)
+        try:   # numkeys, KEYS, then ttl and repeats: the ARGV both scripts begin with
+            common = [f"${len(str(n))}\r\n{n}",
+                      "\r\n".join(chain.from_iterable(zip(_size_marks(_byte_lengths(keys)), keys))),
+                      ttl_bulk, "$1\r\n1" if repeats else "$1\r\n0"]
+            if self.struct:
+                if shaped is True:
+                    shaped = _shaped_values(group)
+                if shaped:
+                    k, names, data = shaped
+                    start = "\r\n".join([f"*{6 + n + k}", self._head(k), *common, *names])
+                    return b"%b\r\n$%d\r\n%b\r\n" % (start.encode(), len(data), data)
+            body = []
+            args = 5 + n
+            for doc in group:
+                names = _field_names(tuple(doc))
                 if names is None:
                     return None
-                columns: list[Iterable[str]] = []
-                for values in zip(*map(dict.values, group)):
-                    texts, sizes = _encoded_column(values)
-                    columns += (_size_marks(sizes), texts)
-                head[0] = self._head(len(fields))
-                args = 5 + n + len(fields) * (n + 1)
-                body = [*names, "\r\n".join(chain.from_iterable(zip(*columns)))]
-            else:
-                body = []
-                args = 5 + n
-                for doc in group:
-                    names = self._names(tuple(doc))
-                    if names is None:
-                        return None
-                    texts = list(map(encode_value, doc.values()))
-                    body.append(f"${len(str(len(doc)))}\r\n{len(doc)}")
-                    body.extend(chain.from_iterable(zip(names, _size_marks(_byte_lengths(texts)), texts)))
-                    args += 1 + 2 * len(doc)
-                head[0] = self._head(None)
-            return (f"*{args}\r\n" + "\r\n".join(head) + "\r\n" + "\r\n".join(body) + "\r\n").encode()
+                texts = list(map(encode_value, doc.values()))
+                body.append(f"${len(str(len(doc)))}\r\n{len(doc)}")
+                body.extend(chain.from_iterable(zip(names, _size_marks(_byte_lengths(texts)), texts)))
+                args += 1 + 2 * len(doc)
+            return "\r\n".join([f"*{args}", self._head(None), *common, *body, ""]).encode()
         except ValueError:   # text that is not valid Unicode, an int too long to print: as redis-py has it
             return None
 
@@ -835,15 +894,37 @@ class RedisSession(Session):
         counter = [0]
         return sum(1 for _ in self._documents(_check_collection(name), where, counter))
 
+    def prepare_batch(self, batch) -> None:
+        """In the thread that reads ahead: the insert calls of a batch of documents with ids, worked out
+        while the batch before is being written (_Prepared); insert_batch sends them. Anything unusual
+        is left for the insert itself to work out and, if need be, refuse."""
+        if self.cluster or batch.header is not None or not batch.docs:
+            return
+        try:
+            ids = _document_ids(batch.docs)
+            prepared = _Prepared(batch.docs, ids) if None not in ids and set(map(type, ids)) <= {int, str} else None
+        except Exception:   # noqa: BLE001 - the insert meets it again and says what is wrong
+            return
+        batch.prepared = prepared
+
+    def insert_batch(self, name: str, batch, *, create: bool = False) -> WriteResult:
+        prepared = batch.prepared if type(batch.prepared) is _Prepared else None
+        if prepared is not None and prepared.docs is batch.docs:
+            return self.insert(name, batch.docs, batch=max(len(batch), 1), create=create, prepared=prepared)
+        return super().insert_batch(name, batch, create=create)
+
     def insert(self, name: str, docs: Iterable[dict], *, batch: int = 1000, create: bool = False,
-               progress=None) -> WriteResult:
+               progress=None, prepared: _Prepared | None = None) -> WriteResult:
         collection = _check_collection(name)
         ttl = int(self.option("ttl") or 0)
         inserted, ids, existing, rejected, offset = 0, [], [], [], 0
         for chunk in batched(docs, batch):
-            todo, todo_ids = chunk, _document_ids(chunk)
+            ahead = prepared if prepared is not None and prepared.docs is chunk else None
+            todo, todo_ids = chunk, ahead.ids if ahead is not None else _document_ids(chunk)
             while todo:   # generated ids that hit an existing key (written with an explicit id) go round again
-                keys, sent_ids, generated, skipped = self._insert_round(collection, todo, todo_ids, ttl, inserted)
+                keys, sent_ids, generated, skipped = self._insert_round(collection, todo, todo_ids, ttl, inserted,
+                                                                        ahead)
+                ahead = None
                 if not skipped:
                     inserted += len(keys)
                     if len(ids) <= 1000:
@@ -873,7 +954,8 @@ class RedisSession(Session):
         return WriteResult("inserted", collection, inserted, ids=ids if len(ids) <= 1000 else None,
                            details=details)
 
-    def _insert_round(self, collection: str, docs: list[dict], doc_ids: list[Any], ttl: int, inserted: int):
+    def _insert_round(self, collection: str, docs: list[dict], doc_ids: list[Any], ttl: int, inserted: int,
+                      prepared: _Prepared | None = None):
         """Insert a batch: through _Inserter on a standalone server, with INSERT_SCRIPT once per hash slot
         (pipelined) on a cluster. Ids for documents without one (None in doc_ids) come from one INCRBY.
         Returns the keys and ids sent, the positions whose id was generated, and the positions whose key
@@ -891,14 +973,12 @@ class RedisSession(Session):
                     doc_ids[n] = next_id
                     stored[n] = {"id": next_id, **docs[n]}
                     generated.add(n)
-        if set(map(type, doc_ids)) <= {int, str}:
-            keys = list(map(f"{collection}:".__add__, map(str, doc_ids)))
-        else:
-            keys = [f"{collection}:{doc_id}" for doc_id in doc_ids]
         inserter = None
+        keys: list[str] = []
         try:
             with self._errors():
                 if self.cluster:
+                    keys = [f"{collection}:{doc_id}" for doc_id in doc_ids]
                     slots: dict[int, list[int]] = {}
                     for n, key in enumerate(keys):
                         slots.setdefault(self.client.keyslot(key), []).append(n)
@@ -906,10 +986,12 @@ class RedisSession(Session):
                                                    list(slots.values()))
                 else:
                     inserter = self._inserter = self._inserter or _Inserter(self.client.connection_pool)
-                    skipped = inserter.insert(keys, stored, ttl, lambda a, b: self._exact(keys, stored, ttl, a, b))
+                    keys, skipped = inserter.insert(f"{collection}:", doc_ids, stored, ttl,
+                                                    lambda ks, a, b: self._exact(ks, stored, ttl, a, b),
+                                                    prepared if stored is docs else None)
         except QueryError as e:
             done = inserted + (inserter.written if inserter is not None else 0)
-            at = inserter.at if inserter is not None and inserter.at else keys[0]
+            at = inserter.at if inserter is not None and inserter.at else keys[0] if keys else f"{collection}:"
             raise QueryError(f"insert stopped at {at} after {done} documents: {e.message}") from None
         return keys, doc_ids, generated, skipped
 
