@@ -18,7 +18,8 @@ import redis
 from dbsh import drivers
 from dbsh.drivers.base import Result
 from dbsh.drivers.redis import SCRIPT_CHUNK, SHAPED_FIELDS, encode_value, split_args
-from dbsh.errors import QueryError, UsageError
+from dbsh.errors import PartialWrite, QueryError, UsageError
+from dbsh.inputs import Batch
 from dbsh.output import Renderer
 from dbsh.target import resolve
 from tests import servers
@@ -392,29 +393,30 @@ def test_insert_calls_settle_existing_and_repeated_keys(url, r, tmp_path):
     """A batch goes as several pipelined script calls (SCRIPT_CHUNK documents each): a key that existed,
     an id repeated within one call and one repeated calls later are each refused exactly (the first
     writer wins), logged with their line and left unchanged; all the others are written with the TTL."""
-    assert SCRIPT_CHUNK == 250   # the lines below sit in the first, third and fourth calls
-    r.hset("users:5", mapping={"id": "5", "name": "Old"})
-    r.hset("users:600", mapping={"id": "600", "name": "Old"})
-    docs = [{"id": i, "name": f"n{i}"} for i in range(1, 1001)]
-    docs[19] = {"id": 10, "name": "again"}     # line 20 repeats line 10 in the same call
-    docs[899] = {"id": 100, "name": "late"}    # line 900 repeats line 100, three calls later
+    c = SCRIPT_CHUNK
+    r.hset("users:5", mapping={"id": "5", "name": "Old"})                      # first call
+    r.hset(f"users:{2 * c + 100}", mapping={"id": str(2 * c + 100), "name": "Old"})   # third call
+    docs = [{"id": i, "name": f"n{i}"} for i in range(1, 4 * c + 1)]
+    docs[19] = {"id": 10, "name": "again"}           # line 20 repeats line 10 in the same call
+    docs[3 * c + 149] = {"id": 100, "name": "late"}  # a line of the fourth call repeats line 100
     path, bad = tmp_path / "users.jsonl", tmp_path / "bad.jsonl"
     path.write_text("".join(json.dumps(d) + "\n" for d in docs))
-    run = dbsh("-u", url, "insert", "users", "--file", str(path), "--batch", "1000", "--ttl", "100",
+    run = dbsh("-u", url, "insert", "users", "--file", str(path), "--batch", str(4 * c), "--ttl", "100",
                "--errors", str(bad))
     assert run.code == 0, run.err
     [row] = run.json_lines()
-    assert (row["count"], row["errors"]) == (996, 4)
+    assert (row["count"], row["errors"]) == (4 * c - 4, 4)
     logged = [(b["line"], b["error"]) for b in map(json.loads, bad.read_text().splitlines())]
     assert logged == [(5, "key users:5 already exists"), (20, "key users:10 already exists"),
-                      (600, "key users:600 already exists"), (900, "key users:100 already exists")]
-    for old in ("users:5", "users:600"):
+                      (2 * c + 100, f"key users:{2 * c + 100} already exists"),
+                      (3 * c + 150, "key users:100 already exists")]
+    for old in ("users:5", f"users:{2 * c + 100}"):
         assert r.hgetall(old) == {b"id": old[6:].encode(), b"name": b"Old"} and r.ttl(old) == -1
     assert r.hgetall("users:10") == {b"id": b"10", b"name": b"n10"}
     assert r.hgetall("users:100") == {b"id": b"100", b"name": b"n100"}
-    assert not r.exists("users:20") and not r.exists("users:900")
-    assert all(0 < r.ttl(f"users:{i}") <= 100 for i in (1, 10, 100, 251, 599, 601, 1000))
-    assert r.dbsize() == 998
+    assert not r.exists("users:20") and not r.exists(f"users:{3 * c + 150}")
+    assert all(0 < r.ttl(f"users:{i}") <= 100 for i in (1, 10, 100, c + 1, 2 * c + 99, 2 * c + 101, 4 * c))
+    assert r.dbsize() == 4 * c - 2
 
 
 VALUES = ["plain", "", "12", "-3", "true", " null", "nullish", "{}", "[1", "é日本", 'say "hi"', "a\nb", "%s%d",
@@ -426,17 +428,16 @@ def test_insert_stores_values_as_encode_value_in_every_way_a_call_is_built(url, 
     type or mixed, in one argument; the same with a value holding a NUL; documents of mixed fields;
     documents with more fields than a written-out script takes), each value is stored as encode_value()
     has it, the fields in the document's order, and find reads every document back as it went in."""
-    assert SCRIPT_CHUNK == 250   # each kind below fills its own calls
-    n = len(VALUES)
+    n, c = len(VALUES), SCRIPT_CHUNK   # each kind below fills its own calls
     shared = [{"id": i, "v": VALUES[i % n], "s": "x" * (i % 5), "w": ["true", "12", "{}", "ok"][i % 4],
-               "f": i / 7, "b": i % 2 == 0, "u": f"ü{i}", "%": i} for i in range(250)]
-    nul = [{"id": f"z{i}", "t": "a\x00b" if i == 7 else f"t{i}", "n": i} for i in range(250)]
+               "f": i / 7, "b": i % 2 == 0, "u": f"ü{i}", "%": i} for i in range(c)]
+    nul = [{"id": f"z{i}", "t": "a\x00b" if i == 7 else f"t{i}", "n": i} for i in range(c)]
     mixed = [{"id": f"m{i}", "a": VALUES[i % n], **({"b": VALUES[(i + 3) % n]} if i % 3 else {})} for i in range(60)]
     wide = [{"id": f"w{i}", **{f"f{j}": VALUES[(i + j) % n] for j in range(SHAPED_FIELDS + 1)}} for i in range(3)]
     docs = shared + nul + mixed + wide
     path = tmp_path / "values.jsonl"
     path.write_text("".join(json.dumps(d) + "\n" for d in docs))
-    run = dbsh("-u", url, "insert", "users", "--file", str(path), "--batch", "1000")
+    run = dbsh("-u", url, "insert", "users", "--file", str(path), "--batch", str(len(docs)))
     assert run.code == 0, run.err
     for doc in docs:
         stored = r.hgetall(f"users:{doc['id']}")
@@ -481,6 +482,33 @@ def test_insert_refuses_an_id_that_cannot_be_a_key_before_writing(url, r, tmp_pa
     assert run.code == 0, run.err
     assert [json.loads(b)["line"] for b in bad.read_text().splitlines()] == [3, 5]
     assert sorted(r.keys()) == [b"users:1", b"users:2", b"users:4", b"users:6"]
+
+
+def test_insert_batches_prepared_ahead_land_where_they_are_sent(url, r):
+    """prepare_batch (run by the thread that reads ahead) builds whole requests for the collection of
+    the insert before; sent there they still refuse an existing key exactly, and a batch sent to another
+    collection is written there, not where it was prepared for."""
+    session = drivers.connect(resolve(url))
+    try:
+        session.insert("users", [{"id": 0, "n": 0}])
+        docs = [{"id": i, "n": i} for i in range(1, 2 * SCRIPT_CHUNK + 1)]
+        ahead = Batch(list(range(len(docs))), docs)
+        session.prepare_batch(ahead)
+        assert all(call[-1] is not None for call in ahead.prepared.calls)   # whole requests for users:
+        r.hset("users:7", "n", "old")
+        with pytest.raises(PartialWrite) as e:
+            session.insert_batch("users", ahead)
+        assert e.value.rejected == [(6, "key users:7 already exists")] and e.value.written == len(docs) - 1
+        assert r.hgetall("users:7") == {b"n": b"old"}
+        assert r.hgetall(f"users:{2 * SCRIPT_CHUNK}") == {b"id": str(2 * SCRIPT_CHUNK).encode(),
+                                                          b"n": str(2 * SCRIPT_CHUNK).encode()}
+        elsewhere = Batch(list(range(len(docs))), [dict(d) for d in docs])
+        session.prepare_batch(elsewhere)   # (prepared for users:, the insert before)
+        assert session.insert_batch("other", elsewhere).count == len(docs)
+        assert r.hgetall("other:7") == {b"id": b"7", b"n": b"7"}
+        assert len(r.keys("other:*")) == len(docs) and len(r.keys("users:*")) == len(docs) + 1
+    finally:
+        session.close()
 
 
 def test_insert_refused_by_the_server_leaves_the_session_clean(url, r):

@@ -35,7 +35,7 @@ STREAMING = {"SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "MONITOR"}
 SET_REPLIES = {"SMEMBERS", "SINTER", "SUNION", "SDIFF", "SRANDMEMBER", "SPOP"}
 SCORED = {"ZPOPMIN", "ZPOPMAX", "BZPOPMIN", "BZPOPMAX", "ZMPOP", "BZMPOP"}
 SEQ_SUFFIX = "__seq__"     # the per-collection id counter: users:__seq__ (a string key, never a document)
-SCRIPT_CHUNK = 250         # documents per insert script call on a standalone server (pipelined: _Inserter)
+SCRIPT_CHUNK = 500         # documents per insert script call on a standalone server (pipelined: _Inserter)
 SHAPED_FIELDS = 32         # documents with at most this many fields go through a script written for that count
 
 # Insert a batch of documents atomically: a key that exists is left untouched (no half-merged documents)
@@ -411,20 +411,6 @@ def _shaped_values(group: list[dict]) -> tuple[int, list[str], bytes] | None:
         return None
 
 
-class _Prepared:
-    """A batch's insert calls worked out ahead (RedisSession.prepare_batch): the documents' ids, and for
-    each call of SCRIPT_CHUNK documents their ids as text, whether one repeats, and _shaped_values()."""
-
-    __slots__ = ("calls", "docs", "ids")
-
-    def __init__(self, docs: list[dict], ids: list[Any]):
-        self.docs, self.ids = docs, ids
-        self.calls = []
-        for start, end in pairwise([*range(0, len(ids), SCRIPT_CHUNK), len(ids)]):
-            texts = list(map(str, ids[start:end]))
-            self.calls.append((texts, len(set(texts)) < end - start, _shaped_values(docs[start:end])))
-
-
 class _Inserter:
     """The insert scripts on a standalone server, encoded here and pipelined on one connection.
 
@@ -479,15 +465,18 @@ class _Inserter:
             sent: list[tuple[int, int]] = []
             pending: list[bytes] = []
             for n, (start, end) in enumerate(pairwise([*range(0, len(ids), SCRIPT_CHUNK), len(ids)])):
+                request = None
                 if prepared is not None:
-                    texts, repeats, shaped = prepared.calls[n]
-                    these = list(map(prefix.__add__, texts))
+                    texts, repeats, shaped, these, request = prepared.calls[n]
+                    if these is None or prepared.prefix != prefix or prepared.ttl != ttl or not self.struct:
+                        these, request = list(map(prefix.__add__, texts)), None
                 else:
                     these = (list(map(prefix.__add__, map(str, ids[start:end]))) if plain
                              else [f"{prefix}{doc_id}" for doc_id in ids[start:end]])
                     repeats, shaped = len(set(these)) < end - start, True
                 keys += these
-                request = self._request(these, docs[start:end], ttl_bulk, repeats, shaped)
+                if request is None:
+                    request = self.request(these, docs[start:end], ttl_bulk, repeats, shaped)
                 if request is None:
                     if pending:
                         conn.send_packed_command((b"".join(pending),), check_health=False)
@@ -543,7 +532,7 @@ class _Inserter:
             head = self.heads[fields] = f"$4\r\nEVAL\r\n${len(script)}\r\n{script}"
         return head
 
-    def _request(self, keys: list[str], group: list[dict], ttl_bulk: str, repeats: bool,
+    def request(self, keys: list[str], group: list[dict], ttl_bulk: str, repeats: bool,
                  shaped: tuple[int, list[str], bytes] | None | bool = True) -> bytes | None:
         """EVAL of an insert script writing group[n] to keys[n], in RESP; None: not encodable here.
         ``shaped``: _shaped_values(group) when it was worked out ahead (True: work it out now)."""
@@ -574,6 +563,29 @@ class _Inserter:
             return None
 
 
+class _Prepared:
+    """A batch's insert calls worked out ahead (RedisSession.prepare_batch): the documents' ids, and for
+    each call of SCRIPT_CHUNK documents their ids as text, whether one repeats and _shaped_values(); with
+    ``inserter`` and the key ``prefix`` (the collection of the insert before) also its keys and its
+    request, used when the batch goes to that collection with that ``ttl``."""
+
+    __slots__ = ("calls", "docs", "ids", "prefix", "ttl")
+
+    def __init__(self, docs: list[dict], ids: list[Any], inserter: _Inserter | None = None,
+                 prefix: str | None = None, ttl: int = 0):
+        self.docs, self.ids, self.prefix, self.ttl = docs, ids, prefix, ttl
+        self.calls = []
+        ttl_bulk = f"${len(str(ttl))}\r\n{ttl}"
+        for start, end in pairwise([*range(0, len(ids), SCRIPT_CHUNK), len(ids)]):
+            texts = list(map(str, ids[start:end]))
+            repeats, shaped = len(set(texts)) < end - start, _shaped_values(docs[start:end])
+            keys = request = None
+            if inserter is not None and prefix is not None:
+                keys = list(map(prefix.__add__, texts))
+                request = inserter.request(keys, docs[start:end], ttl_bulk, repeats, shaped)
+            self.calls.append((texts, repeats, shaped, keys, request))
+
+
 # --- the session --------------------------------------------------------------------------
 
 def _split_url(url: str) -> tuple[str, bool]:
@@ -601,6 +613,7 @@ class RedisSession(Session):
         self._raw = None
         self._insert_sha: str | None = None
         self._inserter: _Inserter | None = None
+        self._prefix: str | None = None   # the key prefix of the last insert
         self.protocol = 3
         with self._errors():
             try:
@@ -900,9 +913,13 @@ class RedisSession(Session):
         is left for the insert itself to work out and, if need be, refuse."""
         if self.cluster or batch.header is not None or not batch.docs:
             return
+        inserter = self._inserter = self._inserter or _Inserter(self.client.connection_pool)
         try:
             ids = _document_ids(batch.docs)
-            prepared = _Prepared(batch.docs, ids) if None not in ids and set(map(type, ids)) <= {int, str} else None
+            if None in ids or not set(map(type, ids)) <= {int, str}:
+                return
+            prepared = _Prepared(batch.docs, ids, inserter if inserter.struct else None, self._prefix,
+                                 int(self.option("ttl") or 0))
         except Exception:   # noqa: BLE001 - the insert meets it again and says what is wrong
             return
         batch.prepared = prepared
@@ -986,6 +1003,7 @@ class RedisSession(Session):
                                                    list(slots.values()))
                 else:
                     inserter = self._inserter = self._inserter or _Inserter(self.client.connection_pool)
+                    self._prefix = f"{collection}:"   # what the read-ahead thread prepares the next batch for
                     keys, skipped = inserter.insert(f"{collection}:", doc_ids, stored, ttl,
                                                     lambda ks, a, b: self._exact(ks, stored, ttl, a, b),
                                                     prepared if stored is docs else None)
