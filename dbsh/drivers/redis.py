@@ -415,7 +415,8 @@ class _Inserter:
     """The insert scripts on a standalone server, encoded here and pipelined on one connection.
 
     A batch goes as one EVAL per SCRIPT_CHUNK documents, each sent as soon as it is encoded, so the server
-    runs one while the next is being encoded; the replies (the refused positions) are read at the end.
+    runs one while the next is being encoded (or all in one write when the read-ahead thread prepared
+    them: _Prepared); the replies (the refused positions) are read at the end.
     Each call is atomic, as INSERT_SCRIPT is for a whole batch: a key that exists is left untouched and
     reported, every other document is written whole. The calls run in order on one connection, so a key
     that repeats across calls is refused after its first writer like one that repeats within a call.
@@ -612,7 +613,7 @@ class RedisSession(Session):
         self._url, self.cluster = _split_url(target.url)
         self._raw = None
         self._insert_sha: str | None = None
-        self._inserter: _Inserter | None = None
+        self._inserter: _Inserter | None = None   # standalone: made once the client is (it connects on first use)
         self._prefix: str | None = None   # the key prefix of the last insert
         self.protocol = 3
         with self._errors():
@@ -628,6 +629,8 @@ class RedisSession(Session):
                 self.client = self._open(protocol=2)
         if self.cluster:
             self.name = "Redis Cluster"
+        else:
+            self._inserter = _Inserter(self.client.connection_pool)
 
     def _open(self, *, protocol: int):
         kwargs = dict(protocol=protocol, socket_connect_timeout=10)
@@ -913,7 +916,7 @@ class RedisSession(Session):
         is left for the insert itself to work out and, if need be, refuse."""
         if self.cluster or batch.header is not None or not batch.docs:
             return
-        inserter = self._inserter = self._inserter or _Inserter(self.client.connection_pool)
+        inserter = self._inserter
         try:
             ids = _document_ids(batch.docs)
             if None in ids or not set(map(type, ids)) <= {int, str}:
@@ -1002,7 +1005,7 @@ class RedisSession(Session):
                     skipped = self._script_by_slot(keys, [_script_args(d) for d in stored], ttl,
                                                    list(slots.values()))
                 else:
-                    inserter = self._inserter = self._inserter or _Inserter(self.client.connection_pool)
+                    inserter = self._inserter
                     self._prefix = f"{collection}:"   # what the read-ahead thread prepares the next batch for
                     keys, skipped = inserter.insert(f"{collection}:", doc_ids, stored, ttl,
                                                     lambda ks, a, b: self._exact(ks, stored, ttl, a, b),
