@@ -518,9 +518,6 @@ class Load:
             source.append(doc)
         return Batch(positions, docs, end=batch.end, source=source), failed
 
-    def _insert(self, batch: Batch) -> WriteResult:
-        return self.destination.insert_batch(self.collection, batch, create=self.create)
-
     def _write(self, batch: Batch) -> tuple[int, int]:
         """Insert a batch. A batch that landed in part (PartialWrite) says which documents were refused:
         those go to the errors file and the rest count. Otherwise, when bad rows may be skipped, find
@@ -529,7 +526,7 @@ class Load:
         if not len(batch):
             return 0, 0
         try:
-            result = self._insert(batch)
+            result = self.destination.insert_batch(self.collection, batch, create=self.create)
         except PartialWrite as e:
             self.written += e.written
             if not self.errors.tolerant:
