@@ -389,11 +389,12 @@ def _field_names(fields: tuple) -> list[str] | None:
     return names
 
 
-def _shaped_values(group: list[dict]) -> tuple[int, list[str], bytes] | None:
+def _shaped_values(group: list[dict], int_ids: list[str] | None = None) -> tuple[int, list[str], bytes] | None:
     """What _shaped_script takes of documents that share their fields: the field count, the names as
     RESP, and the values (encode_value, a column at a time) each ended by a NUL, as one argument. None:
     the documents differ in their fields, have too many, a name that is not text, or a value that holds
-    a NUL or cannot be encoded (INSERT_SCRIPT takes them)."""
+    a NUL or cannot be encoded (INSERT_SCRIPT takes them). ``int_ids``: the documents' ``id`` values
+    as text when they are all ints (made for their keys already)."""
     fields = tuple(group[0])
     k = len(fields)
     if k > SHAPED_FIELDS or list(map(tuple, group)).count(fields) != len(group):
@@ -402,7 +403,8 @@ def _shaped_values(group: list[dict]) -> tuple[int, list[str], bytes] | None:
     if names is None:
         return None
     try:
-        columns = [_encoded_texts(values) for values in zip(*map(dict.values, group))]
+        columns = [int_ids if int_ids is not None and field == "id" else _encoded_texts(values)
+                   for field, values in zip(fields, zip(*map(dict.values, group)))]
         values = "\x00".join(chain.from_iterable(zip(*columns))) + "\x00"
         if values.count("\x00") != len(group) * k:
             return None
@@ -579,7 +581,8 @@ class _Prepared:
         ttl_bulk = f"${len(str(ttl))}\r\n{ttl}"
         for start, end in pairwise([*range(0, len(ids), SCRIPT_CHUNK), len(ids)]):
             texts = list(map(str, ids[start:end]))
-            repeats, shaped = len(set(texts)) < end - start, _shaped_values(docs[start:end])
+            ints = texts if set(map(type, ids[start:end])) == {int} else None   # (then each "id" field is its id)
+            repeats, shaped = len(set(texts)) < end - start, _shaped_values(docs[start:end], ints)
             keys = request = None
             if inserter is not None and prefix is not None:
                 keys = list(map(prefix.__add__, texts))
