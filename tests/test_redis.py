@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import random
 import shutil
 import subprocess
 import sys
@@ -448,6 +449,29 @@ def test_insert_stores_values_as_encode_value_in_every_way_a_call_is_built(url, 
     assert r.hget("users:z7", "t") == b"a\x00b" and r.hget("users:z8", "t") == b"t8"
     found = dbsh("-u", url, "find", "users").json_lines()
     assert sorted(map(json.dumps, found)) == sorted(map(json.dumps, docs))
+
+
+def test_insert_prints_numbers_as_str_and_repr_do(url, r, tmp_path):
+    """Columns of ints or floats are printed a column at a time (orjson, where it prints as str() and
+    repr() do: ints within 64 bits, floats where repr uses fixed notation; else str/repr): every stored
+    number is encode_value()'s text, whatever the magnitude, in calls of one kind and of mixed kinds."""
+    rnd = random.Random(7)
+    floats = [rnd.uniform(-1, 1) * 10 ** rnd.uniform(-8, 20) for _ in range(1500)]
+    floats = [0.0, -0.0, 1e-4, -1e-4, 9.999999999999998e15, 1e16, 0.1 + 0.2, 1 / 3, 5e-324, 1.7976931348623157e308,
+              *floats]
+    ints = [0, -1, 2**63 - 1, -2**63, 2**64 - 1, 2**64, -2**70] + [rnd.randint(-2**63, 2**64 - 1) for _ in range(1500)]
+    rows = [{"id": i, "f": f, "n": n} for i, (f, n) in enumerate(zip(floats, ints))]   # (2**64 in the first call)
+    rows += [{"id": 10_000 + i, "f": rnd.uniform(1, 1000)} for i in range(SCRIPT_CHUNK)]   # all in fixed notation
+    rows += [{"id": 20_000 + i, "n": i} for i in range(SCRIPT_CHUNK)]                     # all within 64 bits
+    path = tmp_path / "numbers.jsonl"
+    path.write_text("".join(json.dumps(d) + "\n" for d in rows))
+    run = dbsh("-u", url, "insert", "users", "--file", str(path), "--batch", "5000")
+    assert run.code == 0, run.err
+    pipe = r.pipeline()
+    for doc in rows:
+        pipe.hgetall(f"users:{doc['id']}")
+    for doc, stored in zip(rows, pipe.execute()):
+        assert stored == {f.encode(): encode_value(v).encode() for f, v in doc.items()}, doc
 
 
 def test_insert_generated_ids_go_round_again_across_calls(url, r, tmp_path):
