@@ -535,6 +535,19 @@ def test_insert_batches_prepared_ahead_land_where_they_are_sent(url, r):
         session.close()
 
 
+def test_insert_after_the_server_dropped_the_connection(url, r):
+    """The insert path takes its connection from the session's pool for each batch, so one the server
+    closed meanwhile (a restart, CLIENT KILL, a timeout) is made anew instead of failing the next insert."""
+    session = drivers.connect(resolve(url))
+    try:
+        assert session.insert("users", [{"id": i} for i in range(10)]).count == 10
+        assert r.client_kill_filter(_type="normal", skipme=True) >= 1
+        assert session.insert("users", [{"id": i} for i in range(10, 20)]).count == 10
+        assert len(r.keys("users:*")) == 20
+    finally:
+        session.close()
+
+
 def test_insert_refused_by_the_server_leaves_the_session_clean(url, r):
     """An error reply (here OOM, in every call) stops the insert with the server's reason and where;
     the session's pipelined connection has no replies left over, so its next insert works. A field

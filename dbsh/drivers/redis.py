@@ -455,16 +455,10 @@ class _Inserter:
 
     def __init__(self, pool):
         self.pool = pool
-        self.conn = None                                 # taken from the pool on first use, kept until close()
         self.heads: dict[int | None, str] = {}         # field count (None: INSERT_SCRIPT) -> EVAL and the script
         self.struct: bool | None = None                  # whether the server's Lua has struct.unpack
         self.written = 0
         self.at: str | None = None
-
-    def close(self) -> None:
-        conn, self.conn = self.conn, None
-        if conn is not None:
-            self.pool.release(conn)
 
     def insert(self, prefix: str, ids: list[Any], docs: list[dict], ttl: int, exact,
                prepared: _Prepared | None = None) -> tuple[list[str], set[int]]:
@@ -477,9 +471,7 @@ class _Inserter:
         plain = set(map(type, ids)) <= {int, str}
         keys: list[str] = []
         refused: set[int] = set()
-        if self.conn is None:
-            self.conn = self.pool.get_connection()
-        conn = self.conn
+        conn = self.pool.get_connection()   # (the pool checks it: a connection the server dropped is made anew)
         try:
             if self.struct is None:
                 conn.send_packed_command((resp_commands([("EVAL", STRUCT_PROBE, 0)]),), check_health=False)
@@ -521,12 +513,12 @@ class _Inserter:
             refused |= self._collect(conn, keys, sent)
         except BaseException as e:
             if not isinstance(e, rexc.ResponseError):   # (an error reply comes after all the others)
-                self.conn = None
                 conn.disconnect()   # replies may be in flight: not handed out again as it is
-                self.pool.release(conn)
             if self.at is None and keys:
                 self.at = keys[0]
             raise
+        finally:
+            self.pool.release(conn)
         return keys, refused
 
     def _collect(self, conn, keys: list[str], sent: list[tuple[int, int]]) -> set[int]:
@@ -637,7 +629,7 @@ class RedisSession(Session):
         self._url, self.cluster = _split_url(target.url)
         self._raw = None
         self._insert_sha: str | None = None
-        self._inserter: _Inserter | None = None   # standalone: made once the client is (it connects on first use)
+        self._inserter: _Inserter | None = None   # standalone: made once the client is
         self._prefix: str | None = None   # the key prefix of the last insert
         self.protocol = 3
         with self._errors():
@@ -715,8 +707,6 @@ class RedisSession(Session):
         return 0.0
 
     def close(self) -> None:
-        if self._inserter is not None:
-            self._inserter.close()
         for client in (self._raw, self.client):
             if client is not None:
                 try:
