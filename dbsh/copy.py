@@ -633,7 +633,7 @@ def import_file(session: Session, collection: str, path: str, *, input_format: s
     load = Load(session, collection, create, None, log, ck, bar, "line")
     batches = reader.batches(batch, ck.position if resumed else 0)
     if not session.capabilities.embedded:
-        batches = read_ahead(batches, session.prepare_batch)
+        batches = read_ahead(batches, lambda b: session.prepare_batch(collection, b))
     stop, seconds = load.drive(batches, bar.close, log.close)
     written, skipped = (ck.written, ck.errors) if ck is not None else (load.written, log.count)
     outcome = Outcome("inserted", collection, written, ids=load.ids, skipped=skipped, errors_file=errors,

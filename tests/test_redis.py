@@ -509,15 +509,15 @@ def test_insert_refuses_an_id_that_cannot_be_a_key_before_writing(url, r, tmp_pa
 
 
 def test_insert_batches_prepared_ahead_land_where_they_are_sent(url, r):
-    """prepare_batch (run by the thread that reads ahead) builds whole requests for the collection of
-    the insert before; sent there they still refuse an existing key exactly, and a batch sent to another
-    collection is written there, not where it was prepared for."""
+    """prepare_batch (run by the thread that reads ahead) builds whole requests for the collection the
+    batch is bound for; sent there they still refuse an existing key exactly, and a batch sent to another
+    collection than it was prepared for is written there, not where it was prepared for."""
     session = drivers.connect(resolve(url))
     try:
         session.insert("users", [{"id": 0, "n": 0}])
         docs = [{"id": i, "n": i} for i in range(1, 2 * SCRIPT_CHUNK + 1)]
         ahead = Batch(list(range(len(docs))), docs)
-        session.prepare_batch(ahead)
+        session.prepare_batch("users", ahead)
         assert all(call[-1] is not None for call in ahead.prepared.calls)   # whole requests for users:
         r.hset("users:7", "n", "old")
         with pytest.raises(PartialWrite) as e:
@@ -527,7 +527,7 @@ def test_insert_batches_prepared_ahead_land_where_they_are_sent(url, r):
         assert r.hgetall(f"users:{2 * SCRIPT_CHUNK}") == {b"id": str(2 * SCRIPT_CHUNK).encode(),
                                                           b"n": str(2 * SCRIPT_CHUNK).encode()}
         elsewhere = Batch(list(range(len(docs))), [dict(d) for d in docs])
-        session.prepare_batch(elsewhere)   # (prepared for users:, the insert before)
+        session.prepare_batch("users", elsewhere)
         assert session.insert_batch("other", elsewhere).count == len(docs)
         assert r.hgetall("other:7") == {b"id": b"7", b"n": b"7"}
         assert len(r.keys("other:*")) == len(docs) and len(r.keys("users:*")) == len(docs) + 1

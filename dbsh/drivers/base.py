@@ -181,10 +181,10 @@ class Session:
         typed by inference)."""
         return self.insert(name, batch.documents(), batch=max(len(batch), 1), create=create)
 
-    def prepare_batch(self, batch) -> None:
-        """Work on a batch that needs no connection (encoding it, say), done by the thread that
-        reads ahead while the batch before it is written; insert_batch finds it in
-        ``batch.prepared``. Default: nothing."""
+    def prepare_batch(self, name: str, batch) -> None:
+        """Work on a batch bound for collection ``name`` that needs no connection (encoding it, say),
+        done by the thread that reads ahead while the batch before it is written; insert_batch
+        finds it in ``batch.prepared``. Default: nothing."""
 
     def find(self, name: str, where: Filter, *, fields: list[str] | None = None,
              sort: list[tuple[str, int]] | None = None, limit: int | None = None,

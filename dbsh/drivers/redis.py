@@ -580,8 +580,8 @@ class _Inserter:
 class _Prepared:
     """A batch's insert calls worked out ahead (RedisSession.prepare_batch): the documents' ids, and for
     each call of SCRIPT_CHUNK documents their ids as text, whether one repeats and _shaped_values(); with
-    ``inserter`` and the key ``prefix`` (the collection of the insert before) also its keys and its
-    request, used when the batch goes to that collection with that ``ttl``."""
+    ``inserter`` and the key ``prefix`` (the collection's) also its keys and its request, used when
+    the batch goes to that collection with that ``ttl``."""
 
     __slots__ = ("calls", "docs", "ids", "prefix", "ttl")
 
@@ -630,7 +630,6 @@ class RedisSession(Session):
         self._raw = None
         self._insert_sha: str | None = None
         self._inserter: _Inserter | None = None   # standalone: made once the client is
-        self._prefix: str | None = None   # the key prefix of the last insert
         self.protocol = 3
         with self._errors():
             try:
@@ -924,7 +923,7 @@ class RedisSession(Session):
         counter = [0]
         return sum(1 for _ in self._documents(_check_collection(name), where, counter))
 
-    def prepare_batch(self, batch) -> None:
+    def prepare_batch(self, name: str, batch) -> None:
         """In the thread that reads ahead: the insert calls of a batch of documents with ids, worked out
         while the batch before is being written (_Prepared); insert_batch sends them. Anything unusual
         is left for the insert itself to work out and, if need be, refuse."""
@@ -935,8 +934,8 @@ class RedisSession(Session):
             ids = _document_ids(batch.docs)
             if None in ids or not set(map(type, ids)) <= {int, str}:
                 return
-            prepared = _Prepared(batch.docs, ids, inserter if inserter.struct else None, self._prefix,
-                                 int(self.option("ttl") or 0))
+            prepared = _Prepared(batch.docs, ids, inserter if inserter.struct else None,
+                                 f"{_check_collection(name)}:", int(self.option("ttl") or 0))
         except Exception:   # noqa: BLE001 - the insert meets it again and says what is wrong
             return
         batch.prepared = prepared
@@ -1020,7 +1019,6 @@ class RedisSession(Session):
                                                    list(slots.values()))
                 else:
                     inserter = self._inserter
-                    self._prefix = f"{collection}:"   # what the read-ahead thread prepares the next batch for
                     keys, skipped = inserter.insert(f"{collection}:", doc_ids, stored, ttl,
                                                     lambda ks, a, b: self._exact(ks, stored, ttl, a, b),
                                                     prepared if stored is docs else None)

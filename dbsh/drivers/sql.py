@@ -588,7 +588,7 @@ class SqlSession(Session):
                     continue
             conn.execute(table.insert(), [self._prepare(table, doc) for doc in group])
 
-    def prepare_batch(self, batch) -> None:
+    def prepare_batch(self, name, batch) -> None:
         """Documents for PostgreSQL's COPY: grouped by keys, with the COPY text of each group as it
         is for columns that are not JSON (insert_batch checks that against the table)."""
         if self.dialect == "postgresql" and batch.header is None and batch.docs:
