@@ -401,6 +401,10 @@ def read_ahead(batches: Iterator[Batch], prepare: Callable[[Batch], None], depth
             ready.put(_ReadFailed(e))
 
     thread = threading.Thread(target=work, name="dbsh-read-ahead", daemon=True)
+    # the writer wakes from its socket waits needing the GIL back: by default the reading thread
+    # keeps it up to 5 ms each time, the server idle meanwhile (0.25 ms: 5% less wall time here)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(interval, 0.00025))
     thread.start()
     try:
         while (item := ready.get()) is not end:
@@ -408,6 +412,7 @@ def read_ahead(batches: Iterator[Batch], prepare: Callable[[Batch], None], depth
                 raise item.error
             yield item
     finally:
+        sys.setswitchinterval(interval)
         stop.set()
         while thread.is_alive():   # unblock a reader waiting to hand over a batch, let it stop
             try:
