@@ -111,10 +111,10 @@ _DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
 _NINETEEN_DIGITS = re.compile(r"[0-9]{19}")
 
 
-def _long_number(lines: list) -> bool:
-    if type(lines[0]) is bytes:
-        return b"0" * 19 in b"".join(lines).translate(_DIGITS_TO_ZERO)
-    return _NINETEEN_DIGITS.search("".join(lines)) is not None
+def _long_number(text: bytes | str) -> bool:
+    if type(text) is bytes:
+        return b"0" * 19 in text.translate(_DIGITS_TO_ZERO)
+    return _NINETEEN_DIGITS.search(text) is not None
 
 
 class BadRow:
@@ -190,7 +190,8 @@ class Batch:
     they were read when ``docs`` are converted ones (for the errors file).
     """
 
-    __slots__ = ("positions", "docs", "header", "_cells", "text", "bad", "end", "source", "delimiter", "prepared")
+    __slots__ = ("positions", "docs", "header", "_cells", "text", "bad", "end", "source", "delimiter", "prepared",
+                 "scalars")
 
     def __init__(self, positions, docs: list[dict] | None = None, *, header: list[str] | None = None,
                  cells: list[list[str]] | None = None, text: str | None = None,
@@ -198,6 +199,7 @@ class Batch:
         self.positions, self.docs, self.header, self._cells, self.text = positions, docs, header, cells, text
         self.bad, self.end, self.source, self.delimiter = bad, end, source, delimiter
         self.prepared = None   # what the destination worked out ahead (Session.prepare_batch)
+        self.scalars = False   # known to hold only str, int, float, bool and None values
 
     def __len__(self) -> int:
         return len(self.positions)
@@ -313,9 +315,15 @@ class DocumentReader:
                 docs = list(map(_fast_loads, lines))
             except ValueError:   # orjson.JSONDecodeError is one
                 docs = None
-            if docs is not None and set(map(type, docs)) == {dict} and not _long_number(lines):
-                yield Batch(range(first, read + 1), docs, end=read)
-                continue
+            if docs is not None and set(map(type, docs)) == {dict}:
+                text = type(lines[0])().join(lines)
+                if not _long_number(text):
+                    batch = Batch(range(first, read + 1), docs, end=read)
+                    # one brace a line and no bracket: every value is a JSON scalar
+                    open_brace, open_bracket = ("{", "[") if type(text) is str else (b"{", b"[")
+                    batch.scalars = text.count(open_brace) == len(lines) and open_bracket not in text
+                    yield batch
+                    continue
             docs, bad, positions = [], [], []
             for number, raw in enumerate(lines, first):
                 doc = self._jsonl_line(number, raw, bad)

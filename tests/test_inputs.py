@@ -98,6 +98,8 @@ def test_jsonl_bytes_are_read_exactly_whatever_the_fast_path_cannot_take():
     fast = batches(b'{"a": 1}\n{"a": 2.5}\n{"a": [1, {"b": null}]}\n', size=2)
     assert [(list(b.positions), b.docs, b.end) for b in fast] == [
         ([1, 2], [{"a": 1}, {"a": 2.5}], 2), ([3], [{"a": [1, {"b": None}]}], 3)]
+    assert [b.scalars for b in fast] == [True, False]   # only the first holds no containers
+    assert [b.scalars for b in batches(b'{"a": "{"}\n{"b": 1}\n')] == [False]   # a brace in a string: unknown
     resumed = batches(b'{"a": 1}\n{"a": 2}\n{"a": 3}\n{"a": 4}\n{"a": 5}\n', size=2, skip_to=3)
     assert [(list(b.positions), b.docs, b.end) for b in resumed] == [([4], [{"a": 4}], 4), ([5], [{"a": 5}], 5)]
 

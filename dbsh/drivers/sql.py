@@ -559,14 +559,15 @@ class SqlSession(Session):
             raise type(err)(_partial(err.message, committed, name, self._conn is not None)) from None
         return WriteResult("inserted", name, committed)
 
-    def _insert_chunk(self, name: str, chunk: list[dict], groups, create: bool) -> None:
-        """One batch of documents in one transaction; ``groups`` as _same_keys gives them."""
+    def _insert_chunk(self, name: str, chunk: list[dict], groups, create: bool, scalars: bool = False) -> None:
+        """One batch of documents in one transaction; ``groups`` as _same_keys gives them; ``scalars``
+        when every value is known to be a str, int, float, bool or None."""
         groups = list(groups)
         with self._use(write=True) as conn:
             table = self._table_for(name, chunk, conn, create, {k for keys, *_ in groups for k in keys})
-            self._insert_groups(conn, table, groups)
+            self._insert_groups(conn, table, groups, scalars)
 
-    def _insert_groups(self, conn: sa.Connection, table: sa.Table, groups) -> None:
+    def _insert_groups(self, conn: sa.Connection, table: sa.Table, groups, scalars: bool = False) -> None:
         """One batch of documents (_same_keys groups, perhaps with their COPY text from
         prepare_batch) through the dialect's fastest path: COPY on PostgreSQL, multi-row INSERTs
         through sqlite3 on SQLite, SQLAlchemy's executemany elsewhere (PyMySQL sends it as
@@ -579,12 +580,13 @@ class SqlSession(Session):
                 self._copy_rows(conn, table, keys, rows, *text)
                 continue
             if self.dialect == "sqlite":
-                kinds = set(map(type, chain.from_iterable(rows)))
+                values = list(chain.from_iterable(rows))
+                kinds = _SCALARS if scalars else set(map(type, values))
                 if kinds <= _PLAIN_SET:
                     if dict in kinds or list in kinds or any(isinstance(table.c[k].type, sa.JSON) for k in keys):
                         as_json = [isinstance(table.c[k].type, sa.JSON) for k in keys]
-                        rows = [tuple(_copy_value(v, j) for v, j in zip(row, as_json)) for row in rows]
-                    self._sqlite_rows(conn, table, keys, ["?{}"] * len(keys), list(chain.from_iterable(rows)))
+                        values = [_copy_value(v, j) for row in rows for v, j in zip(row, as_json)]
+                    self._sqlite_rows(conn, table, keys, ["?{}"] * len(keys), values)
                     continue
             conn.execute(table.insert(), [self._prepare(table, doc) for doc in group])
 
@@ -602,7 +604,8 @@ class SqlSession(Session):
         COPY). A table with other columns (JSON, dates on SQLite, ...) takes inferred documents."""
         if batch.header is None:
             try:
-                self._insert_chunk(name, batch.docs, batch.prepared or _same_keys(batch.docs), create)
+                self._insert_chunk(name, batch.docs, batch.prepared or _same_keys(batch.docs), create,
+                                   batch.scalars)
             except sa_exc.DBAPIError as e:
                 raise self._error(e) from None
             return WriteResult("inserted", name, len(batch))
@@ -868,6 +871,7 @@ _PLAIN = (str, int, float, bool, type(None), dict, list)
 
 
 _PLAIN_SET = frozenset(_PLAIN)
+_SCALARS = frozenset((str, int, float, bool, type(None)))
 # a csv cell's SQL on SQLite, by the column's kind (_cell_kind); {} is the parameter's number
 _SQLITE_CELL = {
     "text": "NULLIF(?{0},'')",
