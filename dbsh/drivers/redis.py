@@ -48,7 +48,8 @@ SHAPED_FIELDS = 32         # documents with at most this many fields go through 
 # KEYS: the documents' keys (one hash slot on a cluster); ARGV: ttl seconds, 1 when a key repeats in
 # KEYS, then per document its field count n and n field/value pairs. Keys are checked one by one only
 # when one EXISTS over them all finds any. unpack() takes at most 4000 values (Lua's stack is 8000).
-INSERT_SCRIPT = """
+# both insert scripts start so: ttl, and whether keys must be checked one by one
+_INSERT_PROLOGUE = """
 local ttl = tonumber(ARGV[1])
 local n = #KEYS
 local check = ARGV[2] == '1'
@@ -57,7 +58,8 @@ if not check then
     if redis.call('EXISTS', unpack(KEYS, first, math.min(first + 3999, n))) > 0 then check = true end
   end
 end
-local existing = {}
+"""
+INSERT_SCRIPT = _INSERT_PROLOGUE + """local existing = {}
 local pos = 3
 for i = 1, n do
   local key = KEYS[i]
@@ -358,15 +360,7 @@ def _shaped_script(k: int) -> str:
     values = ", ".join(f"v{i}" for i in range(1, k + 1))
     pairs = ", ".join(f"f{i}, v{i}" for i in range(1, k + 1))
     firsts = ", ".join(f"ARGV[{i + 2}]" for i in range(1, k + 1))
-    return f"""local ttl = tonumber(ARGV[1])
-local n = #KEYS
-local check = ARGV[2] == '1'
-if not check then
-  for first = 1, n, 4000 do
-    if redis.call('EXISTS', unpack(KEYS, first, math.min(first + 3999, n))) > 0 then check = true end
-  end
-end
-local {names} = {firsts}
+    return _INSERT_PROLOGUE + f"""local {names} = {firsts}
 local values = ARGV[{k + 3}]
 local existing = {{}}
 local pos = 1
