@@ -298,19 +298,10 @@ class DocumentReader:
         # orjson parses a batch of lines (bytes, as read) about twice as fast as json does; a batch
         # it cannot take whole (a bad or blank line, a BOM, NaN, an integer it would turn into a
         # float) is read line by line by json, which says what is wrong where
-        stream = self.stream
-        read = 0
-        while skip_to - read >= size:   # resuming: whole batches passed over unparsed
-            skipped = sum(1 for _ in islice(stream, size))
-            read += skipped
-            if skipped < size:
-                return
-        while lines := list(islice(stream, size)):
-            first = read + 1
-            read += len(lines)
-            if first <= skip_to:
-                lines = lines[skip_to - first + 1:]
-                first = skip_to + 1
+        for first, lines in _line_chunks(self.stream, size, skip_to):
+            if not lines:
+                continue
+            read = first + len(lines) - 1
             try:
                 docs = list(map(_fast_loads, lines))
             except ValueError:   # orjson.JSONDecodeError is one
@@ -453,12 +444,8 @@ class DocumentReader:
         if not schema:
             # plain lines go as text, split only if a destination needs cells; from the first batch
             # that is not plain on, the csv reader takes over (its lines counted from ``base``)
-            while lines := list(islice(self.stream, size)):
-                first = read + 1
-                read += len(lines)
-                if first <= skip_to:
-                    lines = lines[skip_to - first + 1:]
-                    first = skip_to + 1
+            for first, lines in _line_chunks(self.stream, size, skip_to, read):
+                read = first + len(lines) - 1
                 block = plain_block(lines, width, delimiter) if lines else ""
                 if block is None:
                     base = first - 1
@@ -512,6 +499,18 @@ class DocumentReader:
                 except ValueError as e:
                     bad.append(self._bad(line, str(e), delimiter.join(cells)))
             yield Batch(positions, docs, bad=bad, end=read)
+
+
+def _line_chunks(stream, size: int, skip_to: int, read: int = 0) -> Iterator[tuple[int, list]]:
+    """(number of its first line, lines) of each run of up to ``size`` lines of ``stream``, ``read``
+    lines having been read; lines at or before ``skip_to`` are dropped (a resumed run), so a run
+    wholly before it comes as (the line after it, [])."""
+    while lines := list(islice(stream, size)):
+        first = read + 1
+        read += len(lines)
+        if first <= skip_to:
+            lines, first = lines[skip_to - first + 1:], min(skip_to, read) + 1
+        yield first, lines
 
 
 def _row_starts(rows: list[list[str]], before: int) -> list[int]:

@@ -89,6 +89,7 @@ class SqlSession(Session):
         self._busy: set = set()
         self._conn: sa.Connection | None = None   # open while the user holds a transaction
         self._tables: dict[str, sa.Table] = {}
+        self._copy = self.dialect == "postgresql" and self.engine.driver == "psycopg"   # bulk loads by COPY
         self._statements: dict[tuple, str] = {}   # multi-row INSERT texts built for bulk inserts
 
     @staticmethod
@@ -576,7 +577,7 @@ class SqlSession(Session):
             if not keys:
                 conn.execute(table.insert(), group)   # INSERT ... DEFAULT VALUES
                 continue
-            if self.dialect == "postgresql" and self.engine.driver == "psycopg":
+            if self._copy:
                 self._copy_rows(conn, table, keys, rows, *text)
                 continue
             if self.dialect == "sqlite":
@@ -610,7 +611,7 @@ class SqlSession(Session):
                 raise self._error(e) from None
             return WriteResult("inserted", name, len(batch))
         header = batch.header
-        fast = self.dialect == "sqlite" or (self.dialect == "postgresql" and self.engine.driver == "psycopg")
+        fast = self.dialect == "sqlite" or self._copy
         if not len(batch) or not fast or len(set(header)) != len(header):
             return super().insert_batch(name, batch, create=create)
         try:
