@@ -211,6 +211,45 @@ def test_plain_csv_lines_go_to_postgres_as_they_are_read(postgres_url, tmp_path)
         {"id": 2, "code": None, "ok": False, "at": None, "n": None, "back": "\\N"}]
 
 
+def test_numbers_reach_postgres_exactly_by_copy(postgres_url, tmp_path):
+    """Each float column's COPY text reads back as the same double (shortest forms, exponents, -0.0,
+    NaN and infinities); integers up to and past 64 bits keep every digit."""
+    import decimal
+    import math
+    import random
+
+    pg = Backend("postgres", postgres_url)
+    t = fresh()
+    dbsh("-u", postgres_url, "query", f"create table {t} (id integer primary key, x double precision, "
+                                      "n numeric, b bigint)")
+    rnd = random.Random(5)
+    edge = [0.1 + 0.2, 1e16, 1e-7, -0.0, 5e-324, 1.7976931348623157e308, 123456789.123456789, 2.0 ** 70]
+    floats = edge + [rnd.uniform(-1e6, 1e6) for _ in range(300)] + [struct_float(rnd) for _ in range(300)]
+    lines = [json.dumps({"id": i, "x": x, "n": 2 ** 64 + i, "b": -(2 ** 63) + i}) for i, x in enumerate(floats)]
+    odd = len(lines)   # a batch of its own, holding NaN and infinity (json reads them; orjson would not)
+    lines += ['{"id": %d, "x": NaN, "n": 1, "b": 1}' % odd, '{"id": %d, "x": Infinity, "n": 2, "b": 2}' % (odd + 1)]
+    (tmp_path / "n.jsonl").write_text("\n".join(lines) + "\n")
+    run = dbsh("-u", postgres_url, "insert", t, "--file", str(tmp_path / "n.jsonl"), "--batch", str(odd))
+    assert run.code == 0, run.err
+    got = {r["id"]: r for r in pg.native_rows(t)}
+    assert len(got) == len(lines)
+    for i, x in enumerate(floats):
+        assert got[i]["x"] == x and math.copysign(1, got[i]["x"]) == math.copysign(1, x), (i, x, got[i]["x"])
+        assert got[i]["n"] == decimal.Decimal(2 ** 64 + i) and got[i]["b"] == -(2 ** 63) + i
+    assert math.isnan(got[odd]["x"]) and got[odd + 1]["x"] == math.inf
+
+
+def struct_float(rnd):
+    """A random double from its 64 bits: every exponent, the digits repr needs to spell it."""
+    import math
+    import struct
+
+    while True:
+        x = struct.unpack("<d", rnd.getrandbits(64).to_bytes(8, "little"))[0]
+        if math.isfinite(x):
+            return x
+
+
 def test_a_sqlite_load_leaves_the_journal_mode_and_no_journal_file(sqlite_url, tmp_path):
     (tmp_path / "j.jsonl").write_text("".join(f'{{"id": {i}}}\n' for i in range(1, 2001)))
     run = dbsh("-u", sqlite_url, "insert", "j", "--file", str(tmp_path / "j.jsonl"), "--create", "--batch", "100")

@@ -1045,10 +1045,8 @@ def _copy_text(values_by_column: list[tuple], as_json: list[bool]) -> str | None
             joined = "".join(values)
             if any(c in joined for c in _COPY_SPECIAL):
                 column = [v.translate(_COPY_ESCAPE) for v in values]
-        elif int in kinds:
-            column = list(map(str, values))
-        elif float in kinds:
-            column = list(map(float.__repr__, values))
+        elif int in kinds or float in kinds:
+            column = _number_texts(values, int in kinds)
         elif bool in kinds:
             column = ["t" if v else "f" for v in values]
         else:
@@ -1058,6 +1056,24 @@ def _copy_text(values_by_column: list[tuple], as_json: list[bool]) -> str | None
     if "\x00" in text:
         return None   # let psycopg report it as it always did
     return text
+
+
+def _number_texts(values: tuple, ints: bool) -> list[str]:
+    """The text of a column of ints or of floats: orjson writes the whole column in one call, several
+    times faster than str() or repr() a value (the shortest text that reads back as the same
+    float, as repr's is). It cannot write an int past 64 bits, and writes NaN and infinities as
+    null: those columns take str() and repr()."""
+    import orjson
+
+    if not values:
+        return []
+    try:
+        text = orjson.dumps(values)
+    except orjson.JSONEncodeError:   # an int past 64 bits
+        text = b"null"
+    if b"null" in text:
+        return list(map(str if ints else float.__repr__, values))
+    return text[1:-1].decode().split(",")
 
 
 def _copy_value(value: Any, json_column: bool) -> Any:
