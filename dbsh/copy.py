@@ -377,11 +377,90 @@ class _ReadFailed:
         self.error = error
 
 
-def read_ahead(batches: Iterator[Batch], prepare: Callable[[Batch], None], depth: int = 2) -> Iterator[Batch]:
-    """The batches, read, parsed and prepared (``prepare``: the destination's prepare_batch) by a
-    background thread up to ``depth`` ahead: while the database server works on one batch (the
-    writer waits on its socket, without the GIL), the next one is made ready. A reading error
-    reaches the writer in its place in the stream."""
+def read_ahead(batches: Iterator[Batch], prepare: Callable[[Batch], None], *, apart: bool = False) -> Iterator[Batch]:
+    """The batches, read, parsed and prepared (``prepare``: the destination's prepare_batch) ahead of
+    the writer: while the database server works on one batch, the next one is made ready. With
+    ``apart`` (the destination's prepares_apart) and fork() at hand, by a forked process, which
+    shares no GIL with the writer; otherwise by a thread. A reading error reaches the writer in its
+    place in the stream."""
+    if apart and sys.platform.startswith("linux"):
+        return _read_ahead_forked(batches, prepare)
+    return _read_ahead_thread(batches, prepare)
+
+
+_FRAME = "<Q"   # each batch handed over: its pickle's length, then the pickle
+
+
+def _read_ahead_forked(batches: Iterator[Batch], prepare: Callable[[Batch], None]) -> Iterator[Batch]:
+    """read_ahead in a forked child, which reads and prepares each batch and hands it over, pickled,
+    through a pipe (jsonl documents as their lines: Batch.__getstate__). The child ignores Ctrl-C,
+    which the writer handles; it ends when the writer stops reading (it is killed) or goes away
+    (its next write fails)."""
+    import fcntl
+    import pickle
+    import struct
+
+    frame = struct.Struct(_FRAME)
+    r, w = os.pipe()
+    try:   # room for a batch or two (a pipe holds 64 KiB by default): the child gets on with the next
+        fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, 1 << 20)
+    except (OSError, AttributeError):
+        pass
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:   # the child: never returns
+        try:
+            os.close(r)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            with open(w, "wb") as out:
+                def send(message) -> None:
+                    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+                    out.write(frame.pack(len(data)))
+                    out.write(data)
+                    out.flush()
+
+                try:
+                    for batch in batches:
+                        prepare(batch)
+                        send(("batch", batch))
+                    send(("end", None))
+                except BrokenPipeError:
+                    pass
+                except BaseException as e:  # noqa: BLE001 - handed to the writer, which raises it
+                    try:
+                        send(("error", e))
+                    except BrokenPipeError:
+                        pass
+                    except Exception:  # noqa: BLE001 - an error that does not pickle: its text does
+                        send(("error", DbshError(f"{type(e).__name__}: {e}")))
+        finally:
+            os._exit(0)
+    os.close(w)
+    try:
+        with open(r, "rb") as source:
+            while True:
+                head = source.read(frame.size)
+                if len(head) < frame.size:
+                    raise DbshError("the process reading the input ended unexpectedly")
+                kind, item = pickle.loads(source.read(frame.unpack(head)[0]))
+                if kind == "end":
+                    return
+                if kind == "error":
+                    raise item
+                yield item
+    finally:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        os.waitpid(pid, 0)
+
+
+def _read_ahead_thread(batches: Iterator[Batch], prepare: Callable[[Batch], None], depth: int = 2) -> Iterator[Batch]:
+    """read_ahead in a background thread, up to ``depth`` batches ahead (the writer waits on its
+    socket without the GIL)."""
     import queue
     import threading
 
@@ -638,7 +717,7 @@ def import_file(session: Session, collection: str, path: str, *, input_format: s
     load = Load(session, collection, create, None, log, ck, bar, "line")
     batches = reader.batches(batch, ck.position if resumed else 0)
     if not session.capabilities.embedded:
-        batches = read_ahead(batches, lambda b: session.prepare_batch(collection, b))
+        batches = read_ahead(batches, lambda b: session.prepare_batch(collection, b), apart=session.prepares_apart)
     stop, seconds = load.drive(batches, bar.close, log.close)
     written, skipped = (ck.written, ck.errors) if ck is not None else (load.written, log.count)
     outcome = Outcome("inserted", collection, written, ids=load.ids, skipped=skipped, errors_file=errors,

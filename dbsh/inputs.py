@@ -111,6 +111,17 @@ _DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
 _NINETEEN_DIGITS = re.compile(r"[0-9]{19}")
 
 
+def parse_jsonl_lines(lines: list[bytes]) -> list[dict]:
+    """The documents of jsonl lines the reader found good (Batch.lines), parsed as it parsed them."""
+    try:
+        docs = list(map(_fast_loads, lines))
+    except ValueError:
+        docs = None
+    if docs is None or set(map(type, docs)) != {dict} or _long_number(b"\n".join(lines)):
+        docs = [json.loads(line.decode("utf-8").removeprefix("\ufeff")) for line in lines]
+    return docs
+
+
 def _long_number(text: bytes | str) -> bool:
     if type(text) is bytes:
         return b"0" * 19 in text.translate(_DIGITS_TO_ZERO)
@@ -187,19 +198,54 @@ class Batch:
     converts by those types (``Session.insert_batch``) and any other destination gets as
     ``documents()``, typed by inference. ``bad`` holds the rows that could not be read, ``end``
     how far the source has been read (where a resumed run goes on), ``source`` the documents as
-    they were read when ``docs`` are converted ones (for the errors file).
+    they were read when ``docs`` are converted ones (for the errors file). ``lines`` holds the
+    jsonl lines of the documents as read (bytes): a batch handed over from a reading process
+    (dbsh.copy.read_ahead) comes as those lines, parsed into ``docs`` only if they are asked for.
     """
 
-    __slots__ = ("positions", "docs", "header", "_cells", "text", "bad", "end", "source", "delimiter", "prepared",
-                 "scalars")
+    __slots__ = ("positions", "_docs", "header", "_cells", "text", "bad", "end", "source", "delimiter", "prepared",
+                 "scalars", "_lines")
 
     def __init__(self, positions, docs: list[dict] | None = None, *, header: list[str] | None = None,
                  cells: list[list[str]] | None = None, text: str | None = None,
-                 bad: list[BadRow] | tuple = (), end: int = 0, source: list | None = None, delimiter: str = ","):
-        self.positions, self.docs, self.header, self._cells, self.text = positions, docs, header, cells, text
-        self.bad, self.end, self.source, self.delimiter = bad, end, source, delimiter
+                 bad: list[BadRow] | tuple = (), end: int = 0, source: list | None = None, delimiter: str = ",",
+                 lines: list[bytes] | None = None):
+        self.positions, self._docs, self.header, self._cells, self.text = positions, docs, header, cells, text
+        self.bad, self.end, self.source, self.delimiter, self._lines = bad, end, source, delimiter, lines
         self.prepared = None   # what the destination worked out ahead (Session.prepare_batch)
         self.scalars = False   # known to hold only str, int, float, bool and None values
+
+    def __getstate__(self) -> tuple:
+        """As a reading process hands a batch over: jsonl documents travel as their lines (joined),
+        several times cheaper to pickle than the documents, and are parsed again only if asked for."""
+        lines = self._lines
+        if type(lines) is list:
+            lines = b"".join(lines)
+        return (self.positions, self._docs if lines is None else None, self.header, self._cells, self.text,
+                self.bad, self.end, self.source, self.delimiter, self.prepared, self.scalars, lines)
+
+    def __setstate__(self, state: tuple) -> None:
+        (self.positions, self._docs, self.header, self._cells, self.text, self.bad, self.end, self.source,
+         self.delimiter, self.prepared, self.scalars, self._lines) = state   # lines split when asked for
+
+    @property
+    def lines(self) -> list[bytes] | None:
+        if type(self._lines) is bytes:
+            lines = self._lines.split(b"\n")
+            if not lines[-1]:
+                lines.pop()   # each good line holds a document: only the text after the last newline is empty
+            self._lines = lines
+        return self._lines
+
+    @property
+    def docs(self) -> list[dict] | None:
+        if self._docs is None and self._lines is not None:
+            self._docs = parse_jsonl_lines(self.lines)
+        return self._docs
+
+    @docs.setter
+    def docs(self, docs: list[dict] | None) -> None:
+        self._docs = docs
 
     def __len__(self) -> int:
         return len(self.positions)
@@ -309,19 +355,21 @@ class DocumentReader:
             if docs is not None and set(map(type, docs)) == {dict}:
                 text = type(lines[0])().join(lines)
                 if not _long_number(text):
-                    batch = Batch(range(first, read + 1), docs, end=read)
+                    batch = Batch(range(first, read + 1), docs, end=read,
+                                  lines=lines if type(text) is bytes else None)
                     # one brace a line and no bracket: every value is a JSON scalar
                     open_brace, open_bracket = ("{", "[") if type(text) is str else (b"{", b"[")
                     batch.scalars = text.count(open_brace) == len(lines) and open_bracket not in text
                     yield batch
                     continue
-            docs, bad, positions = [], [], []
+            docs, bad, positions, good = [], [], [], []
             for number, raw in enumerate(lines, first):
                 doc = self._jsonl_line(number, raw, bad)
                 if doc is not None:
                     docs.append(doc)
                     positions.append(number)
-            yield Batch(positions, docs, bad=bad, end=read)
+                    good.append(raw)
+            yield Batch(positions, docs, bad=bad, end=read, lines=good if type(lines[0]) is bytes else None)
 
     def _jsonl_line(self, number: int, raw: bytes | str, bad: list[BadRow]) -> dict | None:
         try:
@@ -338,7 +386,8 @@ class DocumentReader:
             value = json.loads(text)
         except json.JSONDecodeError as e:
             # e.pos, not e.colno: a line cut short fails on its newline, "column 1" of the next line
-            bad.append(self._bad(number, f"malformed JSON: {e.msg} at column {e.pos + 1}", text.rstrip("\r\n")))
+            at = "" if e.msg.endswith(" at") else " at"   # "Unterminated string starting at"
+            bad.append(self._bad(number, f"malformed JSON: {e.msg}{at} column {e.pos + 1}", text.rstrip("\r\n")))
             return None
         if type(value) is not dict:
             bad.append(self._bad(number, f"expected a JSON object, got {type(value).__name__}", text.rstrip("\r\n")))

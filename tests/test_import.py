@@ -6,8 +6,12 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import signal
 import sqlite3
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -260,3 +264,81 @@ def test_a_sqlite_load_leaves_the_journal_mode_and_no_journal_file(sqlite_url, t
     sqlite_rows(sqlite_url, "pragma journal_mode = wal")
     dbsh("-u", sqlite_url, "insert", "j", "--file", str(tmp_path / "j.jsonl"), "--errors", str(tmp_path / "e"))
     assert sqlite_rows(sqlite_url, "pragma journal_mode") == [("wal",)]
+
+
+# -- the reading process (PostgreSQL reads ahead in a forked child) ---------------------------------
+BIG = 200_000
+
+
+def _start_import(tmp_path, url, table, env) -> tuple[subprocess.Popen, Path]:
+    path = tmp_path / "big.jsonl"
+    path.write_text("".join(f'{{"id": {i}, "v": "v{i}"}}\n' for i in range(1, BIG + 1)))
+    proc = subprocess.Popen([sys.executable, "-m", "dbsh", "-u", url, "insert", table, "--file", str(path),
+                             "--create", "--batch", "100"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env, start_new_session=True)   # a process group, as a shell gives
+    return proc, path
+
+
+def _group_gone(pgid: int, timeout: float = 10) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_ctrl_c_mid_import_finishes_the_batch_and_leaves_no_reading_process(tmp_path, postgres_url, dbsh_env):
+    from tests.test_copy import _pg_ids, _wait_for_progress
+
+    table = fresh("big")
+    proc, path = _start_import(tmp_path, postgres_url, table, dbsh_env)
+    _wait_for_progress(proc, Path(dbsh_env["XDG_DATA_HOME"]))
+    os.killpg(proc.pid, signal.SIGINT)   # Ctrl-C reaches the whole group: dbsh and its reader
+    out, err = proc.communicate()
+    assert proc.returncode == 130, err
+    written = len(_pg_ids(postgres_url, table))
+    assert 0 < written < BIG and written % 100 == 0
+    assert err == (f"dbsh: error: stopped by SIGINT: {written} rows written to {table} (the batch in flight was "
+                   "finished) (run again with --resume to continue)\n")
+    assert _group_gone(proc.pid)
+    run = dbsh("-u", postgres_url, "insert", table, "--file", str(path), "--resume")
+    assert run.code == 0, run.err
+    assert sorted(_pg_ids(postgres_url, table)) == list(range(1, BIG + 1))
+
+
+def test_a_malformed_line_read_ahead_stops_the_import_where_it_is(tmp_path, postgres_url):
+    """The reading process's error reaches the writer in its place: the batches before it are in."""
+    from tests.test_copy import _pg_ids
+
+    table = fresh()
+    dbsh("-u", postgres_url, "query", f"create table {table} (id integer primary key, s text)")
+    lines = [json.dumps({"id": i, "s": f"s{i}"}) for i in range(1, 31)]
+    lines[24] = '{"id": 25, "s": "s25",}'
+    (tmp_path / "r.jsonl").write_text("\n".join(lines) + "\n")
+    run = dbsh("-u", postgres_url, "insert", table, "--file", str(tmp_path / "r.jsonl"), "--batch", "10")
+    assert run.code == 2
+    assert run.err.startswith(f"dbsh: error: {tmp_path / 'r.jsonl'} line 25: malformed JSON: Expecting property "
+                              "name enclosed in double quotes at column 23 (20 rows were committed to")
+    assert sorted(_pg_ids(postgres_url, table)) == list(range(1, 21))
+
+
+def test_a_killed_import_leaves_no_reading_process_and_resumes_exactly(tmp_path, postgres_url, dbsh_env):
+    from tests.test_copy import _pg_ids, _wait_for_progress
+
+    table = fresh("big")
+    proc, path = _start_import(tmp_path, postgres_url, table, dbsh_env)
+    _wait_for_progress(proc, Path(dbsh_env["XDG_DATA_HOME"]))
+    proc.send_signal(signal.SIGKILL)   # dbsh alone: its reader finds the pipe closed and ends
+    proc.wait()
+    assert _group_gone(proc.pid)
+    partial = _pg_ids(postgres_url, table)
+    assert 0 < len(partial) < BIG
+    run = dbsh("-u", postgres_url, "insert", table, "--file", str(path), "--resume")
+    assert run.code == 0, run.err
+    ids = _pg_ids(postgres_url, table)
+    assert len(ids) == BIG and sorted(ids) == list(range(1, BIG + 1))

@@ -186,6 +186,14 @@ class Session:
         done by the thread that reads ahead while the batch before it is written; insert_batch
         finds it in ``batch.prepared``. Default: nothing."""
 
+    @property
+    def prepares_apart(self) -> bool:
+        """Whether prepare_batch may run in a forked reading process (dbsh.copy.read_ahead): it then
+        uses nothing of the session but its settings, ``batch.prepared`` is plain data (bytes, tuples)
+        that pickles cheaply, and insert_batch writes a batch from it alone, asking for
+        ``batch.docs`` (parsed again from ``batch.lines`` then) only when it cannot."""
+        return False
+
     def find(self, name: str, where: Filter, *, fields: list[str] | None = None,
              sort: list[tuple[str, int]] | None = None, limit: int | None = None,
              skip: int | None = None) -> Result:

@@ -569,16 +569,15 @@ class SqlSession(Session):
             self._insert_groups(conn, table, groups, scalars)
 
     def _insert_groups(self, conn: sa.Connection, table: sa.Table, groups, scalars: bool = False) -> None:
-        """One batch of documents (_same_keys groups, perhaps with their COPY text from
-        prepare_batch) through the dialect's fastest path: COPY on PostgreSQL, multi-row INSERTs
+        """One batch of documents (_same_keys groups) through the dialect's fastest path: COPY on PostgreSQL, multi-row INSERTs
         through sqlite3 on SQLite, SQLAlchemy's executemany elsewhere (PyMySQL sends it as
         multi-row INSERTs)."""
-        for keys, group, rows, *text in groups:
+        for keys, group, rows in groups:
             if not keys:
                 conn.execute(table.insert(), group)   # INSERT ... DEFAULT VALUES
                 continue
             if self._copy:
-                self._copy_rows(conn, table, keys, rows, *text)
+                self._copy_rows(conn, table, keys, rows)
                 continue
             if self.dialect == "sqlite":
                 values = list(chain.from_iterable(rows))
@@ -591,12 +590,21 @@ class SqlSession(Session):
                     continue
             conn.execute(table.insert(), [self._prepare(table, doc) for doc in group])
 
+    @property
+    def prepares_apart(self) -> bool:
+        return self._copy
+
     def prepare_batch(self, name, batch) -> None:
-        """Documents for PostgreSQL's COPY: grouped by keys, with the COPY text of each group as it
-        is for columns that are not JSON (insert_batch checks that against the table)."""
-        if self.dialect == "postgresql" and batch.header is None and batch.docs:
-            batch.prepared = [(keys, group, rows, _copy_text(list(zip(*rows)), [False] * len(keys)))
-                              for keys, group, rows in _same_keys(batch.docs)]
+        """Documents for PostgreSQL's COPY: for each run of documents with the same keys, (keys, how
+        many, their COPY text as UTF-8), the text as it is for columns that are not JSON, None when a
+        value is not plain; insert_batch checks that against the table. Pure work on the batch: it
+        may run in another process (prepares_apart)."""
+        if self._copy and batch.header is None and batch.docs:
+            prepared = []
+            for keys, group, rows in _same_keys(batch.docs):
+                text = _copy_text(list(zip(*rows)), [False] * len(keys))
+                prepared.append((keys, len(group), None if text is None else text.encode()))
+            batch.prepared = prepared
 
     def insert_batch(self, name, batch, *, create=False) -> WriteResult:
         """Documents, or csv cells converted by the table's column types as ``sqlite3 .import`` and
@@ -605,8 +613,8 @@ class SqlSession(Session):
         COPY). A table with other columns (JSON, dates on SQLite, ...) takes inferred documents."""
         if batch.header is None:
             try:
-                self._insert_chunk(name, batch.docs, batch.prepared or _same_keys(batch.docs), create,
-                                   batch.scalars)
+                if not (batch.prepared and self._copy_prepared(name, batch.prepared)):
+                    self._insert_chunk(name, batch.docs, _same_keys(batch.docs), create, batch.scalars)
             except sa_exc.DBAPIError as e:
                 raise self._error(e) from None
             return WriteResult("inserted", name, len(batch))
@@ -683,19 +691,17 @@ class SqlSession(Session):
         finally:
             cursor.close()
 
-    def _copy_rows(self, conn: sa.Connection, table: sa.Table, keys: list[str], rows: list[tuple],
-                   prepared: str | None = None) -> None:
+    def _copy_rows(self, conn: sa.Connection, table: sa.Table, keys: list[str], rows: list[tuple]) -> None:
         """PostgreSQL's fastest bulk path: COPY FROM STDIN in the batch's transaction. Text format, so
         the server parses each value as its column's type; JSON columns get JSON text. Plain values
-        (text, numbers, booleans, nulls, JSON) go as pre-formatted COPY text, one write per batch
-        (``prepared`` ahead of time for columns that are not JSON)."""
+        (text, numbers, booleans, nulls, JSON) go as pre-formatted COPY text, one write per batch."""
         import psycopg
 
         preparer = self.engine.dialect.identifier_preparer
         as_json = [isinstance(table.c[k].type, sa.JSON) for k in keys]
         statement = (f"COPY {preparer.format_table(table)} ({', '.join(preparer.quote(k) for k in keys)}) "
                      "FROM STDIN")
-        text = prepared if prepared is not None and not any(as_json) else _copy_text(list(zip(*rows)), as_json)
+        text = _copy_text(list(zip(*rows)), as_json)
         try:
             with conn.connection.driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
                 if text is not None:
@@ -705,6 +711,34 @@ class SqlSession(Session):
                         copy.write_row([_copy_value(v, j) for v, j in zip(row, as_json)])
         except psycopg.Error as e:
             raise self._error(e) from None
+
+    def _copy_prepared(self, name: str, prepared: list[tuple[list[str], int, bytes | None]]) -> bool:
+        """A batch's COPY text from prepare_batch, into a table already known to have its columns, none
+        of them JSON (which take JSON text, not the text prepared); False, having written nothing,
+        for any other batch, which then goes by its documents."""
+        import psycopg
+
+        table = self._tables.get(name)
+        if table is None:
+            return False
+        for keys, _, text in prepared:
+            if text is None or not all(k in table.c and not isinstance(table.c[k].type, sa.JSON) for k in keys):
+                return False
+        preparer = self.engine.dialect.identifier_preparer
+        with self._use(write=True) as conn:
+            driver = conn.connection.driver_connection
+            encoding = driver.info.encoding
+            try:
+                for keys, _, text in prepared:
+                    if encoding != "utf-8":
+                        text = text.decode().encode(encoding)
+                    statement = (f"COPY {preparer.format_table(table)} "
+                                 f"({', '.join(preparer.quote(k) for k in keys)}) FROM STDIN")
+                    with driver.cursor() as cursor, cursor.copy(statement) as copy:
+                        copy.write(text)
+            except psycopg.Error as e:
+                raise self._error(e) from None
+        return True
 
     def _copy_cells(self, conn: sa.Connection, table: sa.Table, batch) -> None:
         """csv cells into PostgreSQL by COPY, '' meaning null: the server reads each cell as its
