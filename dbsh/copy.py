@@ -716,7 +716,7 @@ def import_file(session: Session, collection: str, path: str, *, input_format: s
     bar = Progress(f"{Path(path).name if path != '-' else 'stdin'} → {collection}", None, progress)
     load = Load(session, collection, create, None, log, ck, bar, "line")
     batches = reader.batches(batch, ck.position if resumed else 0)
-    if not session.capabilities.embedded:
+    if session.prepares_apart or not session.capabilities.embedded:
         batches = read_ahead(batches, lambda b: session.prepare_batch(collection, b), apart=session.prepares_apart)
     stop, seconds = load.drive(batches, bar.close, log.close)
     written, skipped = (ck.written, ck.errors) if ck is not None else (load.written, log.count)

@@ -83,6 +83,34 @@ def test_bad_rows_go_to_the_errors_file_with_their_exact_lines(postgres_url, tmp
     assert ids == [i for i in range(1, 21) if i not in (4, 7, 12, 16)]
 
 
+def test_rows_sqlite_refuses_go_to_the_errors_file_as_they_were_read(sqlite_url, tmp_path):
+    """A batch SQLite refuses is halved until the refused rows are found; their documents come from
+    the lines the reading process handed over, parsed as the reader parsed them."""
+    t = fresh()
+    dbsh("-u", sqlite_url, "query", f"create table {t} (id integer primary key, n integer not null, s text)")
+    lines = [json.dumps({"id": i, "n": i, "s": f"s{i}"}) for i in range(1, 21)]
+    lines[0] = "\ufeff" + lines[0]                                                  # line 1: a BOM
+    lines[4] = '{"id": 5, "n": 123456789012345678901234567890, "s": "big"}'        # line 5: past 64 bits
+    lines[6] = json.dumps({"id": 7, "n": None, "s": "null n"})                      # line 7: NOT NULL
+    lines[8] = '{"id": 9, "n": '                                                    # line 9: malformed
+    lines[15] = json.dumps({"id": 3, "n": 16, "s": "dup \u00e9"})                  # line 16: duplicate id
+    (tmp_path / "rows.jsonl").write_text("\n".join(lines) + "\n")
+    errors = tmp_path / "errors.jsonl"
+    run = dbsh("-u", sqlite_url, "insert", t, "--file", str(tmp_path / "rows.jsonl"), "--batch", "8",
+               "--errors", str(errors))
+    assert run.code == 0, run.err
+    assert run.json_lines() == [{"action": "inserted", "collection": t, "count": 16, "errors": 4}]
+    logged = [json.loads(line) for line in errors.read_text().splitlines()]
+    assert [(e["line"], e["row"]) for e in logged] == [
+        (5, {"id": 5, "n": 123456789012345678901234567890, "s": "big"}), (7, {"id": 7, "n": None, "s": "null n"}),
+        (9, '{"id": 9, "n": '), (16, {"id": 3, "n": 16, "s": "dup é"})]
+    assert logged[0]["error"] == "integer out of range: SQLite stores integers in 64 bits (up to 9223372036854775807)"
+    assert "NOT NULL" in logged[1]["error"] and "UNIQUE" in logged[3]["error"]
+    rows = sqlite_rows(sqlite_url, f"select id, n, s from {t} order by id")
+    assert [r[0] for r in rows] == [i for i in range(1, 21) if i not in (5, 7, 9, 16)]
+    assert rows[0] == (1, 1, "s1")
+
+
 def test_max_errors_stops_the_run_and_says_what_was_written(sqlite_url, tmp_path):
     dbsh("-u", sqlite_url, "insert", "t", '{"a": 1}', "--create")
     (tmp_path / "x.csv").write_text("a\n2\n3\n4\n5,6\n7\n8,9\n10\n11,12\n13\n")

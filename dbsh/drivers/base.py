@@ -28,7 +28,8 @@ class Capabilities:
     # landed in part, reported as errors.PartialWrite when the driver knows which documents
     atomic_insert: bool = False
     # the database runs inside this process (SQLite): its work holds the same CPU and, in part,
-    # the GIL, so bulk loads do not read ahead in a second thread
+    # the GIL, so bulk loads do not read ahead in a second thread (a forked process may:
+    # Session.prepares_apart)
     embedded: bool = False
 
 

@@ -588,23 +588,33 @@ class SqlSession(Session):
                         values = [_copy_value(v, j) for row in rows for v, j in zip(row, as_json)]
                     self._sqlite_rows(conn, table, keys, ["?{}"] * len(keys), values)
                     continue
-            conn.execute(table.insert(), [self._prepare(table, doc) for doc in group])
+            try:
+                conn.execute(table.insert(), [self._prepare(table, doc) for doc in group])
+            except OverflowError:   # sqlite3 binding an int past 64 bits
+                raise UsageError(_SQLITE_RANGE) from None
 
     @property
     def prepares_apart(self) -> bool:
-        return self._copy
+        return self._copy or self.dialect == "sqlite"
 
     def prepare_batch(self, name, batch) -> None:
-        """Documents for PostgreSQL's COPY: for each run of documents with the same keys, (keys, how
-        many, their COPY text as UTF-8), the text as it is for columns that are not JSON, None when a
-        value is not plain; insert_batch checks that against the table. Pure work on the batch: it
-        may run in another process (prepares_apart)."""
-        if self._copy and batch.header is None and batch.docs:
-            prepared = []
-            for keys, group, rows in _same_keys(batch.docs):
+        """Documents as they are written, for each run of them with the same keys: (keys, how many,
+        what goes). For PostgreSQL's COPY, their COPY text as UTF-8, as it is for columns that are
+        not JSON; for SQLite, every value, row after row, when all are scalars; None when a value is
+        not plain. insert_batch checks that against the table. Pure work on the batch: it runs in
+        another process (prepares_apart)."""
+        if batch.header is not None or not batch.docs or not self.prepares_apart:
+            return
+        prepared = []
+        for keys, group, rows in _same_keys(batch.docs):
+            if self._copy:
                 text = _copy_text(list(zip(*rows)), [False] * len(keys))
                 prepared.append((keys, len(group), None if text is None else text.encode()))
-            batch.prepared = prepared
+            else:
+                values = list(chain.from_iterable(rows))
+                plain = batch.scalars or set(map(type, values)) <= _SCALARS
+                prepared.append((keys, len(group), values if plain else None))
+        batch.prepared = prepared
 
     def insert_batch(self, name, batch, *, create=False) -> WriteResult:
         """Documents, or csv cells converted by the table's column types as ``sqlite3 .import`` and
@@ -613,7 +623,7 @@ class SqlSession(Session):
         COPY). A table with other columns (JSON, dates on SQLite, ...) takes inferred documents."""
         if batch.header is None:
             try:
-                if not (batch.prepared and self._copy_prepared(name, batch.prepared)):
+                if not (batch.prepared and self._write_prepared(name, batch.prepared)):
                     self._insert_chunk(name, batch.docs, _same_keys(batch.docs), create, batch.scalars)
             except sa_exc.DBAPIError as e:
                 raise self._error(e) from None
@@ -688,6 +698,8 @@ class SqlSession(Session):
                 cursor.execute(statement(len(part) // width), part)
         except sqlite3.Error as e:
             raise self._error(e) from None
+        except OverflowError:
+            raise UsageError(_SQLITE_RANGE) from None
         finally:
             cursor.close()
 
@@ -712,18 +724,28 @@ class SqlSession(Session):
         except psycopg.Error as e:
             raise self._error(e) from None
 
-    def _copy_prepared(self, name: str, prepared: list[tuple[list[str], int, bytes | None]]) -> bool:
-        """A batch's COPY text from prepare_batch, into a table already known to have its columns, none
-        of them JSON (which take JSON text, not the text prepared); False, having written nothing,
-        for any other batch, which then goes by its documents."""
-        import psycopg
-
+    def _write_prepared(self, name: str, prepared: list[tuple[list[str], int, Any]]) -> bool:
+        """A batch as prepare_batch made it ready, in one transaction, into a table already known to
+        have its columns, none of them JSON (which take JSON text, not the values prepared); False,
+        having written nothing, for any other batch, which then goes by its documents."""
         table = self._tables.get(name)
         if table is None:
             return False
-        for keys, _, text in prepared:
-            if text is None or not all(k in table.c and not isinstance(table.c[k].type, sa.JSON) for k in keys):
+        for keys, _, ready in prepared:
+            if ready is None or not keys or \
+                    not all(k in table.c and not isinstance(table.c[k].type, sa.JSON) for k in keys):
                 return False
+        if self._copy:
+            self._copy_prepared(table, prepared)
+        else:
+            with self._use(write=True) as conn:
+                for keys, _, values in prepared:
+                    self._sqlite_rows(conn, table, keys, ["?{}"] * len(keys), values)
+        return True
+
+    def _copy_prepared(self, table: sa.Table, prepared: list[tuple[list[str], int, bytes]]) -> None:
+        import psycopg
+
         preparer = self.engine.dialect.identifier_preparer
         with self._use(write=True) as conn:
             driver = conn.connection.driver_connection
@@ -738,7 +760,6 @@ class SqlSession(Session):
                         copy.write(text)
             except psycopg.Error as e:
                 raise self._error(e) from None
-        return True
 
     def _copy_cells(self, conn: sa.Connection, table: sa.Table, batch) -> None:
         """csv cells into PostgreSQL by COPY, '' meaning null: the server reads each cell as its
@@ -908,6 +929,8 @@ _PLAIN = (str, int, float, bool, type(None), dict, list)
 _PLAIN_SET = frozenset(_PLAIN)
 _SCALARS = frozenset((str, int, float, bool, type(None)))
 # a csv cell's SQL on SQLite, by the column's kind (_cell_kind); {} is the parameter's number
+_SQLITE_RANGE = "integer out of range: SQLite stores integers in 64 bits (up to 9223372036854775807)"
+
 _SQLITE_CELL = {
     "text": "NULLIF(?{0},'')",
     "bool": "CASE lower(?{0}) WHEN 'true' THEN 1 WHEN 'false' THEN 0 ELSE NULLIF(?{0},'') END",
