@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated, Optional
 
+from dbsh import DEFAULT_BATCH
+
 HELP = "One shell for SQL, MongoDB, Redis, Cassandra, Neo4j and CouchDB."
 
 # (name, one-line help, example): the single table behind `dbsh --help` and each command's help.
@@ -301,7 +303,7 @@ def build_app():
                                                                        help="jsonl, json, csv or tsv "
                                                                        "(default: from the name or content).")]
                    = None,
-                   batch: Annotated[int, typer.Option("--batch", help="Documents per batch/transaction.")] = 1000,
+                   batch: Annotated[int, typer.Option("--batch", help="Documents per batch/transaction.")] = DEFAULT_BATCH,
                    create: Annotated[bool, typer.Option("--create", help="Create the collection (and "
                                                         "columns) if missing.")] = False,
                    ttl: Annotated[Optional[int], typer.Option("--ttl", min=1, help="Expire after SECONDS "
@@ -332,7 +334,7 @@ def build_app():
                                                     "instead of JSON.")] = False,
                  create: Annotated[bool, typer.Option("--create", help="Create the destination (schema inferred "
                                                       "from the first batch).")] = False,
-                 batch: Annotated[int, typer.Option("--batch", metavar="N", help="Rows per batch/transaction.")] = 1000,
+                 batch: Annotated[int, typer.Option("--batch", metavar="N", help="Rows per batch/transaction.")] = DEFAULT_BATCH,
                  errors: ErrorsOpt = None, max_errors: MaxErrorsOpt = None, resume: ResumeOpt = False,
                  fmt: FormatOpt = None, debug: DebugOpt = False):
         o = opts(ctx, fmt=fmt, debug=debug)

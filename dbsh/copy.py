@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 from urllib.parse import urlsplit
 
+from dbsh import DEFAULT_BATCH
 from dbsh.drivers.base import Session, WriteResult
 from dbsh.errors import EXIT_INTERRUPTED, DbshError, NotFound, PartialWrite, UsageError
 from dbsh.inputs import Batch
@@ -692,7 +693,7 @@ def _finish(load: Load, ck: Checkpoint | None, stop: StopSignal, outcome: Outcom
 
 # -- insert --file ----------------------------------------------------------------------------
 def import_file(session: Session, collection: str, path: str, *, input_format: str | None = None,
-                schema: str | None = None, batch: int = 1000, create: bool = False, errors: str | None = None,
+                schema: str | None = None, batch: int = DEFAULT_BATCH, create: bool = False, errors: str | None = None,
                 max_errors: int | None = None, resume: bool = False, progress: bool | None = None) -> Outcome:
     """Stream a file (or '-') into a collection; bad rows to --errors; --resume after an interruption."""
     from dbsh.inputs import open_documents, parse_schema
@@ -743,7 +744,7 @@ def stable_order(session: Session, collection: str) -> list[tuple[str, int]] | N
 
 def copy(source: Session, src_collection: str, destination: Session, dst_collection: str, *,
          where: str | None = None, mapping: list[str] | None = None, flat: bool = False, create: bool = False,
-         batch: int = 1000, errors: str | None = None, max_errors: int | None = None, resume: bool = False,
+         batch: int = DEFAULT_BATCH, errors: str | None = None, max_errors: int | None = None, resume: bool = False,
          progress: bool | None = None) -> Outcome:
     from dbsh.commands import parse_filter_text
 
