@@ -209,9 +209,10 @@ class Batch:
     def __init__(self, positions, docs: list[dict] | None = None, *, header: list[str] | None = None,
                  cells: list[list[str]] | None = None, text: str | None = None,
                  bad: list[BadRow] | tuple = (), end: int = 0, source: list | None = None, delimiter: str = ",",
-                 lines: list[bytes] | None = None):
+                 lines: list[bytes] | bytes | None = None):
         self.positions, self._docs, self.header, self._cells, self.text = positions, docs, header, cells, text
-        self.bad, self.end, self.source, self.delimiter, self._lines = bad, end, source, delimiter, lines
+        self.bad, self.end, self.source, self.delimiter = bad, end, source, delimiter
+        self._lines = lines   # a list, or the lines joined (split when asked for)
         self.prepared = None   # what the destination worked out ahead (Session.prepare_batch)
         self.scalars = False   # known to hold only str, int, float, bool and None values
 
@@ -356,7 +357,7 @@ class DocumentReader:
                 text = type(lines[0])().join(lines)
                 if not _long_number(text):
                     batch = Batch(range(first, read + 1), docs, end=read,
-                                  lines=lines if type(text) is bytes else None)
+                                  lines=text if type(text) is bytes else None)   # (split if asked for)
                     # one brace a line and no bracket: every value is a JSON scalar
                     open_brace, open_bracket = ("{", "[") if type(text) is str else (b"{", b"[")
                     batch.scalars = text.count(open_brace) == len(lines) and open_bracket not in text

@@ -606,11 +606,12 @@ class SqlSession(Session):
         if batch.header is not None or not batch.docs or not self.prepares_apart:
             return
         prepared = []
-        for keys, group, rows in _same_keys(batch.docs):
-            if self._copy:
-                text = _copy_text(list(zip(*rows)), [False] * len(keys))
-                prepared.append((keys, len(group), None if text is None else text.encode()))
-            else:
+        if self._copy:
+            for keys, n, columns in _same_key_columns(batch.docs):
+                text = _copy_text(columns, [False] * len(keys))
+                prepared.append((keys, n, None if text is None else text.encode()))
+        else:
+            for keys, group, rows in _same_keys(batch.docs):
                 values = list(chain.from_iterable(rows))
                 plain = batch.scalars or set(map(type, values)) <= _SCALARS
                 prepared.append((keys, len(group), values if plain else None))
@@ -1191,6 +1192,22 @@ def _same_keys(docs: list[dict]) -> Iterator[tuple[list[str], list[dict], list[t
         group.append(doc)
     if group:
         yield list(shape), group, _values(group, list(shape))
+
+
+def _same_key_columns(docs: list[dict]) -> Iterator[tuple[list[str], int, list]]:
+    """(keys, how many documents, their values column by column) for each run of documents with the
+    same keys, as _same_keys groups them; the columns taken straight from the documents when all
+    have the same keys (a third of the work of rows turned into columns)."""
+    if docs:
+        keys = list(docs[0])
+        if keys and len(set(map(len, docs))) == 1:
+            try:
+                yield keys, len(docs), [list(map(itemgetter(k), docs)) for k in keys]
+                return
+            except KeyError:
+                pass
+    for keys, group, rows in _same_keys(docs):
+        yield keys, len(group), list(zip(*rows))
 
 
 def _values(docs: list[dict], keys: list[str]) -> list[tuple]:
