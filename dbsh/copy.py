@@ -381,12 +381,16 @@ class _ReadFailed:
 def read_ahead(batches: Iterator[Batch], prepare: Callable[[Batch], None], *, apart: bool = False) -> Iterator[Batch]:
     """The batches, read, parsed and prepared (``prepare``: the destination's prepare_batch) ahead of
     the writer: while the database server works on one batch, the next one is made ready. With
-    ``apart`` (the destination's prepares_apart) and fork() at hand, by a forked process, which
-    shares no GIL with the writer; otherwise by a thread. A reading error reaches the writer in its
-    place in the stream."""
-    if apart and sys.platform.startswith("linux"):
+    ``apart`` (the destination's prepares_apart, where CAN_FORK), by a forked process, which shares
+    no GIL with the writer; otherwise by a thread. A reading error reaches the writer in its place
+    in the stream."""
+    if apart:
         return _read_ahead_forked(batches, prepare)
     return _read_ahead_thread(batches, prepare)
+
+
+# fork() without exec() is sound on Linux; macOS's system libraries may not survive it, Windows has none
+CAN_FORK = sys.platform.startswith("linux")
 
 
 _FRAME = "<Q"   # each batch handed over: its pickle's length, then the pickle
@@ -717,8 +721,9 @@ def import_file(session: Session, collection: str, path: str, *, input_format: s
     bar = Progress(f"{Path(path).name if path != '-' else 'stdin'} → {collection}", None, progress)
     load = Load(session, collection, create, None, log, ck, bar, "line")
     batches = reader.batches(batch, ck.position if resumed else 0)
-    if session.prepares_apart or not session.capabilities.embedded:
-        batches = read_ahead(batches, lambda b: session.prepare_batch(collection, b), apart=session.prepares_apart)
+    apart = CAN_FORK and session.prepares_apart
+    if apart or not session.capabilities.embedded:   # (SQLite gains nothing from a thread reading ahead)
+        batches = read_ahead(batches, lambda b: session.prepare_batch(collection, b), apart=apart)
     stop, seconds = load.drive(batches, bar.close, log.close)
     written, skipped = (ck.written, ck.errors) if ck is not None else (load.written, log.count)
     outcome = Outcome("inserted", collection, written, ids=load.ids, skipped=skipped, errors_file=errors,
