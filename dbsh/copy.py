@@ -721,10 +721,12 @@ def import_file(session: Session, collection: str, path: str, *, input_format: s
     bar = Progress(f"{Path(path).name if path != '-' else 'stdin'} → {collection}", None, progress)
     load = Load(session, collection, create, None, log, ck, bar, "line")
     batches = reader.batches(batch, ck.position if resumed else 0)
+    closers = [bar.close, log.close]
     apart = CAN_FORK and session.prepares_apart
     if apart or not session.capabilities.embedded:   # (SQLite gains nothing from a thread reading ahead)
         batches = read_ahead(batches, lambda b: session.prepare_batch(collection, b), apart=apart)
-    stop, seconds = load.drive(batches, bar.close, log.close)
+        closers.insert(0, batches.close)   # the reader stops as soon as the load does, whatever ended it
+    stop, seconds = load.drive(batches, *closers)
     written, skipped = (ck.written, ck.errors) if ck is not None else (load.written, log.count)
     outcome = Outcome("inserted", collection, written, ids=load.ids, skipped=skipped, errors_file=errors,
                       seconds=seconds)

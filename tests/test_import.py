@@ -357,6 +357,30 @@ def test_a_malformed_line_read_ahead_stops_the_import_where_it_is(tmp_path, post
     assert sorted(_pg_ids(postgres_url, table)) == list(range(1, 21))
 
 
+def _forked_children() -> list[int]:
+    """This process's children that are forks of it (same command line): read-ahead processes."""
+    me = Path("/proc/self/cmdline").read_bytes()
+    pids = []
+    for task in Path("/proc/self/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            try:
+                if Path(f"/proc/{pid}/cmdline").read_bytes() == me:
+                    pids.append(int(pid))
+            except FileNotFoundError:
+                pass
+    return pids
+
+
+def test_a_refused_batch_ends_the_reading_process_before_dbsh_says_so(tmp_path, postgres_url):
+    table = fresh()
+    dbsh("-u", postgres_url, "query", f"create table {table} (id integer primary key)")
+    (tmp_path / "r.jsonl").write_text("".join(f'{{"id": {i % 30_000}}}\n' for i in range(60_000)))
+    assert _forked_children() == []
+    run = dbsh("-u", postgres_url, "insert", table, "--file", str(tmp_path / "r.jsonl"))
+    assert run.code != 0 and "duplicate key value" in run.err and run.err.count("\n") == 1
+    assert _forked_children() == []
+
+
 def test_a_killed_import_leaves_no_reading_process_and_resumes_exactly(tmp_path, postgres_url, dbsh_env):
     from tests.test_copy import _pg_ids, _wait_for_progress
 
