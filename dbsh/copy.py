@@ -413,7 +413,13 @@ def _read_ahead_forked(batches: Iterator[Batch], prepare: Callable[[Batch], None
         pass
     sys.stdout.flush()
     sys.stderr.flush()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError:   # no process to be had (EAGAIN, ENOMEM): a thread, then
+        os.close(r)
+        os.close(w)
+        yield from _read_ahead_thread(batches, prepare)
+        return
     if pid == 0:   # the child: never returns
         try:
             os.close(r)
@@ -434,12 +440,14 @@ def _read_ahead_forked(batches: Iterator[Batch], prepare: Callable[[Batch], None
                 except BrokenPipeError:
                     pass
                 except BaseException as e:  # noqa: BLE001 - handed to the writer, which raises it
+                    try:   # the error itself if it pickles (and unpickles), else its text
+                        error = pickle.dumps(e, protocol=pickle.HIGHEST_PROTOCOL)
+                    except Exception:  # noqa: BLE001
+                        error = None
                     try:
-                        send(("error", e))
+                        send(("error", (error, f"{type(e).__name__}: {e}")))
                     except BrokenPipeError:
                         pass
-                    except Exception:  # noqa: BLE001 - an error that does not pickle: its text does
-                        send(("error", DbshError(f"{type(e).__name__}: {e}")))
         finally:
             os._exit(0)
     os.close(w)
@@ -453,7 +461,12 @@ def _read_ahead_forked(batches: Iterator[Batch], prepare: Callable[[Batch], None
                 if kind == "end":
                     return
                 if kind == "error":
-                    raise item
+                    error, text = item
+                    try:
+                        error = pickle.loads(error)
+                    except Exception:  # noqa: BLE001 - (one whose class takes other arguments)
+                        error = DbshError(text)
+                    raise error
                 yield item
     finally:
         try:

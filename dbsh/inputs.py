@@ -328,10 +328,24 @@ class DocumentReader:
         """Batches of up to ``size`` rows; rows at or before position ``skip_to`` (a checkpoint's
         ``end``: a line, or an element of a JSON array) are passed over without being parsed."""
         if self.fmt == "jsonl":
-            return self._jsonl(size, skip_to)
+            return self._reading(self._jsonl(size, skip_to))
         if self.fmt == "json":
-            return self._json(size, skip_to)
-        return self._csv(size, skip_to, "\t" if self.fmt == "tsv" else ",")
+            return self._reading(self._json(size, skip_to))
+        return self._reading(self._csv(size, skip_to, "\t" if self.fmt == "tsv" else ","))
+
+    def _reading(self, batches: Iterator[Batch]) -> Iterator[Batch]:
+        """The batches; a file that cannot be read on (a corrupt or cut-off .gz/.zst, an I/O error)
+        is a one-line error naming it, which says what earlier batches committed like any other."""
+        import zlib
+
+        unreadable: tuple = (OSError, EOFError, zlib.error)
+        if "zstandard" in sys.modules:
+            unreadable += (sys.modules["zstandard"].ZstdError,)
+        try:
+            yield from batches
+        except unreadable as e:
+            detail = " ".join(str(e).split()) or type(e).__name__
+            raise UsageError(f"cannot read {self.name}: {detail}") from None
 
     def error(self, line: int, message: str) -> UsageError:
         return UsageError(f"{self.name} line {line}: {message}")

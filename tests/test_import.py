@@ -381,6 +381,23 @@ def test_a_refused_batch_ends_the_reading_process_before_dbsh_says_so(tmp_path, 
     assert _forked_children() == []
 
 
+def test_a_corrupt_gzip_read_ahead_is_a_one_line_error(tmp_path, postgres_url):
+    """A file that cannot be read on (gzip's CRC check fails at its end) is a one-line error, from the
+    reading process as from any reader, saying what the batches before it committed."""
+    from tests.test_copy import _pg_ids
+
+    table = fresh()
+    dbsh("-u", postgres_url, "query", f"create table {table} (id integer primary key)")
+    data = bytearray(gzip.compress("".join(f'{{"id": {i}}}\n' for i in range(1, 12_001)).encode()))
+    data[-8] ^= 0xFF   # the CRC-32 of the trailer
+    (tmp_path / "r.jsonl.gz").write_bytes(bytes(data))
+    run = dbsh("-u", postgres_url, "insert", table, "--file", str(tmp_path / "r.jsonl.gz"))
+    assert run.code == 2 and run.err.count("\n") == 1
+    assert run.err.startswith(f"dbsh: error: cannot read {tmp_path / 'r.jsonl.gz'}: CRC check failed 0x")
+    assert f"(10000 rows were committed to {table} before this batch" in run.err
+    assert sorted(_pg_ids(postgres_url, table)) == list(range(1, 10_001))
+
+
 def test_a_killed_import_leaves_no_reading_process_and_resumes_exactly(tmp_path, postgres_url, dbsh_env):
     from tests.test_copy import _pg_ids, _wait_for_progress
 
