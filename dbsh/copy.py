@@ -341,29 +341,44 @@ class Interrupted(DbshError):
 
 # -- progress ---------------------------------------------------------------------------------
 class Progress:
-    """A Rich bar with rows/s and ETA on stderr when it is a terminal; silent otherwise."""
+    """A Rich bar with rows/s and ETA on stderr when it is a terminal; silent otherwise. The bar
+    counts rows out of ``total``, or, for a file of ``size`` bytes, how far into it reading has
+    gone (the rows are counted beside it)."""
 
-    def __init__(self, label: str, total: int | None, enabled: bool | None = None):
+    def __init__(self, label: str, total: int | None, enabled: bool | None = None, *, size: int | None = None):
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
         self._bar = None
+        self._size = size
         if self.enabled:
             from rich.console import Console
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn,
-                                       TimeElapsedColumn, TimeRemainingColumn)
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress as Bar, TaskProgressColumn,
+                                       TextColumn, TimeElapsedColumn, TimeRemainingColumn)
 
-            self._bar = Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("{task.fields[rate]} rows/s"), TimeElapsedColumn(), TimeRemainingColumn(),
-                            console=Console(stderr=True), transient=False)
-            self._task = self._bar.add_task(label, total=total, rate="-")
+            count = MofNCompleteColumn() if size is None else TaskProgressColumn()
+            columns = [TextColumn("{task.description}"), BarColumn(), count]
+            if size is not None:
+                columns.append(TextColumn("{task.fields[rows]:,} rows"))
+            self._bar = Bar(*columns, TextColumn("{task.fields[rate]} rows/s"), TimeElapsedColumn(),
+                            TimeRemainingColumn(), console=Console(stderr=True), transient=False)
+            self._task = self._bar.add_task(label, total=total if size is None else size, rate="-", rows=0)
             self._start = time.perf_counter()
             self._done = 0
+            self._at: int | None = None
             self._bar.start()
 
-    def advance(self, rows: int) -> None:
-        if self._bar is not None:
-            self._done += rows
-            rate = self._done / max(time.perf_counter() - self._start, 1e-9)
-            self._bar.update(self._task, advance=rows, rate=f"{rate:,.0f}")
+    def advance(self, rows: int, offset: int | None = None) -> None:
+        """``rows`` more done; ``offset``: the bytes of the file read so far, for a bar of its size."""
+        if self._bar is None:
+            return
+        self._done += rows
+        rate = f"{self._done / max(time.perf_counter() - self._start, 1e-9):,.0f}"
+        if self._size is None or offset is None:
+            self._bar.update(self._task, advance=rows, rate=rate, rows=self._done)
+        elif self._at is None:   # the first batch: a resumed run starts part way in (no speed from that)
+            self._at = offset
+            self._bar.reset(self._task, total=self._size, completed=offset, rate=rate, rows=self._done)
+        else:
+            self._bar.update(self._task, completed=offset, rate=rate, rows=self._done)
 
     def close(self) -> None:
         if self._bar is not None:
@@ -601,7 +616,7 @@ class Load:
                 ck.pending = None
                 ck.save()
             if self.progress is not None:
-                self.progress.advance(len(batch) + bad)
+                self.progress.advance(len(batch) + bad, batch.offset)
             if stop.requested:
                 return
 
@@ -731,7 +746,7 @@ def import_file(session: Session, collection: str, path: str, *, input_format: s
         ck.fingerprint = f"{stat.st_size}:{stat.st_mtime_ns}"
     resumed = _resume(ck, resume, session, collection) if ck is not None else False
     log = ErrorLog(errors, max_errors, append=resumed)
-    bar = Progress(f"{Path(path).name if path != '-' else 'stdin'} → {collection}", None, progress)
+    bar = Progress(f"{Path(path).name if path != '-' else 'stdin'} → {collection}", None, progress, size=reader.size)
     load = Load(session, collection, create, None, log, ck, bar, "line")
     batches = reader.batches(batch, ck.position if resumed else 0)
     closers = [bar.close, log.close]

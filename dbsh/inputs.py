@@ -204,7 +204,7 @@ class Batch:
     """
 
     __slots__ = ("positions", "_docs", "header", "_cells", "text", "bad", "end", "source", "delimiter", "prepared",
-                 "scalars", "_lines")
+                 "scalars", "_lines", "offset")
 
     def __init__(self, positions, docs: list[dict] | None = None, *, header: list[str] | None = None,
                  cells: list[list[str]] | None = None, text: str | None = None,
@@ -215,6 +215,7 @@ class Batch:
         self._lines = lines   # a list, or the lines joined (split when asked for)
         self.prepared = None   # what the destination worked out ahead (Session.prepare_batch)
         self.scalars = False   # known to hold only str, int, float, bool and None values
+        self.offset = None     # bytes of the file (as stored: compressed) read up to this batch's end
 
     def __getstate__(self) -> tuple:
         """As a reading process hands a batch over: jsonl documents travel as their lines (joined),
@@ -223,11 +224,11 @@ class Batch:
         if type(lines) is list:
             lines = b"".join(lines)
         return (self.positions, self._docs if lines is None else None, self.header, self._cells, self.text,
-                self.bad, self.end, self.source, self.delimiter, self.prepared, self.scalars, lines)
+                self.bad, self.end, self.source, self.delimiter, self.prepared, self.scalars, lines, self.offset)
 
     def __setstate__(self, state: tuple) -> None:
         (self.positions, self._docs, self.header, self._cells, self.text, self.bad, self.end, self.source,
-         self.delimiter, self.prepared, self.scalars, self._lines) = state   # lines split when asked for
+         self.delimiter, self.prepared, self.scalars, self._lines, self.offset) = state   # lines split when asked for
 
     @property
     def lines(self) -> list[bytes] | None:
@@ -309,12 +310,14 @@ class DocumentReader:
     """
 
     def __init__(self, stream: io.TextIOBase, fmt: str, name: str = "<stdin>", *, lenient: bool = False,
-                 schema: dict[str, str] | None = None):
+                 schema: dict[str, str] | None = None, file=None):
         if fmt not in INPUT_FORMATS:
             raise UsageError(f"unknown input format {fmt!r}", hint="choose " + ", ".join(INPUT_FORMATS))
         if schema and fmt not in ("csv", "tsv"):
             raise UsageError("--schema applies to csv and tsv input; JSON input carries its own types")
         self.stream = stream
+        self.file = file   # the file as stored, whose position says how far reading has gone (progress)
+        self.size = _regular_size(file)
         self.fmt = fmt
         self.name = name
         self.lenient = lenient
@@ -342,7 +345,13 @@ class DocumentReader:
         if "zstandard" in sys.modules:
             unreadable += (sys.modules["zstandard"].ZstdError,)
         try:
-            yield from batches
+            for batch in batches:
+                if self.size is not None:
+                    try:
+                        batch.offset = self.file.tell()
+                    except (OSError, ValueError):
+                        pass
+                yield batch
         except unreadable as e:
             detail = " ".join(str(e).split()) or type(e).__name__
             raise UsageError(f"cannot read {self.name}: {detail}") from None
@@ -599,8 +608,9 @@ def _format_from_name(name: str) -> str | None:
 
 
 def _open_binary(path: str):
+    """(the stream of the file's bytes, decompressed; the file as stored, None for stdin)."""
     if path == "-":
-        return sys.stdin.buffer
+        return sys.stdin.buffer, None
     try:
         raw = open(path, "rb")
     except OSError as e:
@@ -609,20 +619,32 @@ def _open_binary(path: str):
     if lower.endswith(".gz"):
         import gzip
 
-        return gzip.open(raw)
+        return gzip.open(raw), raw
     if lower.endswith(".zst"):
         try:
             import zstandard
         except ModuleNotFoundError:
             raise UsageError("reading .zst needs the zstandard package", hint="pip install 'dbsh[zstd]'") from None
-        return zstandard.ZstdDecompressor().stream_reader(raw)
-    return raw
+        return zstandard.ZstdDecompressor().stream_reader(raw), raw
+    return raw, raw
+
+
+def _regular_size(file) -> int | None:
+    """The size of a regular file (not a pipe, a terminal or a socket), else None."""
+    import os
+    import stat
+
+    try:
+        info = os.fstat(file.fileno())
+    except (AttributeError, OSError, ValueError):
+        return None
+    return info.st_size if stat.S_ISREG(info.st_mode) else None
 
 
 def open_documents(path: str, fmt: str | None = None, *, lenient: bool = False,
                    schema: dict[str, str] | None = None) -> DocumentReader:
     """A reader for ``path`` ('-' is stdin); the format from ``fmt``, the name, or the first byte."""
-    binary = _open_binary(path)
+    binary, file = _open_binary(path)
     if not hasattr(binary, "peek"):
         binary = io.BufferedReader(binary)
     fmt = fmt or _format_from_name(path)
@@ -632,4 +654,5 @@ def open_documents(path: str, fmt: str | None = None, *, lenient: bool = False,
         fmt = "json" if first == b"[" else "jsonl" if first in (b"{", b"") else "csv"
     # jsonl is read as bytes lines (orjson decodes UTF-8 itself); the others as text
     stream = binary if fmt == "jsonl" else io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
-    return DocumentReader(stream, fmt, "<stdin>" if path == "-" else path, lenient=lenient, schema=schema)
+    return DocumentReader(stream, fmt, "<stdin>" if path == "-" else path, lenient=lenient, schema=schema,
+                          file=file)
