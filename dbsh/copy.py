@@ -455,12 +455,14 @@ def _read_ahead_forked(batches: Iterator[Batch], prepare: Callable[[Batch], None
                 except BrokenPipeError:
                     pass
                 except BaseException as e:  # noqa: BLE001 - handed to the writer, which raises it
+                    import traceback
+
                     try:   # the error itself if it pickles (and unpickles), else its text
                         error = pickle.dumps(e, protocol=pickle.HIGHEST_PROTOCOL)
                     except Exception:  # noqa: BLE001
                         error = None
                     try:
-                        send(("error", (error, f"{type(e).__name__}: {e}")))
+                        send(("error", (error, f"{type(e).__name__}: {e}", traceback.format_exc())))
                     except BrokenPipeError:
                         pass
         finally:
@@ -476,11 +478,12 @@ def _read_ahead_forked(batches: Iterator[Batch], prepare: Callable[[Batch], None
                 if kind == "end":
                     return
                 if kind == "error":
-                    error, text = item
+                    error, text, where = item
                     try:
                         error = pickle.loads(error)
                     except Exception:  # noqa: BLE001 - (one whose class takes other arguments)
                         error = DbshError(text)
+                    error.add_note(f"raised in the process reading ahead:\n{where}")   # (what --debug shows)
                     raise error
                 yield item
     finally:
