@@ -398,6 +398,18 @@ def test_a_corrupt_gzip_read_ahead_is_a_one_line_error(tmp_path, postgres_url):
     assert sorted(_pg_ids(postgres_url, table)) == list(range(1, 10_001))
 
 
+def test_copy_text_prepared_as_utf8_respects_another_client_encoding(tmp_path, postgres_url):
+    """The reading process prepares COPY text as UTF-8; a connection with another client encoding
+    takes the documents instead, encoded by psycopg, and the text arrives as it was."""
+    pg = Backend("postgres", postgres_url)
+    table = fresh()
+    dbsh("-u", postgres_url, "query", f"create table {table} (id integer primary key, s text)")
+    (tmp_path / "e.jsonl").write_text('{"id": 1, "s": "caf\\u00e9 \\u00fc"}\n{"id": 2, "s": "plain"}\n')
+    run = dbsh("-u", f"{postgres_url}?client_encoding=latin1", "insert", table, "--file", str(tmp_path / "e.jsonl"))
+    assert run.code == 0, run.err
+    assert sorted(pg.native_rows(table), key=lambda r: r["id"]) == [{"id": 1, "s": "café ü"}, {"id": 2, "s": "plain"}]
+
+
 def test_a_killed_import_leaves_no_reading_process_and_resumes_exactly(tmp_path, postgres_url, dbsh_env):
     from tests.test_copy import _pg_ids, _wait_for_progress
 

@@ -569,9 +569,9 @@ class SqlSession(Session):
             self._insert_groups(conn, table, groups, scalars)
 
     def _insert_groups(self, conn: sa.Connection, table: sa.Table, groups, scalars: bool = False) -> None:
-        """One batch of documents (_same_keys groups) through the dialect's fastest path: COPY on PostgreSQL, multi-row INSERTs
-        through sqlite3 on SQLite, SQLAlchemy's executemany elsewhere (PyMySQL sends it as
-        multi-row INSERTs)."""
+        """One batch of documents (_same_keys groups) through the dialect's fastest path: COPY on
+        PostgreSQL, multi-row INSERTs through sqlite3 on SQLite, SQLAlchemy's executemany elsewhere
+        (PyMySQL sends it as multi-row INSERTs)."""
         for keys, group, rows in groups:
             if not keys:
                 conn.execute(table.insert(), group)   # INSERT ... DEFAULT VALUES
@@ -737,30 +737,31 @@ class SqlSession(Session):
                     not all(k in table.c and not isinstance(table.c[k].type, sa.JSON) for k in keys):
                 return False
         if self._copy:
-            self._copy_prepared(table, prepared)
-        else:
-            with self._use(write=True) as conn:
-                for keys, _, values in prepared:
-                    self._sqlite_rows(conn, table, keys, ["?{}"] * len(keys), values)
+            return self._copy_prepared(table, prepared)
+        with self._use(write=True) as conn:
+            for keys, _, values in prepared:
+                self._sqlite_rows(conn, table, keys, ["?{}"] * len(keys), values)
         return True
 
-    def _copy_prepared(self, table: sa.Table, prepared: list[tuple[list[str], int, bytes]]) -> None:
+    def _copy_prepared(self, table: sa.Table, prepared: list[tuple[list[str], int, bytes]]) -> bool:
+        """The COPY text (UTF-8) of each run; False, having written nothing, on a connection whose
+        client encoding is another (psycopg then encodes the values, as it always has)."""
         import psycopg
 
         preparer = self.engine.dialect.identifier_preparer
         with self._use(write=True) as conn:
             driver = conn.connection.driver_connection
-            encoding = driver.info.encoding
+            if driver.info.encoding != "utf-8":
+                return False
             try:
                 for keys, _, text in prepared:
-                    if encoding != "utf-8":
-                        text = text.decode().encode(encoding)
                     statement = (f"COPY {preparer.format_table(table)} "
                                  f"({', '.join(preparer.quote(k) for k in keys)}) FROM STDIN")
                     with driver.cursor() as cursor, cursor.copy(statement) as copy:
                         copy.write(text)
             except psycopg.Error as e:
                 raise self._error(e) from None
+        return True
 
     def _copy_cells(self, conn: sa.Connection, table: sa.Table, batch) -> None:
         """csv cells into PostgreSQL by COPY, '' meaning null: the server reads each cell as its
@@ -929,9 +930,8 @@ _PLAIN = (str, int, float, bool, type(None), dict, list)
 
 _PLAIN_SET = frozenset(_PLAIN)
 _SCALARS = frozenset((str, int, float, bool, type(None)))
-# a csv cell's SQL on SQLite, by the column's kind (_cell_kind); {} is the parameter's number
 _SQLITE_RANGE = "integer out of range: SQLite stores integers in 64 bits (up to 9223372036854775807)"
-
+# a csv cell's SQL on SQLite, by the column's kind (_cell_kind); {} is the parameter's number
 _SQLITE_CELL = {
     "text": "NULLIF(?{0},'')",
     "bool": "CASE lower(?{0}) WHEN 'true' THEN 1 WHEN 'false' THEN 0 ELSE NULLIF(?{0},'') END",
