@@ -303,7 +303,8 @@ def build_app():
                                                                        help="jsonl, json, csv or tsv "
                                                                        "(default: from the name or content).")]
                    = None,
-                   batch: Annotated[int, typer.Option("--batch", help="Documents per batch/transaction.")] = DEFAULT_BATCH,
+                   batch: Annotated[int, typer.Option("--batch", help="Documents per batch/transaction.")]
+                   = DEFAULT_BATCH,
                    create: Annotated[bool, typer.Option("--create", help="Create the collection (and "
                                                         "columns) if missing.")] = False,
                    ttl: Annotated[Optional[int], typer.Option("--ttl", min=1, help="Expire after SECONDS "
@@ -334,7 +335,8 @@ def build_app():
                                                     "instead of JSON.")] = False,
                  create: Annotated[bool, typer.Option("--create", help="Create the destination (schema inferred "
                                                       "from the first batch).")] = False,
-                 batch: Annotated[int, typer.Option("--batch", metavar="N", help="Rows per batch/transaction.")] = DEFAULT_BATCH,
+                 batch: Annotated[int, typer.Option("--batch", metavar="N", help="Rows per batch/transaction.")]
+                 = DEFAULT_BATCH,
                  errors: ErrorsOpt = None, max_errors: MaxErrorsOpt = None, resume: ResumeOpt = False,
                  fmt: FormatOpt = None, debug: DebugOpt = False):
         o = opts(ctx, fmt=fmt, debug=debug)

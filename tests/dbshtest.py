@@ -36,3 +36,26 @@ def dbsh_process(*args: str, input: str | None = None, env: dict | None = None, 
     proc = subprocess.run([sys.executable, "-m", "dbsh", *args], input=input, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
     return Run(proc.returncode, proc.stdout, proc.stderr)
+
+
+def dbsh_on_terminal(*args: str, env: dict) -> Run:
+    """A real `dbsh` process whose stderr is a terminal (a pty), stdout piped: ``err`` is all it drew
+    there (progress bars), as text."""
+    import pty
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "dbsh", *args], stdout=subprocess.PIPE, stderr=slave,
+                            env=env, text=True)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:   # EIO: the terminal's other end closed
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    out = proc.stdout.read()
+    return Run(proc.wait(), out, b"".join(chunks).decode(errors="replace"))

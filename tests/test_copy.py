@@ -4,7 +4,6 @@ types; --where, --map, --flatten; SIGTERM and SIGKILL mid-copy, then --resume wi
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
@@ -17,7 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from dbsh.copy import latest_state
-from tests.dbshtest import dbsh
+from tests.dbshtest import dbsh, dbsh_on_terminal
 
 ROWS = [{"id": i, "name": f"n{i}", "score": i * 1.5, "active": i % 3 == 0, "tags": {"k": i, "even": i % 2 == 0}}
         for i in range(1, 31)]
@@ -301,30 +300,13 @@ def test_sigterm_finishes_the_batch_and_reports_exactly_what_was_written(tmp_pat
 
 
 def test_progress_bar_on_a_terminal_and_nothing_when_piped(tmp_path, dbsh_env):
-    import pty
-
     src = f"sqlite:///{tmp_path}/a.db"
     assert dbsh("-u", src, "insert", "t", *[json.dumps({"id": i}) for i in range(1, 51)], "--create").code == 0
-    master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "dbsh", "copy", f"{src}/t", f"sqlite:///{tmp_path}/b.db/t",
-                             "--create"], stdout=subprocess.PIPE, stderr=slave, env={**dbsh_env, "COLUMNS": "120"},
-                            text=True)
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:   # EIO: the terminal's other end closed
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.close(master)
-    out = proc.stdout.read()
-    assert proc.wait() == 0
-    terminal = b"".join(chunks).decode(errors="replace")
-    assert "t → t" in terminal and "50/50" in terminal and "rows/s" in terminal
-    assert json.loads(out) == {"action": "copied", "collection": "t", "count": 50}
+    run = dbsh_on_terminal("copy", f"{src}/t", f"sqlite:///{tmp_path}/b.db/t", "--create",
+                           env={**dbsh_env, "COLUMNS": "120"})
+    assert run.code == 0
+    assert "t → t" in run.err and "50/50" in run.err and "rows/s" in run.err
+    assert json.loads(run.out) == {"action": "copied", "collection": "t", "count": 50}
     run = dbsh("copy", f"{src}/t", f"sqlite:///{tmp_path}/c.db/t", "--create")
     assert (run.code, run.err) == (0, "")
 

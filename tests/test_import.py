@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.dbshtest import dbsh
+from tests.dbshtest import dbsh, dbsh_on_terminal
 from tests.test_copy import Backend
 
 
@@ -449,30 +449,13 @@ def test_copy_columns_are_the_documents_values_by_key():
 def test_a_file_import_shows_how_far_into_the_file_it_is_on_a_terminal(tmp_path, dbsh_env):
     """On a terminal, the bar of a file import is the share of the file read (compressed bytes for a
     .gz), with the rows, rows/s and the time left beside it; piped, nothing."""
-    import pty
-
     path = tmp_path / "r.jsonl.gz"
     path.write_bytes(gzip.compress("".join(f'{{"id": {i}, "v": "{i * 7919 % 10007}"}}\n'
                                            for i in range(1, 30_001)).encode()))
-    master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "dbsh", "-u", f"sqlite:///{tmp_path}/a.db", "insert", "t",
-                             "--file", str(path), "--create", "--batch", "1000"],
-                            stdout=subprocess.PIPE, stderr=slave, env={**dbsh_env, "COLUMNS": "150"}, text=True)
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:   # EIO: the terminal's other end closed
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.close(master)
-    out = proc.stdout.read()
-    assert proc.wait() == 0
-    terminal = b"".join(chunks).decode(errors="replace")
-    assert "r.jsonl.gz → t" in terminal and "100%" in terminal and "30,000 rows" in terminal
-    assert "rows/s" in terminal and "/?" not in terminal
-    assert json.loads(out) == {"action": "inserted", "collection": "t", "count": 30000}
+    run = dbsh_on_terminal("-u", f"sqlite:///{tmp_path}/a.db", "insert", "t", "--file", str(path), "--create",
+                           "--batch", "1000", env={**dbsh_env, "COLUMNS": "150"})
+    assert run.code == 0
+    assert "r.jsonl.gz → t" in run.err and "100%" in run.err and "30,000 rows" in run.err
+    assert "rows/s" in run.err and "/?" not in run.err
+    assert json.loads(run.out) == {"action": "inserted", "collection": "t", "count": 30000}
     assert sqlite_rows(f"sqlite:///{tmp_path}/a.db", "select count(*) from t") == [(30000,)]
