@@ -472,9 +472,10 @@ def _read_ahead_forked(batches: Iterator[Batch], prepare: Callable[[Batch], None
         with open(r, "rb") as source:
             while True:
                 head = source.read(frame.size)
-                if len(head) < frame.size:
+                data = source.read(frame.unpack(head)[0]) if len(head) == frame.size else b""
+                if not data or len(data) < frame.unpack(head)[0]:   # (killed, say)
                     raise DbshError("the process reading the input ended unexpectedly")
-                kind, item = pickle.loads(source.read(frame.unpack(head)[0]))
+                kind, item = pickle.loads(data)
                 if kind == "end":
                     return
                 if kind == "error":
@@ -489,9 +490,9 @@ def _read_ahead_forked(batches: Iterator[Batch], prepare: Callable[[Batch], None
     finally:
         try:
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):   # (reaped by someone else's SIGCHLD handling)
             pass
-        os.waitpid(pid, 0)
 
 
 def _read_ahead_thread(batches: Iterator[Batch], prepare: Callable[[Batch], None], depth: int = 2) -> Iterator[Batch]:

@@ -410,6 +410,27 @@ def test_copy_text_prepared_as_utf8_respects_another_client_encoding(tmp_path, p
     assert sorted(pg.native_rows(table), key=lambda r: r["id"]) == [{"id": 1, "s": "café ü"}, {"id": 2, "s": "plain"}]
 
 
+def test_a_killed_reading_process_is_an_error_saying_what_was_written(tmp_path, postgres_url, dbsh_env):
+    from tests.test_copy import _pg_ids, _wait_for_progress
+
+    table = fresh("big")
+    proc, path = _start_import(tmp_path, postgres_url, table, dbsh_env)
+    _wait_for_progress(proc, Path(dbsh_env["XDG_DATA_HOME"]))
+    readers = [int(pid) for task in Path(f"/proc/{proc.pid}/task").iterdir()
+               for pid in (task / "children").read_text().split()]
+    assert len(readers) == 1
+    os.kill(readers[0], signal.SIGKILL)
+    out, err = proc.communicate()
+    written = len(_pg_ids(postgres_url, table))
+    assert proc.returncode == 1 and 0 < written < BIG
+    assert err == (f"dbsh: error: the process reading the input ended unexpectedly ({written} rows were committed "
+                   f"to {table} before this batch; the failing batch was rolled back) (run again with --resume to "
+                   "continue)\n")
+    run = dbsh("-u", postgres_url, "insert", table, "--file", str(path), "--resume")
+    assert run.code == 0, run.err
+    assert sorted(_pg_ids(postgres_url, table)) == list(range(1, BIG + 1))
+
+
 def test_a_killed_import_leaves_no_reading_process_and_resumes_exactly(tmp_path, postgres_url, dbsh_env):
     from tests.test_copy import _pg_ids, _wait_for_progress
 
