@@ -277,6 +277,19 @@ def sampled_fields(docs: list[dict], type_name, indexed: dict[str, list[str]], f
     return Result(rows, ["field", "types", "present", "indexes"])
 
 
+def int_texts(values) -> list[str]:
+    """str() of each int, printed by orjson in one call (several times faster than str() a value) when
+    all fit in 64 bits; str() itself otherwise."""
+    import orjson
+
+    if not values:
+        return []
+    try:
+        return orjson.dumps(values).decode()[1:-1].split(",")
+    except TypeError:   # orjson.JSONEncodeError: an int beyond 64 bits
+        return list(map(str, values))
+
+
 def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
     """Split an iterable into lists of at most ``size`` items, lazily."""
     if size < 1:

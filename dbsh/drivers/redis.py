@@ -28,7 +28,7 @@ except ImportError:   # pragma: no cover
     orjson = None
 
 from dbsh import query as q
-from dbsh.drivers.base import Capabilities, Result, Session, WriteResult, batched
+from dbsh.drivers.base import Capabilities, Result, Session, WriteResult, batched, int_texts
 from dbsh.errors import ConnectError, DbshError, PartialWrite, QueryError, Unsupported, UsageError, one_line, redact
 
 SCAN_COUNT = 1000          # keys per SCAN round trip
@@ -273,7 +273,7 @@ def _encoded_texts(values: Sequence[Any]) -> Sequence[str]:
             if _MAYBE_CHANGED.search("\x00" + "\x00".join(values)) is None:
                 return values
         elif kind is int:
-            return _int_texts(values)
+            return int_texts(values)
         elif kind is float:
             if all(map(math.isfinite, values)):
                 # orjson prints a float as repr() does where repr() uses fixed notation (checked against
@@ -284,16 +284,6 @@ def _encoded_texts(values: Sequence[Any]) -> Sequence[str]:
         elif kind is bool:
             return list(map(_BOOL_TEXT.__getitem__, values))
     return list(map(encode_value, values))
-
-
-def _int_texts(values: Sequence[int]) -> list[str]:
-    """str() of each int: printed by orjson in one call when they fit in 64 bits."""
-    if orjson is not None:
-        try:
-            return orjson.dumps(values).decode()[1:-1].split(",")
-        except (TypeError, ValueError):   # (an int beyond 64 bits)
-            pass
-    return list(map(str, values))
 
 
 def _byte_lengths(texts: Sequence[str]) -> list[int]:
@@ -587,7 +577,7 @@ class _Prepared:
         for start, end in pairwise([*range(0, len(ids), SCRIPT_CHUNK), len(ids)]):
             these = ids[start:end]
             ints = set(map(type, these)) == {int}
-            texts = _int_texts(these) if ints else list(map(str, these))
+            texts = int_texts(these) if ints else list(map(str, these))
             ints = texts if ints else None   # (then each document's "id" field is its id)
             repeats, shaped = len(set(texts)) < end - start, _shaped_values(docs[start:end], ints)
             keys = request = None

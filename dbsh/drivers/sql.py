@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
 from dbsh import query as q
-from dbsh.drivers.base import Capabilities, Result, Session, WriteResult, batched
+from dbsh.drivers.base import Capabilities, Result, Session, WriteResult, batched, int_texts
 from dbsh.errors import ConnectError, DbshError, NotFound, QueryError, Unsupported, UsageError, one_line, redact
 
 SCHEMES = {
@@ -1117,20 +1117,16 @@ def _copy_text(values_by_column: list[tuple], as_json: list[bool]) -> str | None
 
 
 def _number_texts(values: tuple, ints: bool) -> list[str]:
-    """The text of a column of ints or of floats: orjson writes the whole column in one call, several
-    times faster than str() or repr() a value (the shortest text that reads back as the same
-    float, as repr's is). It cannot write an int past 64 bits, and writes NaN and infinities as
-    null: those columns take str() and repr()."""
+    """The text of a column of ints (int_texts) or of floats: orjson writes the whole column in one
+    call, several times faster than repr() a value (the shortest text that reads back as the same
+    float, as repr's is). It writes NaN and infinities as null: those columns take repr()."""
     import orjson
 
-    if not values:
-        return []
-    try:
-        text = orjson.dumps(values)
-    except orjson.JSONEncodeError:   # an int past 64 bits
-        text = b"null"
+    if ints or not values:
+        return int_texts(values)
+    text = orjson.dumps(values)
     if b"null" in text:
-        return list(map(str if ints else float.__repr__, values))
+        return list(map(float.__repr__, values))
     return text[1:-1].decode().split(",")
 
 
