@@ -710,10 +710,8 @@ class SqlSession(Session):
         (text, numbers, booleans, nulls, JSON) go as pre-formatted COPY text, one write per batch."""
         import psycopg
 
-        preparer = self.engine.dialect.identifier_preparer
         as_json = [isinstance(table.c[k].type, sa.JSON) for k in keys]
-        statement = (f"COPY {preparer.format_table(table)} ({', '.join(preparer.quote(k) for k in keys)}) "
-                     "FROM STDIN")
+        statement = self._copy_into(table, keys)
         text = _copy_text(list(zip(*rows)), as_json)
         try:
             with conn.connection.driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
@@ -724,6 +722,11 @@ class SqlSession(Session):
                         copy.write_row([_copy_value(v, j) for v, j in zip(row, as_json)])
         except psycopg.Error as e:
             raise self._error(e) from None
+
+    def _copy_into(self, table: sa.Table, keys: list[str]) -> str:
+        """COPY into these columns of the table FROM STDIN (text format; options may follow)."""
+        preparer = self.engine.dialect.identifier_preparer
+        return f"COPY {preparer.format_table(table)} ({', '.join(preparer.quote(k) for k in keys)}) FROM STDIN"
 
     def _write_prepared(self, name: str, prepared: list[tuple[list[str], int, Any]]) -> bool:
         """A batch as prepare_batch made it ready, in one transaction, into a table already known to
@@ -748,16 +751,13 @@ class SqlSession(Session):
         client encoding is another (psycopg then encodes the values, as it always has)."""
         import psycopg
 
-        preparer = self.engine.dialect.identifier_preparer
         with self._use(write=True) as conn:
             driver = conn.connection.driver_connection
             if driver.info.encoding != "utf-8":
                 return False
             try:
                 for keys, _, text in prepared:
-                    statement = (f"COPY {preparer.format_table(table)} "
-                                 f"({', '.join(preparer.quote(k) for k in keys)}) FROM STDIN")
-                    with driver.cursor() as cursor, cursor.copy(statement) as copy:
+                    with driver.cursor() as cursor, cursor.copy(self._copy_into(table, keys)) as copy:
                         copy.write(text)
             except psycopg.Error as e:
                 raise self._error(e) from None
@@ -769,8 +769,7 @@ class SqlSession(Session):
         other cells as COPY text, escaped."""
         import psycopg
 
-        preparer = self.engine.dialect.identifier_preparer
-        into = f"COPY {preparer.format_table(table)} ({', '.join(preparer.quote(k) for k in batch.header)}) FROM STDIN"
+        into = self._copy_into(table, batch.header)
         if batch.text is not None:
             statement = into + f" (FORMAT csv, DELIMITER '{batch.delimiter}')"
             text = batch.text
