@@ -111,15 +111,27 @@ _DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
 _NINETEEN_DIGITS = re.compile(r"[0-9]{19}")
 
 
-def parse_jsonl_lines(lines: list[bytes]) -> list[dict]:
-    """The documents of jsonl lines the reader found good (Batch.lines), parsed as it parsed them."""
+def _whole_batch(lines: list) -> tuple[list[dict], bytes | str] | None:
+    """(documents, the lines joined) when orjson reads every line as an object, exactly; None when it
+    cannot take the lines whole (a bad or blank line, a BOM, NaN, an integer it would turn into a
+    float): json must read them one by one. (Every line holds a whole object, so joining them with
+    nothing between cannot run the digits of two lines together.)"""
     try:
         docs = list(map(_fast_loads, lines))
-    except ValueError:
-        docs = None
-    if docs is None or set(map(type, docs)) != {dict} or _long_number(b"\n".join(lines)):
-        docs = [json.loads(line.decode("utf-8").removeprefix("\ufeff")) for line in lines]
-    return docs
+    except ValueError:   # orjson.JSONDecodeError is one
+        return None
+    if set(map(type, docs)) != {dict}:
+        return None
+    text = type(lines[0])().join(lines)
+    return None if _long_number(text) else (docs, text)
+
+
+def parse_jsonl_lines(lines: list[bytes]) -> list[dict]:
+    """The documents of jsonl lines the reader found good (Batch.lines), parsed as it parsed them."""
+    whole = _whole_batch(lines)
+    if whole is not None:
+        return whole[0]
+    return [json.loads(line.decode("utf-8").removeprefix("\ufeff")) for line in lines]
 
 
 def _long_number(text: bytes | str) -> bool:
@@ -366,26 +378,21 @@ class DocumentReader:
 
     def _jsonl(self, size: int, skip_to: int) -> Iterator[Batch]:
         # orjson parses a batch of lines (bytes, as read) about twice as fast as json does; a batch
-        # it cannot take whole (a bad or blank line, a BOM, NaN, an integer it would turn into a
-        # float) is read line by line by json, which says what is wrong where
+        # it cannot take whole is read line by line by json, which says what is wrong where
         for first, lines in _line_chunks(self.stream, size, skip_to):
             if not lines:
                 continue
             read = first + len(lines) - 1
-            try:
-                docs = list(map(_fast_loads, lines))
-            except ValueError:   # orjson.JSONDecodeError is one
-                docs = None
-            if docs is not None and set(map(type, docs)) == {dict}:
-                text = type(lines[0])().join(lines)
-                if not _long_number(text):
-                    batch = Batch(range(first, read + 1), docs, end=read,
-                                  lines=text if type(text) is bytes else None)   # (split if asked for)
-                    # one brace a line and no bracket: every value is a JSON scalar
-                    open_brace, open_bracket = ("{", "[") if type(text) is str else (b"{", b"[")
-                    batch.scalars = text.count(open_brace) == len(lines) and open_bracket not in text
-                    yield batch
-                    continue
+            whole = _whole_batch(lines)
+            if whole is not None:
+                docs, text = whole
+                batch = Batch(range(first, read + 1), docs, end=read,
+                              lines=text if type(text) is bytes else None)   # (split if asked for)
+                # one brace a line and no bracket: every value is a JSON scalar
+                open_brace, open_bracket = ("{", "[") if type(text) is str else (b"{", b"[")
+                batch.scalars = text.count(open_brace) == len(lines) and open_bracket not in text
+                yield batch
+                continue
             docs, bad, positions, good = [], [], [], []
             for number, raw in enumerate(lines, first):
                 doc = self._jsonl_line(number, raw, bad)
