@@ -472,8 +472,9 @@ def _read_ahead_forked(batches: Iterator[Batch], prepare: Callable[[Batch], None
         with open(r, "rb") as source:
             while True:
                 head = source.read(frame.size)
-                data = source.read(frame.unpack(head)[0]) if len(head) == frame.size else b""
-                if not data or len(data) < frame.unpack(head)[0]:   # (killed, say)
+                size = frame.unpack(head)[0] if len(head) == frame.size else 0
+                data = source.read(size)
+                if not size or len(data) < size:   # it ended without saying so (killed, say)
                     raise DbshError("the process reading the input ended unexpectedly")
                 kind, item = pickle.loads(data)
                 if kind == "end":

@@ -184,8 +184,8 @@ class Session:
 
     def prepare_batch(self, name: str, batch) -> None:
         """Work on a batch bound for collection ``name`` that needs no connection (encoding it, say),
-        done by the thread that reads ahead while the batch before it is written; insert_batch
-        finds it in ``batch.prepared``. Default: nothing."""
+        done by the thread or process that reads ahead while the batch before it is written
+        (dbsh.copy.read_ahead); insert_batch finds it in ``batch.prepared``. Default: nothing."""
 
     @property
     def prepares_apart(self) -> bool:
