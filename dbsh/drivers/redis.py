@@ -18,14 +18,10 @@ from itertools import chain, pairwise, repeat
 from typing import Any, Iterable, Iterator, Sequence
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import orjson   # prints columns of numbers in one C call
 import redis
 from redis import exceptions as rexc
 from redis.cluster import RedisCluster
-
-try:   # a dependency of dbsh (its jsonl reader); here it prints columns of numbers in one C call
-    import orjson
-except ImportError:   # pragma: no cover
-    orjson = None
 
 from dbsh import query as q
 from dbsh.drivers.base import Capabilities, Result, Session, WriteResult, batched, int_texts
@@ -277,8 +273,8 @@ def _encoded_texts(values: Sequence[Any]) -> Sequence[str]:
         elif kind is float:
             if all(map(math.isfinite, values)):
                 # orjson prints a float as repr() does where repr() uses fixed notation (checked against
-                # repr for 400,000 floats there); outside it, or without orjson, repr itself
-                if orjson is not None and max(map(abs, values)) < 1e16 and min(map(abs, values)) >= 1e-4:
+                # repr for 400,000 floats there); outside it, repr itself
+                if max(map(abs, values)) < 1e16 and min(map(abs, values)) >= 1e-4:
                     return orjson.dumps(values).decode()[1:-1].split(",")
                 return list(map(repr, values))
         elif kind is bool:
