@@ -1,112 +1,153 @@
-"""The ``dbsh`` command line: Typer parses, ``dbsh.commands`` runs, ``dbsh.output`` renders.
+"""The ``dbsh`` command line, built from the verb table (dbsh.verbs).
 
-Start-up matters: ``dbsh --version`` and ``dbsh --help`` import no database library, and the
-bare top-level help is printed without even importing Typer.
+Every command runs through one path: dbsh.argv parses the words, ``execute`` opens the session
+(dbsh.context) and calls the verb, errors become one line and an exit code. That path imports
+neither Typer nor Rich, so a piped one-shot command starts fast. The Typer app, built from the same
+table, serves the help pages (``dbsh COMMAND --help``) and shell completion
+(``--install-completion``, ``--show-completion``); its commands call the same ``execute``.
 """
 
+from __future__ import annotations
 
 import os
 import sys
-from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Annotated, Optional
 
-from dbsh import DEFAULT_BATCH
+from dbsh.verbs import EPILOG, HELP, Call, Verb
 
-HELP = "One shell for SQL, MongoDB, Redis, Cassandra, Neo4j and CouchDB."
-
-# (name, one-line help, example): the single table behind `dbsh --help` and each command's help.
-COMMANDS: list[tuple[str, str, str]] = [
-    ("connect", "Check a connection: server version and round-trip time; --save it as a profile.",
-     "dbsh connect postgresql://me@db.internal/shop --save shop"),
-    ("insert", "Insert documents from arguments, --file F or - (jsonl, json, csv), in batches.",
-     """dbsh insert people '{"name": "Bob", "count": 1}' --create"""),
-    ("find", "Find documents matching a MongoDB-style filter; streamed.",
-     """dbsh find people '{"count": {"$gt": 5}}' --sort -count --limit 10"""),
-    ("update", "Update documents matching a filter with $set, $unset, $inc.",
-     """dbsh update people '{"name": "Jill"}' '{"$set": {"count": 20}}'"""),
-    ("delete", "Delete documents matching a filter (--all for an empty filter).",
-     """dbsh delete people '{"name": "Bob"}'"""),
-    ("count", "Count documents matching a filter.",
-     """dbsh count people '{"count": {"$gte": 1}}'"""),
-    ("query", "Run the backend's native language: SQL, CQL, Cypher, Redis, MongoDB, CouchDB.",
-     "dbsh query 'select name from people where name like :n' -p n=J%"),
-    ("collections", "List collections: tables, labels, key prefixes, databases.",
-     "dbsh -u mongodb://localhost/shop collections"),
-    ("describe", "Describe a collection: columns or fields, types, indexes.",
-     "dbsh describe people"),
-    ("explain", "Show how the backend would run a find.",
-     """dbsh explain people '{"name": "Bob"}'"""),
-    ("copy", "Copy a collection between any two backends: URL/COLLECTION to URL/COLLECTION, in batches.",
-     "dbsh copy mongodb://localhost/shop/products postgresql://me@db/shop/products --create"),
-    ("migrate", "Migrations: Alembic for SQL; locked, versioned revisions for NoSQL (upgrade, status...).",
-     "dbsh -u postgresql://me@db.internal/shop migrate upgrade head"),
-    ("bench", "YCSB workloads A-F (or a workload file) with HDR latency per operation; --compare targets.",
-     "dbsh -u redis://localhost bench --workload a --records 100000 --operations 200000 --threads 8"),
-]
-
-EPILOG = """Targets: --url URL, -c PROFILE, or DBSH_URL; default: an embedded SQLite file.
-URLs: sqlite:///file.db  postgresql://user@host/db  mysql://user@host/db  mongodb://host/db
-      redis://host:6379/0  cassandra://host/keyspace  neo4j://host  couchdb://host:5984
-Passwords: put them in DBSH_PASSWORD or use -W to be asked, rather than in the URL.
-Output: a table on a terminal, jsonl when piped; --format table|json|jsonl|csv|tsv.
-Exit codes: 0 ok, 1 query error, 2 bad input, 3 cannot connect, 130 interrupted."""
-
-
-def _fast_path(argv: list[str]) -> bool:
-    """Answer `dbsh --version` and `dbsh --help` without importing Typer (start-up time)."""
-    if argv in (["--version"], ["-V"]):
-        from dbsh import __version__
-
-        print(f"dbsh {__version__}")
-        return True
-    if argv in (["--help"], ["-h"]):
-        width = max(len(name) for name, _, _ in COMMANDS)
-        lines = [HELP, "", "Usage: dbsh [OPTIONS] COMMAND [ARGS]...", "       dbsh [OPTIONS]          (open the shell)", "",
-                 "Commands:"]
-        lines += [f"  {name:<{width}}  {text}" for name, text, _ in COMMANDS]
-        lines += ["", "Examples:"] + [f"  {example}" for _, _, example in COMMANDS[1:6]]
-        lines += ["", "Options (before or after the command):",
-                  "  -u, --url URL        database URL",
-                  "  -c, --conn NAME      saved connection profile",
-                  "  -f, --format FMT     table, json, jsonl, csv, tsv",
-                  "  -W, --password       ask for the password",
-                  "      --debug          show tracebacks",
-                  "  -V, --version        print the version",
-                  "  -h, --help           this help; dbsh COMMAND --help for one command", "",
-                  EPILOG]
-        print("\n".join(lines))
-        return True
-    return False
+COMPLETION_ENV = "_DBSH_COMPLETE"
+TYPER_WORDS = {"--help", "-h", "--install-completion", "--show-completion"}
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = sys.argv[1:] if argv is None else argv
-    if _fast_path(args):
-        return
-    app = build_app()
-    app(args=args, prog_name="dbsh")
+    sys.exit(run(sys.argv[1:] if argv is None else argv))
 
 
-@dataclass
-class Options:
-    url: Optional[str] = None
-    conn: Optional[str] = None
-    fmt: Optional[str] = None
-    debug: bool = False
-    ask_password: bool = False
-    consistency: Optional[str] = None
-    yes: bool = False
+def run(args: list[str]) -> int:
+    """Run one command line; returns the exit code."""
+    if args in (["--version"], ["-V"]):
+        from dbsh import __version__
 
-    def merge(self, **overrides) -> "Options":
-        values = dict(self.__dict__)
-        values.update({k: v for k, v in overrides.items() if v not in (None, False)})
-        return Options(**values)
+        print(f"dbsh {__version__}")
+        return 0
+    if args in (["--help"], ["-h"]):
+        print(top_help())
+        return 0
+    if os.environ.get(COMPLETION_ENV) or TYPER_WORDS & set(_before_separator(args)):
+        return _typer(args)
+    from dbsh.context import Settings
+
+    settings = Settings()
+    try:
+        call = parse(args, settings)
+    except BaseException as error:  # noqa: BLE001 - the one place errors are rendered
+        return fail(error, settings.debug or "--debug" in args)
+    return execute(call)
+
+
+def _before_separator(args: list[str]) -> list[str]:
+    return args[: args.index("--")] if "--" in args else args
+
+
+def parse(args: list[str], settings) -> Call:
+    """A command line -> Call (settings filled from the global options wherever they stand)."""
+    from dbsh import argv, verbs
+    from dbsh.context import Settings
+    from dbsh.errors import UsageError
+
+    globals_ = verbs.global_options()
+    table = verbs.table()
+    # the command is the first word that is neither a global option nor its value
+    takes_value = {f for o in globals_ if o.type != "bool" for f in o.flags}
+    i = 0
+    while i < len(args):
+        word = args[i]
+        if word == "--" or not word.startswith("-") or word == "-":
+            break
+        flag = word.split("=", 1)[0] if word.startswith("--") else word[:2]
+        if flag in takes_value and "=" not in word and (word.startswith("--") or len(word) == 2):
+            i += 1
+        i += 1
+    name = args[i] if i < len(args) and args[i] != "--" else None
+    if name == "--":
+        name = None
+    rest = args[:i] + args[i + 1:] if name is not None else args
+    if name is None:
+        verb = Verb("", HELP, "", run="dbsh.repl:start_from_cli", session=False)
+    elif name == "migrate":
+        subs = [v for v in table.values() if v.name.startswith("migrate ")]
+        valued = takes_value | {f for v in subs for o in v.options if o.type != "bool" for f in o.flags}
+        j = i + 1
+        while j < len(args) and args[j].startswith("-") and args[j] != "-":
+            flag = args[j].split("=", 1)[0] if args[j].startswith("--") else args[j][:2]
+            j += 2 if flag in valued and "=" not in args[j] and (args[j].startswith("--") or len(args[j]) == 2) else 1
+        if j >= len(args):
+            raise UsageError("migrate needs a command", hint="dbsh migrate --help lists them")
+        sub = args[j]
+        verb = table.get(f"migrate {sub}")
+        if verb is None:
+            known = ", ".join(v.name.split()[1] for v in subs)
+            raise UsageError(f"unknown migrate command {sub!r}", hint=f"known: {known}")
+        rest = args[:i] + args[i + 1:j] + args[j + 1:]
+    else:
+        verb = table.get(name)
+        if verb is None or name == "migrate":
+            raise UsageError(f"unknown command {name!r}", hint="dbsh --help lists the commands")
+    call, given = argv.parse(rest, verb, globals=globals_)
+    options = {k: v for k, v in call.flags.items() if k not in {o.dest for o in verb.options}}
+    call.flags = {k: v for k, v in call.flags.items() if k not in options}
+    call.settings = Settings(**{k: v for k, v in given.items()}, options=options)
+    if settings is not None:
+        settings.debug = call.settings.debug
+    return call
+
+
+def execute(call: Call) -> int:
+    """Run a parsed command: its errors become one line on stderr and an exit code."""
+    settings = call.settings
+    try:
+        from dbsh.output import check_format
+
+        check_format(settings.fmt)
+        verb = call.verb
+        module, _, attr = verb.run.partition(":")
+        import importlib
+
+        fn = getattr(importlib.import_module(module), attr)
+        if not verb.session:
+            code = fn(call)
+            return code if isinstance(code, int) else 0
+        from dbsh import context
+
+        session = context.open_session(context.resolve(settings), yes=settings.yes,
+                                       options={**settings.options, **call.flags})
+        try:
+            fn(session, renderer(settings), **call.values)
+        finally:
+            session.close()
+        return 0
+    except BrokenPipeError:
+        # the reader (e.g. `| head`) went away: stop quietly, like any Unix filter
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 141
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else 0
+    except BaseException as error:  # noqa: BLE001 - the one place errors are rendered
+        return fail(error, settings.debug)
+
+
+def renderer(settings):
+    from dbsh.output import Renderer
+
+    return Renderer(settings.fmt)
 
 
 def fail(error: BaseException, debug: bool) -> int:
     """Print one line for an error and return its exit code (traceback only with --debug)."""
-    from dbsh.errors import DbshError, EXIT_INTERRUPTED, EXIT_RUNTIME, redact
+    from dbsh.errors import EXIT_INTERRUPTED, EXIT_RUNTIME, DbshError, redact
 
     if debug:
         import traceback
@@ -124,374 +165,192 @@ def fail(error: BaseException, debug: bool) -> int:
     return EXIT_RUNTIME
 
 
-@contextmanager
-def running(opts: Options):
-    """Run a command body: errors become one line and an exit code; stdout closing early is fine."""
-    import typer
+# -- help ---------------------------------------------------------------------------------------------
+def _option_lines(opts) -> list[str]:
+    cells = []
+    for o in opts:
+        short = next((f for f in o.flags if not f.startswith("--")), None)
+        flag = (f"{short}, " if short else "    ") + o.long + (f" {o.metavar}" if o.metavar else "")
+        cells.append((flag, o.help))
+    width = max(len(c[0]) for c in cells)
+    return [f"  {flag:<{width}}  {text}" for flag, text in cells]
 
+
+def top_help() -> str:
+    """`dbsh --help`, from the verb table (printed without importing Typer)."""
+    from dbsh import verbs
+
+    table = verbs.table()
+    commands = [v for v in table.values() if " " not in v.name]
+    width = max(len(v.name) for v in commands)
+    lines = [HELP, "", "Usage: dbsh [OPTIONS] COMMAND [ARGS]...", "       dbsh [OPTIONS]          (open the shell)", "",
+             "Commands:"]
+    lines += [f"  {v.name:<{width}}  {v.help}" for v in commands]
+    lines += ["", "Examples:"] + [f"  {v.example}" for v in commands[1:6]]
+    lines += ["", "Options (before or after the command):"]
+    lines += _option_lines(verbs.global_options())
+    lines += ["  -V, --version         Print the version.",
+              "  -h, --help            This help; dbsh COMMAND --help for one command.",
+              "      --install-completion  Install completion for the current shell (bash, zsh, fish).", "",
+              EPILOG]
+    return "\n".join(lines)
+
+
+# -- the Typer app (help pages, shell completion) ---------------------------------------------------
+def _typer(args: list[str]) -> int:
+    app = build_app()
     try:
-        yield
-    except BrokenPipeError:
-        # the reader (e.g. `| head`) went away: stop quietly, like any Unix filter
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        raise typer.Exit(141)
-    except (typer.Exit, typer.Abort):
-        raise
-    except BaseException as error:  # noqa: BLE001 - the one place errors are rendered
-        if isinstance(error, SystemExit):
-            raise
-        raise typer.Exit(fail(error, opts.debug))
-
-
-def open_target(opts: Options):
-    from dbsh import target
-
-    password = None
-    if opts.ask_password:
-        import getpass
-
-        if not sys.stdin.isatty():
-            from dbsh.errors import UsageError
-
-            raise UsageError("-W asks for a password, but stdin is not a terminal; set DBSH_PASSWORD")
-        password = getpass.getpass("Password: ")
-    return target.resolve(opts.url, opts.conn, password=password)
-
-
-@contextmanager
-def session_for(opts: Options, **backend_options):
-    """Open the target's session; backend-specific flags (--ttl, --allow-filtering...) go to the driver."""
-    from dbsh import drivers
-
-    session = drivers.connect(open_target(opts))
-    try:
-        session.options["yes"] = opts.yes   # every backend: skip confirmations
-        if session.target.readonly:
-            session.make_readonly(True)
-        session.set_options(consistency=opts.consistency, **backend_options)
-        yield session
-    finally:
-        session.close()
-
-
-def run_verb(opts: Options, name: str, *args, backend: dict | None = None, **kwargs) -> None:
-    """Run one of dbsh.commands on the target's session: the body of every verb command."""
-    with running(opts):
-        from dbsh import commands
-
-        with session_for(opts, **(backend or {})) as session:
-            getattr(commands, name)(session, renderer(opts), *args, **kwargs)
-
-
-def renderer(opts: Options):
-    from dbsh.output import Renderer
-
-    return Renderer(opts.fmt)
+        app(args=args, prog_name="dbsh", standalone_mode=True)
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    return 0
 
 
 def build_app():
+    """The Typer app, built from the verb table: each command's callback builds the same Call the
+    command-line parser would and runs it through ``execute``."""
+    import inspect
+    from typing import Optional
+
     import typer
 
-    from dbsh import __version__
+    from dbsh import __version__, verbs
+    from dbsh.context import Settings
 
-    app = typer.Typer(help=HELP, epilog=EPILOG, add_completion=False, no_args_is_help=False,
-                      rich_markup_mode=None, pretty_exceptions_enable=False,
-                      context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+    settings_box: dict = {}
+    globals_ = verbs.global_options()
+    global_dests = {o.dest for o in globals_}
 
-    UrlOpt = Annotated[Optional[str], typer.Option("--url", "-u", help="Database URL (or DBSH_URL).",
-                                                   show_default=False)]
-    ConnOpt = Annotated[Optional[str], typer.Option("--conn", "-c", help="Saved connection profile.",
-                                                    show_default=False)]
-    FormatOpt = Annotated[Optional[str], typer.Option("--format", "-f",
-                                                      help="table, json, jsonl, csv or tsv.", show_default=False)]
-    DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
-    AskOpt = Annotated[bool, typer.Option("--password", "-W", help="Ask for the password.")]
-    SchemaOpt = Annotated[Optional[str], typer.Option("--schema", metavar="COL:TYPE,...", help="csv/tsv column types instead of "
-                                                      "inference, e.g. zip:text,count:int.", show_default=False)]
-    ErrorsOpt = Annotated[Optional[str], typer.Option("--errors", metavar="FILE", help="Write bad rows (with line and reason) "
-                                                      "to FILE and go on.", show_default=False)]
-    MaxErrorsOpt = Annotated[Optional[int], typer.Option("--max-errors", min=0, metavar="N", help="Stop after N bad rows "
-                                                         "(default: no limit with --errors).", show_default=False)]
-    ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its "
-                                             "checkpoint.")]
+    def typer_param(opt, *, argument=None):
+        if argument is not None:
+            a = argument
+            kind = Optional[list[str]] if a.many else (str if a.required else Optional[str])
+            default = ... if a.required and not a.many else (None if a.many else a.default)
+            return kind, typer.Argument(default, metavar=a.metavar, help=a.help, show_default=False,
+                                        autocompletion=_completer(a.complete))
+        kind = {"bool": bool, "int": Optional[int], "float": Optional[float], "str": Optional[str],
+                "list": Optional[list[str]]}[opt.type]
+        extra = {}
+        if opt.min is not None:
+            extra["min"] = opt.min
+        return kind, typer.Option(opt.value_default() if opt.type != "list" else None, *opt.flags, help=opt.help,
+                                  metavar=opt.metavar, show_default=opt.type not in ("bool", "list")
+                                  and opt.default is not None, autocompletion=_completer(opt.complete), **extra)
+
+    def make(verb: Verb, group_app):
+        params = [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)]
+        annotations = {"ctx": typer.Context}
+        seen = set()
+        for a in verb.args:
+            kind, default = typer_param(None, argument=a)
+            params.append(inspect.Parameter(a.dest, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default,
+                                            annotation=kind))
+            annotations[a.dest] = kind
+        own = [o for o in verb.options]
+        takes = own + ([o for o in globals_ if o.dest not in {x.dest for x in own}]
+                       if verb.globals else [])
+        for o in takes:
+            if o.dest in seen:
+                continue
+            seen.add(o.dest)
+            kind, default = typer_param(o)
+            params.append(inspect.Parameter("opt_" + o.dest, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                            default=default, annotation=kind))
+            annotations["opt_" + o.dest] = kind
+
+        def callback(ctx, **kwargs):
+            values = {a.dest: kwargs.get(a.dest) for a in verb.args}
+            for a in verb.args:
+                if a.many and values[a.dest] is None:
+                    values[a.dest] = []
+            flags, given = {}, {}
+            for o in takes:
+                value = kwargs.get("opt_" + o.dest)
+                if o.type == "list":
+                    value = list(value or [])
+                if o.dest in global_dests and o not in own:
+                    if value not in (None, False, []):
+                        given[o.dest] = value
+                elif o.backend:
+                    if value not in (None, False):
+                        flags[o.dest] = value
+                else:
+                    values[o.dest] = value
+            base = settings_box.get("root") or Settings()
+            options = {k: v for k, v in given.items() if any(o.dest == k and o.backend for o in globals_)}
+            plain = {k: v for k, v in given.items() if k not in options}
+            settings = base.merge(**plain, options=options)
+            code = execute(Call(verb, values, flags, settings))
+            raise typer.Exit(code)
+
+        callback.__signature__ = inspect.Signature(params)
+        callback.__annotations__ = annotations
+        callback.__name__ = verb.name.replace(" ", "_")
+        name = verb.name.split()[-1]
+        group_app.command(name, help=verb.help, epilog=f"Example: {verb.example}",
+                          context_settings={"ignore_unknown_options": verb.name.startswith("migrate")})(callback)
+
+    common = dict(no_args_is_help=False, rich_markup_mode=None, pretty_exceptions_enable=False,
+                  context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+    app = typer.Typer(help=HELP, epilog=EPILOG, add_completion=True, **common)
 
     def version_callback(value: bool):
         if value:
             print(f"dbsh {__version__}")
             raise typer.Exit()
 
-    @app.callback(invoke_without_command=True)
-    def root(ctx: typer.Context, url: UrlOpt = None, conn: ConnOpt = None, fmt: FormatOpt = None,
-             debug: DebugOpt = False, ask_password: AskOpt = False,
-             consistency: Annotated[Optional[str], typer.Option("--consistency", help="Cassandra consistency "
-                                                                "level, e.g. LOCAL_QUORUM.")] = None,
-             yes: Annotated[bool, typer.Option("--yes", "-y", help="Answer yes to confirmations "
-                                               "(scripts).")] = False,
-             version: Annotated[bool, typer.Option("--version", "-V", callback=version_callback,
-                                                   is_eager=True, help="Print the version.")] = False):
-        ctx.obj = Options(url, conn, fmt, debug, ask_password, consistency, yes)
+    root_params = [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)]
+    root_ann = {"ctx": typer.Context}
+    for o in globals_:
+        kind, default = typer_param(o)
+        root_params.append(inspect.Parameter("opt_" + o.dest, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                             default=default, annotation=kind))
+        root_ann["opt_" + o.dest] = kind
+    root_params.append(inspect.Parameter("version", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=bool,
+                                         default=typer.Option(False, "--version", "-V", callback=version_callback,
+                                                              is_eager=True, help="Print the version.")))
+    root_ann["version"] = bool
+
+    def root(ctx, **kwargs):
+        given = {o.dest: kwargs.get("opt_" + o.dest) for o in globals_}
+        options = {o.dest: given[o.dest] for o in globals_ if o.backend and given[o.dest] not in (None, False)}
+        plain = {k: v for k, v in given.items() if k not in options and v not in (None, False)}
+        settings_box["root"] = Settings(**plain, options=options)
         if ctx.invoked_subcommand is None:
-            # `dbsh` alone opens the shell; with stdin not a terminal it runs the statements on stdin
-            o = ctx.obj
-            with running(o):
-                from dbsh import repl
-                from dbsh.output import check_format
+            raise typer.Exit(execute(Call(Verb("", HELP, "", run="dbsh.repl:start_from_cli", session=False),
+                                          {}, {}, settings_box["root"])))
 
-                check_format(o.fmt)
-                code = repl.start(open_target(o), fmt=o.fmt, yes=o.yes,
-                                  backend_options={"consistency": o.consistency})
-            raise typer.Exit(code)
+    root.__signature__ = inspect.Signature(root_params)
+    root.__annotations__ = root_ann
+    app.callback(invoke_without_command=True)(root)
 
-    def opts(ctx: typer.Context, **overrides) -> Options:
-        base = ctx.obj if isinstance(ctx.obj, Options) else Options()
-        merged = base.merge(**overrides)
-        from dbsh.output import check_format
-
-        with running(merged):
-            check_format(merged.fmt)
-        return merged
-
-    def command(name: str):
-        text, example = next((t, e) for n, t, e in COMMANDS if n == name)
-        return app.command(name, help=text, epilog=f"Example: {example}")
-
-    @command("connect")
-    def connect_cmd(ctx: typer.Context,
-                    target_url: Annotated[Optional[str], typer.Argument(metavar="URL|NAME",
-                                                                        help="URL or saved profile.")] = None,
-                    save: Annotated[Optional[str], typer.Option("--save", help="Save as a named profile "
-                                                                "(without the password).")] = None,
-                    readonly: Annotated[bool, typer.Option("--readonly", help="Mark the saved profile read-only.")
-                                        ] = False,
-                    url: UrlOpt = None, conn: ConnOpt = None, fmt: FormatOpt = None, debug: DebugOpt = False,
-                    ask_password: AskOpt = False):
-        o = opts(ctx, url=url, conn=conn, fmt=fmt, debug=debug, ask_password=ask_password)
-        if target_url:
-            if "://" in target_url:
-                o = o.merge(url=target_url)
-                o.conn = None
-            else:
-                o = o.merge(conn=target_url)
-                o.url = None
-        with running(o):
-            from dbsh import commands, config
-
-            out = renderer(o)
-            with session_for(o) as session:
-                commands.connect_report(session, out)
-                if save:
-                    path = config.save_profile(save, session.target.without_password(),
-                                               readonly=readonly or None)
-                    note = " (password not saved: use DBSH_PASSWORD or -W)" if session.target.password else ""
-                    print(f"saved connection {save!r} in {path}{note}", file=sys.stderr)
-                elif sys.stdin.isatty() and sys.stdout.isatty():
-                    from dbsh import repl   # on a terminal the report opens the shell
-
-                    repl.start(session.target, session=session, fmt=o.fmt, yes=o.yes, interactive=True)
-
-    @command("insert")
-    def insert_cmd(ctx: typer.Context,
-                   collection: Annotated[str, typer.Argument(metavar="COLLECTION", help="Table, collection, label, "
-                                                                                  "prefix...")],
-                   docs: Annotated[Optional[list[str]], typer.Argument(metavar="DOCUMENT", help="JSON objects, or - "
-                                                                       "for stdin.",
-                                                                       show_default=False)] = None,
-                   file: Annotated[Optional[str], typer.Option("--file", "-F", help="Read documents from a file "
-                                                               "(- for stdin).")] = None,
-                   input_format: Annotated[Optional[str], typer.Option("--input-format", "-i",
-                                                                       help="jsonl, json, csv or tsv "
-                                                                       "(default: from the name or content).")]
-                   = None,
-                   batch: Annotated[int, typer.Option("--batch", help="Documents per batch/transaction.")]
-                   = DEFAULT_BATCH,
-                   create: Annotated[bool, typer.Option("--create", help="Create the collection (and "
-                                                        "columns) if missing.")] = False,
-                   ttl: Annotated[Optional[int], typer.Option("--ttl", min=1, help="Expire after SECONDS "
-                                                              "(Redis, Cassandra).")] = None,
-                   generate_id: Annotated[bool, typer.Option("--generate-id", help="Generate a missing id "
-                                                             "(Cassandra: uuid).")] = False,
-                   schema: SchemaOpt = None, errors: ErrorsOpt = None, max_errors: MaxErrorsOpt = None,
-                   resume: ResumeOpt = False,
-                   url: UrlOpt = None, conn: ConnOpt = None, fmt: FormatOpt = None, debug: DebugOpt = False,
-                   ask_password: AskOpt = False):
-        o = opts(ctx, url=url, conn=conn, fmt=fmt, debug=debug, ask_password=ask_password)
-        run_verb(o, "insert", collection, docs or [], file=file,
-                 input_format=input_format, batch=batch, create=create, schema=schema,
-                 errors=errors, max_errors=max_errors, resume=resume,
-                 backend=dict(ttl=ttl, generate_id=generate_id))
-
-    @command("copy")
-    def copy_cmd(ctx: typer.Context,
-                 source: Annotated[str, typer.Argument(metavar="SRC", help="URL/COLLECTION (or PROFILE/COLLECTION) "
-                                                       "to read.")],
-                 destination: Annotated[str, typer.Argument(metavar="DST", help="URL/COLLECTION (or "
-                                                            "PROFILE/COLLECTION) to write.")],
-                 where: Annotated[Optional[str], typer.Option("--where", metavar="FILTER", help="Copy only documents matching this "
-                                                              "filter (JSON).")] = None,
-                 mapping: Annotated[Optional[list[str]], typer.Option("--map", metavar="OLD:NEW", help="Rename a field: old:new "
-                                                                      "(old: drops it).", show_default=False)] = None,
-                 flat: Annotated[bool, typer.Option("--flatten", help="Nested objects become columns a_b "
-                                                    "instead of JSON.")] = False,
-                 create: Annotated[bool, typer.Option("--create", help="Create the destination (schema inferred "
-                                                      "from the first batch).")] = False,
-                 batch: Annotated[int, typer.Option("--batch", metavar="N", help="Rows per batch/transaction.")]
-                 = DEFAULT_BATCH,
-                 errors: ErrorsOpt = None, max_errors: MaxErrorsOpt = None, resume: ResumeOpt = False,
-                 fmt: FormatOpt = None, debug: DebugOpt = False):
-        o = opts(ctx, fmt=fmt, debug=debug)
-        with running(o):
-            from dbsh import copy
-
-            copy.copy_locations(renderer(o), source, destination, where=where, mapping=mapping, flat=flat,
-                                create=create, batch=batch, errors=errors, max_errors=max_errors, resume=resume)
-
-    FilterArg = Annotated[Optional[str], typer.Argument(metavar="FILTER", help="MongoDB-style filter (JSON).",
-                                                        show_default=False)]
-    FilteringOpt = Annotated[bool, typer.Option("--allow-filtering", help="Cassandra: allow a filter the "
-                                                "primary key does not serve.")]
-
-    @command("find")
-    def find_cmd(ctx: typer.Context, collection: Annotated[str, typer.Argument(metavar="COLLECTION")], where: FilterArg = None,
-                 fields: Annotated[Optional[str], typer.Option("--fields", help="Comma-separated fields.")] = None,
-                 sort: Annotated[Optional[str], typer.Option("--sort", help="e.g. -price,name")] = None,
-                 limit: Annotated[Optional[int], typer.Option("--limit", "-n", min=0)] = None,
-                 skip: Annotated[Optional[int], typer.Option("--skip", min=0)] = None,
-                 allow_filtering: FilteringOpt = False,
-                 url: UrlOpt = None, conn: ConnOpt = None, fmt: FormatOpt = None, debug: DebugOpt = False,
-                 ask_password: AskOpt = False):
-        o = opts(ctx, url=url, conn=conn, fmt=fmt, debug=debug, ask_password=ask_password)
-        run_verb(o, "find", collection, where, fields=fields, sort=sort, limit=limit, skip=skip,
-                 backend=dict(allow_filtering=allow_filtering))
-
-    @command("count")
-    def count_cmd(ctx: typer.Context, collection: Annotated[str, typer.Argument(metavar="COLLECTION")], where: FilterArg = None,
-                  allow_filtering: FilteringOpt = False,
-                  url: UrlOpt = None, conn: ConnOpt = None, fmt: FormatOpt = None, debug: DebugOpt = False,
-                  ask_password: AskOpt = False):
-        o = opts(ctx, url=url, conn=conn, fmt=fmt, debug=debug, ask_password=ask_password)
-        run_verb(o, "count", collection, where, backend=dict(allow_filtering=allow_filtering))
-
-    @command("update")
-    def update_cmd(ctx: typer.Context, collection: Annotated[str, typer.Argument(metavar="COLLECTION")],
-                   where: Annotated[str, typer.Argument(metavar="FILTER", help="MongoDB-style filter (JSON).")],
-                   change: Annotated[str, typer.Argument(metavar="UPDATE", help='e.g. {"$set": {"a": 1}}')],
-                   upsert: Annotated[bool, typer.Option("--upsert", help="Insert when nothing matches.")] = False,
-                   one: Annotated[bool, typer.Option("--one", help="Update at most one document.")] = False,
-                   allow_filtering: FilteringOpt = False,
-                   url: UrlOpt = None, conn: ConnOpt = None, fmt: FormatOpt = None, debug: DebugOpt = False,
-                   ask_password: AskOpt = False):
-        o = opts(ctx, url=url, conn=conn, fmt=fmt, debug=debug, ask_password=ask_password)
-        run_verb(o, "update", collection, where, change, upsert=upsert, one=one,
-                 backend=dict(allow_filtering=allow_filtering))
-
-    @command("delete")
-    def delete_cmd(ctx: typer.Context, collection: Annotated[str, typer.Argument(metavar="COLLECTION")], where: FilterArg = None,
-                   one: Annotated[bool, typer.Option("--one", help="Delete at most one document.")] = False,
-                   everything: Annotated[bool, typer.Option("--all", help="Allow an empty filter.")] = False,
-                   allow_filtering: FilteringOpt = False,
-                   url: UrlOpt = None, conn: ConnOpt = None, fmt: FormatOpt = None, debug: DebugOpt = False,
-                   ask_password: AskOpt = False):
-        o = opts(ctx, url=url, conn=conn, fmt=fmt, debug=debug, ask_password=ask_password)
-        run_verb(o, "delete", collection, where, one=one, everything=everything,
-                 backend=dict(allow_filtering=allow_filtering))
-
-    @command("query")
-    def query_cmd(ctx: typer.Context,
-                  text: Annotated[str, typer.Argument(metavar="TEXT", help="Native statement, or - for stdin.")],
-                  param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="name=value "
-                                                                     "(value read as JSON if it is JSON).",
-                                                                     show_default=False)] = None,
-                  trace: Annotated[bool, typer.Option("--trace", help="Cassandra: show the query trace.")] = False,
-                  count: Annotated[Optional[int], typer.Option("--count", min=1, help="Redis SUBSCRIBE/MONITOR: "
-                                                               "stop after N messages.")] = None,
-                  url: UrlOpt = None, conn: ConnOpt = None, fmt: FormatOpt = None, debug: DebugOpt = False,
-                  ask_password: AskOpt = False):
-        o = opts(ctx, url=url, conn=conn, fmt=fmt, debug=debug, ask_password=ask_password)
-        with running(o):
-            from dbsh import commands
-
-            params = commands.parse_params(param)
-            with session_for(o, trace=trace, count=count) as session:
-                commands.query(session, renderer(o), text, params)
-
-    @command("collections")
-    def collections_cmd(ctx: typer.Context, url: UrlOpt = None, conn: ConnOpt = None, fmt: FormatOpt = None,
-                        debug: DebugOpt = False, ask_password: AskOpt = False):
-        o = opts(ctx, url=url, conn=conn, fmt=fmt, debug=debug, ask_password=ask_password)
-        run_verb(o, "collections")
-
-    @command("describe")
-    def describe_cmd(ctx: typer.Context, name: Annotated[str, typer.Argument(metavar="COLLECTION")],
-                     url: UrlOpt = None, conn: ConnOpt = None, fmt: FormatOpt = None, debug: DebugOpt = False,
-                     ask_password: AskOpt = False):
-        o = opts(ctx, url=url, conn=conn, fmt=fmt, debug=debug, ask_password=ask_password)
-        run_verb(o, "describe", name)
-
-    @command("explain")
-    def explain_cmd(ctx: typer.Context, collection: Annotated[str, typer.Argument(metavar="COLLECTION")], where: FilterArg = None,
-                    allow_filtering: FilteringOpt = False,
-                    url: UrlOpt = None, conn: ConnOpt = None, fmt: FormatOpt = None, debug: DebugOpt = False,
-                    ask_password: AskOpt = False):
-        o = opts(ctx, url=url, conn=conn, fmt=fmt, debug=debug, ask_password=ask_password)
-        run_verb(o, "explain", collection, where, backend=dict(allow_filtering=allow_filtering))
-
-    @command("bench")
-    def bench_cmd(ctx: typer.Context,
-                  compare_targets: Annotated[Optional[list[str]], typer.Argument(
-                      metavar="[URL|NAME]...", help="With --compare: the targets to run side by side.",
-                      show_default=False)] = None,
-                  compare: Annotated[bool, typer.Option("--compare", help="Run the same workload on each "
-                                                        "target given as an argument.")] = False,
-                  workload: Annotated[Optional[str], typer.Option("--workload", "-w", help="YCSB core workload "
-                                                                  "a-f (default a).")] = None,
-                  workload_file: Annotated[Optional[str], typer.Option("--workload-file", help="A YCSB workload "
-                                                                       "properties file.")] = None,
-                  prop: Annotated[Optional[list[str]], typer.Option("--property", "-p", help="Override a "
-                                                                    "property: name=value.", show_default=False)]
-                  = None,
-                  records: Annotated[Optional[int], typer.Option("--records", min=1, help="recordcount.")] = None,
-                  operations: Annotated[Optional[int], typer.Option("--operations", min=0,
-                                                                    help="operationcount.")] = None,
-                  threads: Annotated[int, typer.Option("--threads", "-t", min=1, help="Worker processes, each "
-                                                       "with its own connection.")] = 1,
-                  rate: Annotated[Optional[float], typer.Option("--rate", min=0.001, help="Open loop: operations "
-                                                                "per second; latency from intended start.")] = None,
-                  duration: Annotated[Optional[str], typer.Option("--duration", help="Stop the run phase after "
-                                                                  "this long, e.g. 60s, 5m.")] = None,
-                  load_only: Annotated[bool, typer.Option("--load-only", help="Only load the records.")] = False,
-                  run_only: Annotated[bool, typer.Option("--run-only", help="Only run the operations.")] = False,
-                  pipeline: Annotated[int, typer.Option("--pipeline", min=1, help="Redis: operations per round "
-                                                        "trip.")] = 1,
-                  seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (repeatable key "
-                                                              "choices).")] = None,
-                  histogram: Annotated[Optional[str], typer.Option("--histogram", help="Write the latency "
-                                                                   "distribution: .png, .html, .svg, .hgrm.")]
-                  = None,
-                  clean: Annotated[bool, typer.Option("--clean", help="Drop the benchmark table first "
-                                                      "(load phase).")] = False,
-                  url: UrlOpt = None, conn: ConnOpt = None, fmt: FormatOpt = None, debug: DebugOpt = False,
-                  ask_password: AskOpt = False):
-        o = opts(ctx, url=url, conn=conn, fmt=fmt, debug=debug, ask_password=ask_password)
-        with running(o):
-            from dbsh import bench, target
-            from dbsh.errors import UsageError
-
-            if compare_targets and not compare:
-                raise UsageError("targets as arguments need --compare (or use -u URL)")
-            if compare and not compare_targets:
-                raise UsageError("--compare needs the targets to compare as arguments")
-            targets = [target.resolve(t) for t in compare_targets] if compare else [open_target(o)]
-            options = bench.Options(workload=workload, workload_file=workload_file, properties=prop,
-                                    records=records, operations=operations, threads=threads, rate=rate,
-                                    duration=duration, load=not run_only, run=not load_only, pipeline=pipeline,
-                                    seed=seed, histogram=histogram, clean=clean)
-            code = bench.bench(targets, renderer(o), options, compare=compare)
-        raise typer.Exit(code)
-
-    from dbsh.migrate import typer_app   # loads no Alembic/SQLAlchemy until a migrate command runs
-
-    text, example = next((t, e) for n, t, e in COMMANDS if n == "migrate")
-    app.add_typer(typer_app(), name="migrate", help=text, epilog=f"Example: {example}")
-
+    table = verbs.table()
+    migrate_verb = table["migrate"]
+    migrate_app = typer.Typer(help=migrate_verb.help, no_args_is_help=True, add_completion=False,
+                              **{k: v for k, v in common.items() if k != "no_args_is_help"})
+    for verb in table.values():
+        if verb.name == "migrate":
+            continue
+        make(verb, migrate_app if verb.name.startswith("migrate ") else app)
+    app.add_typer(migrate_app, name="migrate", help=migrate_verb.help, epilog=f"Example: {migrate_verb.example}")
     return app
+
+
+def _completer(kind: str | None):
+    """Shell completion (bash, zsh, fish) of an argument or option value."""
+    if kind is None:
+        return None
+    if kind == "profile":
+        def profiles(incomplete: str):
+            from dbsh import config
+
+            try:
+                names = sorted(config.profiles())
+            except Exception:  # noqa: BLE001 - completion must never fail
+                return []
+            return [n for n in names if n.startswith(incomplete)]
+        return profiles
+    if "|" in kind:
+        choices = kind.split("|")
+        return lambda incomplete: [c for c in choices if c.startswith(incomplete)]
+    return None

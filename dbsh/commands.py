@@ -1,18 +1,26 @@
-"""The verbs as plain functions: the CLI and the REPL's backslash commands both call these.
+"""The verbs as plain functions: the command line and the shell's backslash commands both call these,
+with the values dbsh.argv parsed against the verb table (dbsh.verbs).
 
-Each takes an open Session and a Renderer, parses the user's text, runs, and renders.
+Verbs on a session take (session, renderer, **values); the others (connect, copy) take the Call.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from dbsh.drivers.base import Result, Session
-from dbsh.errors import UsageError
+from dbsh.errors import DbshError, UsageError
 from dbsh.inputs import open_documents, parse_document, parse_json_arg
 from dbsh.output import Renderer
 from dbsh.query import Filter, Update, parse_fields, parse_sort
+
+
+class Declined(DbshError):
+    """The user answered no to a confirmation: nothing ran (exit 1 on the command line)."""
+
+    def __init__(self, message: str = "not run"):
+        super().__init__(message)
 
 
 def parse_filter_text(text: str | None) -> Filter:
@@ -54,22 +62,51 @@ def documents(args: list[str], file: str | None, input_format: str | None):
     return [parse_document(a, f"document {i}") for i, a in enumerate(args, 1)]
 
 
-def refuse_if_readonly(session: Session, verb: str) -> None:
-    """A read-only profile (readonly = true) or \\readonly on: the uniform writes are refused here,
-    whatever the backend; native statements are refused by the server where it can enforce it."""
-    if session.readonly:
-        raise UsageError(f"read-only connection: {verb} is refused"
-                         + (f" (profile {session.target.profile!r} has readonly = true)"
-                            if session.target.readonly and session.target.profile else ""))
+# -- confirmations ------------------------------------------------------------------------------------
+def ask_on_terminal(question: str) -> bool:
+    """A yes/no question on the terminal (stderr), for the command line."""
+    sys.stderr.write(question)
+    sys.stderr.flush()
+    try:
+        answer = sys.stdin.readline()
+    except KeyboardInterrupt:
+        sys.stderr.write("\n")
+        return False
+    return answer.strip().lower() in ("y", "yes")
 
 
-def insert(session: Session, out: Renderer, collection: str, docs: list[str], *, file: str | None = None,
-           input_format: str | None = None, batch: int = 1000, create: bool = False, progress=None,
-           schema: str | None = None, errors: str | None = None, max_errors: int | None = None,
+def confirm(session: Session, what: str, ask: Callable[[str], bool] | None = None) -> None:
+    """Go on only if the user agrees to ``what`` (a destructive statement): --yes agrees; on a
+    terminal the user is asked; anywhere else (a script, a pipe) it is refused: pass --yes."""
+    if session.option("yes"):
+        return
+    if ask is None:
+        if not (sys.stdin.isatty() and sys.stderr.isatty()):
+            raise UsageError(f"refusing without confirmation: {what}", hint="pass --yes to run it")
+        ask = ask_on_terminal
+    if not ask(f"{what}. Run it? [y/N] "):
+        raise Declined()
+
+
+def destructive_reason(session: Session, text: str) -> str | None:
+    from dbsh.statements import destructive
+
+    reason = destructive(text, session.capabilities.language)
+    if reason:
+        first = text.strip().splitlines()[0].rstrip(";")
+        return f"{first[:60]}{'...' if len(first) > 60 else ''}: {reason}"
+    return None
+
+
+# -- the verbs on a session ---------------------------------------------------------------------------
+def insert(session: Session, out: Renderer, collection: str, documents: list[str] | None = None, *,
+           file: str | None = None, input_format: str | None = None, batch: int = 1000, create: bool = False,
+           progress=None, schema: str | None = None, errors: str | None = None, max_errors: int | None = None,
            resume: bool = False) -> None:
-    refuse_if_readonly(session, "insert")
     """JSON arguments go to the driver in one call; a file or stdin streams through dbsh.copy (batches,
     a progress bar on a terminal, bad rows to --errors, a checkpoint for --resume)."""
+    session.require_writable("insert")
+    docs = list(documents or [])
     if batch < 1:
         raise UsageError("--batch must be at least 1")
     if file and docs:
@@ -78,7 +115,7 @@ def insert(session: Session, out: Renderer, collection: str, docs: list[str], *,
     if path is None:
         if errors or max_errors is not None or resume or schema:
             raise UsageError("--errors, --max-errors, --resume and --schema apply to --file input")
-        source = documents(docs, None, input_format)
+        source = _documents_or_usage(docs, input_format)
         out.write(session.insert(collection, source, batch=batch, create=create, progress=progress))
         return
     from dbsh import copy
@@ -88,16 +125,22 @@ def insert(session: Session, out: Renderer, collection: str, docs: list[str], *,
                                progress=progress if isinstance(progress, bool) else None))
 
 
-def find(session: Session, out: Renderer, collection: str, filter_text: str | None = None, *,
+def _documents_or_usage(docs: list[str], input_format: str | None):
+    if not docs:
+        raise UsageError("no documents given", hint="pass JSON objects as arguments, --file F, or - for stdin")
+    return documents(docs, None, input_format)
+
+
+def find(session: Session, out: Renderer, collection: str, filter: str | None = None, *,
          fields: str | None = None, sort: str | None = None, limit: int | None = None,
          skip: int | None = None) -> int:
-    result = session.find(collection, parse_filter_text(filter_text), fields=parse_fields(fields),
+    result = session.find(collection, parse_filter_text(filter), fields=parse_fields(fields),
                           sort=parse_sort(sort), limit=limit, skip=skip)
     return out.result(result)
 
 
-def count(session: Session, out: Renderer, collection: str, filter_text: str | None = None) -> int:
-    n = session.count(collection, parse_filter_text(filter_text))
+def count(session: Session, out: Renderer, collection: str, filter: str | None = None) -> int:
+    n = session.count(collection, parse_filter_text(filter))
     if out.fmt == "table":
         out.console.print(str(n), markup=False, highlight=False)
     else:
@@ -105,48 +148,52 @@ def count(session: Session, out: Renderer, collection: str, filter_text: str | N
     return n
 
 
-def update(session: Session, out: Renderer, collection: str, filter_text: str, update_text: str, *,
+def update(session: Session, out: Renderer, collection: str, filter: str, update: str, *,
            upsert: bool = False, one: bool = False) -> None:
-    refuse_if_readonly(session, "update")
-    where = parse_filter_text(filter_text)
-    change = parse_json_arg(update_text, "update")
+    session.require_writable("update")
+    where = parse_filter_text(filter)
+    change = parse_json_arg(update, "update")
     out.write(session.update(collection, where, Update(change), upsert=upsert, one=one))
 
 
-def delete(session: Session, out: Renderer, collection: str, filter_text: str | None, *,
+def delete(session: Session, out: Renderer, collection: str, filter: str | None = None, *,
            one: bool = False, everything: bool = False) -> None:
-    refuse_if_readonly(session, "delete")
-    where = parse_filter_text(filter_text)
+    session.require_writable("delete")
+    where = parse_filter_text(filter)
     if where.is_empty and not everything:
         raise UsageError(f"refusing to delete every document in {collection} with an empty filter",
                          hint="pass --all to mean it")
     out.write(session.delete(collection, where, one=one))
 
 
-def explain(session: Session, out: Renderer, collection: str, filter_text: str | None = None, **options) -> None:
-    where = parse_filter_text(filter_text)
-    out.result(session.explain(collection, where, fields=parse_fields(options.get("fields")),
-                               sort=parse_sort(options.get("sort")), limit=options.get("limit"),
-                               skip=options.get("skip")))
+def explain(session: Session, out: Renderer, collection: str, filter: str | None = None, *,
+            fields: str | None = None, sort: str | None = None, limit: int | None = None,
+            skip: int | None = None) -> None:
+    where = parse_filter_text(filter)
+    out.result(session.explain(collection, where, fields=parse_fields(fields), sort=parse_sort(sort), limit=limit,
+                               skip=skip))
 
 
-def query(session: Session, out: Renderer, text: str, params: dict[str, Any] | None = None) -> None:
+def query(session: Session, out: Renderer, text: str, *, params: list[str] | dict[str, Any] | None = None,
+          ask: Callable[[str], bool] | None = None) -> None:
+    """Native statements; a destructive one asks first (``ask``: the shell's prompt; by default the
+    terminal's, and no terminal means --yes is needed)."""
     if text == "-":
         text = sys.stdin.read()
-    if session.readonly and not session.server_readonly:
-        from dbsh.statements import writes
-
-        if writes(text, session.capabilities.language):
-            raise UsageError(f"read-only connection: refusing a statement that may write on {session.name}")
-    out.result(session.execute(text, params or {}))
+    values = params if isinstance(params, dict) else parse_params(params)
+    session.check_statement(text)
+    reason = destructive_reason(session, text)
+    if reason:
+        confirm(session, reason, ask)
+    out.result(session.execute(text, values))
 
 
 def collections(session: Session, out: Renderer) -> None:
     out.result(Result(({"name": n} for n in session.collections()), ["name"]))
 
 
-def describe(session: Session, out: Renderer, name: str) -> None:
-    out.result(session.describe(name))
+def describe(session: Session, out: Renderer, collection: str) -> None:
+    out.result(session.describe(collection))
 
 
 def connect_report(session: Session, out: Renderer) -> dict[str, Any]:
@@ -163,3 +210,43 @@ def connect_report(session: Session, out: Renderer) -> dict[str, Any]:
     else:
         out.rows([info], list(info))
     return info
+
+
+# -- the verbs that open their own sessions ---------------------------------------------------------
+def connect(call) -> int:
+    from dbsh import config, context
+
+    s = call.settings
+    where = call.values.get("where")
+    settings = s.merge(url=where, conn=None) if where and "://" in where else s
+    if where and "://" not in where:
+        settings = s.merge(conn=where)
+        settings.url = None
+    elif where:
+        settings.conn = None
+    out = Renderer(s.fmt)
+    session = context.open_session(context.resolve(settings), yes=s.yes, options=s.options)
+    try:
+        connect_report(session, out)
+        save = call.values.get("save")
+        if save:
+            path = config.save_profile(save, session.target.without_password(),
+                                       readonly=call.values.get("readonly") or None)
+            note = " (password not saved: use DBSH_PASSWORD or -W)" if session.target.password else ""
+            print(f"saved connection {save!r} in {path}{note}", file=sys.stderr)
+        elif sys.stdin.isatty() and sys.stdout.isatty():
+            from dbsh import repl   # on a terminal the report opens the shell
+
+            return repl.start(session.target, session=session, fmt=s.fmt, yes=s.yes, interactive=True)
+    finally:
+        session.close()
+    return 0
+
+
+def copy(call) -> int:
+    from dbsh import copy as bulk
+
+    s = call.settings
+    v = dict(call.values)
+    bulk.copy_locations(Renderer(s.fmt), v.pop("source"), v.pop("destination"), settings=s, **v)
+    return 0

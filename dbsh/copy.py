@@ -58,15 +58,18 @@ def split_location(text: str) -> tuple[str, str]:
     return rebuilt, collection
 
 
-def open_location(text: str, password: str | None = None) -> tuple[Session, str]:
-    from dbsh import drivers, target
+def open_location(text: str, settings=None, *, writes: str | None = None) -> tuple[Session, str]:
+    """The session and collection of a URL/COLLECTION or PROFILE/COLLECTION location, opened as every
+    session is (dbsh.context): ``writes`` for a destination, which a read-only target refuses."""
+    from dbsh import context, drivers
 
     where, collection = split_location(text)
-    if "://" in where:
-        resolved = target.resolve(where, password=password)
-    else:
-        resolved = target.resolve(profile=where, password=password)
-    return drivers.connect(resolved), collection
+    settings = settings or context.Settings()
+    target = context.resolve(settings, where)
+    # a global flag (--consistency) goes to the end whose backend takes it
+    known = {f.dest for f in drivers.for_scheme(target.scheme).flags}
+    options = {k: v for k, v in settings.options.items() if k in known}
+    return context.open_session(target, yes=settings.yes, options=options, writes=writes), collection
 
 
 # -- values between models --------------------------------------------------------------------
@@ -825,11 +828,11 @@ def copy(source: Session, src_collection: str, destination: Session, dst_collect
     return _finish(load, ck, stop, outcome)
 
 
-def copy_locations(out, source_text: str, destination_text: str, **options: Any) -> Outcome:
+def copy_locations(out, source_text: str, destination_text: str, *, settings=None, **options: Any) -> Outcome:
     """`dbsh copy SRC DST`: open both ends, copy, print the summary, close both."""
-    source, src_collection = open_location(source_text)
+    source, src_collection = open_location(source_text, settings)
     try:
-        destination, dst_collection = open_location(destination_text)
+        destination, dst_collection = open_location(destination_text, settings, writes="copy")
         try:
             outcome = copy(source, src_collection, destination, dst_collection, **options)
         finally:

@@ -261,6 +261,25 @@ def writes(text: str, language: str) -> bool:
     return True
 
 
+_UNLOCKS_SQL = re.compile(
+    r"\bread\s+write\b"                                        # BEGIN/START TRANSACTION/SET ... READ WRITE
+    r"|^\s*set\b.*\b(default_transaction_read_only|transaction_read_only|tx_read_only)\b"
+    r"|^\s*set\s+session\s+characteristics\b"
+    r"|^\s*reset\s+(all|default_transaction_read_only|transaction_read_only)\b"
+    r"|^\s*discard\s+all\b"
+    r"|^\s*pragma\s+(\w+\.)?query_only\b\s*[=(]"
+    r"|^\s*set\s+session\s+authorization\b|^\s*reset\s+session\s+authorization\b",
+    re.I | re.S)
+
+
+def unlocks_readonly(text: str, language: str) -> bool:
+    """Whether a statement would switch a server-side read-only session back to read-write
+    (SQL: BEGIN READ WRITE, SET SESSION CHARACTERISTICS, PRAGMA query_only = off, RESET ALL, ...)."""
+    if language not in ("sql", "postgresql", "mysql", "sqlite"):
+        return False
+    return _UNLOCKS_SQL.search(_code(text, language)) is not None
+
+
 # -- backslash-command arguments -----------------------------------------------------------
 
 def arguments(text: str) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -19,14 +20,51 @@ class Run:
         return [json.loads(line) for line in self.out.splitlines() if line.strip()]
 
 
+class _Stream(io.TextIOWrapper):
+    """A text stream over bytes, as a pipe is (not a TTY; has a buffer)."""
+
+    def __init__(self, data: bytes = b""):
+        super().__init__(io.BytesIO(data), encoding="utf-8", errors="surrogateescape", newline="")
+
+    def fileno(self) -> int:   # no file descriptor: like a closed pipe's
+        raise io.UnsupportedOperation("fileno")
+
+    def value(self) -> str:
+        self.flush()
+        return self.buffer.getvalue().decode("utf-8", errors="replace")
+
+
 def dbsh(*args: str, input: str | None = None, env: dict | None = None) -> Run:
-    """In-process run of the real CLI (stdout is not a TTY, so output defaults to jsonl)."""
+    """In-process run of the real CLI entry point (dbsh.cli.run), the path every command takes;
+    stdin and stdout are pipes, so output defaults to jsonl. ``env`` is added to the environment."""
+    from dbsh import cli
+
+    saved = sys.stdin, sys.stdout, sys.stderr
+    saved_env = dict(os.environ)
+    sys.stdin = _Stream((input or "").encode())
+    sys.stdout, sys.stderr = _Stream(), _Stream()
+    out, err = sys.stdout, sys.stderr
+    try:
+        if env:
+            os.environ.update({k: v for k, v in env.items() if v is not None})
+            for k, v in env.items():
+                if v is None:
+                    os.environ.pop(k, None)
+        code = cli.run(list(args))
+    finally:
+        sys.stdin, sys.stdout, sys.stderr = saved
+        os.environ.clear()
+        os.environ.update(saved_env)
+    return Run(code, out.value(), err.value())
+
+
+def dbsh_typer(*args: str, input: str | None = None, env: dict | None = None) -> Run:
+    """The same command through the Typer app built from the verb table (help, completion)."""
     from typer.testing import CliRunner
 
     from dbsh.cli import build_app
 
-    runner = CliRunner()
-    result = runner.invoke(build_app(), list(args), input=input, env=env, catch_exceptions=False)
+    result = CliRunner().invoke(build_app(), list(args), input=input, env=env, catch_exceptions=False)
     return Run(result.exit_code, result.stdout, result.stderr)
 
 

@@ -222,7 +222,13 @@ def test_readonly_profile_refuses_writes(sqlite_url):
     assert (run.code, run.err) == (2, "dbsh: error: read-only connection: insert is refused "
                                       "(profile 'ro' has readonly = true)\n")
     assert dbsh("-c", "ro", "delete", "t", '{"a": 1}').code == 2
-    run = dbsh("-c", "ro", "query", "delete from t")          # refused by SQLite itself (query_only)
+    run = dbsh("-c", "ro", "query", "delete from t where a = 1")   # refused by SQLite itself (query_only)
     assert run.code == 1 and "readonly" in run.err.replace("-", "").replace(" ", "").lower()
+    run = dbsh("-c", "ro", "query", "delete from t")               # destructive: asks first, so needs --yes
+    assert run.code == 2 and "refusing without confirmation" in run.err and "--yes" in run.err
+    for unlock in ("PRAGMA query_only = off", "pragma query_only(0)", "BEGIN; PRAGMA query_only=0; COMMIT"):
+        run = dbsh("-c", "ro", "query", unlock)
+        assert (run.code, run.err) == (2, "dbsh: error: read-only connection: a statement that changes the "
+                                          "session's read-only mode is refused (profile 'ro' has readonly = true)\n")
     assert dbsh("-c", "ro", "find", "t").json_lines() == [{"id": 1, "a": 1}]
     assert rows(sqlite_url.split("///", 1)[1], "select a from t") == [(1,)]

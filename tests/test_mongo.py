@@ -316,7 +316,7 @@ def test_native_indexes_and_drop(cli, coll):
     assert rows and rows[-1]["stage"] in ("IXSCAN", "COLLSCAN", "FETCH", "EXPRESS_IXSCAN"), rows
     ok(cli("query", f"db.{coll.name}.dropIndex('by_sku')"))
     assert list(coll.index_information()) == ["_id_"]
-    assert ok(cli("query", f"db.{coll.name}.drop()")) == [{"dropped": True}]
+    assert ok(cli("query", f"db.{coll.name}.drop()", "--yes")) == [{"dropped": True}]
     assert coll.name not in coll.database.list_collection_names()
 
 

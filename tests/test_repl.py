@@ -198,7 +198,7 @@ def test_readonly_profile_refuses_writes_outright(db, tmp_path):
     run = Typed(None, '\\insert people {"name": "No"}\rdelete from people where id = 1;\r\\readonly off\r\\q\r',
                 target=resolve(None, "shop"))
     errors = run.errors.splitlines()
-    assert errors[0] == "dbsh: error: read-only session: \\insert is refused (\\readonly off to allow writes)"
+    assert errors[0] == "dbsh: error: read-only connection: insert is refused (profile 'shop' has readonly = true)"
     assert errors[1] == "dbsh: error: attempt to write a readonly database"
     assert errors[2] == "dbsh: error: profile 'shop' is read-only (readonly = true in its config)"
     assert rows(db, "select count(*) from people") == [(3,)]

@@ -212,8 +212,9 @@ def test_redis_one_line_per_command_flushdb_asks_readonly_refuses(redis_url, red
     assert "Ann" in run.output and "7" in run.output
     assert run.errors.splitlines() == [
         "not run",
-        "dbsh: error: read-only session: refusing a statement that may write on Redis (\\readonly off to allow writes)",
-        "dbsh: error: read-only session: \\insert is refused (\\readonly off to allow writes)",
+        "dbsh: error: read-only connection: a statement that may write on Redis is refused; \\readonly off allows "
+        "writes",
+        "dbsh: error: read-only connection: insert is refused; \\readonly off allows writes",
     ]
     assert redis_client.get("counter") == "7" and redis_client.exists("users:3") == 0
     assert redis_client.dbsize() == 3
@@ -256,8 +257,8 @@ def test_mongo_multiline_json_confirmation_and_readonly(mongo_url, mongo_db):
     assert "Ann" in run.output and "Bob" not in run.output
     assert run.errors.splitlines() == [
         "not run",
-        "dbsh: error: read-only session: refusing a statement that may write on MongoDB (\\readonly off to allow "
-        "writes)",
+        "dbsh: error: read-only connection: a statement that may write on MongoDB is refused; \\readonly off allows "
+        "writes",
     ]
     assert db[name].count_documents({}) == 2
 

@@ -61,6 +61,24 @@ class Options:
     clean: bool = False
 
 
+def command(call) -> int:
+    """`dbsh bench`: the targets (-u/-c, or the arguments with --compare), the workload, the report."""
+    from dbsh import context
+    from dbsh.output import Renderer
+
+    v, s = call.values, call.settings
+    if v["targets"] and not v["compare"]:
+        raise UsageError("targets as arguments need --compare (or use -u URL)")
+    if v["compare"] and not v["targets"]:
+        raise UsageError("--compare needs the targets to compare as arguments")
+    targets = [context.resolve(s, t) for t in v["targets"]] if v["compare"] else [context.resolve(s)]
+    options = Options(workload=v["workload"], workload_file=v["workload_file"], properties=v["properties"],
+                      records=v["records"], operations=v["operations"], threads=v["threads"], rate=v["rate"],
+                      duration=v["duration"], load=not v["run_only"], run=not v["load_only"],
+                      pipeline=v["pipeline"], seed=v["seed"], histogram=v["histogram"], clean=v["clean"])
+    return bench(targets, Renderer(s.fmt), options, compare=v["compare"])
+
+
 def bench(targets: list, out, options: Options, *, compare: bool = False) -> int:
     """Benchmark each target (load phase, run phase); render; return the exit code.
 
@@ -129,11 +147,11 @@ def bench(targets: list, out, options: Options, *, compare: bool = False) -> int
 
 
 def _bench_one(target, w, o: Options, duration, run_operations, compare: bool):
-    from dbsh import drivers
+    from dbsh import context
     from dbsh.bench import runner
     from dbsh.bench.backends import adapter_for
 
-    session = drivers.connect(target)
+    session = context.open_session(target, writes="bench")
     try:
         backend = session.name
         adapter = adapter_for(session, w)

@@ -549,19 +549,9 @@ class CassandraAdapter(Adapter):
         return sum(1 for _ in self.cql.execute(stmt, (start, count)))
 
 
-ADAPTERS = {
-    "dbsh.drivers.sql": SqlAdapter,
-    "dbsh.drivers.redis": RedisAdapter,
-    "dbsh.drivers.mongo": MongoAdapter,
-    "dbsh.drivers.couchdb": CouchAdapter,
-    "dbsh.drivers.neo4j": Neo4jAdapter,
-    "dbsh.drivers.cassandra": CassandraAdapter,
-}
-
-
 def adapter_for(session, workload) -> Adapter:
-    module = type(session).__module__
-    cls = ADAPTERS.get(module)
-    if cls is None:
+    """The bench adapter the session's backend record names."""
+    backend = session.backend
+    if backend is None or not backend.bench:
         raise Unsupported(f"dbsh bench does not support {session.name}")
-    return cls(session, workload)
+    return backend.load(backend.bench)(session, workload)

@@ -135,10 +135,10 @@ class _Worker:
     def connect(self):
         """Open and ping this worker's own session (an unreachable server is reported once, not per
         operation); one retry, since a server may drop a connection attempt while many arrive at once."""
-        from dbsh import drivers
+        from dbsh import context
 
         for attempt in (1, 2):
-            session = drivers.connect(self.target)
+            session = context.open_session(self.target)
             try:
                 session.ping()
                 return session

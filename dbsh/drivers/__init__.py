@@ -1,78 +1,163 @@
-"""Driver registry: URL scheme -> driver module, imported only when that scheme is used.
+"""The backends: one record each (schemes, extra, session, language, flags, bench, migrate), and the
+registry that finds a record by URL scheme.
 
-Third-party drivers register a module under the ``dbsh.drivers`` entry-point group, with the
-URL scheme as the entry-point name; the module exposes ``connect(target) -> Session``.
+A record is plain data: reading it imports no client library, so `dbsh --help` and the option
+tables stay fast. Everything else is named by import path ("module:attribute") and loaded only
+when that backend is used. Built-in backends are listed in BUILTIN (one line each); third-party
+ones register a record under the ``dbsh.drivers`` entry-point group and get everything a built-in
+backend gets: the verbs, the shell, its flags, bench and migrate.
 """
 
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass, field
+from typing import Any
 
 from dbsh.errors import UsageError
 
-BUILTIN: dict[str, str] = {
-    "sqlite": "dbsh.drivers.sql",
-    "postgresql": "dbsh.drivers.sql",
-    "postgres": "dbsh.drivers.sql",
-    "mysql": "dbsh.drivers.sql",
-    "mariadb": "dbsh.drivers.sql",
-    "mongodb": "dbsh.drivers.mongo",
-    "mongodb+srv": "dbsh.drivers.mongo",
-    "redis": "dbsh.drivers.redis",
-    "rediss": "dbsh.drivers.redis",
-    "redis+cluster": "dbsh.drivers.redis",
-    "rediss+cluster": "dbsh.drivers.redis",
-    "cassandra": "dbsh.drivers.cassandra",
-    "neo4j": "dbsh.drivers.neo4j",
-    "neo4j+s": "dbsh.drivers.neo4j",
-    "neo4j+ssc": "dbsh.drivers.neo4j",
-    "bolt": "dbsh.drivers.neo4j",
-    "bolt+s": "dbsh.drivers.neo4j",
-    "bolt+ssc": "dbsh.drivers.neo4j",
-    "couchdb": "dbsh.drivers.couchdb",
-    "couchdbs": "dbsh.drivers.couchdb",
-}
 
-# The pip extra that brings each module's client library, for a helpful error.
-EXTRAS = {
-    "dbsh.drivers.mongo": "mongo",
-    "dbsh.drivers.redis": "redis",
-    "dbsh.drivers.cassandra": "cassandra",
-    "dbsh.drivers.neo4j": "neo4j",
-    "dbsh.drivers.couchdb": "couchdb",
-}
+@dataclass(frozen=True)
+class Flag:
+    """A backend-specific command-line option (--ttl, --allow-filtering, ...).
+
+    ``verbs``: the commands that take it ("*": every command, as a global option). Its value reaches
+    the session as ``session.options[dest]``; a session of another backend refuses it clearly.
+    """
+
+    dest: str
+    flags: tuple[str, ...]
+    help: str
+    type: str = "bool"               # bool, int, str
+    metavar: str | None = None
+    min: int | None = None
+    verbs: tuple[str, ...] = ("*",)
 
 
-def _plugin(scheme: str) -> str | None:
-    from importlib.metadata import entry_points
+@dataclass(frozen=True)
+class Backend:
+    key: str                         # short name: sqlite, postgresql, mongo, ... (migrate dirs, tests)
+    name: str                        # what users call it: "PostgreSQL"
+    schemes: tuple[str, ...]
+    connect: str                     # "module:function" taking a Target, returning a Session
+    language: str                    # native language (and Pygments lexer alias): sql, cql, cypher, ...
+    extra: str | None = None         # the pip extra that brings its client library
+    client: str | None = None        # the client library's import name, for "pip install" hints
+    flags: tuple[Flag, ...] = ()
+    bench: str | None = None         # "module:Adapter class" for dbsh bench
+    migrate: str | None = None       # "module:Store class" for NoSQL migrate; "alembic" for SQL
+    example: str = ""                # a URL, for help texts
+    meta: dict[str, Any] = field(default_factory=dict)
 
-    for ep in entry_points(group="dbsh.drivers"):
-        if ep.name == scheme:
-            return ep.value
-    return None
+    def load(self, path: str | None = None):
+        """Import what ``path`` (default: the session factory) names, with a clear error when the
+        backend's client library is not installed."""
+        module_name, _, attr = (path or self.connect).partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as e:
+            if e.name and (e.name == module_name or module_name.startswith(e.name + ".")):
+                raise UsageError(f"no driver for {self.name} in this dbsh ({module_name} is not installed)") from None
+            raise UsageError(f"the {self.name} backend needs the Python package {e.name!r}",
+                             hint=f"pip install 'dbsh[{self.extra or 'all'}]'") from None
+        return getattr(module, attr) if attr else module
 
 
-def module_for(scheme: str) -> str:
+TTL = Flag("ttl", ("--ttl",), "Expire after SECONDS.", type="int", metavar="SECONDS", min=1, verbs=("insert",))
+
+BUILTIN: tuple[Backend, ...] = (
+    Backend("sqlite", "SQLite", ("sqlite",), "dbsh.drivers.sql:connect", "sql",
+            bench="dbsh.bench.backends:SqlAdapter", migrate="alembic", example="sqlite:///app.db"),
+    Backend("postgresql", "PostgreSQL", ("postgresql", "postgres"), "dbsh.drivers.sql:connect", "sql",
+            extra="postgres", client="psycopg", bench="dbsh.bench.backends:SqlAdapter", migrate="alembic",
+            example="postgresql://user@host:5432/db"),
+    Backend("mysql", "MySQL/MariaDB", ("mysql", "mariadb"), "dbsh.drivers.sql:connect", "sql",
+            extra="mysql", client="pymysql", bench="dbsh.bench.backends:SqlAdapter", migrate="alembic",
+            example="mysql://user@host:3306/db"),
+    Backend("mongo", "MongoDB", ("mongodb", "mongodb+srv"), "dbsh.drivers.mongo:connect", "javascript",
+            extra="mongo", client="pymongo", bench="dbsh.bench.backends:MongoAdapter",
+            migrate="dbsh.migrate.stores:MongoStore", example="mongodb://host:27017/db"),
+    Backend("redis", "Redis", ("redis", "rediss", "redis+cluster", "rediss+cluster"), "dbsh.drivers.redis:connect",
+            "redis", extra="redis", client="redis",
+            flags=(TTL, Flag("count", ("--count",), "SUBSCRIBE/MONITOR: stop after N messages.", type="int",
+                             metavar="N", min=1, verbs=("query",))),
+            bench="dbsh.bench.backends:RedisAdapter", migrate="dbsh.migrate.stores:RedisStore",
+            example="redis://host:6379/0"),
+    Backend("cassandra", "Cassandra", ("cassandra",), "dbsh.drivers.cassandra:connect", "cql",
+            extra="cassandra", client="cassandra",
+            flags=(Flag("consistency", ("--consistency",), "Consistency level, e.g. LOCAL_QUORUM.", type="str",
+                        metavar="LEVEL"),
+                   Flag("allow_filtering", ("--allow-filtering",), "Allow a filter the primary key does not serve.",
+                        verbs=("find", "count", "update", "delete", "explain")),
+                   Flag("trace", ("--trace",), "Show the query trace.", verbs=("query",)),
+                   TTL,
+                   Flag("generate_id", ("--generate-id",), "Generate a missing id (a uuid).", verbs=("insert",))),
+            bench="dbsh.bench.backends:CassandraAdapter", migrate="dbsh.migrate.stores:CassandraStore",
+            example="cassandra://host:9042/keyspace"),
+    Backend("neo4j", "Neo4j", ("neo4j", "neo4j+s", "neo4j+ssc", "bolt", "bolt+s", "bolt+ssc"),
+            "dbsh.drivers.neo4j:connect", "cypher", extra="neo4j", client="neo4j",
+            bench="dbsh.bench.backends:Neo4jAdapter", migrate="dbsh.migrate.stores:Neo4jStore",
+            example="neo4j://host:7687"),
+    Backend("couchdb", "CouchDB", ("couchdb", "couchdbs"), "dbsh.drivers.couchdb:connect", "http",
+            extra="couchdb", client="couchdb", bench="dbsh.bench.backends:CouchAdapter",
+            migrate="dbsh.migrate.stores:CouchStore", example="couchdb://host:5984"),
+)
+
+_plugins: tuple[Backend, ...] | None = None
+
+
+def plugins() -> tuple[Backend, ...]:
+    """Backends registered by other packages under the ``dbsh.drivers`` entry-point group: each entry
+    point names a Backend record (or a list of them). Read once, and only when a scheme is not built
+    in or every backend is listed."""
+    global _plugins
+    if _plugins is None:
+        from importlib.metadata import entry_points
+
+        found: list[Backend] = []
+        for ep in entry_points(group="dbsh.drivers"):
+            try:
+                value = ep.load()
+            except Exception:  # noqa: BLE001 - a broken plugin must not break dbsh
+                continue
+            if isinstance(value, Backend):
+                found.append(value)
+            elif isinstance(value, list | tuple):
+                found += [b for b in value if isinstance(b, Backend)]
+            elif hasattr(value, "connect"):   # the older form: a module with connect(), named by scheme
+                found.append(Backend(ep.name, ep.name, (ep.name,), f"{value.__name__}:connect", "text"))
+        _plugins = tuple(found)
+    return _plugins
+
+
+def backends(*, with_plugins: bool = True) -> tuple[Backend, ...]:
+    return BUILTIN + (plugins() if with_plugins else ())
+
+
+def schemes() -> list[str]:
+    return sorted(s for b in BUILTIN for s in b.schemes)
+
+
+def for_scheme(scheme: str) -> Backend:
+    """The backend of a URL scheme; SQLAlchemy-style driver suffixes (postgresql+psycopg) name
+    their base scheme."""
     scheme = scheme.lower()
-    found = BUILTIN.get(scheme) or _plugin(scheme)
-    if not found:
-        known = ", ".join(sorted(BUILTIN))
-        raise UsageError(f"unknown URL scheme {scheme!r}", hint=f"known: {known}")
-    return found
-
-
-def load(scheme: str):
-    name = module_for(scheme)
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as e:
-        if e.name and (e.name == name or name.startswith(e.name + ".")):
-            raise UsageError(f"no driver for {scheme}:// in this dbsh ({name} is not installed)") from None
-        extra = EXTRAS.get(name, "all")
-        raise UsageError(f"the {scheme}:// driver needs the Python package {e.name!r}",
-                         hint=f"pip install 'dbsh[{extra}]'") from None
+    for backend in BUILTIN:
+        if scheme in backend.schemes:
+            return backend
+    base = scheme.split("+", 1)[0]
+    for backend in BUILTIN:
+        if backend.migrate == "alembic" and base in backend.schemes:
+            return backend
+    for backend in plugins():
+        if scheme in backend.schemes:
+            return backend
+    raise UsageError(f"unknown URL scheme {scheme!r}", hint="known: " + ", ".join(schemes()))
 
 
 def connect(target):
-    """Open a Session for a Target."""
-    return load(target.scheme).connect(target)
+    """Open a Session for a Target (no options applied: dbsh.context.open_session does that)."""
+    backend = for_scheme(target.scheme)
+    session = backend.load()(target)
+    session.backend = backend
+    return session

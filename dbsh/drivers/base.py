@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
-from dbsh.errors import DbshError, Unsupported
+from dbsh.errors import DbshError, Unsupported, UsageError
 from dbsh.query import Filter, Update
 
 
@@ -21,9 +21,6 @@ class Capabilities:
     transactions: bool = False      # begin/commit/rollback
     schema: bool = False            # fixed columns (SQL, CQL): --create infers a schema
     statement_terminator: str | None = ";"   # the REPL ends multi-line input at this (None: one line each)
-    # backend-specific command options this driver understands (see Session.options):
-    # ttl, generate_id, allow_filtering, consistency, trace, count ("yes" is set for every backend)
-    options: frozenset[str] = frozenset()
     # an insert batch is all-or-nothing (a SQL transaction); elsewhere a failed batch may have
     # landed in part, reported as errors.PartialWrite when the driver knows which documents
     atomic_insert: bool = False
@@ -93,18 +90,43 @@ class WriteResult:
         return row
 
 
+class ReadOnly(UsageError):
+    """A write refused by a read-only session (exit 2)."""
+
+
+# the Session methods that write, each guarded by the read-only rule (see Session.__init_subclass__)
+_WRITES = ("insert", "insert_batch", "update", "delete")
+
+
 class Session:
-    """One connection to one database. Drivers override what their backend can do."""
+    """One connection to one database. Drivers override what their backend can do.
+
+    Open one with dbsh.context.open_session, which applies --yes, the profile's read-only flag and
+    the backend flags. A read-only session refuses every write itself: the uniform writes, native
+    statements that may write or that would switch the read-only mode off, and (through
+    require_writable) copy, bench and migrate, which work on the native client.
+    """
 
     capabilities = Capabilities(language="text")
     name = "database"                # human name of the backend: "PostgreSQL", "Redis", ...
     client: Any = None               # the native client (pymongo Database, redis.Redis, ...) for migrate/bench
+    backend: Any = None              # its dbsh.drivers.Backend record (set by dbsh.drivers.connect)
 
     def __init__(self, target):
         self.target = target
-        # backend-specific options from the command line, e.g. {"ttl": 3600}; only names listed in
-        # capabilities.options ever arrive here (the CLI rejects the others with a clear error)
+        # backend-specific options from the command line, e.g. {"ttl": 3600}; only the flags of this
+        # backend's record ever arrive here (set_options rejects the others with a clear error)
         self.options: dict[str, Any] = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name in _WRITES:
+            method = cls.__dict__.get(name)
+            if method is not None and not getattr(method, "_guarded", False):
+                setattr(cls, name, _guarded(name, method))
+        execute = cls.__dict__.get("execute")
+        if execute is not None and not getattr(execute, "_guarded", False):
+            setattr(cls, "execute", _guarded_execute(execute))
 
     def option(self, name: str, default: Any = None) -> Any:
         return self.options.get(name, default)
@@ -112,7 +134,8 @@ class Session:
     def set_options(self, **options: Any) -> None:
         """Accept command-line options this backend understands; reject the rest clearly."""
         given = {k: v for k, v in options.items() if v not in (None, False)}
-        unknown = sorted(set(given) - set(self.capabilities.options))
+        known = {f.dest for f in self.backend.flags} if self.backend is not None else set()
+        unknown = sorted(set(given) - known - {"yes"})
         if unknown:
             flags = ", ".join("--" + u.replace("_", "-") for u in unknown)
             raise Unsupported(f"{flags} is not supported on {self.name}")
@@ -236,9 +259,33 @@ class Session:
     server_readonly = False          # True when the server itself enforces it
 
     def make_readonly(self, flag: bool) -> bool:
-        """What callers use: set_readonly, and remember whether the server enforces it."""
+        """What callers use: set_readonly, and remember whether the server enforces it. A profile
+        saved with readonly = true cannot be switched back."""
+        if not flag and self.target.readonly:
+            raise ReadOnly(f"profile {self.target.profile!r} is read-only (readonly = true in its config)")
         self.server_readonly = bool(self.set_readonly(flag)) and flag
         return self.server_readonly
+
+    def require_writable(self, what: str) -> None:
+        """Refuse ``what`` (a verb, "copy", "bench", "migrate upgrade", ...) on a read-only session."""
+        if self.readonly:
+            raise ReadOnly(readonly_message(self.target, what))
+
+    def check_statement(self, text: str) -> None:
+        """Refuse a native statement on a read-only session: one that may write (when the server
+        does not enforce read-only itself), or one that would switch the read-only mode off.
+        Every statement of a multi-statement input is checked."""
+        if not self.readonly:
+            return
+        from dbsh import statements
+
+        language = self.capabilities.language
+        for statement in statements.split(text, language, self.capabilities.statement_terminator) or [text]:
+            if statements.unlocks_readonly(statement, language):
+                raise ReadOnly(readonly_message(self.target, "a statement that changes the session's "
+                                                "read-only mode"))
+            if not self.server_readonly and statements.writes(statement, language):
+                raise ReadOnly(readonly_message(self.target, f"a statement that may write on {self.name}"))
 
     def set_readonly(self, flag: bool) -> bool:
         """Make the session read-only, or writable again. Returns True when the server enforces it
@@ -306,3 +353,37 @@ def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
             chunk = []
     if chunk:
         yield chunk
+
+
+def readonly_message(target, what: str) -> str:
+    """The one wording of a refused write, for the session and for paths without one (Alembic)."""
+    why = (f" (profile {target.profile!r} has readonly = true)" if target.readonly and target.profile
+           else "" if not target.readonly else " (the target is read-only)")
+    hint = "" if target.readonly else "; \\readonly off allows writes"
+    return f"read-only connection: {what} is refused{why}{hint}"
+
+
+def _guarded(verb: str, method):
+    import functools
+
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        if self.readonly:
+            self.require_writable("insert" if verb == "insert_batch" else verb)
+        return method(self, *args, **kwargs)
+
+    guarded._guarded = True
+    return guarded
+
+
+def _guarded_execute(method):
+    import functools
+
+    @functools.wraps(method)
+    def guarded(self, text, *args, **kwargs):
+        if self.readonly:
+            self.check_statement(text)
+        return method(self, text, *args, **kwargs)
+
+    guarded._guarded = True
+    return guarded

@@ -443,8 +443,7 @@ def connect(target) -> "CassandraSession":
 
 
 class CassandraSession(Session):
-    capabilities = Capabilities(language="cql", transactions=False, schema=True, statement_terminator=";",
-                                options=frozenset({"allow_filtering", "consistency", "trace", "generate_id", "ttl"}))
+    capabilities = Capabilities(language="cql", transactions=False, schema=True, statement_terminator=";")
     name = "Cassandra"
 
     def __init__(self, target):

@@ -601,7 +601,7 @@ def _split_url(url: str) -> tuple[str, bool]:
 
 
 class RedisSession(Session):
-    capabilities = Capabilities(language="redis", statement_terminator=None, options=frozenset({"ttl", "count"}))
+    capabilities = Capabilities(language="redis", statement_terminator=None)
     name = "Redis"
 
     def __init__(self, target):

@@ -53,9 +53,10 @@ def downgrade(session):
 
 
 def backend_of(target) -> str:
+    """The backend's key (mongo, redis, ...): its directory under migrations/nosql/."""
     from dbsh import drivers
 
-    return drivers.module_for(target.scheme).rsplit(".", 1)[-1]
+    return drivers.for_scheme(target.scheme).key
 
 
 def checksum(path: str) -> str:
@@ -193,10 +194,10 @@ class NoSqlMigrations:
         return self.script.get_revision(rev).module
 
     # -- session and store ----------------------------------------------------------------------
-    def _open(self):
-        from dbsh import drivers
+    def _open(self, writes: str | None = None):
+        from dbsh import context
 
-        session = drivers.connect(self.target)
+        session = context.open_session(self.target, writes=writes)
         try:
             store = store_for(self.backend, session)
             store.setup()
@@ -261,7 +262,7 @@ class NoSqlMigrations:
         if dry_run:
             return self.plan(revision)
         wanted = self._wanted(revision)
-        session, store = self._open()
+        session, store = self._open(writes="migrate upgrade")
         done: list[dict] = []
         try:
             with Lease(store, self.owner, lease=self.lease, timeout=self.lock_timeout,
@@ -286,7 +287,7 @@ class NoSqlMigrations:
     def downgrade(self, revision: str, *, sql: bool = False, force: bool = False, **_) -> None:
         if sql:
             raise UsageError("--sql is for SQL targets")
-        session, store = self._open()
+        session, store = self._open(writes="migrate downgrade")
         done: list[dict] = []
         try:
             with Lease(store, self.owner, lease=self.lease, timeout=self.lock_timeout,
@@ -315,7 +316,7 @@ class NoSqlMigrations:
         if sql:
             raise UsageError("--sql is for SQL targets")
         keep = self._ancestors(self._resolve(revision))
-        session, store = self._open()
+        session, store = self._open(writes="migrate stamp")
         rows = []
         try:
             with Lease(store, self.owner, lease=self.lease, timeout=self.lock_timeout, where=self.target.display()):
@@ -339,7 +340,7 @@ class NoSqlMigrations:
         if len(rev_id) != 1:
             raise UsageError("resolve takes one revision id")
         rev = self.script.get_revision(rev_id[0])
-        session, store = self._open()
+        session, store = self._open(writes="migrate resolve")
         try:
             with Lease(store, self.owner, lease=self.lease, timeout=self.lock_timeout, where=self.target.display()):
                 record = store.records().get(rev.revision)
@@ -437,9 +438,9 @@ class NoSqlMigrations:
     def plan(self, revision: str = "heads") -> None:
         """The pending revisions and, where they use the uniform verbs, their operations; nothing is written."""
         wanted = self._wanted(revision)
-        from dbsh import drivers
+        from dbsh import context
 
-        session = drivers.connect(self.target)
+        session = context.open_session(self.target)
         try:
             store = store_for(self.backend, session)
             records = store.records(create=False)

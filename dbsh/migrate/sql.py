@@ -282,6 +282,9 @@ class SqlMigrations:
 
     def _run_locked(self, fn, *args, **kwargs) -> list[dict]:
         """Run an alembic command on a locked connection; returns the steps it applied."""
+        from dbsh import context
+
+        context.require_writable(self.target, f"migrate {fn.__name__}")
         steps: list[dict] = []
 
         def on_apply(*, ctx, step, heads, run_args):

@@ -408,12 +408,9 @@ class CassandraStore(Store):
         return {"owner": row.owner, "expires_in": row.ttl or 0} if row else None
 
 
-STORES = {"mongo": MongoStore, "redis": RedisStore, "couchdb": CouchStore, "neo4j": Neo4jStore,
-          "cassandra": CassandraStore}
-
-
 def store_for(backend: str, session) -> Store:
-    cls = STORES.get(backend)
-    if cls is None:
+    """The version store the session's backend record names."""
+    record = session.backend
+    if record is None or not record.migrate or record.migrate == "alembic":
         raise Unsupported(f"dbsh migrate has no version store for {session.name}")
-    return cls(session)
+    return record.load(record.migrate)(session)

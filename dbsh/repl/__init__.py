@@ -13,6 +13,14 @@ from __future__ import annotations
 import sys
 
 
+def start_from_cli(call) -> int:
+    """`dbsh` with no command: the shell on the target (a script when stdin is not a terminal)."""
+    from dbsh import context
+
+    s = call.settings
+    return start(context.resolve(s), fmt=s.fmt, yes=s.yes, backend_options=s.options)
+
+
 def start(target, *, session=None, fmt: str | None = None, yes: bool = False,
           backend_options: dict | None = None, interactive: bool | None = None) -> int:
     """Open the shell on a target (or an open session); returns the exit code.

@@ -17,7 +17,8 @@ from contextlib import contextmanager
 from itertools import chain, islice
 from typing import Iterable
 
-from dbsh import drivers
+from dbsh import context
+from dbsh.commands import Declined
 from dbsh.drivers.base import Result
 from dbsh.errors import (EXIT_INTERRUPTED, EXIT_RUNTIME, ConnectError, DbshError, QueryError, Unsupported,
                          UsageError, one_line, redact)
@@ -29,10 +30,6 @@ from dbsh.repl.meta import Quit
 
 DEFAULT_ROW_LIMIT = 1000
 DEFAULT_PAGER = "less -SRXF"
-
-
-class Declined(Exception):
-    """The user answered no to a confirmation."""
 
 
 class GuardedRenderer(Renderer):
@@ -71,28 +68,17 @@ class Shell:
         self.prompt_session = None
         self.target = target
         self.session = session if session is not None else self._open(target)
-        self.readonly = False
-        self.server_readonly = False
         self._after_connect()
         self.catalog = Catalog(self._catalog_session)
         self.refresh_catalog()
 
     # -- connection ------------------------------------------------------------------------
     def _open(self, target):
-        session = drivers.connect(target)
-        try:
-            session.options["yes"] = self.yes
-            session.set_options(**self.backend_options)
-        except BaseException:
-            session.close()
-            raise
-        return session
+        return context.open_session(target, yes=self.yes, options=self.backend_options)
 
     def _catalog_session(self):
         # its own connection: the shell's may be inside the user's transaction
-        session = drivers.connect(self.target)
-        session.set_options(**self.backend_options)
-        return session
+        return context.open_session(self.target, options=self.backend_options)
 
     def _after_connect(self, info: dict | None = None) -> None:
         if info is None:
@@ -101,10 +87,6 @@ class Shell:
             except DbshError:
                 info = {"backend": self.session.name}
         self.info = info
-        self.readonly = False
-        self.server_readonly = False
-        if self.target.readonly:
-            self.set_readonly(True)
 
     def switch(self, where: str) -> None:
         """\\connect: open the new target first; the old session stays if that fails."""
@@ -190,15 +172,17 @@ class Shell:
         return self.target.profile or self.target.scheme
 
     # -- rules applied before running ------------------------------------------------------
+    @property
+    def readonly(self) -> bool:
+        """Held by the session (one state, one message): a read-only profile's session is read-only
+        from the start and cannot be switched back."""
+        return bool(self.session.readonly)
+
     def set_readonly(self, flag: bool) -> None:
-        if not flag and self.target.readonly:
-            raise UsageError(f"profile {self.target.profile!r} is read-only (readonly = true in its config)")
-        self.server_readonly = self.session.make_readonly(flag)
-        self.readonly = flag
+        self.session.make_readonly(flag)
 
     def check_writable(self, what: str) -> None:
-        if self.readonly:
-            raise UsageError(f"read-only session: {what} is refused", hint="\\readonly off to allow writes")
+        self.session.require_writable(what)
 
     def require_transactions(self) -> None:
         if not self.session.capabilities.transactions:
@@ -325,22 +309,21 @@ class Shell:
         return 0
 
     def native(self, text: str) -> None:
-        language = self.language
-        writes = statements.writes(text, language)
-        if self.readonly and not self.server_readonly and writes:
-            raise UsageError(f"read-only session: refusing a statement that may write on {self.session.name}",
-                             hint="\\readonly off to allow writes")
-        reason = statements.destructive(text, language)
-        if reason:
-            first = text.strip().splitlines()[0].rstrip(";")
-            self.confirm(f"{first[:60]}{'...' if len(first) > 60 else ''}: {reason}")
-        self.last_statement = text
         from dbsh import commands
 
+        writes = statements.writes(text, self.language)
+        self.last_statement = text
         with self.output() as out:
-            commands.query(self.session, out, text, {})
+            commands.query(self.session, out, text, params={}, ask=self.confirm_question)
         if writes:
             self.refresh_catalog()   # DDL and writes may add collections or fields
+
+    def confirm_question(self, question: str) -> bool:
+        """commands.confirm's question, asked the shell's way (a script without --yes refuses)."""
+        if not self.interactive:
+            raise UsageError(f"refusing without confirmation: {question.removesuffix('. Run it? [y/N] ')}",
+                             hint="pass --yes to run it")
+        return self.ask(question)
 
     @contextmanager
     def cancellable(self):

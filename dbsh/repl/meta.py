@@ -26,6 +26,7 @@ class MetaCommand:
     help: str
     args: tuple[str, ...]       # completion of each argument: collection, filter, file, profile, or a|b|c
     run: Callable[..., None]
+    verb: object = None         # the dbsh.verbs.Verb behind a verb's backslash form (its options complete)
 
 
 COMMANDS: dict[str, MetaCommand] = {}
@@ -59,43 +60,19 @@ def dispatch(shell, text: str) -> None:
 
 # -- argument helpers ------------------------------------------------------------------------
 
-def options(words: list[str], spec: dict[str, type]) -> tuple[list[str], dict]:
-    """Split `--name value` / `--flag` options (names from spec) from positional arguments."""
-    positional: list[str] = []
-    found: dict = {}
-    i = 0
-    while i < len(words):
-        word = words[i]
-        if word.startswith("--") and len(word) > 2:
-            name, eq, value = word[2:].partition("=")
-            key = name.replace("-", "_")
-            if key not in spec:
-                known = " ".join("--" + k.replace("_", "-") for k in spec) or "none"
-                raise UsageError(f"unknown option --{name}", hint=f"options: {known}")
-            kind = spec[key]
-            if kind is bool:
-                found[key] = True
-            else:
-                if not eq:
-                    i += 1
-                    if i >= len(words):
-                        raise UsageError(f"--{name} needs a value")
-                    value = words[i]
-                try:
-                    found[key] = kind(value)
-                except ValueError:
-                    raise UsageError(f"--{name} expects {kind.__name__}, got {value!r}") from None
-                if kind is int and found[key] < 0:
-                    raise UsageError(f"--{name} must not be negative")
-        else:
-            positional.append(word)
-        i += 1
-    return positional, found
-
-
 def needs(positional: list[str], count: int, usage: str, most: int | None = None) -> None:
     if len(positional) < count or (most is not None and len(positional) > most):
         raise UsageError(f"usage: {usage}")
+
+
+def plain(arg: str, usage: str, most: int) -> list[str]:
+    """The arguments of a shell-only command (no options)."""
+    words = arguments(arg)
+    for word in words:
+        if word.startswith("--"):
+            raise UsageError(f"unknown option {word.split('=', 1)[0]}", hint=f"usage: {usage}")
+    needs(words, 0, usage, most)
+    return words
 
 
 def on_off(arg: str, current: bool, name: str) -> bool:
@@ -109,99 +86,73 @@ def on_off(arg: str, current: bool, name: str) -> bool:
     raise UsageError(f"\\{name} takes on or off, not {arg!r}")
 
 
-# -- the uniform verbs -----------------------------------------------------------------------
+# -- the verbs: the same table, parser and functions as the command line ----------------------
 
-@command("\\find", usage="\\find COLLECTION [FILTER] [--fields a,b] [--sort -a,b] [--limit N] [--skip N]",
-         args=("collection", "filter"))
-def find(shell, arg: str) -> None:
-    """Find documents matching a MongoDB-style filter."""
-    usage = COMMANDS["\\find"].usage
-    positional, opts = options(arguments(arg), {"fields": str, "sort": str, "limit": int, "skip": int})
-    needs(positional, 1, usage, 2)
-    with shell.output() as out:
-        commands.find(shell.session, out, positional[0], positional[1] if len(positional) > 1 else None, **opts)
-
-
-@command("\\count", usage="\\count COLLECTION [FILTER]", args=("collection", "filter"))
-def count(shell, arg: str) -> None:
-    """Count documents matching a filter."""
-    positional, _ = options(arguments(arg), {})
-    needs(positional, 1, COMMANDS["\\count"].usage, 2)
-    with shell.output() as out:
-        commands.count(shell.session, out, positional[0], positional[1] if len(positional) > 1 else None)
+def _before(shell, call) -> None:
+    """What the shell adds to a verb: confirmation of an empty-filter update/delete, and no reading
+    of documents from stdin (in a script that is the script itself)."""
+    name, v = call.verb.name, call.values
+    if name == "insert":
+        if not v.get("documents") and not v.get("file"):
+            raise UsageError(f"no documents given; usage: \\insert {call.verb.usage} | --file F")
+    elif name == "update":
+        if commands.parse_filter_text(v["filter"]).is_empty and not v.get("one"):
+            shell.confirm(f"\\update {v['collection']} with an empty filter changes every document")
+    elif name == "delete":
+        if commands.parse_filter_text(v["filter"]).is_empty and not v.get("one") and not v.get("everything"):
+            shell.confirm(f"\\delete {v['collection']} with an empty filter deletes every document")
+            v["everything"] = True
 
 
-@command("\\insert", usage="\\insert COLLECTION DOC... | --file F [--create] [--batch N]",
-         args=("collection", "filter"))
-def insert(shell, arg: str) -> None:
-    """Insert documents (JSON objects, or --file F: jsonl, json, csv)."""
-    usage = COMMANDS["\\insert"].usage
-    positional, opts = options(arguments(arg), {"file": str, "create": bool, "batch": int, "input_format": str})
-    needs(positional, 1, usage)
-    if len(positional) == 1 and not opts.get("file"):
-        raise UsageError(f"no documents given; usage: {usage}")
-    shell.check_writable("\\insert")
-    with shell.output() as out:
-        commands.insert(shell.session, out, positional[0], positional[1:], **opts)
-    shell.refresh_catalog()
+WRITING = {"insert", "update", "delete", "copy"}
 
 
-@command("\\update", usage="\\update COLLECTION FILTER UPDATE [--upsert] [--one]",
-         args=("collection", "filter"))
-def update(shell, arg: str) -> None:
-    """Update documents matching a filter with $set, $unset, $inc."""
-    positional, opts = options(arguments(arg), {"upsert": bool, "one": bool})
-    needs(positional, 3, COMMANDS["\\update"].usage, 3)
-    shell.check_writable("\\update")
-    if positional[1].replace(" ", "") == "{}" and not opts.get("one"):
-        shell.confirm(f"\\update {positional[0]} with an empty filter changes every document")
-    with shell.output() as out:
-        commands.update(shell.session, out, *positional, **opts)
-    shell.refresh_catalog()
+def _verb(verb):
+    def run(shell, arg: str) -> None:
+        from dbsh import argv
+
+        call, _ = argv.parse(arguments(arg), verb, prog="")
+        _before(shell, call)
+        if verb.name in WRITING and verb.session:
+            shell.check_writable(verb.name)
+        module, _, attr = verb.run.partition(":")
+        import importlib
+
+        fn = getattr(importlib.import_module(module), attr)
+        with shell.output() as out:
+            if not verb.session:
+                from dbsh.context import Settings
+
+                call.settings = Settings(fmt=shell.fmt, yes=shell.yes, options=dict(shell.backend_options))
+                fn(call)
+            else:
+                session = shell.session
+                saved = dict(session.options)
+                try:
+                    session.set_options(**call.flags)
+                    extra = {"ask": shell.confirm_question} if verb.name == "query" else {}
+                    fn(session, out, **call.values, **extra)
+                finally:
+                    session.options = saved
+        if verb.name in WRITING:
+            shell.refresh_catalog()
+
+    run.__doc__ = verb.help
+    return run
 
 
-@command("\\delete", usage="\\delete COLLECTION FILTER [--one] [--all]", args=("collection", "filter"))
-def delete(shell, arg: str) -> None:
-    """Delete documents matching a filter (an empty filter asks first)."""
-    positional, opts = options(arguments(arg), {"one": bool, "all": bool})
-    needs(positional, 1, COMMANDS["\\delete"].usage, 2)
-    shell.check_writable("\\delete")
-    where = positional[1] if len(positional) > 1 else None
-    everything = opts.get("all", False)
-    if commands.parse_filter_text(where).is_empty and not opts.get("one"):
-        shell.confirm(f"\\delete {positional[0]} with an empty filter deletes every document")
-        everything = True
-    with shell.output() as out:
-        commands.delete(shell.session, out, positional[0], where, one=opts.get("one", False), everything=everything)
+def _register_verbs() -> None:
+    from dbsh.verbs import table
+
+    for verb in table().values():
+        if verb.shell:
+            options = " [options]" if verb.options else ""
+            COMMANDS[verb.shell] = MetaCommand(verb.shell, verb.aliases, f"{verb.shell} {verb.usage}{options}".strip(),
+                                               verb.help, tuple(a.complete or "" for a in verb.args), _verb(verb),
+                                               verb)
 
 
-@command("\\explain", usage="\\explain COLLECTION [FILTER] [--sort ...] [--limit N]", args=("collection", "filter"))
-def explain(shell, arg: str) -> None:
-    """Show how the backend would run a find."""
-    positional, opts = options(arguments(arg), {"fields": str, "sort": str, "limit": int, "skip": int})
-    needs(positional, 1, COMMANDS["\\explain"].usage, 2)
-    with shell.output() as out:
-        commands.explain(shell.session, out, positional[0], positional[1] if len(positional) > 1 else None, **opts)
-
-
-# -- catalog ---------------------------------------------------------------------------------
-
-@command("\\collections", "\\dt", usage="\\collections")
-def collections(shell, arg: str) -> None:
-    """List collections: tables, labels, key prefixes, databases."""
-    with shell.output() as out:
-        commands.collections(shell.session, out)
-
-
-@command("\\describe", "\\d", usage="\\describe NAME  (\\d alone lists collections)", args=("collection",))
-def describe(shell, arg: str) -> None:
-    """Describe a collection: columns or fields, types, indexes."""
-    positional, _ = options(arguments(arg), {})
-    if not positional:
-        return collections(shell, "")
-    needs(positional, 1, COMMANDS["\\describe"].usage, 1)
-    with shell.output() as out:
-        commands.describe(shell.session, out, positional[0])
+_register_verbs()
 
 
 @command("\\refresh", usage="\\refresh")
@@ -216,7 +167,7 @@ def refresh(shell, arg: str) -> None:
 @command("\\connect", "\\c", usage="\\connect URL|NAME", args=("profile",))
 def connect(shell, arg: str) -> None:
     """Connect to another database (URL or saved profile)."""
-    positional, _ = options(arguments(arg), {})
+    positional = plain(arg, COMMANDS["\\connect"].usage, 1)
     needs(positional, 1, COMMANDS["\\connect"].usage, 1)
     shell.switch(positional[0])
 
@@ -286,7 +237,7 @@ def edit(shell, arg: str) -> None:
 @command("\\i", "\\include", usage="\\i FILE", args=("file",))
 def include(shell, arg: str) -> None:
     """Run the statements of a file (stops at the first error)."""
-    positional, _ = options(arguments(arg), {})
+    positional = plain(arg, COMMANDS["\\i"].usage, 1)
     needs(positional, 1, COMMANDS["\\i"].usage, 1)
     shell.run_file(positional[0])
 

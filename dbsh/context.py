@@ -1,0 +1,86 @@
+"""Where a command's session comes from: the one place that resolves the target and opens a session.
+
+Every caller (the CLI verbs, the shell and its completion catalog, copy, bench and its workers,
+migrate) goes through ``open_session``, so --yes, the profile's read-only flag (server-side where
+the backend has it) and the backend flags apply everywhere alike.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from dbsh.errors import UsageError
+
+
+@dataclass
+class Settings:
+    """The global options of a command line (or of the shell): where to connect and how to answer."""
+
+    url: str | None = None
+    conn: str | None = None
+    fmt: str | None = None
+    debug: bool = False
+    ask_password: bool = False
+    yes: bool = False
+    # global backend flags (e.g. Cassandra's --consistency), by dest
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def merge(self, **overrides: Any) -> "Settings":
+        """These settings with the given ones taken over (None/False/empty mean "not given")."""
+        values = {k: v for k, v in overrides.items() if v not in (None, False, {}, ())}
+        if "options" in values:
+            values["options"] = {**self.options, **values["options"]}
+        return replace(self, **values)
+
+
+def ask_password() -> str:
+    import getpass
+
+    if not sys.stdin.isatty():
+        raise UsageError("-W asks for a password, but stdin is not a terminal; set DBSH_PASSWORD")
+    return getpass.getpass("Password: ")
+
+
+def resolve(settings: Settings, where: str | None = None):
+    """The Target of these settings, or of ``where`` (a URL or a saved profile name) when given."""
+    from dbsh import target
+
+    password = ask_password() if settings.ask_password else None
+    if where is not None:
+        if "://" in where:
+            return target.resolve(where, None, password=password)
+        return target.resolve(None, where, password=password)
+    return target.resolve(settings.url, settings.conn, password=password)
+
+
+def open_session(target, *, yes: bool = False, options: dict[str, Any] | None = None,
+                 writes: str | None = None):
+    """Connect to ``target`` and apply the rules every session follows: ``yes`` (skip confirmations),
+    the profile's read-only flag, the backend ``options`` (flags: a flag the backend does not know is
+    a clear error). ``writes`` names what the caller is about to do when it will write (copy, bench,
+    migrate upgrade ...): a read-only target refuses it here, before anything is written."""
+    from dbsh import drivers
+
+    session = drivers.connect(target)
+    try:
+        session.options["yes"] = yes
+        if target.readonly:
+            session.make_readonly(True)
+        session.set_options(**(options or {}))
+        if writes:
+            session.require_writable(writes)
+    except BaseException:
+        session.close()
+        raise
+    return session
+
+
+def require_writable(target, what: str) -> None:
+    """For the one write path that opens no dbsh session (Alembic's own connection): the same
+    refusal, with the same words, as Session.require_writable."""
+    if target.readonly:
+        from dbsh.drivers.base import ReadOnly, readonly_message
+
+        raise ReadOnly(readonly_message(target, what))
