@@ -47,6 +47,11 @@ class Backend:
     bench: str | None = None         # "module:Adapter class" for dbsh bench
     migrate: str | None = None       # "module:Store class" for NoSQL migrate; "alembic" for SQL
     example: str = ""                # a URL, for help texts
+    # where this backend cannot give MongoDB's meaning, by feature (regex, or, nested, sort, ...): dbsh
+    # refuses those with a clear error (exit 2); the conformance suite checks it and the README lists it
+    cannot: dict[str, str] = field(default_factory=dict)
+    # how its data model differs (e.g. "null": a null value is a missing field), openly documented
+    differs: dict[str, str] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
 
     def load(self, path: str | None = None):
@@ -63,17 +68,23 @@ class Backend:
         return getattr(module, attr) if attr else module
 
 
+SQL_DIFFERS = {"null": "a row has every column: a missing field is NULL, so null and missing are the same"}
+SQL_CANNOT = {"nested": "columns are flat: a filter on a nested path (a.b) is refused"}
+
 TTL = Flag("ttl", ("--ttl",), "Expire after SECONDS.", type="int", metavar="SECONDS", min=1, verbs=("insert",))
 
 BUILTIN: tuple[Backend, ...] = (
     Backend("sqlite", "SQLite", ("sqlite",), "dbsh.drivers.sql:connect", "sql",
-            bench="dbsh.bench.backends:SqlAdapter", migrate="alembic", example="sqlite:///app.db"),
+            bench="dbsh.bench.backends:SqlAdapter", migrate="alembic", example="sqlite:///app.db", cannot=SQL_CANNOT,
+            differs=SQL_DIFFERS),
     Backend("postgresql", "PostgreSQL", ("postgresql", "postgres"), "dbsh.drivers.sql:connect", "sql",
             extra="postgres", client="psycopg", bench="dbsh.bench.backends:SqlAdapter", migrate="alembic",
-            example="postgresql://user@host:5432/db"),
+            example="postgresql://user@host:5432/db", cannot=SQL_CANNOT,
+            differs=SQL_DIFFERS),
     Backend("mysql", "MySQL/MariaDB", ("mysql", "mariadb"), "dbsh.drivers.sql:connect", "sql",
             extra="mysql", client="pymysql", bench="dbsh.bench.backends:SqlAdapter", migrate="alembic",
-            example="mysql://user@host:3306/db"),
+            example="mysql://user@host:3306/db", cannot=SQL_CANNOT,
+            differs=SQL_DIFFERS),
     Backend("mongo", "MongoDB", ("mongodb", "mongodb+srv"), "dbsh.drivers.mongo:connect", "javascript",
             extra="mongo", client="pymongo", bench="dbsh.bench.backends:MongoAdapter",
             migrate="dbsh.migrate.stores:MongoStore", example="mongodb://host:27017/db"),
@@ -97,7 +108,10 @@ BUILTIN: tuple[Backend, ...] = (
     Backend("neo4j", "Neo4j", ("neo4j", "neo4j+s", "neo4j+ssc", "bolt", "bolt+s", "bolt+ssc"),
             "dbsh.drivers.neo4j:connect", "cypher", extra="neo4j", client="neo4j",
             bench="dbsh.bench.backends:Neo4jAdapter", migrate="dbsh.migrate.stores:Neo4jStore",
-            example="neo4j://host:7687"),
+            example="neo4j://host:7687",
+            cannot={"nested-values": "properties are scalars or lists of scalars: a nested object is refused",
+                    "nested": "properties are flat: a filter on a nested path (a.b) is refused"},
+            differs={"null": "a property set to null is removed: null and missing are the same"}),
     Backend("couchdb", "CouchDB", ("couchdb", "couchdbs"), "dbsh.drivers.couchdb:connect", "http",
             extra="couchdb", client="couchdb", bench="dbsh.bench.backends:CouchAdapter",
             migrate="dbsh.migrate.stores:CouchStore", example="couchdb://host:5984"),
