@@ -24,9 +24,7 @@ class Declined(DbshError):
 
 
 def parse_filter_text(text: str | None) -> Filter:
-    if text is None or not text.strip():
-        return Filter({})
-    return Filter(parse_document(text, "filter"))
+    return Filter.parse(text)
 
 
 def parse_params(pairs: Iterable[str] | None) -> dict[str, Any]:
@@ -103,7 +101,7 @@ def insert(session: Session, out: Renderer, collection: str, documents: list[str
            file: str | None = None, input_format: str | None = None, batch: int = 1000, create: bool = False,
            progress=None, schema: str | None = None, errors: str | None = None, max_errors: int | None = None,
            resume: bool = False) -> None:
-    """JSON arguments go to the driver in one call; a file or stdin streams through dbsh.copy (batches,
+    """JSON arguments go to the driver in one call; a file or stdin streams through dbsh.bulk (batches,
     a progress bar on a terminal, bad rows to --errors, a checkpoint for --resume)."""
     session.require_writable("insert")
     docs = list(documents or [])
@@ -118,9 +116,9 @@ def insert(session: Session, out: Renderer, collection: str, documents: list[str
         source = _documents_or_usage(docs, input_format)
         out.write(session.insert(collection, source, batch=batch, create=create, progress=progress))
         return
-    from dbsh import copy
+    from dbsh import bulk
 
-    out.write(copy.import_file(session, collection, path, input_format=input_format, schema=schema,
+    out.write(bulk.import_file(session, collection, path, input_format=input_format, schema=schema,
                                batch=batch, create=create, errors=errors, max_errors=max_errors, resume=resume,
                                progress=progress if isinstance(progress, bool) else None))
 
@@ -244,7 +242,7 @@ def connect(call) -> int:
 
 
 def copy(call) -> int:
-    from dbsh import copy as bulk
+    from dbsh import bulk
 
     s = call.settings
     v = dict(call.values)

@@ -212,7 +212,7 @@ class Batch:
     how far the source has been read (where a resumed run goes on), ``source`` the documents as
     they were read when ``docs`` are converted ones (for the errors file). ``lines`` holds the
     jsonl lines of the documents as read (bytes): a batch handed over from a reading process
-    (dbsh.copy.read_ahead) comes as those lines, parsed into ``docs`` only if they are asked for.
+    (dbsh.bulk.readahead) comes as those lines, parsed into ``docs`` only if they are asked for.
     """
 
     __slots__ = ("positions", "_docs", "header", "_cells", "text", "bad", "end", "source", "delimiter", "prepared",

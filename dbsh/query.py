@@ -72,6 +72,15 @@ class Filter:
     (or are limited by) the shared AST.
     """
 
+    @classmethod
+    def parse(cls, text: str | None) -> "Filter":
+        """A filter from the user's JSON text (none or blank: everything)."""
+        if text is None or not text.strip():
+            return cls({})
+        from dbsh.inputs import parse_document
+
+        return cls(parse_document(text, "filter"))
+
     def __init__(self, doc: dict | None = None):
         doc = {} if doc is None else doc
         if not isinstance(doc, dict):

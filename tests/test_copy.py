@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from dbsh.copy import latest_state
+from dbsh.bulk.checkpoint import latest_state
 from tests.dbshtest import dbsh, dbsh_on_terminal
 
 ROWS = [{"id": i, "name": f"n{i}", "score": i * 1.5, "active": i % 3 == 0, "tags": {"k": i, "even": i % 2 == 0}}
@@ -312,7 +312,7 @@ def test_progress_bar_on_a_terminal_and_nothing_when_piped(tmp_path, dbsh_env):
 
 
 def test_a_checkpoint_cut_short_falls_back_to_the_state_before(tmp_path):
-    from dbsh.copy import Checkpoint
+    from dbsh.bulk.checkpoint import Checkpoint
 
     ck = Checkpoint(tmp_path / "c.json", "file:/x", "sqlite:///y/t")
     for position in (10, 20, 30):

@@ -60,7 +60,7 @@ def test_every_format_and_compression_into_postgres(postgres_url, tmp_path):
 
 @pytest.mark.parametrize("fork", [True, False], ids=["read-ahead-process", "read-ahead-thread"])
 def test_bad_rows_go_to_the_errors_file_with_their_exact_lines(postgres_url, tmp_path, monkeypatch, fork):
-    monkeypatch.setattr("dbsh.copy.CAN_FORK", fork)   # a thread where fork() is not at hand
+    monkeypatch.setattr("dbsh.bulk.readahead.CAN_FORK", fork)   # a thread where fork() is not at hand
     pg = Backend("postgres", postgres_url)
     t = fresh()
     dbsh("-u", postgres_url, "query", f"create table {t} (id integer primary key, n integer, s text)")

@@ -28,6 +28,8 @@ class Capabilities:
     # the GIL, so bulk loads do not read ahead in a second thread (a forked process may:
     # Session.prepares_apart)
     embedded: bool = False
+    dates: bool = False             # stores dates and times as such (copy keeps them; elsewhere ISO text)
+    nested: bool = True             # stores nested objects (elsewhere, copy sends them as JSON text)
 
 
 class Result:
@@ -110,6 +112,8 @@ class Session:
     capabilities = Capabilities(language="text")
     name = "database"                # human name of the backend: "PostgreSQL", "Redis", ...
     client: Any = None               # the native client (pymongo Database, redis.Redis, ...) for migrate/bench
+    internal_fields: tuple[str, ...] = ()   # fields of the backend's own, dropped when copied elsewhere (_rev)
+    natural_order: tuple[str, ...] = ()     # fields whose order find returns stably (copy --resume): _id
     backend: Any = None              # its dbsh.drivers.Backend record (set by dbsh.drivers.connect)
 
     def __init__(self, target):
@@ -208,11 +212,11 @@ class Session:
     def prepare_batch(self, name: str, batch) -> None:
         """Work on a batch bound for collection ``name`` that needs no connection (encoding it, say),
         done by the thread or process that reads ahead while the batch before it is written
-        (dbsh.copy.read_ahead); insert_batch finds it in ``batch.prepared``. Default: nothing."""
+        (dbsh.bulk.readahead); insert_batch finds it in ``batch.prepared``. Default: nothing."""
 
     @property
     def prepares_apart(self) -> bool:
-        """Whether prepare_batch may run in a forked reading process (dbsh.copy.read_ahead): it then
+        """Whether prepare_batch may run in a forked reading process (dbsh.bulk.readahead): it then
         uses nothing of the session but its settings, ``batch.prepared`` is plain data (bytes, tuples)
         that pickles cheaply, and insert_batch writes a batch from it alone, asking for
         ``batch.docs`` (parsed again from ``batch.lines`` then) only when it cannot."""
@@ -229,6 +233,20 @@ class Session:
 
     def delete(self, name: str, where: Filter, *, one: bool = False) -> WriteResult:
         raise Unsupported(f"delete is not supported on {self.name}")
+
+    def stable_order(self, name: str) -> list[tuple[str, int]] | None:
+        """An order find returns the same way every time, so copy --resume can skip what was copied:
+        the primary key of a SQL table, _id of a document store; None when the backend has none to
+        offer (Cassandra's token order is stable by itself)."""
+        if self.natural_order:
+            return [(f, 1) for f in self.natural_order]
+        if self.capabilities.schema and self.capabilities.transactions:
+            try:
+                keys = [r["column"] for r in self.describe(name) if r.get("primary_key")]
+            except (DbshError, KeyError):
+                keys = []
+            return [(k, 1) for k in keys] or None
+        return None
 
     def count(self, name: str, where: Filter) -> int:
         return sum(1 for _ in self.find(name, where))

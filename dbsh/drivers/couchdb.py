@@ -81,6 +81,8 @@ def _check(value: Any) -> None:
 
 class CouchSession(Session):
     capabilities = Capabilities(language="http", statement_terminator=None)
+    internal_fields = ("_rev",)     # a revision means nothing elsewhere (and CouchDB refuses it)
+    natural_order = ("_id",)
     name = "CouchDB"
 
     def __init__(self, target):

@@ -124,7 +124,8 @@ def connect(target) -> "MongoSession":
 
 class MongoSession(Session):
     # transactions need a replica set or mongos; a standalone mongod refuses them at the first statement
-    capabilities = Capabilities(language="javascript", transactions=True, statement_terminator=None)
+    capabilities = Capabilities(language="javascript", transactions=True, statement_terminator=None, dates=True)
+    natural_order = ("_id",)
     name = "MongoDB"
     _tx = None   # the pymongo ClientSession of an open transaction
 

@@ -251,7 +251,8 @@ def connect(target) -> "Neo4jSession":
 
 
 class Neo4jSession(Session):
-    capabilities = Capabilities(language="cypher", transactions=True, schema=False, statement_terminator=";")
+    capabilities = Capabilities(language="cypher", transactions=True, schema=False, statement_terminator=";",
+                                nested=False)
     name = "Neo4j"
 
     def __init__(self, target):
