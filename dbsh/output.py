@@ -146,7 +146,7 @@ class Renderer:
         if result.message is not None and result.columns is None:
             self.message(result.message)
             return 0
-        if self.fmt == "table" and getattr(result, "streaming", False):
+        if self.fmt == "table" and result.streaming:
             count = self._lines(result, result.columns)   # endless (SUBSCRIBE): a table would never print
         elif self.fmt in ("json", "jsonl") and result.json_lines is not None:
             count = self._encoded(result.json_lines())

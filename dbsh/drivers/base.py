@@ -33,18 +33,27 @@ class Capabilities:
 
 
 class Result:
-    """Rows (dicts) consumed once, so output streams; or a status message for statements."""
+    """What a driver hands the renderer: rows (dicts) consumed once, so output streams, or a status.
+
+    rows        the rows, iterated once (a cursor behind them, closed when done or on close())
+    columns     their column names when the backend knows them (None: each row's own keys)
+    message     a status line: alone for a statement ("3 rows affected"), or after the rows
+    streaming   an endless feed (SUBSCRIBE, MONITOR): written row by row, never gathered in a table
+    json_lines  the same rows already encoded as JSON, exactly as the renderer would write them:
+                a function giving (text, count) pieces of ``count`` lines, from a database that
+                builds JSON itself (SQLite); the renderer uses it for json and jsonl
+    Notes beside the data ("scanned 40 keys") go through Session.notice, not in the Result.
+    """
 
     def __init__(self, rows: Iterable[dict] = (), columns: list[str] | None = None, *,
-                 message: str | None = None, close=None):
+                 message: str | None = None, close: Callable[[], None] | None = None, streaming: bool = False,
+                 json_lines: Callable[[], Iterator[tuple[str, int]]] | None = None):
         self._rows = iter(rows)
         self.columns = columns
         self.message = message
+        self.streaming = streaming
+        self.json_lines = json_lines
         self._close = close
-        # a driver may also offer the same rows already encoded as JSON, exactly as the renderer's
-        # encoder would write them: (text, count) pieces of ``count`` lines, one row each, from a
-        # database that builds JSON itself; the renderer uses it for json and jsonl
-        self.json_lines: Callable[[], Iterator[tuple[str, int]]] | None = None
 
     def __iter__(self) -> Iterator[dict]:
         try:
@@ -134,6 +143,18 @@ class Session:
 
     def option(self, name: str, default: Any = None) -> Any:
         return self.options.get(name, default)
+
+    # where notes beside the data go ("scanned 40 keys", a warning): stderr on the command line, the
+    # shell's own output in the shell (it sets this); drivers call notice(), never print
+    notify: Callable[[str], None] | None = None
+
+    def notice(self, text: str) -> None:
+        if self.notify is not None:
+            self.notify(text)
+            return
+        import sys
+
+        print(text, file=sys.stderr, flush=True)
 
     def set_options(self, **options: Any) -> None:
         """Accept command-line options this backend understands; reject the rest clearly."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import sys
 from contextlib import contextmanager
 from itertools import chain, pairwise, repeat
 from typing import Any, Iterable, Iterator, Sequence
@@ -768,7 +767,7 @@ class RedisSession(Session):
                             raise Unsupported(f"{name} cannot run in a pipelined batch")
                     except DbshError as e:
                         failed.append(number)
-                        print(f"dbsh: line {number}: {e}", file=sys.stderr)
+                        self.notice(f"dbsh: line {number}: {e}")
                         continue
                     pipe.execute_command(*args, **self._route(args))
                     sent.append(number)
@@ -779,7 +778,7 @@ class RedisSession(Session):
                 for number, result in zip(sent, results):
                     if isinstance(result, Exception):
                         failed.append(number)
-                        print(f"dbsh: line {number}: {self._clean(str(result))}", file=sys.stderr)
+                        self.notice(f"dbsh: line {number}: {self._clean(str(result))}")
                     else:
                         replies += 1
             failed_lines = len(failed)
@@ -834,7 +833,7 @@ class RedisSession(Session):
                            "channel": text(message["channel"]), "data": text(message["data"])}
 
             result = Result(message_rows(), ["type", "pattern", "channel", "data"], close=pubsub.close)
-        result.streaming = True
+        result.streaming = True   # written row by row as messages come
         return result
 
     # -- uniform verbs -----------------------------------------------------------------------
@@ -895,7 +894,7 @@ class RedisSession(Session):
                     produced += 1
                     yield _project(doc, fields)
             finally:
-                _scanned(collection, counter)
+                _scanned(self, collection, counter)
 
         return Result(rows(), None)
 
@@ -1077,7 +1076,7 @@ class RedisSession(Session):
             updated = matched
             if one:
                 break
-        _scanned(collection, counter)
+        _scanned(self, collection, counter)
         if matched == 0 and upsert:
             doc = q.apply_update(changes, {k: v for k, v in q.equalities(where.ast).items()
                                            if not isinstance(v, dict)})
@@ -1108,7 +1107,7 @@ class RedisSession(Session):
                 deleted += sum(r for r in pipe.execute() if isinstance(r, int))
             if one:
                 break
-        _scanned(collection, counter)
+        _scanned(self, collection, counter)
         return WriteResult("deleted", collection, deleted)
 
     # -- catalog ---------------------------------------------------------------------------
@@ -1120,7 +1119,7 @@ class RedisSession(Session):
                 if isinstance(name, str) and ":" in name:
                     prefixes.add(name.rpartition(":")[0])
                 if n >= SAMPLE_KEYS:
-                    print(f"dbsh: sampled the first {SAMPLE_KEYS} keys", file=sys.stderr)
+                    self.notice(f"dbsh: sampled the first {SAMPLE_KEYS} keys")
                     break
         return sorted(prefixes)
 
@@ -1179,9 +1178,9 @@ class RedisSession(Session):
         return out
 
 
-def _scanned(collection: str, counter: list[int]) -> None:
+def _scanned(session, collection: str, counter: list[int]) -> None:
     noun = "key" if counter[0] == 1 else "keys"
-    print(f"dbsh: scanned {counter[0]} {noun} of {collection}:* (filtered client-side)", file=sys.stderr)
+    session.notice(f"dbsh: scanned {counter[0]} {noun} of {collection}:* (filtered client-side)")
 
 
 # --- rendering replies ----------------------------------------------------------------------

@@ -68,13 +68,16 @@ class Shell:
         self.prompt_session = None
         self.target = target
         self.session = session if session is not None else self._open(target)
+        self.session.notify = self.notice
         self._after_connect()
         self.catalog = Catalog(self._catalog_session)
         self.refresh_catalog()
 
     # -- connection ------------------------------------------------------------------------
     def _open(self, target):
-        return context.open_session(target, yes=self.yes, options=self.backend_options)
+        session = context.open_session(target, yes=self.yes, options=self.backend_options)
+        session.notify = self.notice      # the driver's notes go where the shell writes its own
+        return session
 
     def _catalog_session(self):
         # its own connection: the shell's may be inside the user's transaction
