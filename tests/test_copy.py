@@ -38,8 +38,6 @@ def _decode(value):
 class Backend:
     """One test server: where a collection lives, how to seed it with dbsh, how to read it natively."""
 
-    stall = False   # FalkorDB: take the lost Bolt connection slot after each dbsh run
-
     def __init__(self, kind, url):
         self.kind, self.url = kind, url
 
@@ -48,14 +46,7 @@ class Backend:
 
     def seed(self, collection, rows):
         run = dbsh("-u", self.url, "insert", collection, *[json.dumps(r) for r in rows], "--create")
-        self.settle()
         assert run.code == 0, run.err
-
-    def settle(self):
-        if self.stall:
-            from tests.servers import absorb_bolt_stall
-
-            absorb_bolt_stall(self.url)
 
     def native_rows(self, collection) -> list[dict]:
         parts = urlsplit(self.url)
@@ -108,15 +99,10 @@ class Backend:
         if self.kind == "neo4j":
             import neo4j
 
-            from tests.servers import absorb_bolt_stall
-
-            driver = neo4j.GraphDatabase.driver(self.url, auth=("falkordb", ""), connection_acquisition_timeout=4)
-            try:
-                with driver.session() as s:
-                    return [dict(r["p"]) for r in s.run(f"MATCH (n:`{collection}`) RETURN properties(n) AS p")]
-            finally:
-                driver.close()
-                absorb_bolt_stall(self.url)
+            with neo4j.GraphDatabase.driver(f"bolt://{parts.hostname}:{parts.port}",
+                                            auth=(parts.username, parts.password)) as driver:
+                records, _, _ = driver.execute_query(f"MATCH (n:`{collection}`) RETURN properties(n) AS p")
+                return [dict(r["p"]) for r in records]
         if self.kind == "cassandra":
             from cassandra.cluster import Cluster
 
@@ -129,10 +115,6 @@ class Backend:
         raise AssertionError(self.kind)
 
 
-class FalkorDB(Backend):
-    stall = True
-
-
 NOSQL = ["mongo", "redis", "couchdb", "neo4j"]
 SQL = ["sqlite", "postgres", "mariadb"]
 # every ordered pair of the SQL servers; each document/graph/key-value store to and from SQLite and PostgreSQL
@@ -143,7 +125,7 @@ PAIRS = [(a, b) for a in SQL for b in SQL if a != b] + \
 
 def backend(request, kind) -> Backend:
     url = request.getfixturevalue("sqlite_url" if kind == "sqlite" else f"{kind}_url")
-    return (FalkorDB if kind == "neo4j" else Backend)(kind, url)
+    return Backend(kind, url)
 
 
 def normalized(row: dict) -> dict:
@@ -164,8 +146,6 @@ def test_round_trip_between_backends(request, src_kind, dst_kind):
         seed = [{**r, "tags": json.dumps(r["tags"])} for r in ROWS]
     src.seed(a, seed)
     run = dbsh("copy", src.location(a), dst.location(b), "--create", "--batch", "7")
-    src.settle()
-    dst.settle()
     assert run.code == 0, run.err
     assert run.json_lines() == [{"action": "copied", "collection": b, "count": len(ROWS)}]
     rows = dst.native_rows(b)

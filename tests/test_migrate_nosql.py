@@ -1,7 +1,7 @@
 """`dbsh migrate` on NoSQL targets: one runner, records and a leased lock in the target itself.
 
-Runs against SecantusDB (MongoDB stand-in), Redis, pouchdb-server (CouchDB stand-in) and FalkorDB
-(Neo4j stand-in over Bolt); Cassandra only with DBSH_TEST_CASSANDRA_URL. The data a migration writes
+Runs against SecantusDB (MongoDB stand-in), Redis, pouchdb-server (CouchDB stand-in) and Neo4j 5.26
+Community; Cassandra only with DBSH_TEST_CASSANDRA_URL. The data a migration writes
 and the version records are read back with pymongo, redis-py, HTTP and the neo4j driver.
 """
 
@@ -151,12 +151,10 @@ class Native:
         import neo4j
 
         parts = urlsplit(self.url)
-        with neo4j.GraphDatabase.driver(f"bolt://{parts.hostname}:{parts.port}", auth=("falkordb", ""),
-                                        connection_timeout=2, connection_acquisition_timeout=3) as driver:
+        with neo4j.GraphDatabase.driver(f"bolt://{parts.hostname}:{parts.port}",
+                                        auth=(parts.username, parts.password)) as driver:
             records, _, _ = driver.execute_query(text)
-            rows = [r.data() for r in records]
-        absorb(self.url)
-        return rows
+            return [r.data() for r in records]
 
     def _cassandra(self):
         from cassandra.cluster import Cluster
@@ -173,8 +171,6 @@ def target(request):
     url = request.getfixturevalue(f"{kind}_url")
     if kind == "mongo":   # a fresh database per test
         url = urlunsplit(urlsplit(url)._replace(path=f"/mig_{uuid.uuid4().hex[:10]}"))
-    if kind == "neo4j":   # FalkorDB's stalled handshakes (tests/servers.py) cost a short timeout, not 15 s
-        url += "?connection_timeout=2&acquisition_timeout=3"
     native = Native(kind, url)
     native.reset()
     return kind, url, native
@@ -190,17 +186,7 @@ def revs(tmp_path):
 
 
 def run(url, *args, process=False, **kw):
-    result = (dbsh_process if process else dbsh)("-u", url, "migrate", *args, **kw)
-    if url.startswith("bolt://"):
-        absorb(url)
-    return result
-
-
-def absorb(url):
-    """FalkorDB: take the connection slot a closed client may have stalled (see tests/servers.py)."""
-    from tests.servers import absorb_bolt_stall
-
-    absorb_bolt_stall(url.split("?", 1)[0])
+    return (dbsh_process if process else dbsh)("-u", url, "migrate", *args, **kw)
 
 
 # -- the verbs -----------------------------------------------------------------------------------
@@ -323,9 +309,6 @@ def test_eight_parallel_upgrades_apply_each_revision_once(target, revs, dbsh_env
     assert [code for code, _, _ in results] == [0] * 8, [err for _, _, err in results]
     applied = [json.loads(line)["revision"] for _, out, _ in results for line in out.splitlines()]
     assert sorted(applied) == ["r1", "r2"]
-    if kind == "neo4j":
-        for _ in results:   # FalkorDB: each closed client may leave one stalled connection slot
-            absorb(url)
     assert native.users() == [("Ann", 2)]
     assert native.records() == {"r1": "applied", "r2": "applied"}
 

@@ -1,8 +1,7 @@
 """The Neo4j driver over Bolt, checked with the official neo4j client.
 
-On the CI machines the server is FalkorDB (a Neo4j stand-in speaking Bolt and Cypher); with
-DBSH_TEST_NEO4J_URL the same tests run against a real Neo4j. Where FalkorDB differs from Neo4j,
-the test is skipped with the reason.
+The server is a real Neo4j 5.26 Community with auth on (tests/servers.py, started once per session),
+or the one DBSH_TEST_NEO4J_URL names.
 """
 
 import json
@@ -15,45 +14,27 @@ import pytest
 from dbsh.drivers.neo4j import (CypherFilter, compile_find, compile_update, cypher_regex, plan_rows,
                                 quote_name, split_statements)
 from dbsh.query import Filter, Update, parse_filter
-from tests.dbshtest import dbsh
-from tests.servers import absorb_bolt_stall
+from tests.dbshtest import dbsh, dbsh_process
 
-pytestmark = pytest.mark.falkordb
+pytestmark = pytest.mark.neo4j
 
 
 @pytest.fixture(scope="module")
 def graph(neo4j_url):
-    """(url, native neo4j driver, is_falkordb): one long-lived native connection for the checks."""
+    """(url, native neo4j driver): one long-lived native connection for the checks."""
     import neo4j
 
     parts = urlsplit(neo4j_url)
     auth = (parts.username, parts.password or "") if parts.username else None
-    driver = neo4j.GraphDatabase.driver(f"bolt://{parts.hostname}:{parts.port or 7687}", auth=auth,
-                                        connection_acquisition_timeout=4)
-    try:
-        driver.execute_query("CALL dbms.components()")
-        falkordb = False
-    except neo4j.exceptions.Neo4jError:
-        falkordb = True   # FalkorDB has no dbms.components()
-    yield neo4j_url, driver, falkordb
+    driver = neo4j.GraphDatabase.driver(f"bolt://{parts.hostname}:{parts.port or 7687}", auth=auth)
+    yield neo4j_url, driver
     driver.close()
-
-
-def knock(url):
-    """FalkorDB gap: after a client says GOODBYE, the next new connection's Bolt handshake is never
-    answered; one throw-away connection takes that slot, so each CLI run below starts promptly."""
-    absorb_bolt_stall(url)
 
 
 @pytest.fixture
 def cli(graph):
-    url = graph[0]
-
     def run(*args, **kw):
-        try:
-            return dbsh("-u", url, *args, **kw)
-        finally:
-            knock(url)
+        return dbsh("-u", graph[0], *args, **kw)
     return run
 
 
@@ -65,11 +46,6 @@ def native(graph, text, **params):
 @pytest.fixture
 def label():
     return f"T{uuid.uuid4().hex[:8]}"
-
-
-def skip_on_falkordb(graph, reason):
-    if graph[2]:
-        pytest.skip(f"FalkorDB gap: {reason}")
 
 
 # -- the README flow -----------------------------------------------------------------------------
@@ -146,7 +122,6 @@ def test_find_operators(cli, people, flt, names):
 
 
 def test_find_regex(graph, cli, people):
-    skip_on_falkordb(graph, "the =~ regular-expression operator fails with Neo.DatabaseError.General.UnknownError")
     run = cli("find", people, '{"name": {"$regex": "^a|y$", "$options": "i"}}', "--sort", "name")
     assert [r["name"] for r in run.json_lines()] == ["Ann", "Cy"]
 
@@ -196,9 +171,7 @@ def test_delete_detaches_and_is_guarded(graph, cli, people):
 def test_bulk_insert_from_a_file_in_batches(graph, cli, label, tmp_path):
     path = tmp_path / "rows.jsonl"
     path.write_text("".join(json.dumps({"i": i, "even": i % 2 == 0}) + "\n" for i in range(2500)))
-    # FalkorDB gap: a query whose parameters take more than ~4 KB as text crashes the server, so batches
-    # are kept small there (see test_large_batches)
-    run = cli("insert", label, "--file", str(path), "--batch", "100" if graph[2] else "1000")
+    run = cli("insert", label, "--file", str(path), "--batch", "1000")
     assert run.json_lines() == [{"action": "inserted", "collection": label, "count": 2500}]
     assert native(graph, f"MATCH (n:{label}) RETURN count(n) AS c, sum(n.i) AS s") == [{"c": 2500, "s": 3123750}]
     run = cli("find", label, '{"even": true, "i": {"$lt": 10}}', "--sort", "i", "--fields", "i")
@@ -206,8 +179,6 @@ def test_bulk_insert_from_a_file_in_batches(graph, cli, label, tmp_path):
 
 
 def test_large_batches(graph, cli, label):
-    skip_on_falkordb(graph, "a statement whose parameters exceed ~4 KB as text (e.g. UNWIND over 400 small rows) "
-                            "kills the server process")
     rows = "".join(json.dumps({"i": i, "s": "x" * 50}) + "\n" for i in range(5000))
     run = cli("insert", label, "-", "--batch", "5000", input=rows)
     assert run.json_lines()[0]["count"] == 5000
@@ -239,7 +210,6 @@ def test_collections_and_describe(graph, cli, people):
 
 
 def test_explain_and_profile_render_a_plan_tree(graph, cli, people):
-    skip_on_falkordb(graph, "EXPLAIN returns no plan over Bolt (and runs the statement)")
     run = cli("-f", "json", "explain", people, '{"age": {"$gt": 20}}')
     plan = json.loads(run.out)
     assert plan[0]["operator"].startswith("ProduceResults")
@@ -257,12 +227,10 @@ def test_transaction_commit_through_the_session(graph, label):
         session.begin()
         session.insert(label, [{"x": 1}])
         session.commit()
-    knock(graph[0])
     assert native(graph, f"MATCH (n:{label}) RETURN n.x AS x") == [{"x": 1}]
 
 
 def test_transaction_rollback(graph, label):
-    skip_on_falkordb(graph, "explicit transaction rollback is not honoured (the writes stay)")
     from dbsh import drivers, target
 
     with drivers.connect(target.resolve(graph[0])) as session:
@@ -273,17 +241,42 @@ def test_transaction_rollback(graph, label):
 
 
 def test_neo4j_routing_scheme(graph, cli):
-    skip_on_falkordb(graph, "no routing table: neo4j:// fails with 'Failed to obtain connection towards WRITE "
-                            "server'; use bolt://")
     parts = urlsplit(graph[0])
     run = dbsh("-u", graph[0].replace(parts.scheme + "://", "neo4j://", 1), "query", "RETURN 1 AS one")
     assert run.json_lines() == [{"one": 1}]
 
 
-def test_temporal_values(graph, cli):
-    skip_on_falkordb(graph, "returning a temporal value (date()) crashes the server")
-    run = cli("query", "RETURN date('2024-05-01') AS d, duration('P1D') AS p")
-    assert run.json_lines() == [{"d": "2024-05-01", "p": "P1D"}]
+TEMPORALS = {   # Cypher -> the ISO 8601 text json shows (which is what Neo4j's own toString() gives)
+    "date('2024-05-01')": "2024-05-01",
+    "datetime('2024-05-01T10:00:00.5+02:00')": "2024-05-01T10:00:00.5+02:00",
+    "datetime('2024-05-01T10:00:00Z')": "2024-05-01T10:00:00Z",
+    "datetime('2024-05-01T10:00:00[Europe/Stockholm]')": "2024-05-01T10:00:00+02:00[Europe/Stockholm]",
+    "localdatetime('2024-05-01T10:00:00.000000001')": "2024-05-01T10:00:00.000000001",
+    "time('10:00:00.25+01:00')": "10:00:00.25+01:00",
+    "localtime('10:00')": "10:00:00",
+    "duration('P1D')": "P1D",
+    "duration('PT1.5S')": "PT1.5S",
+    "duration({months: 14, days: 3, hours: 1})": "P1Y2M3DT1H",
+}
+
+
+def test_temporal_values_are_iso_8601(graph, cli):
+    items = list(TEMPORALS.items())
+    text = "RETURN " + ", ".join(f"{cypher} AS v{i}, toString({cypher}) AS s{i}" for i, (cypher, _) in enumerate(items))
+    [row] = json.loads(cli("-f", "json", "query", text).out)
+    for i, (cypher, iso) in enumerate(items):
+        assert (row[f"v{i}"], row[f"s{i}"]) == (iso, iso), cypher
+    # in lists, as node properties, and in a table cell
+    run = cli("query", "RETURN [date('2024-05-01'), duration('P2D')] AS l, {d: duration('PT1M')} AS m")
+    assert run.json_lines() == [{"l": ["2024-05-01", "P2D"], "m": {"d": "PT1M"}}]
+    label = f"T{uuid.uuid4().hex[:8]}"
+    native(graph, f"CREATE (:{label} {{day: date('2024-05-01'), took: duration('PT2H'), at: point({{x: 1, y: 2}})}})")
+    assert cli("find", label).json_lines() == [{"day": "2024-05-01", "took": "PT2H",
+                                                 "at": {"srid": 7203, "coordinates": [1.0, 2.0]}}]
+    [row] = json.loads(cli("-f", "json", "query", f"MATCH (n:{label}) RETURN n").out)
+    assert row["n"]["properties"]["took"] == "PT2H"
+    table = cli("-f", "table", "query", "RETURN duration('P1D') AS p, datetime('2024-05-01T10:00:00Z') AS t")
+    assert "P1D" in table.out and "2024-05-01T10:00:00Z" in table.out and "[" not in table.out
 
 
 # -- errors --------------------------------------------------------------------------------------
@@ -298,7 +291,6 @@ def test_errors_are_one_line_with_the_right_exit_code(graph, cli):
     assert run.code == 3 and "cannot connect" in run.err
     assert "s3cret" not in run.out + run.err and "***" in run.err
     assert dbsh("-u", graph[0], "insert", "X", '{"a": 1}', "--ttl", "5").code == 2
-    knock(graph[0])
     assert parts.hostname
 
 
@@ -308,9 +300,6 @@ QUOTED_VALUE = "v'); MATCH (m) DETACH DELETE m; //"
 
 
 def test_string_values_with_quotes_are_bound_not_pasted(graph, cli, label):
-    skip_on_falkordb(graph, "its Bolt layer pastes string parameters into the query text without escaping "
-                            "(a value with ' fails, or runs as Cypher: RETURN $s with s=\"' CREATE (:Evil) "
-                            "WITH 1 AS s RETURN s //\" creates a node); backslashes are mangled too")
     sentinel = f"S{uuid.uuid4().hex[:8]}"
     native(graph, f"CREATE (:{sentinel})")
     assert cli("insert", label, json.dumps({"v": QUOTED_VALUE}), json.dumps({"v": "a\\b"})).code == 0
@@ -323,21 +312,17 @@ def test_hostile_labels_and_properties_never_run_as_cypher(graph, cli, label):
     sentinel = f"S{uuid.uuid4().hex[:8]}"
     native(graph, f"CREATE (:{sentinel} {{keep: true}})")
     for name in HOSTILE:
-        doc = json.dumps({name: "v) MATCH (m) DETACH DELETE m; //" if graph[2] else QUOTED_VALUE})
+        doc = json.dumps({name: QUOTED_VALUE})
         runs = [cli("insert", name, doc), cli("find", name, doc), cli("update", name, doc, json.dumps(
             {"$set": {name: 1}})), cli("delete", name, doc), cli("count", label, json.dumps({name: 1})),
             cli("find", label, "{}", "--sort", name, "--fields", name)]
         for run in runs:
-            if "`" in name and graph[2]:
-                # FalkorDB gap: it cannot parse escaped backticks (``) inside quoted names, so it refuses
-                assert run.code in (0, 1), run.err
-            else:
-                assert run.code == 0, (name, run.err)
+            assert run.code == 0, (name, run.err)
         assert native(graph, f"MATCH (n:{sentinel}) RETURN n.keep AS keep") == [{"keep": True}]
-    name = HOSTILE[1]   # no backticks: must round-trip on FalkorDB too
-    cli("insert", name, json.dumps({name: "v"}))
-    records = native(graph, f"MATCH (n:{quote_name(name)}) RETURN properties(n) AS p")
-    assert {"p": {name: "v"}} in records
+    for name in HOSTILE:   # each name round-trips as a label and a property name
+        cli("insert", name, json.dumps({name: "v"}))
+        records = native(graph, f"MATCH (n:{quote_name(name)}) RETURN properties(n) AS p")
+        assert {"p": {name: "v"}} in records
 
 
 # -- the compiler (pure) -------------------------------------------------------------------------
