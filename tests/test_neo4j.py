@@ -282,8 +282,8 @@ def test_temporal_values_are_iso_8601(graph, cli):
 # -- errors --------------------------------------------------------------------------------------
 def test_errors_are_one_line_with_the_right_exit_code(graph, cli):
     run = cli("query", "RETURN 1 +")
-    assert run.code == 1 and run.err.startswith("dbsh: error:") and len(run.err.strip().splitlines()) == 1
-    parts = urlsplit(graph[0])
+    assert run.code == 1 and run.err.startswith("dbsh: error: Invalid input") and run.out == ""
+    assert run.err.endswith(" (Neo.ClientError.Statement.SyntaxError)\n") and len(run.err.splitlines()) == 1
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         free = s.getsockname()[1]
@@ -291,7 +291,18 @@ def test_errors_are_one_line_with_the_right_exit_code(graph, cli):
     assert run.code == 3 and "cannot connect" in run.err
     assert "s3cret" not in run.out + run.err and "***" in run.err
     assert dbsh("-u", graph[0], "insert", "X", '{"a": 1}', "--ttl", "5").code == 2
-    assert parts.hostname
+
+
+def test_an_error_while_rows_stream_is_the_servers_message(cli):
+    run = cli("query", "RETURN 1/0 AS x")
+    assert (run.code, run.out, run.err) == (1, "", "dbsh: error: / by zero (Neo.ClientError.Statement.ArithmeticError)\n")
+    # the rows before it are out already; the error follows them, on its own line
+    run = cli("query", "UNWIND [5, 0] AS i RETURN 10 / i AS x")
+    assert run.code == 1 and run.json_lines() == [{"x": 2}]
+    assert run.err == "dbsh: error: / by zero (Neo.ClientError.Statement.ArithmeticError)\n"
+    run = cli("query", "UNWIND [1, 'a'] AS v RETURN v - 1 AS w")
+    assert run.code == 1 and run.json_lines() == [{"w": 0}] and len(run.err.splitlines()) == 1
+    assert "ResultFailedError" not in run.err and run.err.rstrip().endswith("(Neo.ClientError.Statement.TypeError)")
 
 
 # -- injection -----------------------------------------------------------------------------------

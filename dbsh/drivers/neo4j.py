@@ -328,7 +328,10 @@ class Neo4jSession(Session):
     def _error(self, e: Exception) -> DbshError:
         if isinstance(e, DbshError):
             return e
-        text = redact(one_line(getattr(e, "message", None) or str(e)), self._secret)
+        # the server's own message; a driver-side error's .message is a generic GQL description
+        # ("50N42: Unexpected error has occurred. See debug log for details.")
+        message = e.message if isinstance(e, nx.Neo4jError) else None
+        text = redact(one_line(message or str(e)), self._secret)
         if text.endswith(":"):   # "Couldn't connect to h:p (...):" then the reason on the next lines
             text = " ".join(str(e).split())
         if isinstance(e, nx.AuthError):
@@ -374,6 +377,18 @@ class Neo4jSession(Session):
             return result.consume()
         except Exception as e:  # noqa: BLE001
             raise self._error(e) from None
+
+    def _closer(self, result: neo4j.Result):
+        """Result.close for a streamed result: the rest consumed. A result whose rows raised the
+        server's error already answers ResultFailedError then, which would hide that error."""
+        def close() -> None:
+            try:
+                result.consume()
+            except nx.ResultFailedError:
+                pass
+            except Exception as e:  # noqa: BLE001
+                raise self._error(e) from None
+        return close
 
     def _stream(self, result: neo4j.Result, keys: list[str], convert=None) -> Iterator[dict]:
         try:
@@ -526,8 +541,8 @@ class Neo4jSession(Session):
                 return {f: props.get(f) for f in fields}
             for f in fields:
                 quote_name(f, "property name")
-            return Result(self._stream(result, ["n"], convert), list(fields), close=result.consume)
-        return Result(self._stream(result, ["n"], lambda row: row["n"] or {}), None, close=result.consume)
+            return Result(self._stream(result, ["n"], convert), list(fields), close=self._closer(result))
+        return Result(self._stream(result, ["n"], lambda row: row["n"] or {}), None, close=self._closer(result))
 
     def count(self, name, where) -> int:
         text, params = compile_find(name, where, returns="count(n) AS count")
@@ -580,7 +595,7 @@ class Neo4jSession(Session):
             raise self._error(e) from None
         if not keys:
             return Result.status(counters_text(self._summary(result).counters))
-        return Result(self._stream(result, keys), keys, close=result.consume)
+        return Result(self._stream(result, keys), keys, close=self._closer(result))
 
     def _plan(self, text: str, params, *, profiled: bool) -> Result:
         result = self._run(text, params)
