@@ -285,6 +285,56 @@ def test_cypher_completion_and_detach_delete_confirmation(neo4j_url):
     assert counts == [" 1 ", " 0 "]
 
 
+def cypher(url, text, **params) -> list[dict]:
+    import neo4j
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    with neo4j.GraphDatabase.driver(f"bolt://{parts.hostname}:{parts.port}",
+                                    auth=(parts.username, parts.password)) as driver:
+        records, _, _ = driver.execute_query(text, params)
+    return [r.data() for r in records]
+
+
+def neo4j_count(url, label) -> int:
+    return cypher(url, f"MATCH (n:`{label}`) RETURN count(n) AS c")[0]["c"]
+
+
+def test_cypher_failed_statement_in_a_transaction_then_rollback_leaves_nothing(neo4j_url):
+    label = unique("Tx")
+    run = Typed(neo4j_url, f"\\begin\rCREATE (:{label} {{n: 1}});\rRETURN 1/0;\rCREATE (:{label} {{n: 2}});\r"
+                           f"\\rollback\rMATCH (n:{label}) RETURN count(n) AS c;\r"
+                           f"\\begin\rCREATE (:{label} {{n: 3}});\rRETURN nope;\r\\commit\r"
+                           f"\\begin\rCREATE (:{label} {{n: 4}});\r\\commit\r\\q\r")
+    assert run.errors.splitlines() == [
+        "dbsh: error: / by zero (Neo.ClientError.Statement.ArithmeticError)",
+        "dbsh: error: the transaction failed at an earlier statement and the server rolled it back: "
+        "\\rollback ends it",
+        "dbsh: error: Variable `nope` not defined (line 1, column 8 (offset: 7)) (Neo.ClientError.Statement.SyntaxError)",
+        "dbsh: error: the transaction failed at an earlier statement and the server rolled it back: "
+        "nothing was committed",
+    ]   # and never "the connection was lost": it was not
+    assert run.output.splitlines()[1:4] == [" c ", "───", " 0 "]
+    assert neo4j_count(neo4j_url, label) == 1   # only the committed n: 4
+
+
+def test_cypher_transaction_commit_and_rollback_in_the_shell(neo4j_url):
+    label = unique("Tx")
+    shell = Shell(resolve(neo4j_url), settings={}, out=io.StringIO(), err=io.StringIO(), interactive=False)
+    try:
+        assert shell.run_statement("\\begin") == 0 and shell.in_transaction()
+        assert shell.run_statement(f"CREATE (:{label} {{n: 1}});") == 0
+        assert neo4j_count(neo4j_url, label) == 0      # not visible outside before the commit
+        assert shell.run_statement("\\rollback") == 0 and not shell.in_transaction()
+        assert shell.run_statement("\\begin") == 0
+        assert shell.run_statement(f"CREATE (:{label} {{n: 2}});") == 0
+        assert shell.run_statement("\\commit") == 0
+    finally:
+        shell.close()
+    assert shell.err.getvalue() == ""
+    assert neo4j_count(neo4j_url, label) == 1
+
+
 # -- CouchDB (pouchdb-server stand-in) ---------------------------------------------------------
 
 @pytest.mark.pouchdb

@@ -270,6 +270,8 @@ def _round(value):
     return round(value, 1) if isinstance(value, float) else value
 
 
+TX_FAILED = "the transaction failed at an earlier statement and the server rolled it back"
+
 COUNTERS = ("nodes_created", "nodes_deleted", "relationships_created", "relationships_deleted",
             "properties_set", "labels_added", "labels_removed", "indexes_added", "indexes_removed",
             "constraints_added", "constraints_removed")
@@ -323,11 +325,14 @@ class Neo4jSession(Session):
             raise UsageError(f"invalid Neo4j URL {target.display()}: {one_line(str(e))}") from None
         self._session: neo4j.Session | None = None
         self._tx: neo4j.Transaction | None = None
+        self._tx_failed = False   # a statement of the open transaction failed: the server rolled it back
 
     # -- errors ----------------------------------------------------------------------------
     def _error(self, e: Exception) -> DbshError:
         if isinstance(e, DbshError):
             return e
+        if self._tx is not None:
+            self._tx_failed = True
         # the server's own message; a driver-side error's .message is a generic GQL description
         # ("50N42: Unexpected error has occurred. See debug log for details.")
         message = e.message if isinstance(e, nx.Neo4jError) else None
@@ -356,6 +361,8 @@ class Neo4jSession(Session):
 
     def _run(self, text: str, params: dict | None = None) -> neo4j.Result:
         """Run one statement in the open transaction, or as an auto-commit transaction."""
+        if self._tx_failed:
+            raise QueryError(f"{TX_FAILED}: \\rollback ends it")
         try:
             runner = self._tx if self._tx is not None else self._neo()
             return runner.run(text, params or {})
@@ -409,7 +416,14 @@ class Neo4jSession(Session):
 
     def ping(self) -> float:
         start = time.perf_counter()
-        self._summary(self._run("RETURN 1"))
+        if self._tx is None:
+            self._summary(self._run("RETURN 1"))
+        else:   # not inside the user's transaction (a failed one answers every statement with an error)
+            try:
+                with self.client.session(database=self.database) as session:
+                    session.run("RETURN 1").consume()
+            except Exception as e:  # noqa: BLE001
+                raise self._error(e) from None
         return time.perf_counter() - start
 
     def close(self) -> None:
@@ -422,6 +436,7 @@ class Neo4jSession(Session):
             pass
         finally:
             self._tx = self._session = None
+            self._tx_failed = False
             self.client.close()
 
     # -- transactions ----------------------------------------------------------------------
@@ -443,6 +458,15 @@ class Neo4jSession(Session):
         if self._tx is None:
             raise UsageError("no transaction is open")
         tx, self._tx = self._tx, None
+        failed, self._tx_failed = self._tx_failed, False
+        if failed:
+            try:
+                tx.close()   # the server has rolled it back already
+            except Exception:  # noqa: BLE001 - nothing is left to undo
+                pass
+            if how == "commit":
+                raise QueryError(f"{TX_FAILED}: nothing was committed")
+            return
         try:
             getattr(tx, how)()
         except Exception as e:  # noqa: BLE001
