@@ -305,6 +305,55 @@ def test_an_error_while_rows_stream_is_the_servers_message(cli):
     assert "ResultFailedError" not in run.err and run.err.rstrip().endswith("(Neo.ClientError.Statement.TypeError)")
 
 
+def test_a_missing_database_cannot_be_connected_to(graph, cli):
+    run = dbsh("-u", f"{graph[0]}/nosuchdb", "count", "X")
+    assert run.code == 3 and run.out == "" and len(run.err.splitlines()) == 1
+    assert run.err.startswith("dbsh: error: cannot connect to ") and "nosuchdb" in run.err
+    assert "dbsh-test-pw" not in run.err
+    assert dbsh("-u", f"{graph[0]}/neo4j", "query", "RETURN 1 AS one").json_lines() == [{"one": 1}]
+
+
+# -- authentication ------------------------------------------------------------------------------
+def with_password(url, password):
+    parts = urlsplit(url)
+    return url.replace(f"{parts.username}:{parts.password}@", f"{parts.username}:{password}@", 1)
+
+
+def test_wrong_password_is_one_line_exit_3_and_never_printed(graph):
+    parts = urlsplit(graph[0])
+    bad = with_password(graph[0], "Wr0ng-s3cret")
+    for url in (bad, bad.replace(f"{parts.scheme}://", "neo4j://", 1)):   # two tries: a third would lock neo4j out
+        run = dbsh_process("-u", url, "query", "RETURN 1")
+        scheme = urlsplit(url).scheme
+        assert (run.code, run.out) == (3, "")
+        assert run.err == (f"dbsh: error: cannot authenticate to {scheme}://{parts.username}:***@{parts.hostname}:"
+                           f"{parts.port}: The client is unauthorized due to authentication failure.\n")
+    # the right password from DBSH_PASSWORD, with the user in the URL (this also resets the failed count)
+    run = dbsh("-u", f"bolt://{parts.username}@{parts.hostname}:{parts.port}", "query", "RETURN 1 AS one",
+               env={"DBSH_PASSWORD": parts.password})
+    assert run.json_lines() == [{"one": 1}] and parts.password not in run.err
+
+
+def test_a_user_locked_out_after_wrong_passwords_cannot_authenticate_exit_3(graph):
+    """Neo4j locks a user out for a while after 3 wrong passwords (dbms.security.auth_max_failed_attempts):
+    even the right password is then refused, with Neo.ClientError.Security.AuthenticationRateLimit."""
+    parts = urlsplit(graph[0])
+    user, password = f"u{uuid.uuid4().hex[:8]}", "right-pw-123"
+    graph[1].execute_query(f"CREATE USER {user} SET PASSWORD $pw CHANGE NOT REQUIRED", {"pw": password},
+                           database_="system")
+    try:
+        base = f"bolt://{user}:{{}}@{parts.hostname}:{parts.port}"
+        assert dbsh("-u", base.format(password), "query", "RETURN 1 AS one").json_lines() == [{"one": 1}]
+        for _ in range(3):
+            assert dbsh("-u", base.format("wrong-pw-1"), "query", "RETURN 1").code == 3
+        run = dbsh("-u", base.format(password), "query", "RETURN 1")
+        assert (run.code, run.out) == (3, "") and len(run.err.splitlines()) == 1
+        assert run.err.startswith(f"dbsh: error: cannot authenticate to bolt://{user}:***@")
+        assert "too many times in a row" in run.err and password not in run.err
+    finally:
+        graph[1].execute_query(f"DROP USER {user}", database_="system")
+
+
 # -- injection -----------------------------------------------------------------------------------
 HOSTILE = ["x`) DETACH DELETE (m", "a'b\"c; MATCH (m) DETACH DELETE m //", "we`ird`; RETURN 1"]
 QUOTED_VALUE = "v'); MATCH (m) DETACH DELETE m; //"

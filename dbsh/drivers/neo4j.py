@@ -270,6 +270,10 @@ def _round(value):
     return round(value, 1) if isinstance(value, float) else value
 
 
+# refused logins the driver raises as plain ClientErrors (AuthError covers Unauthorized): after
+# dbms.security.auth_max_failed_attempts wrong passwords the user is locked out for a while
+AUTH_CODES = frozenset({"Neo.ClientError.Security.AuthenticationRateLimit",
+                        "Neo.ClientError.Security.CredentialsExpired"})
 TX_FAILED = "the transaction failed at an earlier statement and the server rolled it back"
 
 COUNTERS = ("nodes_created", "nodes_deleted", "relationships_created", "relationships_deleted",
@@ -339,9 +343,10 @@ class Neo4jSession(Session):
         text = redact(one_line(message or str(e)), self._secret)
         if text.endswith(":"):   # "Couldn't connect to h:p (...):" then the reason on the next lines
             text = " ".join(str(e).split())
-        if isinstance(e, nx.AuthError):
+        if isinstance(e, nx.AuthError) or getattr(e, "code", None) in AUTH_CODES:
             return ConnectError(f"cannot authenticate to {self.target.display()}: {text}")
-        if isinstance(e, (nx.ServiceUnavailable, nx.SessionExpired, nx.ConnectionAcquisitionTimeoutError)):
+        if isinstance(e, (nx.ServiceUnavailable, nx.SessionExpired, nx.ConnectionAcquisitionTimeoutError)) or \
+                getattr(e, "code", None) == "Neo.ClientError.Database.DatabaseNotFound":
             return ConnectError(f"cannot connect to {self.target.display()}: {text}")
         if isinstance(e, nx.Neo4jError):
             code = getattr(e, "code", None)
