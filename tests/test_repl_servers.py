@@ -285,6 +285,33 @@ def test_cypher_completion_and_detach_delete_confirmation(neo4j_url):
     assert counts == [" 1 ", " 0 "]
 
 
+def test_cypher_completion_offers_every_label_and_only_property_keys(neo4j_url):
+    """Labels come from db.labels() however many there are; fields are property keys (not the names of
+    indexes or relationship types), from sampled nodes or, past the first 200 labels, db.propertyKeys()."""
+    tag = uuid.uuid4().hex[:6]
+    first = f"A{tag}"                               # sorted before every other label of the test graph
+    many = [f"B{tag}_{i:03}" for i in range(205)]   # more labels than the shell samples nodes of
+    last = f"Zz{tag}"                               # sorted after all of them
+    cypher(neo4j_url, f"CREATE (:{first} {{zeta: 1}})-[:LINKS_{tag}]->(:{first} {{zeta: 2, eta: 3}})")
+    cypher(neo4j_url, f"CREATE INDEX idx_{tag} FOR (n:{first}) ON (n.zeta)")
+    cypher(neo4j_url, "CREATE " + ", ".join(f"(:{name} {{k{i % 3}: 1}})" for i, name in enumerate(many)))
+    cypher(neo4j_url, f"CREATE (:{last} {{omega{tag}: 1}})")
+    try:
+        shell = open_shell(neo4j_url)
+        try:
+            assert completions(shell, f'\\find {first} {{"') == ["eta", "zeta"]
+            assert completions(shell, f'\\find B{tag}_004 {{"') == ["k1"]
+            assert completions(shell, f"MATCH (n:B{tag}_20") == [f"B{tag}_20{i}" for i in range(5)]
+            assert completions(shell, f"MATCH (n:Zz{tag[:3]}") == [last]
+            assert f"omega{tag}" in completions(shell, f'\\find {last} {{"omega')   # db.propertyKeys()
+        finally:
+            done(shell)
+    finally:
+        cypher(neo4j_url, f"DROP INDEX idx_{tag}")
+        cypher(neo4j_url, f"MATCH (n) WHERE any(l IN labels(n) WHERE l STARTS WITH 'B{tag}_' OR l IN [$a, $z]) "
+                          "DETACH DELETE n", a=first, z=last)
+
+
 def cypher(url, text, **params) -> list[dict]:
     import neo4j
     from urllib.parse import urlsplit

@@ -27,6 +27,8 @@ from dbsh.output import register_encoder
 SCHEMES = ("neo4j", "neo4j+s", "neo4j+ssc", "bolt", "bolt+s", "bolt+ssc")
 FETCH_SIZE = 1000
 DESCRIBE_SAMPLE = 1000
+COMPLETION_LABELS = 200   # labels whose nodes the shell's completion samples (each one query)
+COMPLETION_SAMPLE = 100   # nodes sampled per label
 MAX_NAME = 255
 
 
@@ -484,6 +486,21 @@ class Neo4jSession(Session):
     # -- catalog ---------------------------------------------------------------------------
     def collections(self) -> list[str]:
         return sorted(str(r["label"]) for r in self._all("CALL db.labels() YIELD label RETURN label"))
+
+    def completions(self) -> dict[str, list[str]]:
+        """For the shell: every label (db.labels()) with the property keys of a sample of its nodes;
+        past COMPLETION_LABELS labels, every property key the database has (db.propertyKeys())."""
+        labels = self.collections()
+        fields: dict[str, list[str]] = {}
+        for name in labels[:COMPLETION_LABELS]:
+            rows = self._all(f"MATCH (n:{quote_name(name, 'label')}) WITH n LIMIT $sample "
+                             "UNWIND keys(n) AS key RETURN DISTINCT key", {"sample": COMPLETION_SAMPLE})
+            fields[name] = sorted(str(r["key"]) for r in rows)
+        if len(labels) > COMPLETION_LABELS:
+            keys = sorted(str(r["key"]) for r in self._all("CALL db.propertyKeys() YIELD propertyKey AS key "
+                                                           "RETURN key"))
+            fields.update((name, keys) for name in labels[COMPLETION_LABELS:])
+        return fields
 
     def describe(self, name: str) -> Result:
         label = quote_name(name, "label")
