@@ -361,6 +361,57 @@ def test_redis_cluster_keeps_records_and_lock_in_one_slot(redis_cluster_url, rev
     assert client.hget("mig_users:1", "n") == b"2"
 
 
+def neo4j_native(neo4j_url):
+    return Native("neo4j", neo4j_url)
+
+
+def test_neo4j_lock_is_a_node_under_a_unique_constraint(neo4j_url, revs):
+    import neo4j
+
+    native = neo4j_native(neo4j_url)
+    native.reset()
+    up = run(neo4j_url, "upgrade", "--dir", str(revs))
+    assert up.code == 0, up.err
+    constraints = {r["name"]: r for r in native._cypher(
+        "SHOW CONSTRAINTS YIELD name, type, labelsOrTypes, properties")}
+    assert constraints["dbsh_migrate_lock"] == {"name": "dbsh_migrate_lock", "type": "UNIQUENESS",
+                                                "labelsOrTypes": ["DbshMigrateLock"], "properties": ["name"]}
+    assert constraints["dbsh_migration"]["properties"] == ["revision"]
+    # released: one lock node, no owner; a second one is refused by the server
+    assert native._cypher("MATCH (l:DbshMigrateLock) RETURN l.name AS name, l.owner AS owner") == [
+        {"name": "lock", "owner": None}]
+    with pytest.raises(neo4j.exceptions.ConstraintError):
+        native._cypher("CREATE (:DbshMigrateLock {name: 'lock'})")
+
+
+def test_neo4j_migrate_refuses_to_run_without_its_lock_constraint(neo4j_url, revs):
+    """An index already on :DbshMigrateLock(name) keeps Neo4j from creating the unique constraint the lock
+    needs: the run stops with the server's message instead of taking a lock that is not safe."""
+    native = neo4j_native(neo4j_url)
+    native.reset()
+    native._cypher("DROP CONSTRAINT dbsh_migrate_lock IF EXISTS")
+    native._cypher("CREATE INDEX lock_name_index FOR (l:DbshMigrateLock) ON (l.name)")
+    try:
+        up = run(neo4j_url, "upgrade", "--dir", str(revs))
+        assert up.code == 1 and up.out == "" and len(up.err.splitlines()) == 1
+        assert up.err.startswith("dbsh: error: There already exists an index") and "DbshMigrateLock" in up.err
+        assert native.users() == [] and native.records() == {}
+    finally:
+        native._cypher("DROP INDEX lock_name_index IF EXISTS")
+    assert run(neo4j_url, "upgrade", "--dir", str(revs)).code == 0
+
+
+def test_neo4j_migrate_with_a_wrong_password_is_exit_3(neo4j_url, revs):
+    parts = urlsplit(neo4j_url)
+    bad = f"bolt://{parts.username}:Wr0ng-s3cret@{parts.hostname}:{parts.port}"
+    for verb in ("status", "upgrade"):
+        result = run(bad, verb, "--dir", str(revs))
+        assert (result.code, result.out) == (3, "")
+        assert result.err == (f"dbsh: error: cannot authenticate to bolt://{parts.username}:***@{parts.hostname}:"
+                              f"{parts.port}: The client is unauthorized due to authentication failure.\n")
+    assert run(neo4j_url, "status", "--dir", str(revs)).code == 0   # and a good login clears the failed count
+
+
 def test_dry_run_lists_operations_and_says_when_it_cannot(target, revs):
     kind, url, native = target
     (revs / "r3_native.py").write_text('"""native index"""\nrevision = "r3"\ndown_revision = "r2"\n\n\n'
