@@ -305,6 +305,15 @@ def test_an_error_while_rows_stream_is_the_servers_message(cli):
     assert "ResultFailedError" not in run.err and run.err.rstrip().endswith("(Neo.ClientError.Statement.TypeError)")
 
 
+def test_server_warnings_are_one_line_each_on_stderr(cli, label):
+    run = cli("query", f"MATCH (n:{label}) RETURN n")
+    assert (run.code, run.out) == (0, "")
+    assert run.err.startswith("dbsh: warning: ") and run.err.count("\n") == 1
+    assert f"The label `{label}` does not exist" in run.err and run.err.endswith(" (01N50)\n")
+    run = cli("count", label, '{"nosuch": 1}')    # the verbs' own statements too: a typo shows
+    assert run.json_lines() == [{"count": 0}] and run.err.count("\n") == 2 and "`nosuch`" in run.err
+
+
 def test_a_missing_database_cannot_be_connected_to(graph, cli):
     run = dbsh("-u", f"{graph[0]}/nosuchdb", "count", "X")
     assert run.code == 3 and run.out == "" and len(run.err.splitlines()) == 1

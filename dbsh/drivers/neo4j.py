@@ -7,8 +7,10 @@ A dbsh Session holds one neo4j Driver and one neo4j session: a CLI run opens one
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import sys
 import time
 from typing import Any, Iterable, Iterator
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -91,6 +93,36 @@ register_encoder(neo4j.graph.Path, path_json)
 for _kind in (neo4j.time.Date, neo4j.time.Time, neo4j.time.DateTime, neo4j.time.Duration):
     register_encoder(_kind, temporal_text)
 register_encoder(neo4j.spatial.Point, point_json)
+
+
+# -- the driver's log --------------------------------------------------------------------------
+class NotificationLines(logging.Handler):
+    """The driver logs every server notification of severity WARNING (``The label `Persn` does not
+    exist``) as the repr of the whole status object and the query, which Python's last-resort
+    handler prints on stderr. One line instead: ``dbsh: warning: ... (01N50)``."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            status = getattr(record.args[0], "notification", None) if record.args else None
+            text = (getattr(status, "status_description", None) or getattr(status, "description", None)
+                    or record.getMessage())
+            code = getattr(status, "gql_status", None) or getattr(status, "code", None)
+            text = one_line(str(text)).removeprefix("warn: ")
+            print(f"dbsh: warning: {text}" + (f" ({code})" if code else ""), file=sys.stderr)
+        except Exception:  # noqa: BLE001 - logging must never break a command
+            self.handleError(record)
+
+
+_notifications = logging.getLogger("neo4j.notifications")
+if not any(isinstance(h, NotificationLines) for h in _notifications.handlers):
+    _notifications.addHandler(NotificationLines())
+_notifications.propagate = False
+# the rest of the driver's log (a retried deadlock, a routing table it is still waiting for) is not
+# the user's business: what fails for good reaches them as one error line
+logging.getLogger("neo4j").addHandler(logging.NullHandler())
 
 
 # -- identifiers ---------------------------------------------------------------------------------
