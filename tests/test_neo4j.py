@@ -168,6 +168,22 @@ def test_delete_detaches_and_is_guarded(graph, cli, people):
     assert native(graph, f"MATCH (n:{people}) RETURN count(n) AS c") == [{"c": 0}]
 
 
+def test_deleting_a_large_label_stays_within_the_servers_transaction_memory(graph, cli, label):
+    """300,000 nodes: one DETACH DELETE transaction outgrows the test server's 256 MiB of transaction
+    memory (MemoryPoolOutOfMemoryError); the verb deletes in batches of its own transactions."""
+    with graph[1].session() as s:
+        s.run(f"UNWIND range(1, 300000) AS i CALL (i) {{ CREATE (:{label} {{i: i}}) }} "
+              "IN TRANSACTIONS OF 50000 ROWS").consume()
+    native(graph, f"MATCH (a:{label} {{i: 1}}), (b:{label} {{i: 2}}) CREATE (a)-[:NEXT]->(b)")
+    run = cli("delete", label, '{"i": {"$gt": 100}}')
+    assert run.code == 0, run.err
+    assert run.json_lines() == [{"action": "deleted", "collection": label, "count": 299900}]
+    run = cli("delete", label, "--all")
+    assert run.json_lines() == [{"action": "deleted", "collection": label, "count": 100,
+                                 "relationships deleted": 1}]
+    assert native(graph, f"MATCH (n:{label}) RETURN count(n) AS c") == [{"c": 0}]
+
+
 def test_bulk_insert_from_a_file_in_batches(graph, cli, label, tmp_path):
     path = tmp_path / "rows.jsonl"
     path.write_text("".join(json.dumps({"i": i, "even": i % 2 == 0}) + "\n" for i in range(2500)))

@@ -29,6 +29,7 @@ from dbsh.output import register_encoder
 SCHEMES = ("neo4j", "neo4j+s", "neo4j+ssc", "bolt", "bolt+s", "bolt+ssc")
 FETCH_SIZE = 1000
 DESCRIBE_SAMPLE = 1000
+DELETE_BATCH = 10000      # nodes deleted per transaction by the delete verb (outside \begin)
 COMPLETION_LABELS = 200   # labels whose nodes the shell's completion samples (each one query)
 COMPLETION_SAMPLE = 100   # nodes sampled per label
 MAX_NAME = 255
@@ -640,15 +641,32 @@ class Neo4jSession(Session):
         return WriteResult("updated", name, matched, matched=matched)
 
     def delete(self, name, where, *, one=False) -> WriteResult:
+        """DETACH DELETE the matching nodes. Outside an explicit transaction, DELETE_BATCH nodes per
+        transaction: one transaction over a large label outgrows the server's transaction memory
+        (dbms.memory.transaction.total.max: MemoryPoolOutOfMemoryError), as Neo4j's own
+        CALL { ... } IN TRANSACTIONS avoids; an error then says how many were deleted before it."""
         clause, params = compile_where(where)
         text = f"MATCH (n:{quote_name(name, 'label')}){clause}"
+        batched_ = not one and self._tx is None
         if one:
             text += " WITH n LIMIT 1"
-        summary = self._summary(self._run(text + " DETACH DELETE n", params))
-        details = {}
-        if summary.counters.relationships_deleted:
-            details["relationships deleted"] = summary.counters.relationships_deleted
-        return WriteResult("deleted", name, summary.counters.nodes_deleted, details=details)
+        elif batched_:
+            text += " WITH n LIMIT $batch"
+            params["batch"] = DELETE_BATCH
+        nodes = relationships = 0
+        while True:
+            try:
+                counters = self._summary(self._run(text + " DETACH DELETE n", params)).counters
+            except DbshError as e:
+                if nodes:
+                    e.message += f" ({nodes} nodes were deleted from {name} before this batch)"
+                raise
+            nodes += counters.nodes_deleted
+            relationships += counters.relationships_deleted
+            if not batched_ or counters.nodes_deleted < DELETE_BATCH:
+                break
+        details = {"relationships deleted": relationships} if relationships else {}
+        return WriteResult("deleted", name, nodes, details=details)
 
     def explain(self, name, where, **find_options) -> Result:
         text, params = compile_find(name, where, **{k: v for k, v in find_options.items()
