@@ -195,12 +195,37 @@ def test_neo4j_adapter_statements(neo4j_url, neo4j_native):
         assert adapter.count() == 5
         with pytest.raises(Missing):
             adapter.read("user9", None)
+        adapter.prepare()   # again: the index exists, nothing to do
         adapter.close()
     finally:
         session.close()
     with neo4j_native.session() as s:
         rows = s.run("MATCH (n:YcsbAdapter) RETURN n.ycsb_key AS k, n.field1 AS f ORDER BY k").data()
+        indexes = s.run("SHOW INDEXES YIELD labelsOrTypes, properties WHERE labelsOrTypes = ['YcsbAdapter'] "
+                        "RETURN properties").data()
     assert rows == [{"k": f"user{i}", "f": "changed" if i == 2 else "b"} for i in range(5)]
+    assert indexes == [{"properties": ["ycsb_key"]}]
+
+
+def test_neo4j_adapter_drops_a_table_larger_than_one_batch(neo4j_url, neo4j_native):
+    from dbsh import drivers
+    from dbsh.bench.backends import adapter_for
+    from dbsh.bench.workload import Workload, load_properties
+    from dbsh.target import resolve
+
+    with neo4j_native.session() as s:
+        s.run("UNWIND range(1, 25000) AS i CREATE (:YcsbDrop {ycsb_key: 'user' + i})").consume()
+        s.run("MATCH (a:YcsbDrop {ycsb_key: 'user1'}), (b:YcsbDrop {ycsb_key: 'user2'}) CREATE (a)-[:R]->(b)").consume()
+    w = Workload.from_properties(load_properties("a", None, {"table": "YcsbDrop"}))
+    session = drivers.connect(resolve(neo4j_url))
+    try:
+        adapter = adapter_for(session, w)
+        adapter.drop()
+        adapter.close()
+    finally:
+        session.close()
+    with neo4j_native.session() as s:
+        assert s.run("MATCH (n:YcsbDrop) RETURN count(n) AS c").single()["c"] == 0
 
 
 def test_cassandra(cassandra_url):
