@@ -4,6 +4,7 @@ The server is a real Neo4j 5.26 Community with auth on (tests/servers.py, starte
 or the one DBSH_TEST_NEO4J_URL names.
 """
 
+import csv
 import json
 import socket
 import uuid
@@ -78,11 +79,30 @@ def test_graph_values_are_lossless_in_json_and_readable_in_tables(graph, cli, la
     assert row["p"]["relationships"][0]["element_id"] == row["r"]["element_id"]
     table = cli("-f", "table", "query", f"MATCH (a:{label} {{name: 'a'}}) RETURN a")
     assert '"name":"a"' in table.out and label in table.out and "(1 row)" in table.out
+    # relationship and path properties and ends, in csv (one JSON cell each) and jsonl
+    run = cli("-f", "csv", "query", f"MATCH (a:{label})-[r]->(b) RETURN type(r) AS t, r.since AS since, r")
+    lines = run.out.splitlines()
+    assert lines[0] == "t,since,r" and lines[1].startswith("KNOWS,2020,")
+    assert json.loads(next(csv.reader([lines[1]]))[2])["properties"] == {"since": 2020}
+    run = cli("query", f"MATCH p=(a:{label})-[:KNOWS]->(b) RETURN length(p) AS hops, [n IN nodes(p) | n.name] AS names")
+    assert run.json_lines() == [{"hops": 1, "names": ["a", "b"]}]
 
 
 def test_native_parameters_and_several_statements(graph, cli, label):
     run = cli("query", "RETURN $n AS n, $s AS s", "-p", "n=5", "-p", 's=a; `x` "q"')
     assert run.json_lines() == [{"n": 5, "s": 'a; `x` "q"'}]
+    # each -p value is JSON when it is JSON: typed as such on the server
+    run = cli("query", f"CREATE (n:{label} {{name: $name, n: $n, f: $f, ok: $ok, tags: $tags, s: $s, gone: $gone}}) "
+                       "RETURN valueType(n.n) AS tn, valueType(n.f) AS tf, valueType(n.tags) AS tl",
+              "-p", "name=Ann", "-p", "n=7", "-p", "f=1.5", "-p", "ok=true", "-p", 'tags=["a", "b"]',
+              "-p", 's="5"', "-p", "gone=null")
+    assert run.json_lines() == [{"tn": "INTEGER NOT NULL", "tf": "FLOAT NOT NULL", "tl": "LIST<STRING NOT NULL> NOT NULL"}]
+    assert native(graph, f"MATCH (n:{label}) RETURN properties(n) AS p") == [
+        {"p": {"name": "Ann", "n": 7, "f": 1.5, "ok": True, "tags": ["a", "b"], "s": "5"}}]
+    run = cli("query", f"MATCH (n:{label}) WHERE n.name = $name AND $tag IN n.tags RETURN n.n AS n",
+              "-p", "name=Ann", "-p", "tag=b")
+    assert run.json_lines() == [{"n": 7}]
+    native(graph, f"MATCH (n:{label}) DELETE n")
     run = cli("query", f"CREATE (:{label} {{v: ';'}}); // a comment; with semicolons\n"
                        f"MATCH (n:{label}) RETURN n.v AS v;")
     assert run.json_lines() == [{"v": ";"}]
@@ -168,6 +188,24 @@ def test_delete_detaches_and_is_guarded(graph, cli, people):
     assert native(graph, f"MATCH (n:{people}) RETURN count(n) AS c") == [{"c": 0}]
 
 
+def test_verbs_touch_only_nodes_with_the_label(graph, cli, label):
+    other = f"O{label}"
+    native(graph, f"UNWIND [1, 2, 3] AS i CREATE (:{label} {{i: i}}), (:{other} {{i: i}}), (:{label}:{other} {{i: 10 + i}})")
+    assert cli("count", label).json_lines() == [{"count": 6}]
+    assert cli("count", other, '{"i": {"$lt": 10}}').json_lines() == [{"count": 3}]
+    assert [r["i"] for r in cli("find", label, '{"i": {"$gt": 1}}', "--sort", "i").json_lines()] == [2, 3, 11, 12, 13]
+    run = cli("update", label, '{"i": {"$lte": 2}}', '{"$set": {"hit": true}}')
+    assert run.json_lines()[0]["count"] == 2
+    run = cli("delete", other, '{"i": {"$gt": 11}}')
+    assert run.json_lines()[0]["count"] == 2
+    assert native(graph, f"MATCH (n) WHERE n:{label} OR n:{other} "
+                         "RETURN labels(n) AS l, n.i AS i, n.hit AS hit ORDER BY i, size(l)") == [
+        {"l": [label], "i": 1, "hit": True}, {"l": [other], "i": 1, "hit": None},
+        {"l": [label], "i": 2, "hit": True}, {"l": [other], "i": 2, "hit": None},
+        {"l": [label], "i": 3, "hit": None}, {"l": [other], "i": 3, "hit": None},
+        {"l": [label, other], "i": 11, "hit": None}]
+
+
 def test_deleting_a_large_label_stays_within_the_servers_transaction_memory(graph, cli, label):
     """300,000 nodes: one DETACH DELETE transaction outgrows the test server's 256 MiB of transaction
     memory (MemoryPoolOutOfMemoryError); the verb deletes in batches of its own transactions."""
@@ -228,10 +266,26 @@ def test_collections_and_describe(graph, cli, people):
 def test_explain_and_profile_render_a_plan_tree(graph, cli, people):
     run = cli("-f", "json", "explain", people, '{"age": {"$gt": 20}}')
     plan = json.loads(run.out)
-    assert plan[0]["operator"].startswith("ProduceResults")
-    assert any(r["operator"].lstrip("│ ").startswith("└─") for r in plan[1:])
-    run = cli("-f", "json", "query", f"PROFILE MATCH (n:{people}) RETURN n")
-    assert "db_hits" in json.loads(run.out)[0]
+    assert [r["operator"] for r in plan] == ["ProduceResults", "└─ Filter", "   └─ NodeByLabelScan"]
+    assert plan[1]["details"] == "n.age > $p0" and plan[2]["details"] == f"n:{people}"
+    assert set(plan[0]) == {"operator", "details", "estimated_rows"}
+    # with an index, the plan says so
+    native(graph, f"CREATE INDEX FOR (n:{people}) ON (n.name)")
+    native(graph, "CALL db.awaitIndexes(60)")
+    plan = json.loads(cli("-f", "json", "explain", people, '{"name": "Ann"}').out)
+    assert plan[1]["operator"] == "└─ NodeIndexSeek" and f"n:{people}(name)" in plan[1]["details"]
+    # EXPLAIN plans and runs nothing; PROFILE runs it and counts rows and db hits per operator
+    run = cli("-f", "json", "query", f"EXPLAIN CREATE (:{people} {{name: 'Nope'}})")
+    assert run.code == 0 and json.loads(run.out)[-1]["operator"].endswith("Create")
+    assert native(graph, f"MATCH (n:{people} {{name: 'Nope'}}) RETURN count(n) AS c") == [{"c": 0}]
+    run = cli("-f", "json", "query", f"PROFILE MATCH (n:{people}) WHERE n.age > $a RETURN n.name", "-p", "a=20")
+    plan = json.loads(run.out)
+    assert [r["operator"] for r in plan] == ["ProduceResults", "└─ Projection", "   └─ Filter",
+                                             "      └─ NodeByLabelScan"]
+    assert [r["rows"] for r in plan] == [2, 2, 2, 4] and all(isinstance(r["db_hits"], int) for r in plan)
+    table = cli("-f", "table", "query", f"PROFILE MATCH (n:{people}) RETURN n.name")
+    assert table.out.splitlines()[0].split() == ["operator", "details", "estimated_rows", "rows", "db_hits"]
+    assert "└─ NodeByLabelScan" in table.out
 
 
 # -- transactions, schemes -----------------------------------------------------------------------
@@ -256,10 +310,19 @@ def test_transaction_rollback(graph, label):
     assert native(graph, f"MATCH (n:{label}) RETURN count(n) AS c") == [{"c": 0}]
 
 
-def test_neo4j_routing_scheme(graph, cli):
+def test_neo4j_routing_scheme(graph, label):
+    """neo4j:// asks the server for a routing table (one server here, advertised at 127.0.0.1:P) and
+    sends writes and reads where it says."""
     parts = urlsplit(graph[0])
-    run = dbsh("-u", graph[0].replace(parts.scheme + "://", "neo4j://", 1), "query", "RETURN 1 AS one")
-    assert run.json_lines() == [{"one": 1}]
+    url = graph[0].replace(parts.scheme + "://", "neo4j://", 1)
+    assert dbsh("-u", url, "query", "RETURN 1 AS one").json_lines() == [{"one": 1}]
+    assert dbsh("-u", url, "insert", label, '{"name": "Ann", "age": 34}', '{"name": "Bob"}').code == 0
+    assert native(graph, f"MATCH (n:{label}) RETURN n.name AS name ORDER BY name") == [{"name": "Ann"},
+                                                                                     {"name": "Bob"}]
+    assert dbsh("-u", url, "find", label, '{"age": 34}').json_lines() == [{"name": "Ann", "age": 34}]
+    assert dbsh("-u", url, "delete", label, "--all").json_lines()[0]["count"] == 2
+    run = dbsh_process("-u", url, "connect")
+    assert run.code == 0 and json.loads(run.out)["url"] == url.replace(f":{parts.password}@", ":***@")
 
 
 TEMPORALS = {   # Cypher -> the ISO 8601 text json shows (which is what Neo4j's own toString() gives)
@@ -387,9 +450,18 @@ QUOTED_VALUE = "v'); MATCH (m) DETACH DELETE m; //"
 def test_string_values_with_quotes_are_bound_not_pasted(graph, cli, label):
     sentinel = f"S{uuid.uuid4().hex[:8]}"
     native(graph, f"CREATE (:{sentinel})")
-    assert cli("insert", label, json.dumps({"v": QUOTED_VALUE}), json.dumps({"v": "a\\b"})).code == 0
+    values = [QUOTED_VALUE, "a\\b", "\\'", 'say "hi"\n', "\\u0041 \\n"]
+    assert cli("insert", label, *[json.dumps({"v": v}) for v in values]).code == 0
+    assert sorted(r["v"] for r in native(graph, f"MATCH (n:{label}) RETURN n.v AS v")) == sorted(values)
     assert cli("count", label, json.dumps({"v": QUOTED_VALUE})).json_lines() == [{"count": 1}]
+    assert cli("find", label, json.dumps({"v": "a\\b"})).json_lines() == [{"v": "a\\b"}]
     assert cli("query", "RETURN $s AS s", "-p", "s=it's").json_lines() == [{"s": "it's"}]
+    # an injection attempt through a parameter stays data
+    evil = f"' CREATE (:{sentinel}) WITH 1 AS s RETURN s //"
+    assert cli("query", "RETURN $s AS s", "-p", f"s={evil}").json_lines() == [{"s": evil}]
+    run = cli("update", label, json.dumps({"v": QUOTED_VALUE}), json.dumps({"$set": {"w": evil}}))
+    assert run.json_lines()[0]["count"] == 1
+    assert native(graph, f"MATCH (n:{label}) WHERE n.w IS NOT NULL RETURN n.w AS w") == [{"w": evil}]
     assert native(graph, f"MATCH (n:{sentinel}) RETURN count(n) AS c") == [{"c": 1}]
 
 
