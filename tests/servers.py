@@ -518,9 +518,11 @@ NEO4J_USER = "neo4j"
 NEO4J_MAIN = "org.neo4j.server.CommunityEntryPoint"   # the server `neo4j console` runs
 NEO4J_ADMIN = "org.neo4j.cli.AdminTool"               # neo4j-admin
 # A small JVM for 2-core test machines, plus the options of Neo4j's default server.jvm.additional
-# that matter here (page cache and Netty need the opened packages).
-NEO4J_JVM = ["-Xms512m", "-Xmx512m", "-XX:+UseSerialGC", "-XX:-OmitStackTraceInFastThrow",
-             "-XX:+UnlockExperimentalVMOptions", "-XX:+TrustFinalNonStaticFields", "-XX:+DisableExplicitGC",
+# that matter here (page cache and Netty need the opened packages). TieredStopAtLevel=1 (the C1
+# compiler only): over the Neo4j tests the JVM used half the CPU time (36 s instead of 71 s) and
+# started faster; a test run never lasts long enough for C2's code to pay for its compiling.
+NEO4J_JVM = ["-Xms512m", "-Xmx512m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+             "-XX:-OmitStackTraceInFastThrow", "-XX:+UnlockExperimentalVMOptions", "-XX:+TrustFinalNonStaticFields", "-XX:+DisableExplicitGC",
              "-Dfile.encoding=UTF-8", "-Djdk.nio.maxCachedBufferSize=1024",
              "-Dio.netty.tryReflectionSetAccessible=true", "-Dlog4j2.disable.jmx=true",
              "--add-opens=java.base/java.nio=ALL-UNNAMED", "--add-opens=java.base/java.io=ALL-UNNAMED",
@@ -540,6 +542,7 @@ def neo4j_conf(port: int) -> str:
         "dbms.security.auth_enabled=true",
         "server.memory.pagecache.size=32m",
         "dbms.memory.transaction.total.max=256m",
+        "db.memory.transaction.max=32m",   # one transaction's share: a test outgrows it with 60,000 nodes
         "db.tx_log.preallocate=false",
         "db.logs.query.enabled=OFF",
         "dbms.usage_report.enabled=false",

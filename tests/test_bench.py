@@ -214,7 +214,8 @@ def test_neo4j_adapter_drops_a_table_larger_than_one_batch(neo4j_url, neo4j_nati
     from dbsh.target import resolve
 
     with neo4j_native.session() as s:
-        s.run("UNWIND range(1, 25000) AS i CREATE (:YcsbDrop {ycsb_key: 'user' + i})").consume()
+        s.run("UNWIND range(1, 25000) AS i CALL (i) { CREATE (:YcsbDrop {ycsb_key: 'user' + i}) } "
+              "IN TRANSACTIONS OF 10000 ROWS").consume()
         s.run("MATCH (a:YcsbDrop {ycsb_key: 'user1'}), (b:YcsbDrop {ycsb_key: 'user2'}) CREATE (a)-[:R]->(b)").consume()
     w = Workload.from_properties(load_properties("a", None, {"table": "YcsbDrop"}))
     session = drivers.connect(resolve(neo4j_url))
