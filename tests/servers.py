@@ -36,7 +36,6 @@ import json
 import logging
 import os
 import pwd
-import random
 import shutil
 import signal
 import socket
@@ -522,8 +521,9 @@ NEO4J_ADMIN = "org.neo4j.cli.AdminTool"               # neo4j-admin
 # compiler only): over the Neo4j tests the JVM used half the CPU time (36 s instead of 71 s) and
 # started faster; a test run never lasts long enough for C2's code to pay for its compiling.
 NEO4J_JVM = ["-Xms512m", "-Xmx512m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-             "-XX:-OmitStackTraceInFastThrow", "-XX:+UnlockExperimentalVMOptions", "-XX:+TrustFinalNonStaticFields", "-XX:+DisableExplicitGC",
-             "-Dfile.encoding=UTF-8", "-Djdk.nio.maxCachedBufferSize=1024",
+             "-XX:-OmitStackTraceInFastThrow", "-XX:+UnlockExperimentalVMOptions",
+             "-XX:+TrustFinalNonStaticFields", "-XX:+DisableExplicitGC", "-Dfile.encoding=UTF-8",
+             "-Djdk.nio.maxCachedBufferSize=1024",
              "-Dio.netty.tryReflectionSetAccessible=true", "-Dlog4j2.disable.jmx=true",
              "--add-opens=java.base/java.nio=ALL-UNNAMED", "--add-opens=java.base/java.io=ALL-UNNAMED",
              "--add-opens=java.base/sun.nio.ch=ALL-UNNAMED"]

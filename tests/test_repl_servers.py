@@ -345,7 +345,8 @@ def test_cypher_failed_statement_in_a_transaction_then_rollback_leaves_nothing(n
         "dbsh: error: / by zero (Neo.ClientError.Statement.ArithmeticError)",
         "dbsh: error: the transaction failed at an earlier statement and the server rolled it back: "
         "\\rollback ends it",
-        "dbsh: error: Variable `nope` not defined (line 1, column 8 (offset: 7)) (Neo.ClientError.Statement.SyntaxError)",
+        "dbsh: error: Variable `nope` not defined (line 1, column 8 (offset: 7)) "
+        "(Neo.ClientError.Statement.SyntaxError)",
         "dbsh: error: the transaction failed at an earlier statement and the server rolled it back: "
         "nothing was committed",
     ]   # and never "the connection was lost": it was not
