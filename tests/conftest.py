@@ -22,9 +22,11 @@ BACKENDS = {
     "redis_cluster_url": ("REDIS_CLUSTER", servers.RedisCluster, "redis"),
     "couchdb_url": ("COUCHDB", servers.PouchDB, "pouchdb"),
     "mongo_url": ("MONGO", servers.SecantusDB, "secantusdb"),
-    "neo4j_url": ("NEO4J", servers.FalkorDB, "falkordb"),
+    "neo4j_url": ("NEO4J", servers.Neo4j, "neo4j"),
     "cassandra_url": ("CASSANDRA", None, "cassandra"),
 }
+# fixture name -> the server it started this session (for the start times in the terminal summary)
+STARTED: dict[str, servers.Server] = {}
 CASSANDRA_REASON = "no CQL server can be installed here; set DBSH_TEST_CASSANDRA_URL (compose.yaml has one)"
 
 
@@ -38,9 +40,8 @@ def _server(fixture: str):
     if url:
         yield url
         return
-    if fixture == "neo4j_url" and not servers.in_private_netns():
-        pytest.skip(servers.NETNS_REASON)
     with BACKENDS[fixture][1]() as server:
+        STARTED[fixture] = server
         yield server.url
 
 
@@ -119,7 +120,7 @@ def pytest_collection_modifyitems(items):
     for item in items:
         for fixture in BACKENDS.keys() & set(getattr(item, "fixturenames", ())):
             marker = BACKENDS[fixture][2]
-            if _external(fixture) and marker in ("pouchdb", "secantusdb", "falkordb"):
+            if _external(fixture) and marker in ("pouchdb", "secantusdb"):
                 continue
             item.add_marker(marker)
 
@@ -127,5 +128,17 @@ def pytest_collection_modifyitems(items):
 def pytest_report_header(config):
     used = [f"{name.removesuffix('_url')}={'external' if _external(name) else cls.__name__}"
             for name, (_, cls, _) in BACKENDS.items() if cls or _external(name)]
-    netns = "private network namespace" if servers.in_private_netns() else "host network (no FalkorDB)"
-    return f"dbsh test servers: {', '.join(used)}; {netns}"
+    netns = "private network namespace" if servers.in_private_netns() else "host network"
+    lines = [f"dbsh test servers: {', '.join(used)}; {netns}"]
+    if not _external("neo4j_url"):
+        lines.append(f"neo4j: Neo4j {servers.neo4j_version()} Community (.test-deps/neo4j), "
+                     f"Java {os.path.realpath(servers.NEO4J_DIR / 'java')}")
+    return lines
+
+
+def pytest_terminal_summary(terminalreporter):
+    """How long each server this session started took to be ready (the JVMs take seconds)."""
+    if STARTED:
+        terminalreporter.write_line("dbsh test servers started: " + ", ".join(
+            f"{server.name} {server.startup_seconds:.1f} s" for server in STARTED.values()
+            if server.startup_seconds is not None))

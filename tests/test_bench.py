@@ -151,43 +151,20 @@ def test_load_and_run_couchdb(couchdb_url):
     assert len(updated) > 0   # updates wrote new revisions
 
 
-def _falkordb_mangles_quotes(driver) -> bool:
-    """FalkorDB's Bolt layer pastes parameters into its query text: a ' in a string parameter is a
-    server error, a backslash is dropped (found here; a real Neo4j binds them)."""
-    with driver.session() as s:
-        try:
-            s.run("RETURN $v AS v", v="a'b").single()
-        except Exception:  # noqa: BLE001
-            return True
-    return False
-
-
 @pytest.fixture
 def neo4j_native(neo4j_url):
     import neo4j
 
     parts = urlsplit(neo4j_url)
     auth = (parts.username, parts.password or "") if parts.username else None
-    driver = neo4j.GraphDatabase.driver(f"{parts.scheme}://{parts.hostname}:{parts.port}", auth=auth,
-                                        connection_acquisition_timeout=3)
+    driver = neo4j.GraphDatabase.driver(f"{parts.scheme}://{parts.hostname}:{parts.port}", auth=auth)
     yield driver
     driver.close()
-    servers.absorb_bolt_stall(neo4j_url)
 
 
-# FalkorDB leaves the first Bolt handshake after a clean close unanswered (SERVERS.md): short timeouts in
-# the URL, so a worker's one connection retry gets past it quickly
-NEO4J_OPTIONS = "?connection_timeout=2&acquisition_timeout=2"
-
-
-@pytest.mark.falkordb
 def test_load_and_run_neo4j(neo4j_url, neo4j_native):
-    if _falkordb_mangles_quotes(neo4j_native):
-        pytest.skip("FalkorDB over Bolt fails on ' and drops \\ in string parameters; YCSB's random values "
-                    "contain both (test_neo4j_adapter_statements covers the Cypher on FalkorDB)")
-    run, rows = bench(neo4j_url + NEO4J_OPTIONS, "-w", "b", "--records", "30", "--operations", "30",
+    run, rows = bench(neo4j_url, "-w", "b", "--records", "30", "--operations", "30",
                       "-p", "table=YcsbNode", "--clean", "--seed", "5")
-    servers.absorb_bolt_stall(neo4j_url)
     assert run.code == 0, run.err
     assert by_op(rows, "run")["ALL"]["count"] == 30
     with neo4j_native.session() as s:
@@ -196,17 +173,16 @@ def test_load_and_run_neo4j(neo4j_url, neo4j_native):
         assert set(node.keys()) == FIELDS | {"ycsb_key"}
 
 
-@pytest.mark.falkordb
 def test_neo4j_adapter_statements(neo4j_url, neo4j_native):
-    """The bench's Cypher (insert, read, update, scan, index, drop) through a dbsh Neo4j session, with
-    values FalkorDB binds correctly; checked with the native driver."""
+    """The bench's Cypher (insert, read, update, scan, index, drop) through a dbsh Neo4j session; checked
+    with the native driver."""
     from dbsh import drivers
     from dbsh.bench.backends import Missing, adapter_for
     from dbsh.bench.workload import Workload, load_properties
     from dbsh.target import resolve
 
     w = Workload.from_properties(load_properties("a", None, {"table": "YcsbAdapter", "fieldcount": "3"}))
-    session = drivers.connect(resolve(neo4j_url + NEO4J_OPTIONS))
+    session = drivers.connect(resolve(neo4j_url))
     try:
         adapter = adapter_for(session, w)
         adapter.drop()
@@ -219,13 +195,38 @@ def test_neo4j_adapter_statements(neo4j_url, neo4j_native):
         assert adapter.count() == 5
         with pytest.raises(Missing):
             adapter.read("user9", None)
+        adapter.prepare()   # again: the index exists, nothing to do
         adapter.close()
     finally:
         session.close()
-        servers.absorb_bolt_stall(neo4j_url)   # our clean close armed FalkorDB's stall
     with neo4j_native.session() as s:
         rows = s.run("MATCH (n:YcsbAdapter) RETURN n.ycsb_key AS k, n.field1 AS f ORDER BY k").data()
+        indexes = s.run("SHOW INDEXES YIELD labelsOrTypes, properties WHERE labelsOrTypes = ['YcsbAdapter'] "
+                        "RETURN properties").data()
     assert rows == [{"k": f"user{i}", "f": "changed" if i == 2 else "b"} for i in range(5)]
+    assert indexes == [{"properties": ["ycsb_key"]}]
+
+
+def test_neo4j_adapter_drops_a_table_larger_than_one_batch(neo4j_url, neo4j_native):
+    from dbsh import drivers
+    from dbsh.bench.backends import adapter_for
+    from dbsh.bench.workload import Workload, load_properties
+    from dbsh.target import resolve
+
+    with neo4j_native.session() as s:
+        s.run("UNWIND range(1, 25000) AS i CALL (i) { CREATE (:YcsbDrop {ycsb_key: 'user' + i}) } "
+              "IN TRANSACTIONS OF 10000 ROWS").consume()
+        s.run("MATCH (a:YcsbDrop {ycsb_key: 'user1'}), (b:YcsbDrop {ycsb_key: 'user2'}) CREATE (a)-[:R]->(b)").consume()
+    w = Workload.from_properties(load_properties("a", None, {"table": "YcsbDrop"}))
+    session = drivers.connect(resolve(neo4j_url))
+    try:
+        adapter = adapter_for(session, w)
+        adapter.drop()
+        adapter.close()
+    finally:
+        session.close()
+    with neo4j_native.session() as s:
+        assert s.run("MATCH (n:YcsbDrop) RETURN count(n) AS c").single()["c"] == 0
 
 
 def test_cassandra(cassandra_url):

@@ -38,8 +38,6 @@ def _decode(value):
 class Backend:
     """One test server: where a collection lives, how to seed it with dbsh, how to read it natively."""
 
-    stall = False   # FalkorDB: take the lost Bolt connection slot after each dbsh run
-
     def __init__(self, kind, url):
         self.kind, self.url = kind, url
 
@@ -48,14 +46,7 @@ class Backend:
 
     def seed(self, collection, rows):
         run = dbsh("-u", self.url, "insert", collection, *[json.dumps(r) for r in rows], "--create")
-        self.settle()
         assert run.code == 0, run.err
-
-    def settle(self):
-        if self.stall:
-            from tests.servers import absorb_bolt_stall
-
-            absorb_bolt_stall(self.url)
 
     def native_rows(self, collection) -> list[dict]:
         parts = urlsplit(self.url)
@@ -108,15 +99,10 @@ class Backend:
         if self.kind == "neo4j":
             import neo4j
 
-            from tests.servers import absorb_bolt_stall
-
-            driver = neo4j.GraphDatabase.driver(self.url, auth=("falkordb", ""), connection_acquisition_timeout=4)
-            try:
-                with driver.session() as s:
-                    return [dict(r["p"]) for r in s.run(f"MATCH (n:`{collection}`) RETURN properties(n) AS p")]
-            finally:
-                driver.close()
-                absorb_bolt_stall(self.url)
+            with neo4j.GraphDatabase.driver(f"bolt://{parts.hostname}:{parts.port}",
+                                            auth=(parts.username, parts.password)) as driver:
+                records, _, _ = driver.execute_query(f"MATCH (n:`{collection}`) RETURN properties(n) AS p")
+                return [dict(r["p"]) for r in records]
         if self.kind == "cassandra":
             from cassandra.cluster import Cluster
 
@@ -129,10 +115,6 @@ class Backend:
         raise AssertionError(self.kind)
 
 
-class FalkorDB(Backend):
-    stall = True
-
-
 NOSQL = ["mongo", "redis", "couchdb", "neo4j"]
 SQL = ["sqlite", "postgres", "mariadb"]
 # every ordered pair of the SQL servers; each document/graph/key-value store to and from SQLite and PostgreSQL
@@ -143,7 +125,7 @@ PAIRS = [(a, b) for a in SQL for b in SQL if a != b] + \
 
 def backend(request, kind) -> Backend:
     url = request.getfixturevalue("sqlite_url" if kind == "sqlite" else f"{kind}_url")
-    return (FalkorDB if kind == "neo4j" else Backend)(kind, url)
+    return Backend(kind, url)
 
 
 def normalized(row: dict) -> dict:
@@ -164,8 +146,6 @@ def test_round_trip_between_backends(request, src_kind, dst_kind):
         seed = [{**r, "tags": json.dumps(r["tags"])} for r in ROWS]
     src.seed(a, seed)
     run = dbsh("copy", src.location(a), dst.location(b), "--create", "--batch", "7")
-    src.settle()
-    dst.settle()
     assert run.code == 0, run.err
     assert run.json_lines() == [{"action": "copied", "collection": b, "count": len(ROWS)}]
     rows = dst.native_rows(b)
@@ -204,6 +184,62 @@ def test_where_map_flatten_into_postgres(request, postgres_url, sqlite_url):
                                   "where table_name = %s", (b,)).fetchall())
     assert types == {"id": "bigint", "title": "text", "active": "boolean", "tags_k": "bigint",
                      "tags_even": "boolean"}
+
+
+# -- Neo4j: dates and times keep their types ------------------------------------------------------
+def neo4j_native_query(neo4j_url, text, **params):
+    import neo4j
+
+    parts = urlsplit(neo4j_url)
+    with neo4j.GraphDatabase.driver(f"bolt://{parts.hostname}:{parts.port}",
+                                    auth=(parts.username, parts.password)) as driver:
+        records, _, _ = driver.execute_query(text, params)
+    return [r.data() for r in records]
+
+
+def test_postgres_dates_times_and_decimals_into_neo4j(postgres_url, neo4j_url):
+    import psycopg
+
+    table, label = fresh(), fresh("L")
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f"create table {table} (id int primary key, day date, at timestamptz, local timestamp, "
+                     "price numeric(10,2), ratio numeric)")
+        conn.execute(f"insert into {table} values (1, '2024-05-01', '2024-05-01 10:00:00+02', "
+                     "'2024-05-01 10:00:00.25', 12.50, 0.1)")
+    run = dbsh("copy", f"{postgres_url}/{table}", f"{neo4j_url}/{label}")
+    assert run.code == 0, run.err
+    [row] = neo4j_native_query(neo4j_url, f"MATCH (n:{label}) RETURN n.id AS id, "
+                                          "valueType(n.day) AS day, toString(n.day) AS d, "
+                                          "valueType(n.at) AS at, "
+                                          "n.at.epochSeconds = datetime('2024-05-01T08:00:00Z').epochSeconds AS same, "
+                                          "valueType(n.local) AS local, toString(n.local) AS l, "
+                                          "n.price AS price, n.ratio AS ratio")
+    assert row == {"id": 1, "day": "DATE NOT NULL", "d": "2024-05-01", "at": "ZONED DATETIME NOT NULL",
+                   "same": True, "local": "LOCAL DATETIME NOT NULL", "l": "2024-05-01T10:00:00.25",
+                   "price": 12.5, "ratio": 0.1}
+
+
+def test_neo4j_temporal_values_into_postgres_and_neo4j(postgres_url, neo4j_url):
+    import psycopg
+    from psycopg.rows import dict_row
+
+    label, table, label2 = fresh("L"), fresh(), fresh("L")
+    neo4j_native_query(neo4j_url, f"CREATE (:{label} {{id: 1, day: date('2024-05-01'), "
+                                  "at: datetime('2024-05-01T10:00:00+02:00'), took: duration('PT2H')})")
+    run = dbsh("copy", f"{neo4j_url}/{label}", f"{postgres_url}/{table}", "--create")
+    assert run.code == 0, run.err
+    with psycopg.connect(postgres_url, row_factory=dict_row) as conn:
+        [row] = conn.execute(f"select day, at, took from {table}").fetchall()
+        types = {r["column_name"]: r["data_type"] for r in conn.execute(
+            "select column_name, data_type from information_schema.columns where table_name = %s", (table,))}
+    assert types["day"] == "date" and types["at"] == "timestamp with time zone"
+    assert str(row["day"]) == "2024-05-01" and row["at"].isoformat().startswith("2024-05-01T08:00:00")
+    assert row["took"] == "PT2H"   # a duration travels as its ISO 8601 text
+    run = dbsh("copy", f"{neo4j_url}/{label}", f"{neo4j_url}/{label2}")
+    assert run.code == 0, run.err
+    assert neo4j_native_query(neo4j_url, f"MATCH (n:{label2}) RETURN valueType(n.day) AS day, "
+                                         "valueType(n.at) AS at, toString(n.at) AS a") == [
+        {"day": "DATE NOT NULL", "at": "ZONED DATETIME NOT NULL", "a": "2024-05-01T10:00:00+02:00"}]
 
 
 @pytest.mark.parametrize("args, message", [

@@ -1,7 +1,7 @@
 """`dbsh migrate` on NoSQL targets: one runner, records and a leased lock in the target itself.
 
-Runs against SecantusDB (MongoDB stand-in), Redis, pouchdb-server (CouchDB stand-in) and FalkorDB
-(Neo4j stand-in over Bolt); Cassandra only with DBSH_TEST_CASSANDRA_URL. The data a migration writes
+Runs against SecantusDB (MongoDB stand-in), Redis, pouchdb-server (CouchDB stand-in) and Neo4j 5.26
+Community; Cassandra only with DBSH_TEST_CASSANDRA_URL. The data a migration writes
 and the version records are read back with pymongo, redis-py, HTTP and the neo4j driver.
 """
 
@@ -151,12 +151,10 @@ class Native:
         import neo4j
 
         parts = urlsplit(self.url)
-        with neo4j.GraphDatabase.driver(f"bolt://{parts.hostname}:{parts.port}", auth=("falkordb", ""),
-                                        connection_timeout=2, connection_acquisition_timeout=3) as driver:
+        with neo4j.GraphDatabase.driver(f"bolt://{parts.hostname}:{parts.port}",
+                                        auth=(parts.username, parts.password)) as driver:
             records, _, _ = driver.execute_query(text)
-            rows = [r.data() for r in records]
-        absorb(self.url)
-        return rows
+            return [r.data() for r in records]
 
     def _cassandra(self):
         from cassandra.cluster import Cluster
@@ -173,8 +171,6 @@ def target(request):
     url = request.getfixturevalue(f"{kind}_url")
     if kind == "mongo":   # a fresh database per test
         url = urlunsplit(urlsplit(url)._replace(path=f"/mig_{uuid.uuid4().hex[:10]}"))
-    if kind == "neo4j":   # FalkorDB's stalled handshakes (tests/servers.py) cost a short timeout, not 15 s
-        url += "?connection_timeout=2&acquisition_timeout=3"
     native = Native(kind, url)
     native.reset()
     return kind, url, native
@@ -190,17 +186,7 @@ def revs(tmp_path):
 
 
 def run(url, *args, process=False, **kw):
-    result = (dbsh_process if process else dbsh)("-u", url, "migrate", *args, **kw)
-    if url.startswith("bolt://"):
-        absorb(url)
-    return result
-
-
-def absorb(url):
-    """FalkorDB: take the connection slot a closed client may have stalled (see tests/servers.py)."""
-    from tests.servers import absorb_bolt_stall
-
-    absorb_bolt_stall(url.split("?", 1)[0])
+    return (dbsh_process if process else dbsh)("-u", url, "migrate", *args, **kw)
 
 
 # -- the verbs -----------------------------------------------------------------------------------
@@ -323,9 +309,6 @@ def test_eight_parallel_upgrades_apply_each_revision_once(target, revs, dbsh_env
     assert [code for code, _, _ in results] == [0] * 8, [err for _, _, err in results]
     applied = [json.loads(line)["revision"] for _, out, _ in results for line in out.splitlines()]
     assert sorted(applied) == ["r1", "r2"]
-    if kind == "neo4j":
-        for _ in results:   # FalkorDB: each closed client may leave one stalled connection slot
-            absorb(url)
     assert native.users() == [("Ann", 2)]
     assert native.records() == {"r1": "applied", "r2": "applied"}
 
@@ -376,6 +359,57 @@ def test_redis_cluster_keeps_records_and_lock_in_one_slot(redis_cluster_url, rev
     assert records == {"r1": "applied", "r2": "applied"}
     assert client.exists("{dbsh:migrate}:lock") == 0          # released
     assert client.hget("mig_users:1", "n") == b"2"
+
+
+def neo4j_native(neo4j_url):
+    return Native("neo4j", neo4j_url)
+
+
+def test_neo4j_lock_is_a_node_under_a_unique_constraint(neo4j_url, revs):
+    import neo4j
+
+    native = neo4j_native(neo4j_url)
+    native.reset()
+    up = run(neo4j_url, "upgrade", "--dir", str(revs))
+    assert up.code == 0, up.err
+    constraints = {r["name"]: r for r in native._cypher(
+        "SHOW CONSTRAINTS YIELD name, type, labelsOrTypes, properties")}
+    assert constraints["dbsh_migrate_lock"] == {"name": "dbsh_migrate_lock", "type": "UNIQUENESS",
+                                                "labelsOrTypes": ["DbshMigrateLock"], "properties": ["name"]}
+    assert constraints["dbsh_migration"]["properties"] == ["revision"]
+    # released: one lock node, no owner; a second one is refused by the server
+    assert native._cypher("MATCH (l:DbshMigrateLock) RETURN l.name AS name, l.owner AS owner") == [
+        {"name": "lock", "owner": None}]
+    with pytest.raises(neo4j.exceptions.ConstraintError):
+        native._cypher("CREATE (:DbshMigrateLock {name: 'lock'})")
+
+
+def test_neo4j_migrate_refuses_to_run_without_its_lock_constraint(neo4j_url, revs):
+    """An index already on :DbshMigrateLock(name) keeps Neo4j from creating the unique constraint the lock
+    needs: the run stops with the server's message instead of taking a lock that is not safe."""
+    native = neo4j_native(neo4j_url)
+    native.reset()
+    native._cypher("DROP CONSTRAINT dbsh_migrate_lock IF EXISTS")
+    native._cypher("CREATE INDEX lock_name_index FOR (l:DbshMigrateLock) ON (l.name)")
+    try:
+        up = run(neo4j_url, "upgrade", "--dir", str(revs))
+        assert up.code == 1 and up.out == "" and len(up.err.splitlines()) == 1
+        assert up.err.startswith("dbsh: error: There already exists an index") and "DbshMigrateLock" in up.err
+        assert native.users() == [] and native.records() == {}
+    finally:
+        native._cypher("DROP INDEX lock_name_index IF EXISTS")
+    assert run(neo4j_url, "upgrade", "--dir", str(revs)).code == 0
+
+
+def test_neo4j_migrate_with_a_wrong_password_is_exit_3(neo4j_url, revs):
+    parts = urlsplit(neo4j_url)
+    bad = f"bolt://{parts.username}:Wr0ng-s3cret@{parts.hostname}:{parts.port}"
+    for verb in ("status", "upgrade"):
+        result = run(bad, verb, "--dir", str(revs))
+        assert (result.code, result.out) == (3, "")
+        assert result.err == (f"dbsh: error: cannot authenticate to bolt://{parts.username}:***@{parts.hostname}:"
+                              f"{parts.port}: The client is unauthorized due to authentication failure.\n")
+    assert run(neo4j_url, "status", "--dir", str(revs)).code == 0   # and a good login clears the failed count
 
 
 def test_dry_run_lists_operations_and_says_when_it_cannot(target, revs):

@@ -263,25 +263,21 @@ def test_mongo_multiline_json_confirmation_and_readonly(mongo_url, mongo_db):
     assert db[name].count_documents({}) == 2
 
 
-# -- Neo4j (FalkorDB stand-in) -----------------------------------------------------------------
+# -- Neo4j ---------------------------------------------------------------------------------------
 
-@pytest.mark.falkordb
-def test_cypher_completion_and_detach_delete_confirmation(neo4j_url):
-    from tests.servers import absorb_bolt_stall
+@pytest.fixture
+def few_sampled_labels(monkeypatch):
+    """The session's graph holds the labels of every test so far: the shell samples the nodes of 5 of
+    them (not 200) for its completion, so each catalog refresh here stays short."""
+    monkeypatch.setattr("dbsh.drivers.neo4j.COMPLETION_LABELS", 5)
 
-    def settled(shell):
-        # FalkorDB gap: after a client closes a Bolt connection the next new one stalls; the
-        # shell's background catalog closes its own session, so take that slot before going on
-        assert shell.catalog.wait(120)
-        absorb_bolt_stall(neo4j_url)
 
+def test_cypher_completion_and_detach_delete_confirmation(neo4j_url, few_sampled_labels):
     label = unique("Person")
-    absorb_bolt_stall(neo4j_url)
     shell = open_shell(neo4j_url)
     try:
-        settled(shell)
         assert shell.run_statement(f"CREATE (:{label} {{name: 'Ann', age: 34}});") == 0
-        settled(shell)
+        assert shell.catalog.wait(120)
         assert label in completions(shell, f"MATCH (n:{label[:8]}")
         assert "age" in completions(shell, f"MATCH (n:{label}) RETURN n.a")
         shell.pipe.send_text("n\r")
@@ -289,14 +285,91 @@ def test_cypher_completion_and_detach_delete_confirmation(neo4j_url):
         assert shell.run_statement(f"MATCH (n:{label}) RETURN count(n) AS n;") == 0
         shell.pipe.send_text("y\r")
         assert shell.run_statement(f"MATCH (n:{label}) DETACH DELETE n;") == 0     # answered yes
-        settled(shell)
         assert shell.run_statement(f"MATCH (n:{label}) RETURN count(n) AS n;") == 0
     finally:
         done(shell)
-        absorb_bolt_stall(neo4j_url)
     assert shell.err.getvalue() == "not run\n"
     counts = [line for line in shell.out.getvalue().splitlines() if line.strip() in ("0", "1")]
     assert counts == [" 1 ", " 0 "]
+
+
+def test_cypher_completion_offers_every_label_and_only_property_keys(neo4j_url, few_sampled_labels):
+    """Labels come from db.labels() however many there are; fields are property keys (not the names of
+    indexes or relationship types), from sampled nodes or, past the first COMPLETION_LABELS labels (200;
+    5 here), db.propertyKeys()."""
+    tag = uuid.uuid4().hex[:6]
+    first = f"A{tag}"                               # sorted before every other label of the test graph
+    many = [f"B{tag}_{i}" for i in range(8)]        # more labels than the shell samples nodes of
+    last = f"Zz{tag}"                               # sorted after all of them
+    cypher(neo4j_url, f"CREATE (:{first} {{zeta: 1}})-[:LINKS_{tag}]->(:{first} {{zeta: 2, eta: 3}})")
+    cypher(neo4j_url, f"CREATE INDEX idx_{tag} FOR (n:{first}) ON (n.zeta)")
+    cypher(neo4j_url, "CREATE " + ", ".join(f"(:{name} {{k{i % 3}: 1}})" for i, name in enumerate(many)))
+    cypher(neo4j_url, f"CREATE (:{last} {{omega{tag}: 1}})")
+    try:
+        shell = open_shell(neo4j_url)
+        try:
+            assert completions(shell, f'\\find {first} {{"') == ["eta", "zeta"]
+            assert completions(shell, f'\\find B{tag}_2 {{"') == ["k2"]
+            assert completions(shell, f"MATCH (n:B{tag}_") == many
+            assert completions(shell, f"MATCH (n:Zz{tag[:3]}") == [last]
+            assert f"omega{tag}" in completions(shell, f'\\find {last} {{"omega')   # db.propertyKeys()
+        finally:
+            done(shell)
+    finally:
+        cypher(neo4j_url, f"DROP INDEX idx_{tag}")
+        cypher(neo4j_url, f"MATCH (n) WHERE any(l IN labels(n) WHERE l STARTS WITH 'B{tag}_' OR l IN [$a, $z]) "
+                          "DETACH DELETE n", a=first, z=last)
+
+
+def cypher(url, text, **params) -> list[dict]:
+    import neo4j
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    with neo4j.GraphDatabase.driver(f"bolt://{parts.hostname}:{parts.port}",
+                                    auth=(parts.username, parts.password)) as driver:
+        records, _, _ = driver.execute_query(text, params)
+    return [r.data() for r in records]
+
+
+def neo4j_count(url, label) -> int:
+    return cypher(url, f"MATCH (n:`{label}`) RETURN count(n) AS c")[0]["c"]
+
+
+def test_cypher_failed_statement_in_a_transaction_then_rollback_leaves_nothing(neo4j_url):
+    label = unique("Tx")
+    run = Typed(neo4j_url, f"\\begin\rCREATE (:{label} {{n: 1}});\rRETURN 1/0;\rCREATE (:{label} {{n: 2}});\r"
+                           f"\\rollback\rMATCH (n:{label}) RETURN count(n) AS c;\r"
+                           f"\\begin\rCREATE (:{label} {{n: 3}});\rRETURN nope;\r\\commit\r"
+                           f"\\begin\rCREATE (:{label} {{n: 4}});\r\\commit\r\\q\r")
+    assert run.errors.splitlines() == [
+        "dbsh: error: / by zero (Neo.ClientError.Statement.ArithmeticError)",
+        "dbsh: error: the transaction failed at an earlier statement and the server rolled it back: "
+        "\\rollback ends it",
+        "dbsh: error: Variable `nope` not defined (line 1, column 8 (offset: 7)) "
+        "(Neo.ClientError.Statement.SyntaxError)",
+        "dbsh: error: the transaction failed at an earlier statement and the server rolled it back: "
+        "nothing was committed",
+    ]   # and never "the connection was lost": it was not
+    assert run.output.splitlines()[1:4] == [" c ", "───", " 0 "]
+    assert neo4j_count(neo4j_url, label) == 1   # only the committed n: 4
+
+
+def test_cypher_transaction_commit_and_rollback_in_the_shell(neo4j_url):
+    label = unique("Tx")
+    shell = Shell(resolve(neo4j_url), settings={}, out=io.StringIO(), err=io.StringIO(), interactive=False)
+    try:
+        assert shell.run_statement("\\begin") == 0 and shell.in_transaction()
+        assert shell.run_statement(f"CREATE (:{label} {{n: 1}});") == 0
+        assert neo4j_count(neo4j_url, label) == 0      # not visible outside before the commit
+        assert shell.run_statement("\\rollback") == 0 and not shell.in_transaction()
+        assert shell.run_statement("\\begin") == 0
+        assert shell.run_statement(f"CREATE (:{label} {{n: 2}});") == 0
+        assert shell.run_statement("\\commit") == 0
+    finally:
+        shell.close()
+    assert shell.err.getvalue() == ""
+    assert neo4j_count(neo4j_url, label) == 1
 
 
 # -- CouchDB (pouchdb-server stand-in) ---------------------------------------------------------

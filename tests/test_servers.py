@@ -125,29 +125,37 @@ def test_secantusdb_answers_mongo_wire(mongo_url):
         db.smoke.drop()
 
 
-@pytest.mark.falkordb
-def test_falkordb_answers_bolt_and_every_new_driver_connects(neo4j_url):
+def test_neo4j_is_the_real_community_server_with_auth_and_routing(neo4j_url):
     import neo4j
 
-    # three fresh drivers in a row: each close arms FalkorDB's stall (see tests/servers.py),
-    # absorb_bolt_stall takes it, so every driver connects at once
-    for i in range(3):
-        with neo4j.GraphDatabase.driver(neo4j_url, auth=servers.FALKORDB_AUTH,
-                                        connection_acquisition_timeout=10) as driver:
-            records, _, _ = driver.execute_query("CREATE (n:Smoke {i: $i}) RETURN n.i AS i", i=i)
-            assert [r["i"] for r in records] == [i]
-        servers.absorb_bolt_stall(neo4j_url)
-    with neo4j.GraphDatabase.driver(neo4j_url, auth=servers.FALKORDB_AUTH) as driver:
-        records, _, _ = driver.execute_query("MATCH (n:Smoke) RETURN count(n) AS c")
-        assert records[0]["c"] == 3
+    parts = urlsplit(neo4j_url)
+    auth = (parts.username, parts.password)
+    assert parts.scheme == "bolt" and parts.hostname == "127.0.0.1" and auth == ("neo4j", servers.PASSWORD)
+    with neo4j.GraphDatabase.driver(f"neo4j://127.0.0.1:{parts.port}", auth=auth) as driver:
+        driver.verify_connectivity()
+        records, _, _ = driver.execute_query("CALL dbms.components() YIELD name, versions, edition "
+                                             "RETURN name, versions[0] AS version, edition")
+        [component] = [r.data() for r in records]
+        assert component["name"] == "Neo4j Kernel" and component["edition"] == "community"
+        assert component["version"].startswith("5.26.")
+        # the routing table names the one server, at the address it was started on
+        records, _, _ = driver.execute_query("CALL dbms.routing.getRoutingTable({}) YIELD servers "
+                                             "UNWIND servers AS s RETURN s.role AS role, s.addresses AS a")
+        assert {r["role"]: r["a"] for r in records} == {role: [f"127.0.0.1:{parts.port}"]
+                                                        for role in ("WRITE", "READ", "ROUTE")}
+        records, _, _ = driver.execute_query("CREATE (n:Smoke {i: $i}) RETURN n.i AS i", i=7)
+        assert [r["i"] for r in records] == [7]
         driver.execute_query("MATCH (n:Smoke) DELETE n")
-    servers.absorb_bolt_stall(neo4j_url)
+    for bad in (("neo4j", "wrong"), None):   # auth is on: a wrong password, or none, is refused
+        with neo4j.GraphDatabase.driver(f"bolt://127.0.0.1:{parts.port}", auth=bad) as driver:
+            with pytest.raises(neo4j.exceptions.AuthError):
+                driver.verify_connectivity()
 
 
-def test_falkordb_refuses_to_start_on_the_host_network(monkeypatch):
-    monkeypatch.setattr(servers, "in_private_netns", lambda: False)
-    server = servers.FalkorDB()
-    with pytest.raises(servers.ServerError, match="binds every interface; run the suite through scripts/test"):
+def test_neo4j_without_its_jars_is_an_error_not_a_skip(monkeypatch, tmp_path):
+    monkeypatch.setattr(servers, "NEO4J_DIR", tmp_path)
+    server = servers.Neo4j()
+    with pytest.raises(servers.ServerError, match="Neo4j jars not found .*run scripts/install-test-deps"):
         server.start()
     assert server.dir is None and not server.procs
 

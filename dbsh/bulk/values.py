@@ -12,17 +12,25 @@ from dbsh.errors import UsageError
 
 
 # -- values between models --------------------------------------------------------------------
-def plain_value(value: Any, keep_dates: bool) -> Any:
-    """A value every backend can store: ObjectId -> its hex string, graph/driver types -> JSON forms."""
+def plain_value(value: Any, keep_dates: bool, keep_decimals: bool | None = None) -> Any:
+    """A value every backend can store: ObjectId -> its hex string, graph/driver types -> JSON forms.
+    ``keep_dates``: dates and times stay Python's (a Neo4j date or time becomes one: nanoseconds past
+    the microsecond are dropped); ``keep_decimals`` (default: as keep_dates): decimals stay exact."""
     if value is None or isinstance(value, str | bool | int | float):
         return value
+    if keep_decimals is None:
+        keep_decimals = keep_dates
     if isinstance(value, dict):
-        return {str(k): plain_value(v, keep_dates) for k, v in value.items()}
+        return {str(k): plain_value(v, keep_dates, keep_decimals) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [plain_value(v, keep_dates) for v in value]
-    if keep_dates and isinstance(value, dt.datetime | dt.date):
+        return [plain_value(v, keep_dates, keep_decimals) for v in value]
+    if keep_dates and isinstance(value, dt.datetime | dt.date | dt.time):
         return value
-    if keep_dates and isinstance(value, decimal.Decimal):
+    if keep_dates and callable(getattr(value, "to_native", None)):   # neo4j.time Date, Time, DateTime
+        native = value.to_native()
+        if isinstance(native, dt.datetime | dt.date | dt.time):
+            return native
+    if keep_decimals and isinstance(value, decimal.Decimal):
         return value
     from dbsh.output import jsonable
 
@@ -33,7 +41,7 @@ def plain_value(value: Any, keep_dates: bool) -> Any:
             return inner   # ObjectId -> "65f0...", as the issue asks: a string, not extended JSON
         if key == "$date":
             return inner if isinstance(inner, str) else converted
-    return plain_value(converted, keep_dates) if isinstance(converted, dict | list) else converted
+    return plain_value(converted, keep_dates, keep_decimals) if isinstance(converted, dict | list) else converted
 
 
 def flatten(doc: dict, sep: str = "_", prefix: str = "") -> dict:
@@ -68,6 +76,7 @@ def parse_map(pairs: Iterable[str] | None) -> dict[str, str | None]:
 def converter(destination: Session, *, mapping: dict[str, str | None] | None = None, flat: bool = False,
               source: Session | None = None) -> Callable[[dict], dict]:
     keep_dates = destination.capabilities.schema or destination.capabilities.dates
+    keep_decimals = keep_dates and destination.capabilities.decimals
     mapping = dict(mapping or {})
     for internal in (source.internal_fields if source is not None else ()):
         mapping.setdefault(internal, None)
@@ -75,7 +84,7 @@ def converter(destination: Session, *, mapping: dict[str, str | None] | None = N
     scalars_only = not destination.capabilities.nested
 
     def convert(doc: dict) -> dict:
-        doc = plain_value(doc, keep_dates)
+        doc = plain_value(doc, keep_dates, keep_decimals)
         if flat:
             doc = flatten(doc)
         if mapping:

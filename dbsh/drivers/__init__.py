@@ -111,7 +111,9 @@ BUILTIN: tuple[Backend, ...] = (
             example="neo4j://host:7687",
             cannot={"nested-values": "properties are scalars or lists of scalars: a nested object is refused",
                     "nested": "properties are flat: a filter on a nested path (a.b) is refused"},
-            differs={"null": "a property set to null is removed: null and missing are the same"}),
+            differs={"null": "a property set to null is removed: null and missing are the same",
+                     "arrays": "a list property is compared as a whole, as Cypher's = does: a value does not match "
+                               "an element of it (so equality keeps its index seek)"}),
     Backend("couchdb", "CouchDB", ("couchdb", "couchdbs"), "dbsh.drivers.couchdb:connect", "http",
             extra="couchdb", client="couchdb", bench="dbsh.bench.backends:CouchAdapter",
             migrate="dbsh.migrate.stores:CouchStore", example="couchdb://host:5984"),

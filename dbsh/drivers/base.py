@@ -29,6 +29,7 @@ class Capabilities:
     # Session.prepares_apart)
     embedded: bool = False
     dates: bool = False             # stores dates and times as such (copy keeps them; elsewhere ISO text)
+    decimals: bool = True           # with dates (or a schema): stores exact decimals as such
     nested: bool = True             # stores nested objects (elsewhere, copy sends them as JSON text)
 
 

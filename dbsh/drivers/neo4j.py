@@ -7,8 +7,10 @@ A dbsh Session holds one neo4j Driver and one neo4j session: a CLI run opens one
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import sys
 import time
 from typing import Any, Iterable, Iterator
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -27,19 +29,22 @@ from dbsh.output import register_encoder
 SCHEMES = ("neo4j", "neo4j+s", "neo4j+ssc", "bolt", "bolt+s", "bolt+ssc")
 FETCH_SIZE = 1000
 DESCRIBE_SAMPLE = 1000
+DELETE_BATCH = 10000      # nodes deleted per transaction by the delete verb (outside \begin)
+COMPLETION_LABELS = 200   # labels whose nodes the shell's completion samples (each one query)
+COMPLETION_SAMPLE = 100   # nodes sampled per label
 MAX_NAME = 255
 
 
 # -- how graph values look in json (lossless) and in tables (the same, as one JSON cell) -------
 def node_json(node: neo4j.graph.Node) -> dict[str, Any]:
-    return {"element_id": node.element_id, "labels": sorted(node.labels), "properties": dict(node)}
+    return {"element_id": node.element_id, "labels": sorted(node.labels), "properties": plain(dict(node))}
 
 
 def relationship_json(rel: neo4j.graph.Relationship) -> dict[str, Any]:
     return {"element_id": rel.element_id, "type": rel.type,
             "start": rel.start_node.element_id if rel.start_node is not None else None,
             "end": rel.end_node.element_id if rel.end_node is not None else None,
-            "properties": dict(rel)}
+            "properties": plain(dict(rel))}
 
 
 def path_json(path: neo4j.graph.Path) -> dict[str, Any]:
@@ -47,12 +52,78 @@ def path_json(path: neo4j.graph.Path) -> dict[str, Any]:
             "relationships": [relationship_json(r) for r in path.relationships]}
 
 
+_FRACTION = re.compile(r"\.(\d*[1-9])?0+(?=\D|$)")
+
+
+def temporal_text(value) -> str:
+    """A date, time, datetime or duration in ISO 8601 as Neo4j's toString() writes it: the driver's
+    iso_format() without its trailing zeros of nanoseconds, UTC as Z, a named zone after the offset
+    in brackets (``2024-05-01T10:00:00+02:00[Europe/Stockholm]``)."""
+    text = _FRACTION.sub(lambda m: "." + m.group(1) if m.group(1) else "", value.iso_format(), count=1)
+    tz = getattr(value, "tzinfo", None)
+    if tz is not None:
+        if text.endswith("+00:00"):
+            text = text[:-6] + "Z"
+        zone = getattr(tz, "zone", None) or getattr(tz, "key", None)
+        if zone and zone != "UTC":
+            text += f"[{zone}]"
+    return text
+
+
+def point_json(point: neo4j.spatial.Point) -> dict[str, Any]:
+    return {"srid": point.srid, "coordinates": list(point)}
+
+
+def plain(value: Any) -> Any:
+    """Duration and Point are tuples: JSON encoders write any tuple as a bare list (``[0, 1, 0, 0]``
+    for P1D) and never ask a registered encoder. Give them (in lists and maps too) their own form."""
+    if isinstance(value, neo4j.time.Duration):
+        return temporal_text(value)
+    if isinstance(value, neo4j.spatial.Point):
+        return point_json(value)
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    return value
+
+
 register_encoder(neo4j.graph.Node, node_json)
 register_encoder(neo4j.graph.Relationship, relationship_json)
 register_encoder(neo4j.graph.Path, path_json)
 for _kind in (neo4j.time.Date, neo4j.time.Time, neo4j.time.DateTime, neo4j.time.Duration):
-    register_encoder(_kind, lambda v: v.iso_format())
-register_encoder(neo4j.spatial.Point, lambda p: {"srid": p.srid, "coordinates": list(p)})
+    register_encoder(_kind, temporal_text)
+register_encoder(neo4j.spatial.Point, point_json)
+
+
+# -- the driver's log --------------------------------------------------------------------------
+class NotificationLines(logging.Handler):
+    """The driver logs every server notification of severity WARNING (``The label `Persn` does not
+    exist``) as the repr of the whole status object and the query, which Python's last-resort
+    handler prints on stderr. One line instead: ``dbsh: warning: ... (01N50)``."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            status = getattr(record.args[0], "notification", None) if record.args else None
+            text = (getattr(status, "status_description", None) or getattr(status, "description", None)
+                    or record.getMessage())
+            code = getattr(status, "gql_status", None) or getattr(status, "code", None)
+            text = one_line(str(text)).removeprefix("warn: ")
+            print(f"dbsh: warning: {text}" + (f" ({code})" if code else ""), file=sys.stderr)
+        except Exception:  # noqa: BLE001 - logging must never break a command
+            self.handleError(record)
+
+
+_notifications = logging.getLogger("neo4j.notifications")
+if not any(isinstance(h, NotificationLines) for h in _notifications.handlers):
+    _notifications.addHandler(NotificationLines())
+_notifications.propagate = False
+# the rest of the driver's log (a retried deadlock, a routing table it is still waiting for) is not
+# the user's business: what fails for good reaches them as one error line
+logging.getLogger("neo4j").addHandler(logging.NullHandler())
 
 
 # -- identifiers ---------------------------------------------------------------------------------
@@ -78,6 +149,9 @@ class CypherFilter:
         return "$" + name
 
     def prop(self, field: str) -> str:
+        if "." in field:
+            raise Unsupported(f"nested field {field!r}: Neo4j properties are flat, so a filter on a nested path "
+                              "is not supported")
         return f"{self.var}.{quote_name(field, 'property name')}"
 
     def compile(self, node: q.Node) -> str:
@@ -107,6 +181,8 @@ class CypherFilter:
                 return "false"
             sign = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[op]
             return f"{prop} {sign} {self.param(value)}"
+        # a list property is compared as a whole, as Cypher's = does: an element test would cost every
+        # equality filter its index seek (the backend record declares this difference)
         if op == "in":
             plain = [v for v in value if v is not None]
             text = f"{prop} IN {self.param(plain)}"
@@ -143,7 +219,13 @@ def compile_find(label: str, where: q.Filter, *, sort=None, limit=None, skip=Non
     clause, params = compile_where(where)
     text = f"MATCH (n:{quote_name(label, 'label')}){clause} RETURN {returns}"
     if sort:
-        keys = [f"n.{quote_name(f, 'property name')}{' DESC' if d < 0 else ''}" for f, d in sort]
+        # MongoDB's order: a missing value sorts first ascending, last descending (Cypher puts null
+        # last ascending): order by "has a value" first
+        keys = []
+        for f, d in sort:
+            prop = f"n.{quote_name(f, 'property name')}"
+            desc = " DESC" if d < 0 else ""
+            keys += [f"{prop} IS NOT NULL{desc}", f"{prop}{desc}"]
         text += " ORDER BY " + ", ".join(keys)
     if skip:
         if skip < 0:
@@ -234,6 +316,12 @@ def _round(value):
     return round(value, 1) if isinstance(value, float) else value
 
 
+# refused logins the driver raises as plain ClientErrors (AuthError covers Unauthorized): after
+# dbms.security.auth_max_failed_attempts wrong passwords the user is locked out for a while
+AUTH_CODES = frozenset({"Neo.ClientError.Security.AuthenticationRateLimit",
+                        "Neo.ClientError.Security.CredentialsExpired"})
+TX_FAILED = "the transaction failed at an earlier statement and the server rolled it back"
+
 COUNTERS = ("nodes_created", "nodes_deleted", "relationships_created", "relationships_deleted",
             "properties_set", "labels_added", "labels_removed", "indexes_added", "indexes_removed",
             "constraints_added", "constraints_removed")
@@ -252,6 +340,7 @@ def connect(target) -> "Neo4jSession":
 
 class Neo4jSession(Session):
     capabilities = Capabilities(language="cypher", transactions=True, schema=False, statement_terminator=";",
+                                dates=True, decimals=False,
                                 nested=False)
     name = "Neo4j"
 
@@ -288,17 +377,24 @@ class Neo4jSession(Session):
             raise UsageError(f"invalid Neo4j URL {target.display()}: {one_line(str(e))}") from None
         self._session: neo4j.Session | None = None
         self._tx: neo4j.Transaction | None = None
+        self._tx_failed = False   # a statement of the open transaction failed: the server rolled it back
 
     # -- errors ----------------------------------------------------------------------------
     def _error(self, e: Exception) -> DbshError:
         if isinstance(e, DbshError):
             return e
-        text = redact(one_line(getattr(e, "message", None) or str(e)), self._secret)
+        if self._tx is not None:
+            self._tx_failed = True
+        # the server's own message; a driver-side error's .message is a generic GQL description
+        # ("50N42: Unexpected error has occurred. See debug log for details.")
+        message = e.message if isinstance(e, nx.Neo4jError) else None
+        text = redact(one_line(message or str(e)), self._secret)
         if text.endswith(":"):   # "Couldn't connect to h:p (...):" then the reason on the next lines
             text = " ".join(str(e).split())
-        if isinstance(e, nx.AuthError):
+        if isinstance(e, nx.AuthError) or getattr(e, "code", None) in AUTH_CODES:
             return ConnectError(f"cannot authenticate to {self.target.display()}: {text}")
-        if isinstance(e, (nx.ServiceUnavailable, nx.SessionExpired, nx.ConnectionAcquisitionTimeoutError)):
+        if isinstance(e, (nx.ServiceUnavailable, nx.SessionExpired, nx.ConnectionAcquisitionTimeoutError)) or \
+                getattr(e, "code", None) == "Neo.ClientError.Database.DatabaseNotFound":
             return ConnectError(f"cannot connect to {self.target.display()}: {text}")
         if isinstance(e, nx.Neo4jError):
             code = getattr(e, "code", None)
@@ -318,6 +414,8 @@ class Neo4jSession(Session):
 
     def _run(self, text: str, params: dict | None = None) -> neo4j.Result:
         """Run one statement in the open transaction, or as an auto-commit transaction."""
+        if self._tx_failed:
+            raise QueryError(f"{TX_FAILED}: \\rollback ends it")
         try:
             runner = self._tx if self._tx is not None else self._neo()
             return runner.run(text, params or {})
@@ -340,10 +438,22 @@ class Neo4jSession(Session):
         except Exception as e:  # noqa: BLE001
             raise self._error(e) from None
 
+    def _closer(self, result: neo4j.Result):
+        """Result.close for a streamed result: the rest consumed. A result whose rows raised the
+        server's error already answers ResultFailedError then, which would hide that error."""
+        def close() -> None:
+            try:
+                result.consume()
+            except nx.ResultFailedError:
+                pass
+            except Exception as e:  # noqa: BLE001
+                raise self._error(e) from None
+        return close
+
     def _stream(self, result: neo4j.Result, keys: list[str], convert=None) -> Iterator[dict]:
         try:
             for record in result:
-                row = dict(zip(keys, record.values()))
+                row = {key: plain(value) for key, value in zip(keys, record.values())}
                 yield convert(row) if convert else row
         except Exception as e:  # noqa: BLE001
             raise self._error(e) from None
@@ -359,7 +469,14 @@ class Neo4jSession(Session):
 
     def ping(self) -> float:
         start = time.perf_counter()
-        self._summary(self._run("RETURN 1"))
+        if self._tx is None:
+            self._summary(self._run("RETURN 1"))
+        else:   # not inside the user's transaction (a failed one answers every statement with an error)
+            try:
+                with self.client.session(database=self.database) as session:
+                    session.run("RETURN 1").consume()
+            except Exception as e:  # noqa: BLE001
+                raise self._error(e) from None
         return time.perf_counter() - start
 
     def close(self) -> None:
@@ -372,6 +489,7 @@ class Neo4jSession(Session):
             pass
         finally:
             self._tx = self._session = None
+            self._tx_failed = False
             self.client.close()
 
     # -- transactions ----------------------------------------------------------------------
@@ -393,6 +511,15 @@ class Neo4jSession(Session):
         if self._tx is None:
             raise UsageError("no transaction is open")
         tx, self._tx = self._tx, None
+        failed, self._tx_failed = self._tx_failed, False
+        if failed:
+            try:
+                tx.close()   # the server has rolled it back already
+            except Exception:  # noqa: BLE001 - nothing is left to undo
+                pass
+            if how == "commit":
+                raise QueryError(f"{TX_FAILED}: nothing was committed")
+            return
         try:
             getattr(tx, how)()
         except Exception as e:  # noqa: BLE001
@@ -405,6 +532,21 @@ class Neo4jSession(Session):
     # -- catalog ---------------------------------------------------------------------------
     def collections(self) -> list[str]:
         return sorted(str(r["label"]) for r in self._all("CALL db.labels() YIELD label RETURN label"))
+
+    def completions(self) -> dict[str, list[str]]:
+        """For the shell: every label (db.labels()) with the property keys of a sample of its nodes;
+        past COMPLETION_LABELS labels, every property key the database has (db.propertyKeys())."""
+        labels = self.collections()
+        fields: dict[str, list[str]] = {}
+        for name in labels[:COMPLETION_LABELS]:
+            rows = self._all(f"MATCH (n:{quote_name(name, 'label')}) WITH n LIMIT $sample "
+                             "UNWIND keys(n) AS key RETURN DISTINCT key", {"sample": COMPLETION_SAMPLE})
+            fields[name] = sorted(str(r["key"]) for r in rows)
+        if len(labels) > COMPLETION_LABELS:
+            keys = sorted(str(r["key"]) for r in self._all("CALL db.propertyKeys() YIELD propertyKey AS key "
+                                                           "RETURN key"))
+            fields.update((name, keys) for name in labels[COMPLETION_LABELS:])
+        return fields
 
     def describe(self, name: str) -> Result:
         label = quote_name(name, "label")
@@ -491,8 +633,8 @@ class Neo4jSession(Session):
                 return {f: props.get(f) for f in fields}
             for f in fields:
                 quote_name(f, "property name")
-            return Result(self._stream(result, ["n"], convert), list(fields), close=result.consume)
-        return Result(self._stream(result, ["n"], lambda row: row["n"] or {}), None, close=result.consume)
+            return Result(self._stream(result, ["n"], convert), list(fields), close=self._closer(result))
+        return Result(self._stream(result, ["n"], lambda row: row["n"] or {}), None, close=self._closer(result))
 
     def count(self, name, where) -> int:
         text, params = compile_find(name, where, returns="count(n) AS count")
@@ -512,15 +654,32 @@ class Neo4jSession(Session):
         return WriteResult("updated", name, matched, matched=matched)
 
     def delete(self, name, where, *, one=False) -> WriteResult:
+        """DETACH DELETE the matching nodes. Outside an explicit transaction, DELETE_BATCH nodes per
+        transaction: one transaction over a large label outgrows the server's transaction memory
+        (dbms.memory.transaction.total.max: MemoryPoolOutOfMemoryError), as Neo4j's own
+        CALL { ... } IN TRANSACTIONS avoids; an error then says how many were deleted before it."""
         clause, params = compile_where(where)
         text = f"MATCH (n:{quote_name(name, 'label')}){clause}"
+        batched_ = not one and self._tx is None
         if one:
             text += " WITH n LIMIT 1"
-        summary = self._summary(self._run(text + " DETACH DELETE n", params))
-        details = {}
-        if summary.counters.relationships_deleted:
-            details["relationships deleted"] = summary.counters.relationships_deleted
-        return WriteResult("deleted", name, summary.counters.nodes_deleted, details=details)
+        elif batched_:
+            text += " WITH n LIMIT $batch"
+            params["batch"] = DELETE_BATCH
+        nodes = relationships = 0
+        while True:
+            try:
+                counters = self._summary(self._run(text + " DETACH DELETE n", params)).counters
+            except DbshError as e:
+                if nodes:
+                    e.message += f" ({nodes} nodes were deleted from {name} before this batch)"
+                raise
+            nodes += counters.nodes_deleted
+            relationships += counters.relationships_deleted
+            if not batched_ or counters.nodes_deleted < DELETE_BATCH:
+                break
+        details = {"relationships deleted": relationships} if relationships else {}
+        return WriteResult("deleted", name, nodes, details=details)
 
     def explain(self, name, where, **find_options) -> Result:
         text, params = compile_find(name, where, **{k: v for k, v in find_options.items()
@@ -545,7 +704,7 @@ class Neo4jSession(Session):
             raise self._error(e) from None
         if not keys:
             return Result.status(counters_text(self._summary(result).counters))
-        return Result(self._stream(result, keys), keys, close=result.consume)
+        return Result(self._stream(result, keys), keys, close=self._closer(result))
 
     def _plan(self, text: str, params, *, profiled: bool) -> Result:
         result = self._run(text, params)

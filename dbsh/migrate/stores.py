@@ -319,18 +319,19 @@ class CouchStore(Store):
 # -- Neo4j -------------------------------------------------------------------------------------
 class Neo4jStore(Store):
     def _q(self, text: str, **params) -> list[dict]:
-        records, _, _ = self.client.execute_query(text, params, database_=self.session.database)
+        try:
+            records, _, _ = self.client.execute_query(text, params, database_=self.session.database)
+        except Exception as e:  # noqa: BLE001 - one line, and exit 3 for a refused login
+            raise self.session._error(e) from None
         return [r.data() for r in records]
 
     def setup(self) -> None:
+        # the lock is only safe under its unique constraint: a failure here stops the run
         for text in ("CREATE CONSTRAINT dbsh_migrate_lock IF NOT EXISTS FOR (l:DbshMigrateLock) "
                      "REQUIRE l.name IS UNIQUE",
                      "CREATE CONSTRAINT dbsh_migration IF NOT EXISTS FOR (v:DbshMigration) "
                      "REQUIRE v.revision IS UNIQUE"):
-            try:
-                self._q(text)
-            except Exception:  # noqa: BLE001 - FalkorDB has no Cypher constraints; its queries run one at a time
-                pass
+            self._q(text)
 
     def records(self, create: bool = True) -> dict[str, dict]:
         rows = self._q("MATCH (v:DbshMigration) RETURN properties(v) AS v")
