@@ -98,8 +98,8 @@ BUILTIN: tuple[Backend, ...] = (
             "dbsh.drivers.neo4j:connect", "cypher", extra="neo4j", client="neo4j",
             bench="dbsh.bench.backends:Neo4jAdapter", migrate="dbsh.migrate.stores:Neo4jStore",
             example="neo4j://host:7687"),
-    Backend("couchdb", "CouchDB", ("couchdb", "couchdbs"), "dbsh.drivers.couchdb:connect", "http",
-            extra="couchdb", client="couchdb", bench="dbsh.bench.backends:CouchAdapter",
+    Backend("couchdb", "CouchDB", ("couchdb", "couchdbs"), "dbsh.drivers.couchdb.session:connect", "http",
+            extra="couchdb", client="httpx", bench="dbsh.bench.backends:CouchAdapter",
             migrate="dbsh.migrate.stores:CouchStore", example="couchdb://host:5984"),
 )
 
