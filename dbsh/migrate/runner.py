@@ -151,7 +151,7 @@ class NoSqlMigrations:
         if self._script is None:
             if not self.dir.is_dir():
                 raise UsageError(f"no migrations directory {self.dir}",
-                                 hint="create it, or use --dir PATH; `dbsh migrate revision -m ...` writes there")
+                                 hint="run dbsh migrate init to make it, or use --dir PATH")
             try:
                 self._script = ScriptDirectory(str(self.dir), version_locations=[str(self.dir)])
                 self._script.revision_map.heads   # load and check every file now
