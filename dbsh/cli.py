@@ -19,7 +19,22 @@ TYPER_WORDS = {"--help", "-h", "--install-completion", "--show-completion"}
 
 
 def main(argv: list[str] | None = None) -> None:
-    sys.exit(run(sys.argv[1:] if argv is None else argv))
+    try:
+        code = run(sys.argv[1:] if argv is None else argv)
+        sys.stdout.flush()
+    except BrokenPipeError:   # `dbsh --help | head -1`: the reader went away, as in execute()
+        _quiet_stdout()
+        code = 141
+    sys.exit(code)
+
+
+def _quiet_stdout() -> None:
+    """stdout to /dev/null, so the interpreter's last flush of a closed pipe cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def run(args: list[str]) -> int:
@@ -127,11 +142,7 @@ def execute(call: Call) -> int:
         return 0
     except BrokenPipeError:
         # the reader (e.g. `| head`) went away: stop quietly, like any Unix filter
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(devnull, sys.stdout.fileno())
-        except (OSError, ValueError):
-            pass
+        _quiet_stdout()
         return 141
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else 0

@@ -299,6 +299,28 @@ def test_histogram_files(redis_db, tmp_path):
     assert (tmp_path / "lat.run-update.hgrm").exists()
 
 
+def test_svg_and_html_histograms_need_no_matplotlib(redis_db, tmp_path, monkeypatch):
+    """Without the [plot] extra: .svg and .html are written all the same; .png is refused before the
+    benchmark runs, naming the extra."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)   # as if not installed
+    url, client = redis_db
+    for name in ("lat.svg", "lat.html"):
+        run = dbsh("-u", url, "bench", "-w", "c", "--records", "20", "--operations", "30",
+                   "--histogram", str(tmp_path / name), "--clean")
+        assert run.code == 0, run.err
+        assert f"dbsh: latency histogram written to {tmp_path / name}\n" in run.err
+    assert (tmp_path / "lat.svg").read_text().startswith('<svg xmlns="http://www.w3.org/2000/svg"')
+    assert "<svg" in (tmp_path / "lat.html").read_text()
+    client.flushdb()
+    run = dbsh("-u", url, "bench", "-w", "c", "--records", "20", "--histogram", str(tmp_path / "lat.png"))
+    assert (run.code, run.err) == (2, f"dbsh: error: --histogram {tmp_path / 'lat.png'}: a PNG needs matplotlib "
+                                      "(pip install 'dbsh[plot]', or write .svg, .html or .hgrm, which need "
+                                      "nothing)\n")
+    assert client.dbsize() == 0 and not (tmp_path / "lat.png").exists()   # nothing ran
+
+
 def test_compare_side_by_side(redis_db, sqlite_url):
     url, _ = redis_db
     run = dbsh("bench", "--compare", url, sqlite_url, "-w", "c", "--records", "20", "--operations", "40",
