@@ -16,6 +16,7 @@ from dbsh.verbs import EPILOG, HELP, Call, Verb
 
 COMPLETION_ENV = "_DBSH_COMPLETE"
 TYPER_WORDS = {"--help", "-h", "--install-completion", "--show-completion"}
+SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -47,6 +48,8 @@ def run(args: list[str]) -> int:
     if args in (["--help"], ["-h"]):
         print(top_help())
         return 0
+    if len(args) == 2 and args[0] in ("--show-completion", "--install-completion") and args[1] in SHELLS:
+        return completion(args[0] == "--install-completion", args[1])
     if os.environ.get(COMPLETION_ENV) or TYPER_WORDS & set(_before_separator(args)):
         return _typer(args)
     from dbsh.context import Settings
@@ -202,9 +205,29 @@ def top_help() -> str:
     lines += _option_lines(verbs.global_options())
     lines += ["  -V, --version         Print the version.",
               "  -h, --help            This help; dbsh COMMAND --help for one command.",
-              "      --install-completion  Install completion for the current shell (bash, zsh, fish).", "",
+              "      --install-completion [SHELL]",
+              "                        Install completion for bash, zsh or fish (default: the shell running dbsh).",
+              "      --show-completion [SHELL]",
+              "                        Print that completion script instead.", "",
               EPILOG]
     return "\n".join(lines)
+
+
+def completion(install: bool, shell: str) -> int:
+    """`--show-completion SHELL` prints the completion script of that shell, `--install-completion
+    SHELL` installs it (Typer's files: ~/.bash_completions/dbsh.sh, ~/.zfunc/_dbsh,
+    ~/.config/fish/completions/dbsh.fish). Typer alone takes no shell name: it detects the shell it
+    runs under, which is not the one a script or a Dockerfile writes for."""
+    # Typer's own script templates and installer (typer<0.29 is pinned; tests/test_completion.py
+    # fails if they move)
+    from typer._completion_shared import get_completion_script, install as install_script
+
+    if install:
+        name, path = install_script(shell=shell, prog_name="dbsh", complete_var=COMPLETION_ENV)
+        print(f"{name} completion installed in {path}; it takes effect in new shells")
+    else:
+        print(get_completion_script(prog_name="dbsh", complete_var=COMPLETION_ENV, shell=shell))
+    return 0
 
 
 # -- the Typer app (help pages, shell completion) ---------------------------------------------------
