@@ -321,6 +321,42 @@ def test_svg_and_html_histograms_need_no_matplotlib(redis_db, tmp_path, monkeypa
     assert client.dbsize() == 0 and not (tmp_path / "lat.png").exists()   # nothing ran
 
 
+def test_loading_again_says_to_pass_clean_sqlite(sqlite_url):
+    path = sqlite_url.split("///", 1)[1]
+    args = ("-w", "a", "--records", "30", "--operations", "20", "--seed", "1")
+    assert bench(sqlite_url, *args)[0].code == 0
+    with sqlite3.connect(path) as conn:
+        conn.execute("update usertable set field0 = 'mine' where rowid = 1")
+    run, rows = bench(sqlite_url, *args)
+    assert (run.code, rows) == (2, [])
+    assert run.err == (f"dbsh: error: usertable on {sqlite_url} already holds 30 records from an earlier load, so "
+                       "every INSERT of this one would fail (pass --clean to drop them and load afresh, or "
+                       "--run-only to run the workload on them)\n")
+    with sqlite3.connect(path) as conn:   # nothing ran: the earlier records are as they were
+        assert conn.execute("select count(*), sum(field0 = 'mine') from usertable").fetchone() == (30, 1)
+    run, rows = bench(sqlite_url, *args, "--run-only")
+    assert run.code == 0 and by_op(rows, "run")["ALL"]["count"] == 20 and by_op(rows, "run")["ALL"]["errors"] == 0
+    run, rows = bench(sqlite_url, *args, "--clean")
+    assert run.code == 0 and by_op(rows, "load")["INSERT"]["errors"] == 0
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("select count(*), sum(field0 = 'mine') from usertable").fetchone() == (30, 0)
+
+
+def test_loading_again_says_to_pass_clean_redis(redis_db):
+    url, client = redis_db
+    args = ("-w", "c", "--records", "25", "--operations", "10", "-p", "table=again")
+    assert bench(url, *args)[0].code == 0
+    run, rows = bench(url, *args)
+    assert (run.code, rows) == (2, [])
+    assert run.err == (f"dbsh: error: again on {url} already holds 25 records from an earlier load, so every "
+                       "INSERT of this one would fail (pass --clean to drop them and load afresh, or --run-only "
+                       "to run the workload on them)\n")
+    run, rows = bench(url, *args, "--clean")
+    assert run.code == 0, run.err
+    assert (by_op(rows, "load")["INSERT"]["count"], by_op(rows, "load")["INSERT"]["errors"]) == (25, 0)
+    assert len([k for k in client.scan_iter("again:*", _type="hash")]) == 25
+
+
 def test_compare_side_by_side(redis_db, sqlite_url):
     url, _ = redis_db
     run = dbsh("bench", "--compare", url, sqlite_url, "-w", "c", "--records", "20", "--operations", "40",
