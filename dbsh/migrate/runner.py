@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import socket   # gethostname: os.uname() does not exist on Windows
 import sys
 import uuid
 from pathlib import Path
@@ -142,7 +143,7 @@ class NoSqlMigrations:
         self.dir = Path(directory) if directory else Path("migrations", "nosql", self.backend)
         self.lock_timeout = lock_timeout
         self.lease = lock_lease or DEFAULT_LEASE
-        self.owner = f"dbsh migrate pid {os.getpid()} on {os.uname().nodename} ({uuid.uuid4().hex[:8]})"
+        self.owner = f"dbsh migrate pid {os.getpid()} on {socket.gethostname()} ({uuid.uuid4().hex[:8]})"
         self._script: ScriptDirectory | None = None
 
     # -- the revision graph --------------------------------------------------------------------
