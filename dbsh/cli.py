@@ -48,8 +48,8 @@ def run(args: list[str]) -> int:
     if args in (["--help"], ["-h"]):
         print(top_help())
         return 0
-    if len(args) == 2 and args[0] in ("--show-completion", "--install-completion") and args[1] in SHELLS:
-        return completion(args[0] == "--install-completion", args[1])
+    if args and args[0] in ("--show-completion", "--install-completion") and len(args) <= 2:
+        return completion(args[0] == "--install-completion", args[1] if len(args) == 2 else None)
     if os.environ.get(COMPLETION_ENV) or TYPER_WORDS & set(_before_separator(args)):
         return _typer(args)
     from dbsh.context import Settings
@@ -213,15 +213,25 @@ def top_help() -> str:
     return "\n".join(lines)
 
 
-def completion(install: bool, shell: str) -> int:
-    """`--show-completion SHELL` prints the completion script of that shell, `--install-completion
-    SHELL` installs it (Typer's files: ~/.bash_completions/dbsh.sh, ~/.zfunc/_dbsh,
-    ~/.config/fish/completions/dbsh.fish). Typer alone takes no shell name: it detects the shell it
-    runs under, which is not the one a script or a Dockerfile writes for."""
+def completion(install: bool, shell: str | None) -> int:
+    """`--show-completion [SHELL]` prints the completion script of that shell, `--install-completion
+    [SHELL]` installs it (Typer's files: ~/.bash_completions/dbsh.sh, ~/.zfunc/_dbsh,
+    ~/.config/fish/completions/dbsh.fish); without SHELL, the shell dbsh runs under. Typer alone
+    takes no shell name, which a script or a Dockerfile writing for another shell needs."""
     # Typer's own script templates and installer (typer<0.29 is pinned; tests/test_completion.py
     # fails if they move)
-    from typer._completion_shared import get_completion_script, install as install_script
+    from typer._completion_shared import _get_shell_name, get_completion_script, install as install_script
 
+    flag = "--install-completion" if install else "--show-completion"
+    if shell is None:
+        shell = _get_shell_name()
+        if shell not in SHELLS:
+            what = f"this shell ({shell})" if shell else "which shell this is"
+            print(f"dbsh: error: cannot complete for {what} (name one: dbsh {flag} bash|zsh|fish)", file=sys.stderr)
+            return 2
+    elif shell not in SHELLS:
+        print(f"dbsh: error: no completion for {shell!r} (name one: dbsh {flag} bash|zsh|fish)", file=sys.stderr)
+        return 2
     if install:
         name, path = install_script(shell=shell, prog_name="dbsh", complete_var=COMPLETION_ENV)
         print(f"{name} completion installed in {path}; it takes effect in new shells")

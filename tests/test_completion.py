@@ -100,3 +100,19 @@ def test_zsh_side_of_the_protocol(shell_env):
 
     assert zsh_candidates("dbsh -c lo") == """_arguments '*: :(("local"))'"""
     assert zsh_candidates("dbsh fi") == """_arguments '*: :(("find":"Find documents matching a MongoDB-style..."))'"""
+
+
+def test_without_a_shell_name_the_running_shell_is_used(shell_env):
+    fish = shutil.which("fish")
+    if fish:
+        proc = subprocess.run([fish, "--no-config", "-c", "dbsh --show-completion"], env=shell_env,
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0 and proc.stdout.startswith("complete --command dbsh "), proc.stderr
+    proc = subprocess.run(["sh", "-c", "dbsh --show-completion; echo $?"], env=shell_env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.stdout == "2\n"
+    assert proc.stderr == ("dbsh: error: cannot complete for this shell (sh) (name one: dbsh --show-completion "
+                           "bash|zsh|fish)\n")
+    proc = subprocess.run(["dbsh", "--install-completion", "tcsh"], env=shell_env, capture_output=True, text=True)
+    assert (proc.returncode, proc.stderr) == (2, "dbsh: error: no completion for 'tcsh' (name one: dbsh "
+                                                 "--install-completion bash|zsh|fish)\n")

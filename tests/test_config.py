@@ -88,3 +88,27 @@ def test_readme_documents_every_environment_variable():
     assert read, "found no environment variables in the code"
     assert read <= documented, f"not in the README's table: {sorted(read - documented)}"
     assert "DBSH_CONFIG" in documented and "_DBSH_COMPLETE" in documented
+
+
+def test_readme_paths_per_os_are_platformdirs_own(monkeypatch):
+    """The README's table says where config.toml and the data live on Linux and macOS as platformdirs
+    computes them (Windows: platformdirs asks Windows itself, which cannot be run here)."""
+    from platformdirs.macos import MacOS
+    from platformdirs.unix import Unix
+
+    from dbsh import config
+
+    table = (ROOT / "README.md").read_text().split("### Configuration files", 1)[1].split("###", 1)[0]
+    rows = {line.split("|")[1].strip(): line for line in table.splitlines() if line.startswith("| ")}
+    monkeypatch.delenv("XDG_CONFIG_HOME")
+    monkeypatch.delenv("XDG_DATA_HOME")
+    monkeypatch.setenv("HOME", "/home/me")
+    linux = Unix("dbsh", appauthor=False)
+    assert (linux.user_config_dir, linux.user_data_dir) == ("/home/me/.config/dbsh", "/home/me/.local/share/dbsh")
+    assert (str(config.config_dir()), str(config.data_dir())) == (linux.user_config_dir, linux.user_data_dir)
+    assert "`~/.config/dbsh/`" in rows["Linux"] and "`~/.local/share/dbsh/`" in rows["Linux"]
+    monkeypatch.setenv("HOME", "/Users/me")
+    mac = MacOS("dbsh", appauthor=False)
+    assert mac.user_config_dir == mac.user_data_dir == "/Users/me/Library/Application Support/dbsh"
+    assert rows["macOS"].count("`~/Library/Application Support/dbsh/`") == 2
+    assert rows["Windows"].count("`%LOCALAPPDATA%\\dbsh\\`") == 2
