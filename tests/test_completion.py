@@ -81,7 +81,8 @@ def test_show_completion_takes_the_shell_by_name(shell_env):
     assert scripts["fish"].startswith("complete --command dbsh ") and "_DBSH_COMPLETE=complete_fish" in scripts["fish"]
 
 
-@pytest.mark.skipif(shutil.which("fish") is None, reason="fish is not installed (scripts/install-test-deps installs it)")
+@pytest.mark.skipif(shutil.which("fish") is None,
+                    reason="fish is not installed (scripts/install-test-deps installs it)")
 def test_fish_completes_commands_and_profiles(shell_env):
     proc = subprocess.run(["fish", "--no-config", "-c", 'dbsh --show-completion fish | source; complete -C "dbsh mig"; '
                            'complete -C "dbsh -c lo"; complete -C "dbsh connect l"'],

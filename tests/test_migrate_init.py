@@ -82,8 +82,8 @@ def test_mongodb_from_an_empty_directory(empty_dir, mongo_url):
     url = urlunsplit(urlsplit(mongo_url)._replace(path="/" + db_name))
     run = dbsh("-u", url, "migrate", "init", "-f", "table")
     assert run.code == 0, run.err
-    match = re.fullmatch(r"created migrations/nosql/mongo/\ncreated (migrations/nosql/mongo/([0-9a-f]{12})_sample\.py)\n",
-                         run.out)
+    match = re.fullmatch(r"created migrations/nosql/mongo/\n"
+                         r"created (migrations/nosql/mongo/([0-9a-f]{12})_sample\.py)\n", run.out)
     assert match and run.err == NEXT, (run.out, run.err)
     sample_path, sample = Path(match[1]), match[2]
     assert f"revision = {sample!r}\ndown_revision = None\n" in sample_path.read_text()

@@ -207,7 +207,8 @@ def _init_nosql(directory: Path, backend) -> list[dict]:
     if any(directory.glob("*.py")):
         return rows   # revisions there already: nothing to add
     revision = rev_id()
-    text = SAMPLE.format(revision=revision, name=backend.name, date=dt.datetime.now().isoformat(sep=" ", timespec="seconds"),
+    text = SAMPLE.format(revision=revision, name=backend.name,
+                         date=dt.datetime.now().isoformat(sep=" ", timespec="seconds"),
                          example=EXAMPLES.get(backend.key, 'session.execute("native text")'))
     _write(directory / f"{revision}_sample.py", text, rows)
     return rows
