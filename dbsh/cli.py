@@ -16,10 +16,26 @@ from dbsh.verbs import EPILOG, HELP, Call, Verb
 
 COMPLETION_ENV = "_DBSH_COMPLETE"
 TYPER_WORDS = {"--help", "-h", "--install-completion", "--show-completion"}
+SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")
 
 
 def main(argv: list[str] | None = None) -> None:
-    sys.exit(run(sys.argv[1:] if argv is None else argv))
+    try:
+        code = run(sys.argv[1:] if argv is None else argv)
+        sys.stdout.flush()
+    except BrokenPipeError:   # `dbsh --help | head -1`: the reader went away, as in execute()
+        _quiet_stdout()
+        code = 141
+    sys.exit(code)
+
+
+def _quiet_stdout() -> None:
+    """stdout to /dev/null, so the interpreter's last flush of a closed pipe cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def run(args: list[str]) -> int:
@@ -32,6 +48,8 @@ def run(args: list[str]) -> int:
     if args in (["--help"], ["-h"]):
         print(top_help())
         return 0
+    if args and args[0] in ("--show-completion", "--install-completion") and len(args) <= 2:
+        return completion(args[0] == "--install-completion", args[1] if len(args) == 2 else None)
     if os.environ.get(COMPLETION_ENV) or TYPER_WORDS & set(_before_separator(args)):
         return _typer(args)
     from dbsh.context import Settings
@@ -127,11 +145,7 @@ def execute(call: Call) -> int:
         return 0
     except BrokenPipeError:
         # the reader (e.g. `| head`) went away: stop quietly, like any Unix filter
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(devnull, sys.stdout.fileno())
-        except (OSError, ValueError):
-            pass
+        _quiet_stdout()
         return 141
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else 0
@@ -191,9 +205,39 @@ def top_help() -> str:
     lines += _option_lines(verbs.global_options())
     lines += ["  -V, --version         Print the version.",
               "  -h, --help            This help; dbsh COMMAND --help for one command.",
-              "      --install-completion  Install completion for the current shell (bash, zsh, fish).", "",
+              "      --install-completion [SHELL]",
+              "                        Install completion for bash, zsh or fish (default: the shell running dbsh).",
+              "      --show-completion [SHELL]",
+              "                        Print that completion script instead.", "",
               EPILOG]
     return "\n".join(lines)
+
+
+def completion(install: bool, shell: str | None) -> int:
+    """`--show-completion [SHELL]` prints the completion script of that shell, `--install-completion
+    [SHELL]` installs it (Typer's files: ~/.bash_completions/dbsh.sh, ~/.zfunc/_dbsh,
+    ~/.config/fish/completions/dbsh.fish); without SHELL, the shell dbsh runs under. Typer alone
+    takes no shell name, which a script or a Dockerfile writing for another shell needs."""
+    # Typer's own script templates and installer (typer<0.29 is pinned; tests/test_completion.py
+    # fails if they move)
+    from typer._completion_shared import _get_shell_name, get_completion_script, install as install_script
+
+    flag = "--install-completion" if install else "--show-completion"
+    if shell is None:
+        shell = _get_shell_name()
+        if shell not in SHELLS:
+            what = f"this shell ({shell})" if shell else "which shell this is"
+            print(f"dbsh: error: cannot complete for {what} (name one: dbsh {flag} bash|zsh|fish)", file=sys.stderr)
+            return 2
+    elif shell not in SHELLS:
+        print(f"dbsh: error: no completion for {shell!r} (name one: dbsh {flag} bash|zsh|fish)", file=sys.stderr)
+        return 2
+    if install:
+        name, path = install_script(shell=shell, prog_name="dbsh", complete_var=COMPLETION_ENV)
+        print(f"{name} completion installed in {path}; it takes effect in new shells")
+    else:
+        print(get_completion_script(prog_name="dbsh", complete_var=COMPLETION_ENV, shell=shell))
+    return 0
 
 
 # -- the Typer app (help pages, shell completion) ---------------------------------------------------

@@ -61,18 +61,43 @@ def profile(name: str) -> dict[str, Any]:
 
 
 def save_profile(name: str, url: str, **extra: Any) -> Path:
-    """Store a profile. The URL passed here must already be free of any password."""
-    import tomli_w
+    """Store a profile. The URL passed here must already be free of any password.
+
+    The file is edited, not rewritten: the user's comments, order and other tables stay as they were
+    (tomlkit), and a profile saved again keeps its place and its own comments."""
+    import tomlkit
 
     if not name or not all(c.isalnum() or c in "-_." for c in name):
         raise UsageError(f"invalid profile name {name!r}: use letters, digits, '-', '_' or '.'")
-    data = load()
-    data.setdefault("profiles", {})[name] = {"url": url, **{k: v for k, v in extra.items() if v is not None}}
     path = config_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        text = ""
+    try:
+        doc = tomlkit.parse(text)
+    except tomlkit.exceptions.ParseError as e:
+        raise UsageError(f"cannot read {path}: {e}", hint="fix the file, then save the profile again") from None
+    profiles = doc.get("profiles")
+    if profiles is None:
+        profiles = tomlkit.table(is_super_table=True)
+        doc["profiles"] = profiles
+    elif not isinstance(profiles, dict):
+        raise UsageError(f"cannot save a profile in {path}: 'profiles' is not a table")
+    values = {"url": url, **{k: v for k, v in extra.items() if v is not None}}
+    entry = profiles.get(name)
+    if isinstance(entry, dict):
+        for key in [k for k in entry if k not in values]:
+            del entry[key]
+        for key, value in values.items():
+            entry[key] = value
+    else:
+        entry = tomlkit.table()
+        entry.update(values)
+        profiles[name] = entry
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    with tmp.open("wb") as f:
-        tomli_w.dump(data, f)
+    tmp.write_text(tomlkit.dumps(doc), encoding="utf-8")
     os.chmod(tmp, 0o600)
     tmp.replace(path)
     return path

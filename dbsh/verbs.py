@@ -217,6 +217,10 @@ VERBS: tuple[Verb, ...] = (
               type="str", metavar="FILE", complete="file"),
           Opt("clean", ("--clean",), "Drop the benchmark table first (load phase).")),
          "dbsh.bench:command", session=False),
+    _migrate("init", "Start a migrations project: SQL alembic.ini + migrations/ (env.py on dbsh's connection); "
+             "NoSQL migrations/nosql/BACKEND/ with a sample revision.", "dbsh -u sqlite:///app.db migrate init",
+             options=(Opt("force", ("--force",), "SQL: replace an existing env.py (e.g. Alembic's stock one, which "
+                          "ignores dbsh's connection) with dbsh's."),)),
     _migrate("upgrade", "Apply revisions up to REVISION (head, +N, an id), under the migration lock.",
              "dbsh -u postgresql://me@db/shop migrate upgrade head",
              replace(REVISION, required=False, default="heads"),

@@ -135,20 +135,19 @@ def test_load_and_run_mongo(mongo_url):
 
 @pytest.mark.pouchdb
 def test_load_and_run_couchdb(couchdb_url):
-    import couchdb
+    import httpx
 
-    server = couchdb.Server(couchdb_url.replace("couchdb://", "http://", 1))
-    if "ycsb_couch" in server:
-        server.delete("ycsb_couch")
+    server = httpx.Client(base_url=couchdb_url.replace("couchdb://", "http://", 1), timeout=10)
+    server.delete("/ycsb_couch")
     run, rows = bench(couchdb_url, "-w", "a", "--records", "30", "--operations", "40", "-p", "table=ycsb_couch",
                       "--seed", "4")
     assert run.code == 0, run.err
     assert by_op(rows, "run")["ALL"]["count"] == 40
-    db = server["ycsb_couch"]
-    assert db.info()["doc_count"] == 30
-    assert set(db[f"user{fnvhash64(5)}"]) == FIELDS | {"_id", "_rev"}
-    updated = [d for d in (db[f"user{fnvhash64(i)}"] for i in range(30)) if not d["_rev"].startswith("1-")]
-    assert len(updated) > 0   # updates wrote new revisions
+    assert server.get("/ycsb_couch").json()["doc_count"] == 30
+    assert set(server.get(f"/ycsb_couch/user{fnvhash64(5)}").json()) == FIELDS | {"_id", "_rev"}
+    docs = [server.get(f"/ycsb_couch/user{fnvhash64(i)}").json() for i in range(30)]
+    assert len([d for d in docs if not d["_rev"].startswith("1-")]) > 0   # updates wrote new revisions
+    server.close()
 
 
 @pytest.fixture
@@ -299,6 +298,64 @@ def test_histogram_files(redis_db, tmp_path):
     hgrm = (tmp_path / "lat.run-read.hgrm").read_text()
     assert "Percentile" in hgrm and "#[Max" in hgrm
     assert (tmp_path / "lat.run-update.hgrm").exists()
+
+
+def test_svg_and_html_histograms_need_no_matplotlib(redis_db, tmp_path, monkeypatch):
+    """Without the [plot] extra: .svg and .html are written all the same; .png is refused before the
+    benchmark runs, naming the extra."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)   # as if not installed
+    url, client = redis_db
+    for name in ("lat.svg", "lat.html"):
+        run = dbsh("-u", url, "bench", "-w", "c", "--records", "20", "--operations", "30",
+                   "--histogram", str(tmp_path / name), "--clean")
+        assert run.code == 0, run.err
+        assert f"dbsh: latency histogram written to {tmp_path / name}\n" in run.err
+    assert (tmp_path / "lat.svg").read_text().startswith('<svg xmlns="http://www.w3.org/2000/svg"')
+    assert "<svg" in (tmp_path / "lat.html").read_text()
+    client.flushdb()
+    run = dbsh("-u", url, "bench", "-w", "c", "--records", "20", "--histogram", str(tmp_path / "lat.png"))
+    assert (run.code, run.err) == (2, f"dbsh: error: --histogram {tmp_path / 'lat.png'}: a PNG needs matplotlib "
+                                      "(pip install 'dbsh[plot]', or write .svg, .html or .hgrm, which need "
+                                      "nothing)\n")
+    assert client.dbsize() == 0 and not (tmp_path / "lat.png").exists()   # nothing ran
+
+
+def test_loading_again_says_to_pass_clean_sqlite(sqlite_url):
+    path = sqlite_url.split("///", 1)[1]
+    args = ("-w", "a", "--records", "30", "--operations", "20", "--seed", "1")
+    assert bench(sqlite_url, *args)[0].code == 0
+    with sqlite3.connect(path) as conn:
+        conn.execute("update usertable set field0 = 'mine' where rowid = 1")
+    run, rows = bench(sqlite_url, *args)
+    assert (run.code, rows) == (2, [])
+    assert run.err == (f"dbsh: error: usertable on {sqlite_url} already holds 30 records from an earlier load, so "
+                       "every INSERT of this one would fail (pass --clean to drop them and load afresh, or "
+                       "--run-only to run the workload on them)\n")
+    with sqlite3.connect(path) as conn:   # nothing ran: the earlier records are as they were
+        assert conn.execute("select count(*), sum(field0 = 'mine') from usertable").fetchone() == (30, 1)
+    run, rows = bench(sqlite_url, *args, "--run-only")
+    assert run.code == 0 and by_op(rows, "run")["ALL"]["count"] == 20 and by_op(rows, "run")["ALL"]["errors"] == 0
+    run, rows = bench(sqlite_url, *args, "--clean")
+    assert run.code == 0 and by_op(rows, "load")["INSERT"]["errors"] == 0
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("select count(*), sum(field0 = 'mine') from usertable").fetchone() == (30, 0)
+
+
+def test_loading_again_says_to_pass_clean_redis(redis_db):
+    url, client = redis_db
+    args = ("-w", "c", "--records", "25", "--operations", "10", "-p", "table=again")
+    assert bench(url, *args)[0].code == 0
+    run, rows = bench(url, *args)
+    assert (run.code, rows) == (2, [])
+    assert run.err == (f"dbsh: error: again on {url} already holds 25 records from an earlier load, so every "
+                       "INSERT of this one would fail (pass --clean to drop them and load afresh, or --run-only "
+                       "to run the workload on them)\n")
+    run, rows = bench(url, *args, "--clean")
+    assert run.code == 0, run.err
+    assert (by_op(rows, "load")["INSERT"]["count"], by_op(rows, "load")["INSERT"]["errors"]) == (25, 0)
+    assert len([k for k in client.scan_iter("again:*", _type="hash")]) == 25
 
 
 def test_compare_side_by_side(redis_db, sqlite_url):

@@ -376,13 +376,13 @@ def test_cypher_transaction_commit_and_rollback_in_the_shell(neo4j_url):
 
 @pytest.mark.pouchdb
 def test_couchdb_completion_multiline_body_and_delete_database_asks(couchdb_url):
-    import couchdb
+    import httpx
 
-    server = couchdb.Server(couchdb_url.replace("couchdb://", "http://", 1))
+    server = httpx.Client(base_url=couchdb_url.replace("couchdb://", "http://", 1), timeout=10)
     name = unique("shop")
-    db = server.create(name)
-    db.save({"_id": "a", "name": "Ann", "age": 34})
-    db.save({"_id": "b", "name": "Bob", "age": 20})
+    assert server.put(f"/{name}").status_code in (201, 202)
+    assert server.post(f"/{name}/_bulk_docs", json={"docs": [{"_id": "a", "name": "Ann", "age": 34},
+                                                             {"_id": "b", "name": "Bob", "age": 20}]}).is_success
     try:
         shell = open_shell(couchdb_url)
         try:
@@ -394,10 +394,10 @@ def test_couchdb_completion_multiline_body_and_delete_database_asks(couchdb_url)
                                  f' "fields": ["name"]}}\rDELETE /{name}\rn\r\\q\r')
         assert '"Ann"' in run.output and '"Bob"' not in run.output
         assert run.errors.splitlines() == ["format: jsonl", "not run"]
-        assert name in server and len(server[name]) == 2
+        assert server.get(f"/{name}").json()["doc_count"] == 2
     finally:
-        if name in server:
-            server.delete(name)
+        server.delete(f"/{name}")
+        server.close()
 
 
 # -- Cassandra (no server here unless DBSH_TEST_CASSANDRA_URL) ---------------------------------

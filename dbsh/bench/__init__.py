@@ -162,6 +162,8 @@ def _bench_one(target, w, o: Options, duration, run_operations, compare: bool):
             if o.clean and o.load:
                 adapter.drop()
             adapter.prepare()
+            if o.load and not o.clean:
+                _refuse_loaded(adapter, w, target)
         except DbshError:
             raise
         except Exception as e:  # noqa: BLE001 - the client library's own error, in one line
@@ -187,6 +189,24 @@ def _bench_one(target, w, o: Options, duration, run_operations, compare: bool):
         if result.interrupted:
             break
     return backend, results
+
+
+def _refuse_loaded(adapter, w, target) -> None:
+    """A load onto the records of an earlier one would fail every INSERT (their keys exist): say so
+    before running, and how to go on. Its first key is the test: one read on every backend."""
+    from dbsh.bench.backends import Missing
+
+    try:
+        adapter.read(w.key(w.insertstart), None)
+    except Missing:
+        return
+    try:
+        held = f"{adapter.count():,} records"
+    except DbshError:
+        held = "records"
+    raise UsageError(f"{w.table} on {target.display()} already holds {held} from an earlier load, so every INSERT "
+                     "of this one would fail", hint="pass --clean to drop them and load afresh, or --run-only to "
+                     "run the workload on them")
 
 
 def _run_with_progress(target, w, spec, backend: str):

@@ -381,48 +381,41 @@ class MongoAdapter(Adapter):
 # ---------------------------------------------------------------------------------------- CouchDB
 class CouchAdapter(Adapter):
     """A record is the document TABLE/KEY; an update reads its _rev and writes it back (CouchDB's MVCC);
-    a scan is _all_docs from the key with include_docs."""
+    a scan is _all_docs from the key with include_docs. Through the session's HTTP client (httpx,
+    one kept-alive connection per worker)."""
 
     def __init__(self, session, workload):
         super().__init__(session, workload)
-        self.server = session.client
-        self._db = None
-
-    @property
-    def db(self):
-        if self._db is None:
-            self._db = self.server[self.table]
-        return self._db
+        self.client = session.client
 
     def prepare(self) -> None:
-        if self.table not in self.server:
-            self.server.create(self.table)
+        self.client.create(self.table)    # False when it is there already
 
     def drop(self) -> None:
-        if self.table in self.server:
-            self.server.delete(self.table)
+        self.client.drop(self.table)
 
     def count(self) -> int:
-        return self.db.info()["doc_count"]
+        return self.client.info(self.table)["doc_count"]
 
     def insert(self, key, values):
-        self.db.save({"_id": key, **values})
+        self.client.put(self.table, {"_id": key, **values})
 
     def read(self, key, fields):
-        doc = self.db.get(key)
+        doc = self.client.get(self.table, key)
         if doc is None:
             raise Missing(key)
         return doc
 
     def update(self, key, values):
-        doc = self.db.get(key)
+        doc = self.client.get(self.table, key)
         if doc is None:
             raise Missing(key)
         doc.update(values)
-        self.db.save(doc)
+        self.client.put(self.table, doc)
 
     def scan(self, start, count, fields):
-        return sum(1 for _ in self.db.view("_all_docs", startkey=start, limit=count, include_docs=True))
+        with self.client.all_docs(self.table, start=start, limit=count, include_docs=True) as rows:
+            return sum(1 for _ in rows)
 
 
 # ---------------------------------------------------------------------------------------- Neo4j

@@ -1,6 +1,7 @@
 """What a benchmark prints: rows per phase and operation type (json/jsonl/csv/tsv through the dbsh
 renderer, a Rich table on a terminal), side-by-side columns for --compare, and histogram files
-(.hgrm percentile distributions, a .png plot with matplotlib, a self-contained .html/.svg plot)."""
+(.hgrm percentile distributions, a .png plot with matplotlib (the [plot] extra), a self-contained
+.html/.svg plot written directly, with no dependency)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,20 @@ def check_histogram_path(path: str | None) -> None:
         raise UsageError(f"--histogram {path}: unknown file type", hint="use .png, .html, .svg or .hgrm")
     if path and not Path(path).parent.exists():
         raise UsageError(f"--histogram {path}: directory does not exist")
+    if path and Path(path).suffix.lower() == ".png" and not _has_matplotlib():
+        raise UsageError(f"--histogram {path}: a PNG needs matplotlib", hint=PNG_HINT)
+
+
+PNG_HINT = "pip install 'dbsh[plot]', or write .svg, .html or .hgrm, which need nothing"
+
+
+def _has_matplotlib() -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("matplotlib") is not None
+    except ValueError:   # in sys.modules as None: blocked
+        return False
 
 
 def ordered(ops: dict[str, OpStats]) -> list[tuple[str, OpStats]]:
@@ -195,8 +210,7 @@ def _png(p: Path, series: Series) -> str:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise UsageError("--histogram FILE.png needs matplotlib", hint="pip install 'dbsh[bench]', "
-                         "or write .html/.svg/.hgrm") from None
+        raise UsageError("--histogram FILE.png needs matplotlib", hint=PNG_HINT) from None
     fig, ax = plt.subplots(figsize=(9, 5), dpi=110)
     for label, s in series:
         xs, ys = zip(*_curve(s))

@@ -1,7 +1,8 @@
 """Run one phase (load or run) in worker processes, each with its own connection; merge their HDR
 histograms.
 
-Workers are forked processes, so a benchmark uses every core (Python threads would share one GIL).
+Workers are processes (forked on Linux, spawned elsewhere: start_method), so a benchmark uses every
+core (Python threads would share one GIL).
 Each opens its own dbsh Session, waits until all are connected, then runs its share of the
 operations: closed loop (as fast as the server answers) or open loop (``rate``: operation k of a
 worker is due at a fixed time and its latency is measured from that intended start, so a stalled
@@ -15,6 +16,7 @@ import os
 import queue as queue_mod
 import random
 import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -314,10 +316,17 @@ def _child(index, target, workload, spec, shared, results):
         os._exit(0)
 
 
+def start_method() -> str:
+    """How worker processes start: fork() where it is sound (Linux: fast, nothing to re-import);
+    spawn elsewhere (Windows has no fork; macOS's system libraries may not survive one), which
+    starts each worker afresh and hands it the target, workload and phase pickled."""
+    return "fork" if sys.platform.startswith("linux") else "spawn"
+
+
 def run_phase(target, workload: Workload, spec: PhaseSpec,
               on_progress: Callable[[int, int, float], None] | None = None) -> PhaseResult:
     """Run one phase; ``on_progress(done, errors, seconds)`` is called a few times a second."""
-    ctx = mp.get_context("fork")
+    ctx = mp.get_context(start_method())
     threads = spec.threads
     shared = {
         "start": ctx.Event(),

@@ -114,8 +114,8 @@ BUILTIN: tuple[Backend, ...] = (
             differs={"null": "a property set to null is removed: null and missing are the same",
                      "arrays": "a list property is compared as a whole, as Cypher's = does: a value does not match "
                                "an element of it (so equality keeps its index seek)"}),
-    Backend("couchdb", "CouchDB", ("couchdb", "couchdbs"), "dbsh.drivers.couchdb:connect", "http",
-            extra="couchdb", client="couchdb", bench="dbsh.bench.backends:CouchAdapter",
+    Backend("couchdb", "CouchDB", ("couchdb", "couchdbs"), "dbsh.drivers.couchdb.session:connect", "http",
+            extra="couchdb", client="httpx", bench="dbsh.bench.backends:CouchAdapter",
             migrate="dbsh.migrate.stores:CouchStore", example="couchdb://host:5984"),
 )
 

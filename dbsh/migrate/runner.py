@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import socket   # gethostname: os.uname() does not exist on Windows
 import sys
 import uuid
 from pathlib import Path
@@ -142,7 +143,7 @@ class NoSqlMigrations:
         self.dir = Path(directory) if directory else Path("migrations", "nosql", self.backend)
         self.lock_timeout = lock_timeout
         self.lease = lock_lease or DEFAULT_LEASE
-        self.owner = f"dbsh migrate pid {os.getpid()} on {os.uname().nodename} ({uuid.uuid4().hex[:8]})"
+        self.owner = f"dbsh migrate pid {os.getpid()} on {socket.gethostname()} ({uuid.uuid4().hex[:8]})"
         self._script: ScriptDirectory | None = None
 
     # -- the revision graph --------------------------------------------------------------------
@@ -151,7 +152,7 @@ class NoSqlMigrations:
         if self._script is None:
             if not self.dir.is_dir():
                 raise UsageError(f"no migrations directory {self.dir}",
-                                 hint="create it, or use --dir PATH; `dbsh migrate revision -m ...` writes there")
+                                 hint="run dbsh migrate init to make it, or use --dir PATH")
             try:
                 self._script = ScriptDirectory(str(self.dir), version_locations=[str(self.dir)])
                 self._script.revision_map.heads   # load and check every file now

@@ -51,7 +51,8 @@ def make_config(directory: str | None, *, stdout=None) -> Config:
             cfg = Config(str(path / "alembic.ini"), stdout=stdout, cmd_opts=quiet)
         else:
             if not (path / "env.py").is_file():
-                raise UsageError(f"{directory} is not an Alembic migrations directory (no env.py)")
+                raise UsageError(f"{directory} is not an Alembic migrations directory (no env.py)",
+                                 hint=f"run dbsh migrate init --dir {directory} to make one")
             cfg = Config(stdout=stdout, cmd_opts=quiet)
             cfg.set_main_option("script_location", str(path.resolve()).replace("%", "%%"))
     elif Path("alembic.ini").is_file():
@@ -61,9 +62,28 @@ def make_config(directory: str | None, *, stdout=None) -> Config:
         cfg.set_main_option("script_location", str(Path("migrations").resolve()).replace("%", "%%"))
     else:
         raise UsageError("no SQL migrations here: no alembic.ini or migrations/env.py in the current directory",
-                         hint="use --dir PATH")
+                         hint="run dbsh migrate init to make them, or use --dir PATH")
     cfg.attributes["dbsh"] = True
     return cfg
+
+
+def uses_dbsh_connection(env: Path) -> bool:
+    """Whether an env.py takes the connection dbsh passes in ``config.attributes`` (dbsh's does;
+    Alembic's stock one connects to alembic.ini's sqlalchemy.url instead)."""
+    try:
+        return "attributes" in env.read_text(encoding="utf-8")
+    except OSError:
+        return True   # no env.py to judge: Alembic says what is wrong
+
+
+def check_env(cfg: Config) -> None:
+    """Refuse an env.py that would connect somewhere else than the target (exit 2), naming the fix."""
+    env = Path(script_directory(cfg).dir) / "env.py"
+    if not uses_dbsh_connection(env):
+        shown = os.path.relpath(env) if not os.path.relpath(env).startswith("..") else str(env)
+        raise UsageError(f"{shown} ignores the connection dbsh passes (it is Alembic's stock env.py, which "
+                         "connects to sqlalchemy.url in alembic.ini)",
+                         hint="dbsh migrate init --force replaces it with dbsh's env.py")
 
 
 def script_directory(cfg: Config) -> ScriptDirectory:
@@ -296,6 +316,7 @@ class SqlMigrations:
                 "message": (step.up_revision.doc if step.up_revision is not None else "") or "",
             })
 
+        check_env(self.cfg)
         with locked_connection(self.target.url, lock_timeout=self.lock_timeout, display=self.display,
                                password=self.target.password) as conn:
             self.cfg.attributes["connection"] = conn
@@ -314,6 +335,7 @@ class SqlMigrations:
             return "unknown"
 
     def _offline(self, fn, *args, **kwargs) -> None:
+        check_env(self.cfg)
         self.cfg.attributes["url"] = sqlalchemy_url(self.target.url)
         fn(self.cfg, *args, sql=True, **kwargs)
 
@@ -347,6 +369,7 @@ class SqlMigrations:
                  rev_id: str | None = None) -> None:
         with self._errors("revision"):
             if autogenerate:
+                check_env(self.cfg)
                 if metadata:
                     self.cfg.attributes["target_metadata"] = load_object(metadata)
                 with self._plain_connection() as conn:

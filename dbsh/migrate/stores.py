@@ -215,102 +215,102 @@ class RedisStore(Store):
 
 # -- CouchDB -----------------------------------------------------------------------------------
 class CouchStore(Store):
+    """Records are documents ``revision:<id>`` of the database dbsh_migrations; the lock is the
+    document ``lock`` there, every change to it guarded by its _rev (a stale _rev is a Conflict)."""
+
     DB = "dbsh_migrations"
     PREFIX = "revision:"
 
     def __init__(self, session):
         super().__init__(session)
-        self._db = None
+        self._ready = False
 
     def setup(self) -> None:
         self.db(create=True)
 
-    def db(self, create: bool = False):
-        from couchdb import http
-
-        if self._db is None:
-            try:
-                self._db = self.client[self.DB]
-            except http.ResourceNotFound:
+    def db(self, create: bool = False) -> str | None:
+        """The records' database name, or None when it does not exist (and ``create`` is false)."""
+        if not self._ready:
+            if not self.client.exists(self.DB):
                 if not create:
                     return None
-                try:
-                    self._db = self.client.create(self.DB)
-                except http.PreconditionFailed:   # another run created it first
-                    self._db = self.client[self.DB]
-        return self._db
+                self.client.create(self.DB)   # False: another run created it first, which is fine
+            self._ready = True
+        return self.DB
 
     def records(self, create: bool = True) -> dict[str, dict]:
         db = self.db(create)
         if db is None:
             return {}
         out = {}
-        for row in db.view("_all_docs", include_docs=True, startkey=self.PREFIX, endkey=self.PREFIX + "\ufff0"):
-            doc = {k: v for k, v in dict(row.doc).items() if not k.startswith("_")}
-            out[doc["revision"]] = doc
+        with self.client.all_docs(db, start=self.PREFIX, end=self.PREFIX + "\ufff0", include_docs=True) as rows:
+            for row in rows:
+                doc = {k: v for k, v in (row.get("doc") or {}).items() if not k.startswith("_")}
+                if "revision" in doc:
+                    out[doc["revision"]] = doc
         return out
 
     def save(self, record: dict) -> None:
         db = self.db(True)
         doc_id = self.PREFIX + record["revision"]
-        old = db.get(doc_id)
+        old = self.client.get(db, doc_id)
         doc = {"_id": doc_id, **_clean(record)}
         if old is not None:
             doc["_rev"] = old["_rev"]
-        db.save(doc)
+        self.client.put(db, doc)
 
     def remove(self, revision: str) -> None:
         db = self.db(True)
-        old = db.get(self.PREFIX + revision)
+        old = self.client.get(db, self.PREFIX + revision)
         if old is not None:
-            db.delete(old)
+            self.client.remove(db, old)
 
     def try_lock(self, owner: str, lease_ms: int) -> bool:
-        from couchdb import http
+        from dbsh.drivers.couchdb.client import Conflict
 
         db = self.db(True)
         now = now_ms()
-        doc = db.get("lock")
+        doc = self.client.get(db, "lock")
         if doc is not None and doc.get("owner") and doc.get("expires", 0) >= now:
             return False
         new = {"_id": "lock", "owner": owner, "expires": now + lease_ms}
         if doc is not None:
             new["_rev"] = doc["_rev"]   # taking over an expired lease: only if nobody changed it meanwhile
         try:
-            db.save(new)
+            self.client.put(db, new)
             return True
-        except http.ResourceConflict:
+        except Conflict:
             return False
 
     def renew(self, owner: str, lease_ms: int) -> bool:
-        from couchdb import http
+        from dbsh.drivers.couchdb.client import Conflict
 
         db = self.db(True)
-        doc = db.get("lock")
+        doc = self.client.get(db, "lock")
         if doc is None or doc.get("owner") != owner:
             return False
         doc["expires"] = now_ms() + lease_ms
         try:
-            db.save(doc)
+            self.client.put(db, doc)
             return True
-        except http.ResourceConflict:
+        except Conflict:
             return False
 
     def unlock(self, owner: str) -> None:
-        from couchdb import http
+        from dbsh.drivers.couchdb.client import Conflict
 
         db = self.db(True)
-        doc = db.get("lock")
+        doc = self.client.get(db, "lock")
         if doc is not None and doc.get("owner") == owner:
             doc["owner"], doc["expires"] = None, 0
             try:
-                db.save(doc)
-            except http.ResourceConflict:
+                self.client.put(db, doc)
+            except Conflict:
                 pass
 
     def holder(self) -> dict | None:
         db = self.db(False)
-        doc = db.get("lock") if db is not None else None
+        doc = self.client.get(db, "lock") if db is not None else None
         if not doc or not doc.get("owner"):
             return None
         return {"owner": doc["owner"], "expires_in": (doc.get("expires", 0) - now_ms()) / 1000}

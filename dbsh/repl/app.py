@@ -13,7 +13,7 @@ import signal
 import sys
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from itertools import chain, islice
 from typing import Iterable
 
@@ -30,6 +30,32 @@ from dbsh.repl.meta import Quit
 
 DEFAULT_ROW_LIMIT = 1000
 DEFAULT_PAGER = "less -SRXF"
+
+
+
+@contextmanager
+def signal_wakeup():
+    """(reader, writer): a socket pair whose reader receives the number of each signal caught while
+    the block runs (Python's signal wakeup fd is the writer). A socket pair, not a pipe: Windows
+    takes only a socket as the wakeup fd, and a socket is made non-blocking without os.set_blocking
+    (which Windows has for pipes only from Python 3.12); POSIX takes either. Raises ValueError
+    where no wakeup fd can be set (not the main thread)."""
+    import socket
+
+    reader, writer = socket.socketpair()
+    try:
+        writer.setblocking(False)   # the C-level handler must never block
+        previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    except BaseException:
+        reader.close()
+        writer.close()
+        raise
+    try:
+        yield reader, writer
+    finally:
+        signal.set_wakeup_fd(previous)
+        writer.close()
+        reader.close()
 
 
 class GuardedRenderer(Renderer):
@@ -332,41 +358,40 @@ class Shell:
     def cancellable(self):
         """Ctrl-C while a statement runs. Python raises KeyboardInterrupt only between bytecodes,
         so a client stuck in one C call (sqlite3) would not notice: a thread woken through the
-        signal wakeup fd asks the session to cancel() at once."""
+        signal wakeup fd asks the session to cancel() at once (on every platform: signal_wakeup)."""
         if not self.interactive or threading.current_thread() is not threading.main_thread():
             yield
             return
-        read_fd, write_fd = os.pipe()
-        os.set_blocking(write_fd, False)
-        try:
-            previous = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
-        except ValueError:
-            os.close(read_fd)
-            os.close(write_fd)
-            yield
-            return
-        done = threading.Event()
-        session = self.session
+        with ExitStack() as stack:
+            try:
+                reader, writer = stack.enter_context(signal_wakeup())
+            except ValueError:   # no wakeup fd to be had: Ctrl-C still raises KeyboardInterrupt
+                reader = None
+            if reader is None:
+                yield
+                return
+            done = threading.Event()
+            session = self.session
 
-        def watch():
-            while not done.is_set():
-                data = os.read(read_fd, 64)
-                if done.is_set() or not data:
-                    return
-                if signal.SIGINT in data:
-                    session.cancel()
+            def watch():
+                while not done.is_set():
+                    data = reader.recv(64)
+                    if done.is_set() or not data:
+                        return
+                    if signal.SIGINT in data:
+                        session.cancel()
 
-        watcher = threading.Thread(target=watch, name="dbsh-cancel", daemon=True)
-        watcher.start()
-        try:
-            yield
-        finally:
-            done.set()
-            signal.set_wakeup_fd(previous)
-            os.write(write_fd, b"\0")
-            watcher.join()
-            os.close(read_fd)
-            os.close(write_fd)
+            watcher = threading.Thread(target=watch, name="dbsh-cancel", daemon=True)
+            watcher.start()
+            try:
+                yield
+            finally:
+                done.set()
+                try:
+                    writer.send(b"\0")   # wake the watcher, which then sees done
+                except OSError:
+                    pass   # full: it has data to wake up to anyway
+                watcher.join()
 
     def run_lines(self, lines: Iterable[str]) -> int:
         """Run a script line by line: statements end as at the prompt; the first error stops it."""
