@@ -11,7 +11,7 @@ import struct
 import pytest
 
 from dbsh import drivers, target
-from dbsh.drivers import sql as sql_driver
+from dbsh.drivers.sql import sqlite_json as sql_driver
 from dbsh.output import Renderer
 from dbsh.query import Filter
 from tests.dbshtest import dbsh

@@ -67,12 +67,12 @@ TTL = Flag("ttl", ("--ttl",), "Expire after SECONDS.", type="int", metavar="SECO
 
 BUILTIN: tuple[Backend, ...] = (
     Backend("sqlite", "SQLite", ("sqlite",), "dbsh.drivers.sql:connect", "sql",
-            bench="dbsh.bench.backends:SqlAdapter", migrate="alembic", example="sqlite:///app.db"),
+            bench="dbsh.drivers.sql.bench:SqlAdapter", migrate="alembic", example="sqlite:///app.db"),
     Backend("postgresql", "PostgreSQL", ("postgresql", "postgres"), "dbsh.drivers.sql:connect", "sql",
-            extra="postgres", client="psycopg", bench="dbsh.bench.backends:SqlAdapter", migrate="alembic",
+            extra="postgres", client="psycopg", bench="dbsh.drivers.sql.bench:SqlAdapter", migrate="alembic",
             example="postgresql://user@host:5432/db"),
     Backend("mysql", "MySQL/MariaDB", ("mysql", "mariadb"), "dbsh.drivers.sql:connect", "sql",
-            extra="mysql", client="pymysql", bench="dbsh.bench.backends:SqlAdapter", migrate="alembic",
+            extra="mysql", client="pymysql", bench="dbsh.drivers.sql.bench:SqlAdapter", migrate="alembic",
             example="mysql://user@host:3306/db"),
     Backend("mongo", "MongoDB", ("mongodb", "mongodb+srv"), "dbsh.drivers.mongo:connect", "javascript",
             extra="mongo", client="pymongo", bench="dbsh.bench.backends:MongoAdapter",
