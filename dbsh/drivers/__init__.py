@@ -111,6 +111,8 @@ def plugins() -> tuple[Backend, ...]:
     point names a Backend record (or a list of them). Read once, and only when a scheme is not built
     in or every backend is listed."""
     global _plugins
+    if _plugins is None and not _declared_anywhere():
+        _plugins = ()
     if _plugins is None:
         from importlib.metadata import entry_points
 
@@ -128,6 +130,31 @@ def plugins() -> tuple[Backend, ...]:
                 found.append(Backend(ep.name, ep.name, (ep.name,), f"{value.__name__}:connect", "text"))
         _plugins = tuple(found)
     return _plugins
+
+
+def _declared_anywhere() -> bool:
+    """Whether an installed distribution may declare a ``dbsh.drivers`` entry point: a look into the
+    entry_points.txt files on sys.path (importing importlib.metadata alone costs a one-shot command
+    more than the rest of its start); anything but a plain directory on sys.path (a zip) may."""
+    import os
+    import sys
+
+    for folder in sys.path:
+        try:
+            names = os.listdir(folder or ".")
+        except NotADirectoryError:
+            return True
+        except OSError:
+            continue
+        for name in names:
+            if name.endswith((".dist-info", ".egg-info")):
+                try:
+                    with open(os.path.join(folder or ".", name, "entry_points.txt"), "rb") as f:
+                        if b"dbsh.drivers" in f.read():
+                            return True
+                except OSError:
+                    continue
+    return False
 
 
 def backends(*, with_plugins: bool = True) -> tuple[Backend, ...]:
