@@ -10,6 +10,7 @@ import datetime as dt
 import decimal
 import functools
 import json
+import math
 import re
 import sqlite3
 from itertools import chain
@@ -24,6 +25,7 @@ from dbsh.drivers.sql.session import SqlSession, same_keys
 from dbsh.errors import ConnectError, UsageError
 
 _SCALARS = frozenset((str, int, float, bool, type(None)))
+_NOT_FINITE = (math.inf, -math.inf)
 _PLAIN = _SCALARS | {dict, list}
 MAX_PARAMS = 32766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
 # a csv cell's SQL, by the column's kind (_cell_kind); {} is the parameter's number
@@ -262,7 +264,9 @@ class SqliteSession(SqlSession):
 
     def _write_rows(self, table: Table, keys: list[str], rows: list[tuple], scalars: bool) -> None:
         values = list(chain.from_iterable(rows))
-        kinds = _SCALARS if scalars else set(map(type, values))
+        kinds = set(map(type, values))
+        if float in kinds:
+            check_finite(values)
         if kinds <= _PLAIN and not any(table.columns[k].kind == JSON for k in keys) \
                 and dict not in kinds and list not in kinds:
             self._rows(table, keys, ["?{}"] * len(keys), values)
@@ -329,7 +333,9 @@ class SqliteSession(SqlSession):
         prepared = []
         for keys, group, rows in same_keys(batch.docs):
             values = list(chain.from_iterable(rows))
-            plain = batch.scalars or set(map(type, values)) <= _SCALARS
+            kinds = set(map(type, values))
+            # a number too large for a float (1e400 in JSON): written by the documents' path, which says so
+            plain = kinds <= _SCALARS and not (float in kinds and (_NOT_FINITE[0] in values or _NOT_FINITE[1] in values))
             prepared.append((keys, len(group), values if plain else None))
         batch.prepared = prepared
 
@@ -345,6 +351,12 @@ class SqliteSession(SqlSession):
             for keys, _, values in prepared:
                 self._rows(table, keys, ["?{}"] * len(keys), values)
         return True
+
+
+def check_finite(values: list) -> None:
+    """JSON has no infinity: a float that is one was a number too large for a float (1e400)."""
+    if _NOT_FINITE[0] in values or _NOT_FINITE[1] in values:
+        raise UsageError("number out of range: a value is too large for a floating-point number (e.g. 1e400)")
 
 
 def _cell_kind(column: Column) -> str | None:
