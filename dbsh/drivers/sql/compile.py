@@ -70,14 +70,21 @@ class Dialect:
     def mark(self) -> str:
         return "?" if self.paramstyle == "qmark" else "%s"
 
-    def quote(self, name: str) -> str:
-        """A name quoted so that it stays one name whatever it holds."""
+    def ident(self, name: str) -> str:
+        """A name quoted so that it stays one name whatever it holds, for a statement sent without
+        parameters (nothing reads its '%' then)."""
         q = self.quote_char
-        text = q + name.replace(q, q + q) + q
+        return q + name.replace(q, q + q) + q
+
+    def quote(self, name: str) -> str:
+        """A name quoted for a statement sent with parameters (its '%' doubled for a driver whose
+        placeholders are %s: dbsh sends its own statements with a parameter list, if an empty one)."""
+        text = self.ident(name)
         return text.replace("%", "%%") if self.paramstyle == "format" else text
 
-    def table_name(self, table: Table) -> str:
-        return (self.quote(table.schema) + "." if table.schema else "") + self.quote(table.name)
+    def table_name(self, table: Table, quote=None) -> str:
+        quote = quote or self.quote
+        return (quote(table.schema) + "." if table.schema else "") + quote(table.name)
 
     def check_name(self, name: str, what: str) -> None:
         """A name for a new table or column: refused when the database would not keep it exactly."""

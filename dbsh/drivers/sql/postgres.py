@@ -153,12 +153,13 @@ class PostgresSession(SqlSession):
 
     # -- COPY ----------------------------------------------------------------------------------
     def _copy_into(self, table: Table, keys: list[str]) -> str:
-        """COPY into these columns of the table FROM STDIN (text format; options may follow)."""
-        return f"COPY {DIALECT.table_name(table)} ({', '.join(DIALECT.quote(k) for k in keys)}) FROM STDIN"
+        """COPY into these columns of the table FROM STDIN (text format; options may follow): a
+        statement psycopg sends as it is (no parameters), so the names' '%' stay single."""
+        return f"COPY {DIALECT.table_name(table, DIALECT.ident)} ({', '.join(DIALECT.ident(k) for k in keys)}) FROM STDIN"
 
     def _copy(self, statement: str, text: str | bytes | None = None, rows=None) -> None:
         try:
-            with self.conn.cursor() as cursor, cursor.copy(statement, ()) as copy:   # () : %% is %
+            with self.conn.cursor() as cursor, cursor.copy(statement) as copy:
                 if text is not None:
                     copy.write(text)
                 else:
