@@ -121,7 +121,7 @@ def cell_text(value: Any) -> str:
         try:
             return raw.decode("utf-8")
         except UnicodeDecodeError:
-            return "\\x" + raw.hex()   # as psql shows bytea: one encoding, which csv/tsv then quote/escape
+            return repr(raw)[2:-1]  # escaped, never a crash
     if isinstance(value, decimal.Decimal):
         return str(value)   # exactly its digits, as the JSON number is written
     if isinstance(value, dict | list | tuple):
@@ -257,7 +257,7 @@ class Renderer:
         write("\t".join(_tsv_cell(c) for c in columns) + "\n")
         for chunk in (head, rows):
             for row in chunk:
-                write("\t".join(_tsv_cell(cell_text(row.get(c))) for c in columns) + "\n")
+                write("\t".join(_tsv_value(row.get(c)) for c in columns) + "\n")
                 n += 1
         self.out.flush()
         return n
@@ -329,6 +329,17 @@ _TSV_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r
 
 def _tsv_cell(text: str) -> str:
     return text.translate(_TSV_ESCAPES)
+
+
+def _tsv_value(value: Any) -> str:
+    """A value as a tsv cell. Bytes that are not UTF-8 are escaped once: cell_text's escapes of them
+    (\\xff, \\\\, \\t, \\n, \\r) are already the tsv's own (PostgreSQL's COPY text format), not escaped again."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        try:
+            bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            return cell_text(value)
+    return _tsv_cell(cell_text(value))
 
 
 def _styled(value: Any, Text):

@@ -287,10 +287,11 @@ def test_interval_and_bytea_on_postgres(postgres_url):
                                             r"'abc'::bytea as t")
     assert run.json_lines() == [{"i": "1 mon 2 days 03:00:00", "b": {"$binary": {"base64": "3gD/", "subType": "00"}},
                                  "t": "abc"}]
-    run = dbsh("-u", postgres_url, "-f", "tsv", "query", r"select '\xde5cff'::bytea as b")
-    assert run.out == "b\n\\\\xde5cff\n"       # psql's \x hex, its one backslash escaped once by tsv
-    run = dbsh("-u", postgres_url, "-f", "csv", "query", r"select '\xde5cff'::bytea as b")
-    assert run.out == "b\n\\xde5cff\n"
+    # bytes that are not UTF-8: escaped once, in tsv as in csv (\xHH, and \\ for a backslash: the
+    # escapes of PostgreSQL's COPY text format, which tsv writes)
+    for fmt in ("tsv", "csv"):
+        run = dbsh("-u", postgres_url, "-f", fmt, "query", r"select '\xde5c09ff'::bytea as b")
+        assert run.out == "b\n" + r"\xde\\\t\xff" + "\n"
 
 
 def test_mariadb_time_is_text_as_the_server_writes_it(mariadb_url):
@@ -376,3 +377,18 @@ def test_bench_runs_on_the_sessions_own_connection(tmp_path):
     assert run.code == 0, run.err
     assert native("sqlite", url, "select count(*) from usertable") == [(50,)]
     assert os.path.exists(f"{tmp_path}/y.db")
+
+
+def test_include_stops_at_an_error_and_rolls_its_transaction_back(sql, tmp_path):
+    kind, url = sql
+    t = accounts(kind, url)
+    script = tmp_path / "s.sql"
+    script.write_text(f"BEGIN;\nUPDATE {t} SET n = 5 WHERE id = 1;\nUPDATE {t} SET n = -1 WHERE id = 2;\nCOMMIT;\n")
+    sh = shell(url)
+    try:
+        assert sh.run_statement(f"\\i {script}") == 1
+        assert not sh.session.in_transaction
+    finally:
+        sh.close()
+    assert "the open transaction was rolled back (the script stopped at an error)" in sh.err.getvalue()
+    assert native(kind, url, f"select id, n from {t} order by id") == [(1, 10), (2, 20)]
