@@ -15,7 +15,6 @@ from dbsh.errors import UsageError
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 # a statement PostgreSQL can run in a named cursor (DECLARE ... CURSOR FOR): a query that writes nothing
 _PLAIN_QUERY = re.compile(r"\s*(select|values|table)\b|\s*with\b(?!.*\b(insert|update|delete|merge)\b)", re.I | re.S)
-_ROWS = re.compile(r"\s*(select|values|table|with|show|explain|pragma|describe|desc|analyze|call|returning)\b", re.I)
 
 
 def split(text: str, language: str) -> list[str]:
@@ -64,8 +63,3 @@ def code_of(statement: str, language: str) -> str:
 def is_plain_query(statement: str, language: str) -> bool:
     """A query that writes nothing (SELECT, VALUES, TABLE, WITH without a data-modifying part)."""
     return _PLAIN_QUERY.match(code_of(statement, language)) is not None
-
-
-def may_return_rows(statement: str, language: str) -> bool:
-    """Whether a statement is of a kind that returns rows (drivers stream those)."""
-    return _ROWS.match(code_of(statement, language)) is not None

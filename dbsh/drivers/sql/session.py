@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable, Iterator
 from dbsh import query as q
 from dbsh.drivers.base import Capabilities, Result, Session, WriteResult, batched
 from dbsh.drivers.sql import language
-from dbsh.drivers.sql.compile import JSON, Compiler, Dialect, Table, infer_columns
+from dbsh.drivers.sql.compile import Compiler, Dialect, Table, infer_columns
 from dbsh.errors import ConnectError, DbshError, NotFound, QueryError, UsageError, one_line, redact
 
 STREAM_BATCH = 1000   # rows fetched at a time from a cursor
@@ -139,7 +139,7 @@ class SqlSession(Session):
     def begin(self) -> None:
         if self.in_transaction:
             raise UsageError("a transaction is already open")
-        self._run(self.BEGIN_WRITE if not self.readonly else "BEGIN").close()
+        self._run("BEGIN").close()   # \begin is BEGIN, as typed (SQLite's deferred, not IMMEDIATE)
 
     def commit(self) -> None:
         if not self.in_transaction:
@@ -483,10 +483,6 @@ def partial(message: str, committed: int, name: str, in_tx: bool) -> str:
     if committed and not in_tx:
         return f"{message} ({committed} rows were committed to {name} before this batch; the failing batch was rolled back)"
     return message
-
-
-def json_columns(table: Table, names: list[str]) -> list[int]:
-    return [i for i, n in enumerate(names) if table.columns[n].kind == JSON]
 
 
 # -- batches of documents ---------------------------------------------------------------------
