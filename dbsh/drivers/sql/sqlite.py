@@ -228,7 +228,7 @@ class SqliteSession(SqlSession):
     def find(self, name, where, *, fields=None, sort=None, limit=None, skip=None) -> Result:
         table, sql, params, names = self._select(name, where, fields, sort, limit, skip)
         convert = self._converter(table, names)
-        if sqlite_json.row_sql(table, names, exact=True) is None:
+        if sqlite_json.row_sql(self.dialect, table, names, exact=True) is None:
             return self._stream(sql, params, convert=convert)
         # SQLite can build the JSON itself: the query runs once a renderer asks for rows or for JSON
         streamed: list[Result] = []

@@ -7,13 +7,13 @@ from __future__ import annotations
 import sqlite3
 from typing import Iterator
 
-from dbsh.drivers.sql.compile import BOOL, NUMBER, PLAIN, TEXT, Table
+from dbsh.drivers.sql.compile import BOOL, NUMBER, PLAIN, TEXT, Dialect, Table
 
 WINDOW = 5000   # rowids a window of an export spans
 STREAM_BATCH = 1000
 
 
-def row_sql(table: Table, names: list[str], exact: bool) -> str | None:
+def row_sql(dialect: Dialect, table: Table, names: list[str], exact: bool) -> str | None:
     """SQL for a row of ``dbsh_r`` (the query as a subquery) as the JSON line the renderer would
     write, by json_object, for the values SQLite renders alike: text, integers, integer booleans,
     floats of at most 15 digits written without an exponent. Any other value (a blob, a float
@@ -21,9 +21,7 @@ def row_sql(table: Table, names: list[str], exact: bool) -> str | None:
     form call dbsh_json_row, which does what the Python path does, and the fast form fail (a run
     of rows is then redone exactly). None when a column's values are converted on the Python side
     (dates, JSON)."""
-    from dbsh.drivers.sql.sqlite import DIALECT
-
-    quote = DIALECT.quote
+    quote = dialect.quote
     key = table.primary_key
     pairs, odd = [], []
     for name in names:
@@ -71,10 +69,9 @@ def lines(session, table: Table, names: list[str], query: tuple[str, list] | Non
           limit: int | None = None) -> Iterator[tuple[str, int]]:
     """The rows of ``query`` (SQL and parameters) as JSON lines built by SQLite; without a query, the
     whole table in rowid windows, the first ``limit`` rows (None: all)."""
-    from dbsh.drivers.sql.sqlite import DIALECT
     from dbsh.output import to_json
 
-    conn = session.conn
+    conn, dialect = session.conn, session.dialect
     convert = session._converter(table, names)
 
     def python_row(*values):
@@ -82,13 +79,13 @@ def lines(session, table: Table, names: list[str], query: tuple[str, list] | Non
             values = convert(values)
         return to_json(dict(zip(names, values)))
 
-    exact = row_sql(table, names, exact=True)
+    exact = row_sql(dialect, table, names, exact=True)
     try:
         conn.create_function("dbsh_json_row", len(names), python_row)
         with session._transaction():   # one read transaction: the windows see one state of the table
             if query is not None or not _has_rowid(conn, table):
-                sql, params = query or (f"SELECT {', '.join(map(DIALECT.quote, names))} "
-                                        f"FROM {DIALECT.table_name(table)}", [])
+                sql, params = query or (f"SELECT {', '.join(map(dialect.quote, names))} "
+                                        f"FROM {dialect.table_name(table)}", [])
                 cursor = conn.cursor()
                 try:
                     cursor.execute(f"SELECT {exact} FROM ({sql}) AS dbsh_r", params)
@@ -101,11 +98,11 @@ def lines(session, table: Table, names: list[str], query: tuple[str, list] | Non
                 finally:
                     cursor.close()
                 return
-            name = DIALECT.table_name(table)
-            window = (f"SELECT {', '.join(map(DIALECT.quote, names))}, _rowid_ AS dbsh_rowid FROM {name} "
+            name = dialect.table_name(table)
+            window = (f"SELECT {', '.join(map(dialect.quote, names))}, _rowid_ AS dbsh_rowid FROM {name} "
                       f"WHERE _rowid_ >= ? AND _rowid_ < ? ORDER BY _rowid_")
             queries = [f"SELECT group_concat({row}, char(10)), count(*) FROM ({window}) AS dbsh_r"
-                       for row in (row_sql(table, names, exact=False), exact)]
+                       for row in (row_sql(dialect, table, names, exact=False), exact)]
             yield from _windows(conn, name, queries, limit)
     except sqlite3.Error as e:
         raise session._error(e) from None
