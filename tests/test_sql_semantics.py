@@ -392,3 +392,17 @@ def test_include_stops_at_an_error_and_rolls_its_transaction_back(sql, tmp_path)
         sh.close()
     assert "the open transaction was rolled back (the script stopped at an error)" in sh.err.getvalue()
     assert native(kind, url, f"select id, n from {t} order by id") == [(1, 10), (2, 20)]
+
+
+def test_describe_and_explain_from_the_catalog(sql):
+    kind, url = sql
+    t = name()
+    native(kind, url, f"create table {t} (id integer primary key, email varchar(80) not null, n integer)")
+    native(kind, url, f"create unique index {t}_email on {t} (email)")
+    described = dbsh("-u", url, "describe", t).json_lines()
+    # (SQLite's PRAGMA table_info says a primary key without NOT NULL is nullable, as SQLite allows)
+    assert [(c["column"], c["primary_key"], c["nullable"]) for c in described] == \
+        [("id", True, kind == "sqlite"), ("email", False, False), ("n", False, True)]
+    assert described[1]["indexes"] == f"{t}_email (unique)"
+    run = dbsh("-u", url, "explain", t, '{"email": "x"}')
+    assert run.code == 0 and run.json_lines(), run.err
