@@ -38,6 +38,7 @@ def parse(words: list[str], verb: Verb, *, globals: tuple[Opt, ...] = (), prog: 
     ``globals`` are accepted anywhere among the words (as before or after the command)."""
     options = {**{f: o for o in globals for f in o.flags}, **{f: o for o in verb.options for f in o.flags}}
     global_dests = {o.dest for o in globals}
+    signed = any(a.signed for a in verb.args)   # -1 is then a value (migrate downgrade -1), else maybe a flag
     found: dict[str, Any] = {}
     positional: list[str] = []
     i, n = 0, len(words)
@@ -45,7 +46,8 @@ def parse(words: list[str], verb: Verb, *, globals: tuple[Opt, ...] = (), prog: 
     while i < n:
         word = words[i]
         i += 1
-        if only_args or word == "-" or not word.startswith("-") or _NUMBER.match(word):
+        if only_args or word == "-" or not word.startswith("-") or \
+                (_NUMBER.match(word) and (signed or word not in options)):
             positional.append(word)
             continue
         if word == "--":

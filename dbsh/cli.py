@@ -137,7 +137,8 @@ def execute(call: Call) -> int:
         from dbsh import context
 
         session = context.open_session(context.resolve(settings), yes=settings.yes,
-                                       options={**settings.options, **call.flags})
+                                       options={**settings.options, **call.flags},
+                                       single_transaction=settings.single_transaction)
         try:
             fn(session, renderer(settings), **call.values)
         finally:

@@ -173,17 +173,76 @@ def explain(session: Session, out: Renderer, collection: str, filter: str | None
 
 
 def query(session: Session, out: Renderer, text: str, *, params: list[str] | dict[str, Any] | None = None,
-          ask: Callable[[str], bool] | None = None) -> None:
-    """Native statements; a destructive one asks first (``ask``: the shell's prompt; by default the
-    terminal's, and no terminal means --yes is needed)."""
+          ask: Callable[[str], bool] | None = None, script: bool = True) -> None:
+    """Native statements, one after another, each result rendered in order; a destructive one asks
+    first (``ask``: the shell's prompt; by default the terminal's, and no terminal means --yes is
+    needed). The first error stops them. ``script``: the text is a whole script (the command line,
+    not the shell's session), so a transaction it leaves open, at an error or at its end, is rolled
+    back as psql does when its connection ends, with a note; --single-transaction wraps it in one."""
     if text == "-":
         text = sys.stdin.read()
     values = params if isinstance(params, dict) else parse_params(params)
+    session.check_statement(text)   # a read-only session refuses the script before any of it runs
+    single = script and bool(session.option("single_transaction"))
+    if single:
+        begin_script(session)
+    try:
+        for statement in session.statements(text) or [text]:
+            native(session, out, statement, values, ask)
+    except BaseException:
+        if script:
+            end_script(session, failed=True, single=single)
+        raise
+    if script:
+        end_script(session, failed=False, single=single)
+
+
+def native(session: Session, out: Renderer, text: str, values: dict[str, Any],
+           ask: Callable[[str], bool] | None = None) -> None:
+    """One native statement: refused on a read-only session when it may write, confirmed when it is
+    destructive, run, rendered."""
     session.check_statement(text)
     reason = destructive_reason(session, text)
     if reason:
         confirm(session, reason, ask)
     out.result(session.execute(text, values))
+
+
+def note(text: str) -> None:
+    print(f"dbsh: note: {text}", file=sys.stderr)
+
+
+def begin_script(session: Session) -> None:
+    """--single-transaction: the whole script in one transaction, as psql -1 runs it."""
+    if not session.capabilities.transactions:
+        from dbsh.errors import Unsupported
+
+        raise Unsupported(f"--single-transaction: {session.name} has no transactions")
+    session.begin()
+
+
+def end_script(session: Session, *, failed: bool, single: bool = False,
+               notice: Callable[[str], None] = note) -> None:
+    """The end of a script (or of the shell): a transaction still open is rolled back, not committed,
+    as the server does when psql's connection ends, and the user is told; a --single-transaction
+    script that ran to its end commits."""
+    try:
+        still_open = session.capabilities.transactions and session.in_transaction
+    except Exception:  # noqa: BLE001 - a lost connection has no transaction left
+        return
+    if not still_open:
+        return
+    if single and not failed:
+        session.commit()
+        return
+    try:
+        session.rollback()
+    except Exception:  # noqa: BLE001 - the server rolls it back when the connection ends anyway
+        pass
+    if failed:
+        notice("the open transaction was rolled back (the script stopped at an error)")
+    else:
+        notice("the transaction left open at the end was rolled back (end it with COMMIT to keep its changes)")
 
 
 def collections(session: Session, out: Renderer) -> None:

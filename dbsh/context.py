@@ -24,6 +24,7 @@ class Settings:
     debug: bool = False
     ask_password: bool = False
     yes: bool = False
+    single_transaction: bool = False
     # global backend flags (e.g. Cassandra's --consistency), by dest
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -56,16 +57,19 @@ def resolve(settings: Settings, where: str | None = None):
 
 
 def open_session(target, *, yes: bool = False, options: dict[str, Any] | None = None,
-                 writes: str | None = None):
+                 writes: str | None = None, single_transaction: bool = False):
     """Connect to ``target`` and apply the rules every session follows: ``yes`` (skip confirmations),
     the profile's read-only flag, the backend ``options`` (flags: a flag the backend does not know is
-    a clear error). ``writes`` names what the caller is about to do when it will write (copy, bench,
+    a clear error). ``single_transaction``: a script run on it (query -) is one transaction.
+    ``writes`` names what the caller is about to do when it will write (copy, bench,
     migrate upgrade ...): a read-only target refuses it here, before anything is written."""
     from dbsh import drivers
 
     session = drivers.connect(target)
     try:
         session.options["yes"] = yes
+        if single_transaction:
+            session.options["single_transaction"] = True
         if target.readonly:
             session.make_readonly(True)
         session.set_options(**(options or {}))

@@ -11,6 +11,7 @@ import csv
 import datetime as dt
 import decimal
 import json
+import re
 import sys
 import uuid
 from typing import Any, Callable, Iterable, Iterator, TextIO
@@ -60,6 +61,22 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
+# A decimal is written as a JSON number with exactly its digits (1.50 stays 1.50, 12345678901234567890.1
+# is not rounded to a float), in every row alike. The C encoder writes only what Python's float and int
+# print, so the encoder's default() hands a decimal over as a marked string, and the marks come off
+# the encoded line: a NUL and a unit separator (escaped by the encoder as \u0000\u001f) that no
+# string the encoder writes otherwise begins with in this order followed by "dbsh-number".
+_NUMBER_MARK = "\x00\x1fdbsh-number\x1f"
+_MARKED_TEXT = "\\u0000\\u001fdbsh-number"
+_MARKED = re.compile(r'"\\u0000\\u001fdbsh-number\\u001f([-+.0-9eE]+)"')
+
+
+def _encoder_default(value: Any) -> Any:
+    if isinstance(value, decimal.Decimal) and value.is_finite():
+        return _NUMBER_MARK + str(value)
+    return jsonable(value)
+
+
 def _make_encoder() -> Callable[[Any], str]:
     """One reusable C encoder: JSONEncoder.encode builds a new one per call, which cost more than
     the encoding itself on large exports. Rows come from a database, so no cycle check is needed.
@@ -70,12 +87,14 @@ def _make_encoder() -> Callable[[Any], str]:
     except ImportError:   # pragma: no cover - CPython always has the speedups
         c_make_encoder = None
     if c_make_encoder is None or c_encode_basestring is None:
-        return json.JSONEncoder(default=jsonable, ensure_ascii=False, separators=(",", ":")).encode
-    chunks = c_make_encoder(None, jsonable, c_encode_basestring, None, ":", ",", False, False, True)
-    join = "".join
+        chunks = json.JSONEncoder(default=_encoder_default, ensure_ascii=False, separators=(",", ":")).iterencode
+    else:
+        chunks = c_make_encoder(None, _encoder_default, c_encode_basestring, None, ":", ",", False, False, True)
+    join, marked, unmark = "".join, _MARKED_TEXT, _MARKED.sub
 
     def encode(value: Any) -> str:
-        return join(chunks(value, 0))
+        text = join(chunks(value, 0))
+        return unmark(r"\1", text) if marked in text else text
 
     return encode
 
@@ -103,6 +122,8 @@ def cell_text(value: Any) -> str:
             return raw.decode("utf-8")
         except UnicodeDecodeError:
             return repr(raw)[2:-1]  # escaped, never a crash
+    if isinstance(value, decimal.Decimal):
+        return str(value)   # exactly its digits, as the JSON number is written
     if isinstance(value, dict | list | tuple):
         return to_json(value)
     converted = jsonable(value)
@@ -236,7 +257,7 @@ class Renderer:
         write("\t".join(_tsv_cell(c) for c in columns) + "\n")
         for chunk in (head, rows):
             for row in chunk:
-                write("\t".join(_tsv_cell(cell_text(row.get(c))) for c in columns) + "\n")
+                write("\t".join(_tsv_value(row.get(c)) for c in columns) + "\n")
                 n += 1
         self.out.flush()
         return n
@@ -308,6 +329,17 @@ _TSV_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r
 
 def _tsv_cell(text: str) -> str:
     return text.translate(_TSV_ESCAPES)
+
+
+def _tsv_value(value: Any) -> str:
+    """A value as a tsv cell. Bytes that are not UTF-8 are escaped once: cell_text's escapes of them
+    (\\xff, \\\\, \\t, \\n, \\r) are already the tsv's own (PostgreSQL's COPY text format), not escaped again."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        try:
+            bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            return cell_text(value)
+    return _tsv_cell(cell_text(value))
 
 
 def _styled(value: Any, Text):

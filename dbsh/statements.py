@@ -7,7 +7,7 @@ One small scanner knows strings, quoted names and comments for each language, so
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dbsh.errors import UsageError
 
@@ -31,12 +31,16 @@ class Scan:
     depth: int            # open brackets ({[ minus closing ones
     open_quote: bool      # the text ends inside a string, quoted name or block comment
     cuts: list[int]       # offsets just after each terminator outside strings and comments
+    # [start, end) offsets in the text of each run of code (what ``code`` keeps of it), for callers
+    # that must edit the code and leave strings and comments alone (SQL parameters)
+    spans: list[list[int]] = field(default_factory=list)
 
 
 def scan(text: str, language: str = "sql", terminator: str | None = ";") -> Scan:
     markers = comment_markers(language)
     out: list[str] = []
     cuts: list[int] = []
+    spans: list[list[int]] = []
     depth = 0
     i, n = 0, len(text)
     while i < n:
@@ -55,7 +59,7 @@ def scan(text: str, language: str = "sql", terminator: str | None = ";") -> Scan
                 j += 1
             if j >= n:
                 out.append(c)
-                return Scan("".join(out), depth, True, cuts)
+                return Scan("".join(out), depth, True, cuts, spans)
             out.append(c + " " * (j - i - 1) + c)
             i = j + 1
             continue
@@ -65,14 +69,14 @@ def scan(text: str, language: str = "sql", terminator: str | None = ";") -> Scan
                 tag = m.group(0)
                 end = text.find(tag, i + len(tag))
                 if end < 0:
-                    return Scan("".join(out), depth, True, cuts)
+                    return Scan("".join(out), depth, True, cuts, spans)
                 out.append("''")
                 i = end + len(tag)
                 continue
         if "/*" in markers and text.startswith("/*", i):
             end = text.find("*/", i + 2)
             if end < 0:
-                return Scan("".join(out), depth, True, cuts)
+                return Scan("".join(out), depth, True, cuts, spans)
             out.append(" ")
             i = end + 2
             continue
@@ -85,10 +89,14 @@ def scan(text: str, language: str = "sql", terminator: str | None = ";") -> Scan
         elif c in ")]}":
             depth -= 1
         out.append(c)
+        if spans and spans[-1][1] == i:
+            spans[-1][1] = i + 1
+        else:
+            spans.append([i, i + 1])
         i += 1
         if terminator and c == terminator:
             cuts.append(i)
-    return Scan("".join(out), depth, False, cuts)
+    return Scan("".join(out), depth, False, cuts, spans)
 
 
 def is_complete(text: str, language: str, terminator: str | None) -> bool:

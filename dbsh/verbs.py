@@ -50,6 +50,7 @@ class Arg:
     many: bool = False               # takes every remaining argument
     default: Any = None
     complete: str | None = None      # collection, filter, file, profile, update
+    signed: bool = False             # takes negative numbers (-1): such a word is this argument, not an option
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,9 @@ FORMAT = Opt("fmt", ("--format", "-f"), "table, json, jsonl, csv or tsv.", type=
 PASSWORD = Opt("ask_password", ("--password", "-W"), "Ask for the password.")
 DEBUG = Opt("debug", ("--debug",), "Show tracebacks.")
 YES = Opt("yes", ("--yes", "-y"), "Answer yes to confirmations (scripts; destructive statements).")
-GLOBALS: tuple[Opt, ...] = (URL, CONN, FORMAT, PASSWORD, DEBUG, YES)
+SINGLE = Opt("single_transaction", ("--single-transaction", "-1"), "Run a script (stdin, query -) in one "
+             "transaction: all of it or nothing.")
+GLOBALS: tuple[Opt, ...] = (URL, CONN, FORMAT, PASSWORD, DEBUG, YES, SINGLE)
 # what `dbsh copy` takes of them (its targets are its arguments)
 COPY_GLOBALS = ("fmt", "debug", "yes", "ask_password")
 
@@ -113,7 +116,7 @@ LOCK_LEASE = Opt("lock_lease", ("--lock-lease",), "NoSQL: lock lease in SECONDS,
                  "(default 30).", type="float", metavar="SECONDS", min=1)
 SQL = Opt("sql", ("--sql",), "SQL: print the SQL instead of running it (offline).")
 FORCE = Opt("force", ("--force",), "NoSQL: run even though a revision failed earlier.")
-REVISION = Arg("revision", "REVISION", "head, heads, +N, -N, an id, or base.")
+REVISION = Arg("revision", "REVISION", "head, heads, +N, -N, an id, or base.", signed=True)
 
 M = "dbsh.commands"
 MIG = "dbsh.migrate.commands"

@@ -100,21 +100,7 @@ def expect_refusal(run, store: Store, features: set[str]) -> None:
 
 # Divergences found by this suite and not fixed yet: each fails today, and the mark is strict, so a
 # fix must remove its line. (Issue 15: the SQL driver rewrite and the CouchDB driver take them.)
-_SQL_TYPES = "compares across types (MongoDB: no match across types)"
 KNOWN: dict[tuple[str, str], str] = {
-    **{(k, c): f"{k}: {_SQL_TYPES}" for k in ("sqlite", "postgres", "mariadb")
-       for c in ("number-is-not-string", "bool-is-not-1", "gt-across-types", "in-mixed-types")},
-    **{(k, c): f"{k}: a scalar does not match inside a JSON array column" for k in ("sqlite", "postgres", "mariadb")
-       for c in ("array-contains", "array-in")},
-    **{(k, "nor"): f"{k}: NOT over a compound filter matches rows where any field is NULL"
-       for k in ("sqlite", "postgres", "mariadb")},
-    ("sqlite", "regex-i"): "SQLite drops $options 'i'",
-    ("sqlite", "regex-i-city"): "SQLite drops $options 'i'",
-    **{("postgres", c): "PostgreSQL sorts NULL last ascending (MongoDB: first)"
-       for c in ("sort-int-asc", "sort-int-desc", "sort-float-desc")},
-    **{("mariadb", c): "MariaDB compares strings through a case-insensitive collation"
-       for c in ("gt-string", "ne-string", "regex-case-sensitive", "not-regex", "implicit-and", "sort-string", "set",
-                 "delete-filter")},
     **{("couchdb", c): "CouchDB's collation orders null before numbers: $lt/$lte/$gt null match nulls"
        for c in ("lt", "lte", "gt-null", "not-gt", "delete-range")},
     **{("couchdb", c): "CouchDB: $in/$nin with null, and $nin over missing fields, differ"

@@ -11,7 +11,7 @@ import struct
 import pytest
 
 from dbsh import drivers, target
-from dbsh.drivers import sql as sql_driver
+from dbsh.drivers.sql import sqlite_json as sql_driver
 from dbsh.output import Renderer
 from dbsh.query import Filter
 from tests.dbshtest import dbsh
@@ -59,7 +59,7 @@ def _render(result, fmt, database_json):
 
 @pytest.mark.parametrize("fmt", ["jsonl", "json"])
 @pytest.mark.parametrize("options", [{}, {"limit": 4321}, {"sort": [("r", -1)], "limit": 50}, {"skip": 10},
-                                     {"where": {"b": 1}}, {"fields": ["r", "id"]}], ids=str)
+                                     {"where": {"b": True}}, {"fields": ["r", "id"]}], ids=str)
 def test_sqlite_builds_exactly_the_json_the_renderer_writes(odd, monkeypatch, fmt, options):
     monkeypatch.setattr(sql_driver, "WINDOW", 997)   # many windows, the last one partial
     session, n = odd

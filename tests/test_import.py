@@ -453,7 +453,7 @@ def test_copy_columns_are_the_documents_values_by_key():
     values, in the same runs, as the rows every other path writes."""
     import random
 
-    from dbsh.drivers.sql import _same_key_columns, _same_keys
+    from dbsh.drivers.sql.session import same_key_columns as _same_key_columns, same_keys as _same_keys
 
     rnd = random.Random(3)
     shapes = [("a", "b"), ("b", "a"), ("a",), ("a", "b", "c"), ()]

@@ -1,8 +1,8 @@
 """One small adapter per backend: YCSB's five database calls in each one's natural native form.
 
-An adapter wraps an open dbsh driver Session and uses its native client (``session.client``, or
-``session.engine`` for SQL): prepared SQL, pymongo, Redis hashes, CQL prepared statements, Cypher
-with parameters, CouchDB documents. Values are always bound parameters; the table and field names
+An adapter wraps an open dbsh driver Session and uses its native client (``session.client``):
+pymongo, Redis hashes, CQL prepared statements, Cypher with parameters, CouchDB documents (SQL's
+adapter lives with its driver: dbsh.drivers.sql.bench). Values are always bound parameters; the table and field names
 are validated identifiers (workload.NAME) and quoted where the language quotes them.
 
 Calls raise the client library's own exceptions; the runner counts them per operation type.
@@ -55,98 +55,6 @@ class Adapter:
 
     def close(self) -> None:
         pass
-
-
-# ------------------------------------------------------------------------------------------ SQL
-class SqlAdapter(Adapter):
-    """One DBAPI connection in autocommit, the statements built once (psycopg prepares them on the
-    server after a few runs; sqlite3 caches them); every value a bound parameter."""
-
-    def __init__(self, session, workload):
-        super().__init__(session, workload)
-        self.engine = session.engine
-        dialect = self.engine.dialect
-        quote = dialect.identifier_preparer.quote
-        self.mark = "?" if dialect.paramstyle == "qmark" else "%s"
-        self.q_table = quote(self.table)
-        self.q_key = quote("ycsb_key")
-        self.q_fields = {f: quote(f) for f in self.fields}
-        self._conn = None
-        self._sql: dict[Any, str] = {}
-        marks = ", ".join([self.mark] * (len(self.fields) + 1))
-        self.insert_sql = (f"INSERT INTO {self.q_table} ({self.q_key}, "
-                           f"{', '.join(self.q_fields.values())}) VALUES ({marks})")
-        self.read_all_sql = f"SELECT * FROM {self.q_table} WHERE {self.q_key} = {self.mark}"
-        self.scan_all_sql = (f"SELECT * FROM {self.q_table} WHERE {self.q_key} >= {self.mark} "
-                             f"ORDER BY {self.q_key} LIMIT {self.mark}")
-
-    @property
-    def conn(self):
-        if self._conn is None:
-            raw = self.engine.raw_connection()
-            driver = raw.driver_connection
-            name = self.engine.dialect.name
-            if name == "postgresql":
-                driver.autocommit = True
-            elif name in ("mysql", "mariadb"):
-                driver.autocommit(True)
-            else:
-                driver.isolation_level = None   # sqlite3: autocommit
-            self._raw, self._conn = raw, driver
-        return self._conn
-
-    def _run(self, sql: str, params: tuple):
-        cur = self.conn.cursor()
-        try:
-            cur.execute(sql, params)
-            return cur.fetchall() if cur.description else cur.rowcount
-        finally:
-            cur.close()
-
-    def prepare(self) -> None:
-        key_type = "VARCHAR(255)" if self.engine.dialect.name != "sqlite" else "TEXT"
-        columns = ", ".join(f"{q} TEXT" for q in self.q_fields.values())
-        self._run(f"CREATE TABLE IF NOT EXISTS {self.q_table} ({self.q_key} {key_type} PRIMARY KEY, {columns})", ())
-
-    def drop(self) -> None:
-        self._run(f"DROP TABLE IF EXISTS {self.q_table}", ())
-
-    def count(self) -> int:
-        return self._run(f"SELECT COUNT(*) FROM {self.q_table}", ())[0][0]
-
-    def insert(self, key, values):
-        self._run(self.insert_sql, (key, *(values[f] for f in self.fields)))
-
-    def read(self, key, fields):
-        if fields is None:
-            sql = self.read_all_sql
-        else:
-            sql = self._sql.get(("read", tuple(fields)))
-            if sql is None:
-                cols = ", ".join(self.q_fields[f] for f in fields)
-                sql = self._sql[("read", tuple(fields))] = \
-                    f"SELECT {cols} FROM {self.q_table} WHERE {self.q_key} = {self.mark}"
-        rows = self._run(sql, (key,))
-        if not rows:
-            raise Missing(key)
-        return rows[0]
-
-    def update(self, key, values):
-        names = tuple(values)
-        sql = self._sql.get(("update", names))
-        if sql is None:
-            sets = ", ".join(f"{self.q_fields[f]} = {self.mark}" for f in names)
-            sql = self._sql[("update", names)] = f"UPDATE {self.q_table} SET {sets} WHERE {self.q_key} = {self.mark}"
-        if self._run(sql, (*values.values(), key)) == 0:
-            raise Missing(key)
-
-    def scan(self, start, count, fields):
-        return len(self._run(self.scan_all_sql, (start, count)))
-
-    def close(self):
-        if self._conn is not None:
-            self._raw.close()
-            self._conn = None
 
 
 # ---------------------------------------------------------------------------------------- Redis

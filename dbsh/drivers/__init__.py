@@ -75,14 +75,14 @@ TTL = Flag("ttl", ("--ttl",), "Expire after SECONDS.", type="int", metavar="SECO
 
 BUILTIN: tuple[Backend, ...] = (
     Backend("sqlite", "SQLite", ("sqlite",), "dbsh.drivers.sql:connect", "sql",
-            bench="dbsh.bench.backends:SqlAdapter", migrate="alembic", example="sqlite:///app.db", cannot=SQL_CANNOT,
+            bench="dbsh.drivers.sql.bench:SqlAdapter", migrate="alembic", example="sqlite:///app.db", cannot=SQL_CANNOT,
             differs=SQL_DIFFERS),
     Backend("postgresql", "PostgreSQL", ("postgresql", "postgres"), "dbsh.drivers.sql:connect", "sql",
-            extra="postgres", client="psycopg", bench="dbsh.bench.backends:SqlAdapter", migrate="alembic",
+            extra="postgres", client="psycopg", bench="dbsh.drivers.sql.bench:SqlAdapter", migrate="alembic",
             example="postgresql://user@host:5432/db", cannot=SQL_CANNOT,
             differs=SQL_DIFFERS),
     Backend("mysql", "MySQL/MariaDB", ("mysql", "mariadb"), "dbsh.drivers.sql:connect", "sql",
-            extra="mysql", client="pymysql", bench="dbsh.bench.backends:SqlAdapter", migrate="alembic",
+            extra="mysql", client="pymysql", bench="dbsh.drivers.sql.bench:SqlAdapter", migrate="alembic",
             example="mysql://user@host:3306/db", cannot=SQL_CANNOT,
             differs=SQL_DIFFERS),
     Backend("mongo", "MongoDB", ("mongodb", "mongodb+srv"), "dbsh.drivers.mongo:connect", "javascript",
@@ -127,6 +127,8 @@ def plugins() -> tuple[Backend, ...]:
     point names a Backend record (or a list of them). Read once, and only when a scheme is not built
     in or every backend is listed."""
     global _plugins
+    if _plugins is None and not _declared_anywhere():
+        _plugins = ()
     if _plugins is None:
         from importlib.metadata import entry_points
 
@@ -144,6 +146,31 @@ def plugins() -> tuple[Backend, ...]:
                 found.append(Backend(ep.name, ep.name, (ep.name,), f"{value.__name__}:connect", "text"))
         _plugins = tuple(found)
     return _plugins
+
+
+def _declared_anywhere() -> bool:
+    """Whether an installed distribution may declare a ``dbsh.drivers`` entry point: a look into the
+    entry_points.txt files on sys.path (importing importlib.metadata alone costs a one-shot command
+    more than the rest of its start); anything but a plain directory on sys.path (a zip) may."""
+    import os
+    import sys
+
+    for folder in sys.path:
+        try:
+            names = os.listdir(folder or ".")
+        except NotADirectoryError:
+            return True
+        except OSError:
+            continue
+        for name in names:
+            if name.endswith((".dist-info", ".egg-info")):
+                try:
+                    with open(os.path.join(folder or ".", name, "entry_points.txt"), "rb") as f:
+                        if b"dbsh.drivers" in f.read():
+                            return True
+                except OSError:
+                    continue
+    return False
 
 
 def backends(*, with_plugins: bool = True) -> tuple[Backend, ...]:

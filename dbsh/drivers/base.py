@@ -280,6 +280,11 @@ class Session:
     def execute(self, text: str, params: dict[str, Any] | None = None) -> Result:
         raise Unsupported(f"{self.name} has no native query language in dbsh")
 
+    def statements(self, text: str) -> list[str]:
+        """The statements of a native script, in order: dbsh.commands.query runs and renders them
+        one by one. Default: the text is one statement (drivers that split scripts override this)."""
+        return [text]
+
     # -- transactions (capabilities.transactions) -------------------------------------------
     def begin(self) -> None:
         raise Unsupported(f"{self.name} has no transactions")

@@ -26,7 +26,7 @@ from alembic.script.revision import RevisionError
 from alembic.util import CommandError
 from sqlalchemy import exc as sa_exc
 
-from dbsh.drivers.sql import sqlalchemy_url
+from dbsh.drivers.sql.urls import sqlalchemy_url
 from dbsh.errors import ConnectError, DbshError, QueryError, UsageError, one_line, redact
 from dbsh.migrate.report import Report
 

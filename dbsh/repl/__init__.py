@@ -18,11 +18,13 @@ def start_from_cli(call) -> int:
     from dbsh import context
 
     s = call.settings
-    return start(context.resolve(s), fmt=s.fmt, yes=s.yes, backend_options=s.options)
+    return start(context.resolve(s), fmt=s.fmt, yes=s.yes, backend_options=s.options,
+                 single_transaction=s.single_transaction)
 
 
 def start(target, *, session=None, fmt: str | None = None, yes: bool = False,
-          backend_options: dict | None = None, interactive: bool | None = None) -> int:
+          backend_options: dict | None = None, interactive: bool | None = None,
+          single_transaction: bool = False) -> int:
     """Open the shell on a target (or an open session); returns the exit code.
 
     Interactive when stdin and stdout are terminals; otherwise the statements on stdin run
@@ -33,7 +35,7 @@ def start(target, *, session=None, fmt: str | None = None, yes: bool = False,
     if interactive is None:
         interactive = sys.stdin.isatty() and sys.stdout.isatty()
     shell = Shell(target, session=session, fmt=fmt, yes=yes, interactive=interactive,
-                  backend_options=backend_options)
+                  backend_options=backend_options, single_transaction=single_transaction and not interactive)
     if not interactive:
         return shell.run_script(sys.stdin)
     from dbsh import commands

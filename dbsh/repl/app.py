@@ -72,7 +72,8 @@ class GuardedRenderer(Renderer):
 class Shell:
     def __init__(self, target, *, session=None, fmt: str | None = None, yes: bool = False,
                  interactive: bool = True, settings: dict | None = None, out=None, err=None,
-                 pt_input=None, pt_output=None, backend_options: dict | None = None):
+                 pt_input=None, pt_output=None, backend_options: dict | None = None,
+                 single_transaction: bool = False):
         from dbsh import config
 
         self.settings = config.settings("repl") if settings is None else settings
@@ -82,6 +83,7 @@ class Shell:
         self.err = err or sys.stderr
         self.pt_input, self.pt_output = pt_input, pt_output
         self.backend_options = backend_options or {}
+        self.single_transaction = single_transaction   # a script on stdin runs in one transaction (-1)
         self.fmt = fmt or ("table" if interactive else Renderer(None, self.out).fmt)
         self.expanded = False
         self.timing = False
@@ -171,6 +173,14 @@ class Shell:
             self.dropped = True
 
     def close(self) -> None:
+        """At \\q, Ctrl-D or the end of a script: a transaction still open is rolled back (with a
+        notice), as the server does when psql's connection ends."""
+        from dbsh.commands import end_script
+
+        try:
+            end_script(self.session, failed=False, notice=self.notice)
+        except Exception:  # noqa: BLE001 - closing at exit must not raise
+            pass
         try:
             self.session.close()
         except Exception:  # noqa: BLE001 - closing at exit must not raise
@@ -343,7 +353,7 @@ class Shell:
         writes = statements.writes(text, self.language)
         self.last_statement = text
         with self.output() as out:
-            commands.query(self.session, out, text, params={}, ask=self.confirm_question)
+            commands.query(self.session, out, text, params={}, ask=self.confirm_question, script=False)
         if writes:
             self.refresh_catalog()   # DDL and writes may add collections or fields
 
@@ -417,12 +427,15 @@ class Shell:
         return 0
 
     def run_file(self, path: str) -> None:
+        from dbsh.commands import end_script
+
         try:
             with open(os.path.expanduser(path), encoding="utf-8") as f:
                 code = self.run_lines(f)
         except OSError as e:
             raise UsageError(f"cannot read {path}: {e.strerror}") from None
         if code:
+            end_script(self.session, failed=True, notice=self.notice)
             stopped = DbshError(f"stopped running {path} at the first error")
             stopped.exit_code = code
             raise stopped
@@ -501,9 +514,25 @@ class Shell:
         return 0
 
     def run_script(self, lines: Iterable[str]) -> int:
+        """Statements from stdin, as psql runs a piped script: the first error stops it, and a
+        transaction open then (or at the end) is rolled back; -1 runs it all in one transaction."""
+        from dbsh.commands import begin_script, end_script
+
+        code = 0
         try:
-            return self.run_lines(lines)
+            if self.single_transaction:
+                begin_script(self.session)
+            code = self.run_lines(lines)
         except Quit:
-            return 0
+            code = 0
+        except DbshError as error:
+            self.notice(f"dbsh: error: {redact(str(error), self.target.password)}")
+            code = error.exit_code
         finally:
+            try:
+                end_script(self.session, failed=bool(code), single=self.single_transaction, notice=self.notice)
+            except DbshError as error:
+                self.notice(f"dbsh: error: {redact(str(error), self.target.password)}")
+                code = code or error.exit_code
             self.close()
+        return code

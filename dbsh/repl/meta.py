@@ -130,7 +130,8 @@ def _verb(verb):
                 saved = dict(session.options)
                 try:
                     session.set_options(**call.flags)
-                    extra = {"ask": shell.confirm_question} if verb.name == "query" else {}
+                    # the shell's session outlives the statement: its transaction stays open
+                    extra = {"ask": shell.confirm_question, "script": False} if verb.name == "query" else {}
                     fn(session, out, **call.values, **extra)
                 finally:
                     session.options = saved
