@@ -509,6 +509,14 @@ def memcached_text(address, payload: bytes, *, until: bytes = b"\r\n", timeout: 
         return reply
 
 
+def memcached_keys(address) -> list[bytes]:
+    """Every key a memcached lists (lru_crawler metadump), URL-decoded: the tests' own view of the cache."""
+    from urllib.parse import unquote_to_bytes
+
+    reply = memcached_text(address, b"lru_crawler metadump all\r\n", until=b"END\r\n")
+    return [unquote_to_bytes(line.split(b" ", 1)[0][4:]) for line in reply.split(b"\n") if line.startswith(b"key=")]
+
+
 class Memcached(Server):
     """Debian memcached in the foreground, run as nobody; ``servers=3`` starts three (one URL names all),
     ``auth=(user, password)`` turns on ASCII authentication (-Y), ``sasl=(user, password)`` SASL (-S, which

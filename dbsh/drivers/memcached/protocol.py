@@ -19,6 +19,9 @@ from pymemcache.client.base import Client
 from dbsh.errors import ConnectError, QueryError, UsageError
 
 CRAWLER_WAIT = 30.0        # seconds to wait for another client's lru_crawler run to finish
+# what a server started with SASL (-S) does to the text protocol: it closes the connection
+SASL_HINT = ("a server started with SASL (-S) speaks only the binary protocol, and dbsh (pymemcache) the text "
+             "protocol, whose login is memcached's ASCII authentication (-Y)")
 
 
 class AuthClient(Client):
@@ -42,7 +45,8 @@ class AuthClient(Client):
             reply += chunk
         if reply != b"STORED\r\n":
             self.close()
-            raise _AuthFailed(reply.decode("utf-8", "replace").strip() or "the server closed the connection")
+            raise _AuthFailed(reply.decode("utf-8", "replace").strip()
+                              or f"the server closed the connection at the login ({SASL_HINT})")
 
 
 class _AuthFailed(Exception):

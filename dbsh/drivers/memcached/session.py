@@ -28,7 +28,7 @@ from dbsh import query as q
 from dbsh.drivers.base import Capabilities, Result, Session, WriteResult, batched
 from dbsh.drivers.memcached.language import check_key, command_lines
 from dbsh.drivers.memcached.native import Parser, Request, meta_row, number_or_text, text
-from dbsh.drivers.memcached.protocol import AuthClient, Node, server_error
+from dbsh.drivers.memcached.protocol import SASL_HINT, AuthClient, Node, server_error
 from dbsh.errors import ConnectError, DbshError, NotFound, PartialWrite, QueryError, Unsupported, UsageError
 
 DEFAULT_PORT = 11211
@@ -212,8 +212,10 @@ class MemcachedSession(Session):
         self.parser = Parser(self.nodes, self.route, lambda node: node.max_item())
         try:
             self.versions = [node.version() for node in self.nodes]
-        except ConnectError:
+        except ConnectError as e:
             self.close()
+            if e.message.startswith("lost the connection"):   # what a SASL server (-S) does to text
+                raise ConnectError(f"{e.message} at its first command ({SASL_HINT})") from None
             raise
         except DbshError as e:
             self.close()
