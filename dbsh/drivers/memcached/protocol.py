@@ -120,6 +120,9 @@ class Node:
             self.client.sock.sendall(data)
         except OSError as e:
             raise self.lost(e) from None
+        except BaseException:   # Ctrl-C halfway through a request
+            self.close()
+            raise
 
     def line(self) -> bytes:
         """One reply line without its line end (metadump ends its lines with a bare newline)."""

@@ -170,6 +170,34 @@ def project(doc: dict, fields: list[str] | None) -> dict:
     return out
 
 
+def _resets(method):
+    """An exchange cut short (an error, Ctrl-C) may leave replies unread on some connection: close them
+    all, so the next command starts on fresh ones (they reconnect by themselves)."""
+    import functools
+    import inspect
+
+    if inspect.isgeneratorfunction(method):
+        @functools.wraps(method)
+        def generator(self, *args, **kwargs):
+            try:
+                yield from method(self, *args, **kwargs)
+            except GeneratorExit:   # the reader stopped between items: every reply was read
+                raise
+            except BaseException:
+                self.close()
+                raise
+        return generator
+
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except BaseException:
+            self.close()
+            raise
+    return call
+
+
 class _Item:
     """A document as read: where it is, its key, its JSON, and what a cas write needs."""
 
@@ -257,12 +285,18 @@ class MemcachedSession(Session):
         request = self.parser.parse(lines[0][1], params or {})
         if request.name == "lru_crawler":
             return self._metadump(request)
-        return Result(request.run(), request.columns)
+        try:
+            rows = request.run()
+        except BaseException:
+            self.close()   # (a reply may be unread)
+            raise
+        return Result(rows, request.columns)
 
     def _metadump(self, request: Request) -> Result:
         """lru_crawler metadump, streamed: every key of a big cache, never held in memory at once."""
 
-        def rows() -> Iterator[dict]:
+        @_resets
+        def rows(self) -> Iterator[dict]:
             for node, data in request.parts:
                 for item in node.metadump(data, wait=False):
                     row = {"server": node.name} if len(self.nodes) > 1 else {}
@@ -270,7 +304,7 @@ class MemcachedSession(Session):
                     row.update((k.decode(), number_or_text(v)) for k, v in item.items())
                     yield row
 
-        return Result(rows(), None)
+        return Result(rows(self), None)
 
     def _pipe(self, lines: list[tuple[int, str]], params: dict[str, Any]) -> Result:
         """Many commands, each checked before any is sent (bad input writes nothing), then pipelined per
@@ -284,7 +318,8 @@ class MemcachedSession(Session):
         for name in {p for p in params} - {a for _, line in lines for a in _param_names(line)}:
             raise UsageError(f"parameter {name!r} is not used", hint=f"write :{name} as a whole argument")
 
-        def run() -> Iterator[dict]:
+        @_resets
+        def run(self) -> Iterator[dict]:
             replies, failed = 0, []
             for chunk in batched(requests, PIPELINE_CHUNK):
                 sends: dict[int, list[bytes]] = {}
@@ -308,9 +343,10 @@ class MemcachedSession(Session):
                 raise QueryError(f"{len(failed)} of {len(requests)} commands failed (lines {shown}); {replies} replies")
             yield {"commands": len(requests), "replies": replies, "errors": 0}
 
-        return Result(run(), ["commands", "replies", "errors"])
+        return Result(run(self), ["commands", "replies", "errors"])
 
     # -- keys and documents --------------------------------------------------------------------
+    @_resets
     def _keys(self, collection: bytes, where: q.Filter, counter: list[int]) -> Iterator[tuple[Node, list[bytes]]]:
         """The candidate keys, by server: the one key when the filter pins the id, else the
         collection's keys from each server's metadump."""
@@ -378,6 +414,7 @@ class MemcachedSession(Session):
                 items.append(_Item(node, key, doc, cas, ttl, flags))
         return items
 
+    @_resets
     def _documents(self, collection: bytes, where: q.Filter, counter: list[int], skipped: list[int]) -> Iterator[_Item]:
         ast = None if where.is_empty else where.ast
         for node, keys in self._keys(collection, where, counter):
@@ -422,6 +459,7 @@ class MemcachedSession(Session):
 
         return Result(rows(), None)
 
+    @_resets
     def count(self, name: str, where: q.Filter) -> int:
         collection = check_collection(name)
         where.ast
@@ -471,6 +509,7 @@ class MemcachedSession(Session):
             return self.insert(name, batch.docs, batch=max(len(batch), 1), create=create, prepared=prepared)
         return super().insert_batch(name, batch, create=create)
 
+    @_resets
     def insert(self, name: str, docs: Iterable[dict], *, batch: int = 1000, create: bool = False,
                progress=None, prepared: _Prepared | None = None) -> WriteResult:
         collection = check_collection(name)
@@ -538,6 +577,7 @@ class MemcachedSession(Session):
             raise UsageError(f"{key.decode('utf-8', 'replace')} is {len(value)} bytes of JSON, over the server's item "
                              f"size limit ({limit} bytes with the key and item header)")
 
+    @_resets
     def _next_ids(self, collection: bytes, n: int) -> int:
         """The first of n new ids from the collection's counter (created at n when missing): one round trip."""
         key = collection + b":" + SEQ
@@ -548,6 +588,7 @@ class MemcachedSession(Session):
             raise QueryError(f"cannot count ids in {key.decode()}: {row.get('result')}")
         return int(row["value"]) - n + 1
 
+    @_resets
     def _store(self, keys: dict[int, bytes], values: list[bytes], ttl: int) -> tuple[set[int], dict[int, str]]:
         """Add each value under its key unless the key exists: meta sets in quiet mode (memcached's noreply
         that still reports what failed), pipelined per server, each server's batch ended by a no-op whose
@@ -597,14 +638,16 @@ class MemcachedSession(Session):
         return {p[1:] for line in node.until_noop() for p in line.split(b" ")[1:] if p[:1] == b"k"}
 
     # -- uniform verbs: changing -----------------------------------------------------------------
+    @_resets
     def _write_round(self, items: list[_Item], build) -> tuple[list[_Item], list[_Item], int]:
         """One pipelined round of cas writes (``build(item)`` -> request bytes) per server: the items
         written, the ones changed by someone else meanwhile (cas mismatch), and how many had vanished."""
         by_node: dict[int, tuple[Node, list[_Item]]] = {}
         for item in items:
             by_node.setdefault(id(item.node), (item.node, []))[1].append(item)
-        for node, group in by_node.values():
-            node.send(b"".join(build(item) for item in group))
+        requests = [(node, b"".join(build(item) for item in group)) for node, group in by_node.values()]
+        for node, data in requests:   # (all built first: a document refused by build() sends nothing)
+            node.send(data)
         done, conflicts, gone, error = [], [], 0, None
         for node, group in by_node.values():
             for item in group:
@@ -658,6 +701,7 @@ class MemcachedSession(Session):
             items = self._again(collection, conflicts, ast)
         return written
 
+    @_resets
     def update(self, name: str, where: q.Filter, change: q.Update, *, upsert: bool = False,
                one: bool = False) -> WriteResult:
         collection = check_collection(name)
@@ -696,6 +740,7 @@ class MemcachedSession(Session):
             return WriteResult("upserted", collection.decode(), result.count, ids=result.ids)
         raise QueryError(f"upsert into {collection.decode()} kept meeting a document inserted meanwhile")
 
+    @_resets
     def delete(self, name: str, where: q.Filter, *, one: bool = False) -> WriteResult:
         collection = check_collection(name)
         ast = None if where.is_empty else where.ast
@@ -711,6 +756,7 @@ class MemcachedSession(Session):
         return WriteResult("deleted", collection.decode(), deleted)
 
     # -- catalog -------------------------------------------------------------------------------
+    @_resets
     def _all_keys(self, limit: int = SAMPLE_KEYS) -> Iterator[tuple[Node, bytes]]:
         seen = 0
         for node in self.nodes:
@@ -721,6 +767,7 @@ class MemcachedSession(Session):
         if seen > limit:
             print(f"dbsh: looked at the first {limit} of {seen} keys", file=sys.stderr)
 
+    @_resets
     def collections(self) -> list[str]:
         prefixes = set()
         for _, key in self._all_keys():
@@ -729,6 +776,7 @@ class MemcachedSession(Session):
                 prefixes.add(prefix.decode("utf-8", "replace"))
         return sorted(prefixes)
 
+    @_resets
     def describe(self, name: str) -> Result:
         collection = check_collection(name)
         counter, skipped = [0], [0]
@@ -752,6 +800,7 @@ class MemcachedSession(Session):
                    + (f"; {skipped[0]} values that are not JSON documents" if skipped[0] else ""))
         return Result(rows, ["field", "type", "count"], message=message)
 
+    @_resets
     def completions(self) -> dict[str, list[str]]:
         """Collections (key prefixes) and the fields of a few of each one's documents, from one metadump."""
         by_prefix: dict[bytes, list[tuple[Node, bytes]]] = {}
@@ -772,6 +821,7 @@ class MemcachedSession(Session):
             out[prefix.decode("utf-8", "replace")] = list(fields)
         return out
 
+    @_resets
     def key_names(self) -> list[str]:
         names = [key.decode("utf-8", "replace") for _, key in self._all_keys(10_000)]
         return sorted(names)
