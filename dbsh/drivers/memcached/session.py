@@ -14,6 +14,8 @@ password in the URL log in with memcached's ASCII authentication (``-Y``).
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import random
 import sys
@@ -173,9 +175,6 @@ def project(doc: dict, fields: list[str] | None) -> dict:
 def _resets(method):
     """An exchange cut short (an error, Ctrl-C) may leave replies unread on some connection: close them
     all, so the next command starts on fresh ones (they reconnect by themselves)."""
-    import functools
-    import inspect
-
     if inspect.isgeneratorfunction(method):
         @functools.wraps(method)
         def generator(self, *args, **kwargs):
