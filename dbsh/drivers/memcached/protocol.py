@@ -175,8 +175,15 @@ class Node:
             self.item_size_max = int(self.settings().get("item_size_max", 1 << 20))
         return self.item_size_max
 
-    def metadump(self, command: bytes = b"lru_crawler metadump all\r\n", *, wait: bool = True
-                 ) -> Iterator[dict[bytes, bytes]]:
+    def keys(self) -> Iterator[bytes]:
+        """Every key the LRU crawler walks, URL-decoded (metadump, without parsing the rest of each line)."""
+        for line in self.metadump(parse=False):
+            end = line.find(b" ")
+            key = line[4:end if end > 0 else None]
+            yield unquote_to_bytes(key) if b"%" in key else key
+
+    def metadump(self, command: bytes = b"lru_crawler metadump all\r\n", *, wait: bool = True, parse: bool = True
+                 ) -> Iterator:
         """Every item the LRU crawler walks (key=... exp=... la=... cas=... fetch=... cls=... size=...),
         the key URL-decoded. ``wait``: while another client's crawl runs (the server does one at a
         time), ask again for up to CRAWLER_WAIT seconds."""
@@ -194,14 +201,15 @@ class Node:
             pause = min(pause * 2, 0.2)
         done = False
         try:
-            yield from self.items(line)
+            yield from self.items(line, parse)
             done = True
         finally:
             if not done:
                 self.close()   # the rest of the listing may still be on its way: start afresh next time
 
-    def items(self, line: bytes | None = None) -> Iterator[dict[bytes, bytes]]:
-        """The lines of a metadump reply, read to END (``line``: its first, read already)."""
+    def items(self, line: bytes | None = None, parse: bool = True) -> Iterator:
+        """The items of a metadump reply, read to END (``line``: its first, read already); with ``parse``
+        False, its lines as they are."""
         if line is None:
             line = self.line()
         while line != b"END":
@@ -214,7 +222,10 @@ class Node:
                 while line != b"END" and not line.startswith((b"ERROR", b"CLIENT_ERROR", b"SERVER_ERROR", b"BUSY")):
                     line = self.line()
                 raise error
-            item = dict(field.partition(b"=")[::2] for field in line.split(b" "))
-            item[b"key"] = unquote_to_bytes(item[b"key"])
-            yield item
+            if parse:
+                item = dict(field.partition(b"=")[::2] for field in line.split(b" "))
+                item[b"key"] = unquote_to_bytes(item[b"key"])
+                yield item
+            else:
+                yield line
             line = self.line()

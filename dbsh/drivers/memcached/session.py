@@ -363,8 +363,7 @@ class MemcachedSession(Session):
         start = len(prefix)
         for node in self.nodes:
             keys = []
-            for item in node.metadump():
-                key = item[b"key"]
+            for key in node.keys():
                 if key.startswith(prefix) and len(key) > start and key.find(b":", start) < 0 and key[start:] != SEQ:
                     keys.append(key)
             counter[0] += len(keys)
@@ -759,9 +758,9 @@ class MemcachedSession(Session):
     def _all_keys(self, limit: int = SAMPLE_KEYS) -> Iterator[tuple[Node, bytes]]:
         seen = 0
         for node in self.nodes:
-            for item in node.metadump():
+            for key in node.keys():
                 if seen < limit:
-                    yield node, item[b"key"]
+                    yield node, key
                 seen += 1
         if seen > limit:
             print(f"dbsh: looked at the first {limit} of {seen} keys", file=sys.stderr)
