@@ -520,14 +520,17 @@ def memcached_keys(address) -> list[bytes]:
 class Memcached(Server):
     """Debian memcached in the foreground, run as nobody; ``servers=3`` starts three (one URL names all),
     ``auth=(user, password)`` turns on ASCII authentication (-Y), ``sasl=(user, password)`` SASL (-S, which
-    makes memcached speak only the binary protocol), ``unix=True`` listens on a unix socket only."""
+    makes memcached speak only the binary protocol), ``unix=True`` listens on a unix socket only, ``port=``
+    on that port (the first server)."""
 
     name = "memcached"
 
     def __init__(self, servers: int = 1, *, auth: tuple[str, str] | None = None,
-                 sasl: tuple[str, str] | None = None, unix: bool = False, extra: tuple[str, ...] = ()) -> None:
+                 sasl: tuple[str, str] | None = None, unix: bool = False, extra: tuple[str, ...] = (),
+                 port: int | None = None) -> None:
         super().__init__()
         self.servers, self.auth, self.sasl, self.unix, self.extra = servers, auth, sasl, unix, extra
+        self.port = port
         self.addresses: list = []
 
     def _start(self) -> str:
@@ -550,7 +553,7 @@ class Memcached(Server):
                 address = str(self.dir / f"memcached{n}.sock")
                 listen = ["-s", address, "-a", "0666"]
             else:
-                address = ("127.0.0.1", free_port())
+                address = ("127.0.0.1", self.port if self.port and not n else free_port())
                 listen = ["-l", "127.0.0.1", "-p", str(address[1])]
             self.spawn([binary, *listen, "-U", "0", "-m", "64", *options], log=self.dir / f"memcached{n}.log",
                        user=user, env=env)

@@ -515,6 +515,26 @@ def test_a_sasl_server_is_a_clear_connect_error():
         assert "binary protocol" in message and "s3cret-pw" not in run.err
 
 
+def test_a_restarted_server_is_reconnected_on_the_next_command():
+    import io
+
+    from dbsh.repl.app import Shell
+
+    port = free_port()
+    with Memcached(port=port) as first:
+        shell = Shell(resolve(first.url), settings={}, out=io.StringIO(), err=io.StringIO(), interactive=False)
+        assert shell.run_statement("set a 0 0 x") == 0
+    try:
+        with Memcached(port=port) as second:
+            assert shell.run_statement("get a") == 3          # the connection went with the first server
+            assert shell.run_statement("set b 0 0 y") == 0    # ... and the next command makes a new one
+            assert value(second.addresses[0], b"b") == b"y"
+    finally:
+        shell.close()
+    assert shell.err.getvalue().startswith(f"dbsh: error: lost the connection to memcached at 127.0.0.1:{port}")
+    assert len(shell.err.getvalue().splitlines()) == 1
+
+
 # -- bench, import, copy -------------------------------------------------------------------------------------
 
 def test_bench_loads_records_and_runs_every_workload(url, mc):
