@@ -6,10 +6,25 @@ One small scanner knows strings, quoted names and comments for each language, so
 
 from __future__ import annotations
 
+import importlib
 import re
 from dataclasses import dataclass, field
 
 from dbsh.errors import UsageError
+
+# languages whose rules live in their backend's package (dbsh/drivers/<backend>/language.py): each module
+# has writes(text), destructive(text), ONE_COMMAND_PER_LINE, KEYWORDS, complete(text, keys) and lexer()
+PACKAGED = {"memcached": "dbsh.drivers.memcached.language"}
+
+
+def rules(language: str):
+    """The language module of a packaged language, or None."""
+    name = PACKAGED.get(language)
+    return importlib.import_module(name) if name else None
+
+
+def one_per_line(language: str) -> bool:
+    return language == "redis" or getattr(rules(language), "ONE_COMMAND_PER_LINE", False)
 
 # comment markers per language family; Cypher has no '--' comment ((a)--(b) is a pattern)
 _COMMENTS = {
@@ -105,7 +120,7 @@ def is_complete(text: str, language: str, terminator: str | None) -> bool:
     stripped = text.strip()
     if not stripped or stripped.startswith("\\") or stripped.lower() in ("quit", "exit", "help"):
         return _balanced(stripped, language) if stripped.startswith("\\") else True
-    if language == "redis":
+    if one_per_line(language):
         return True
     found = scan(text, language, terminator)
     if found.open_quote:
@@ -145,7 +160,7 @@ def split(text: str, language: str, terminator: str | None) -> list[str]:
                 pending.clear()
             continue
         pending.append(line)
-        if language == "redis" or (not terminator and is_complete("\n".join(pending), language, terminator)):
+        if one_per_line(language) or (not terminator and is_complete("\n".join(pending), language, terminator)):
             flush()
     if pending:
         flush()
@@ -188,6 +203,8 @@ def _words(code: str) -> list[str]:
 
 def destructive(text: str, language: str) -> str | None:
     """Why a statement needs confirmation (drops or empties data wholesale), or None."""
+    if (packaged := rules(language)) is not None:
+        return packaged.destructive(text)
     code = _code(text, language).strip().rstrip(";").strip()
     words = _words(code)
     if not words:
@@ -244,6 +261,8 @@ def writes(text: str, language: str) -> bool:
 
     Errs on the side of refusing: only statements known to read pass.
     """
+    if (packaged := rules(language)) is not None:
+        return packaged.writes(text)
     code = _code(text, language).strip()
     words = _words(code)
     if not words:

@@ -2,7 +2,7 @@
 config/data/cache home for every test.
 
 Each server fixture first honours DBSH_TEST_<BACKEND>_URL (POSTGRES, MARIADB, REDIS, REDIS_CLUSTER,
-COUCHDB, MONGO, NEO4J, CASSANDRA) and then uses that server instead of starting one (compose.yaml
+MEMCACHED, COUCHDB, MONGO, NEO4J, CASSANDRA) and then uses that server instead of starting one (compose.yaml
 runs them all). A missing server binary is an error, not a skip.
 """
 
@@ -20,6 +20,7 @@ BACKENDS = {
     "mariadb_url": ("MARIADB", servers.MariaDB, "mariadb"),
     "redis_url": ("REDIS", servers.Redis, "redis"),
     "redis_cluster_url": ("REDIS_CLUSTER", servers.RedisCluster, "redis"),
+    "memcached_url": ("MEMCACHED", servers.Memcached, "memcached"),
     "couchdb_url": ("COUCHDB", servers.PouchDB, "pouchdb"),
     "mongo_url": ("MONGO", servers.SecantusDB, "secantusdb"),
     "neo4j_url": ("NEO4J", servers.Neo4j, "neo4j"),
@@ -63,6 +64,11 @@ def redis_url():
 @pytest.fixture(scope="session")
 def redis_cluster_url():
     yield from _server("redis_cluster_url")
+
+
+@pytest.fixture(scope="session")
+def memcached_url():
+    yield from _server("memcached_url")
 
 
 @pytest.fixture(scope="session")

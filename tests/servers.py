@@ -11,6 +11,8 @@ Servers and the URLs they hand out (passwords are fixed test values, never secre
     Redis()           redis://127.0.0.1:P/0                                      Redis 7.0 (Debian)
     Redis(password=)  redis://:PASSWORD@127.0.0.1:P/0                            (requirepass)
     RedisCluster()    redis://127.0.0.1:P1/0?cluster=true                        3 masters, no replicas
+    Memcached()       memcached://127.0.0.1:P                                    Memcached 1.6 (Debian)
+    Memcached(3)      memcached://127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3         three servers, keys hashed by the client
     PouchDB()         couchdb://127.0.0.1:P                                      pouchdb-server 4.2.0, in memory, no admin
     SecantusDB()      mongodb://127.0.0.1:P/dbsh_test                            MongoDB wire stand-in, in memory
     Neo4j()           bolt://neo4j:dbsh-test-pw@127.0.0.1:P                      Neo4j 5.26 Community (Maven Central jars)
@@ -451,6 +453,87 @@ class RedisCluster(Server):
         return f"redis://127.0.0.1:{ports[0]}/0?cluster=true"
 
 
+# ------------------------------------------------------------------------------------- Memcached
+
+def memcached_text(address, payload: bytes, *, until: bytes = b"\r\n", timeout: float = 2.0) -> bytes:
+    """Send raw text-protocol bytes to a memcached (("host", port) or a unix socket path) and read until the
+    reply ends with ``until``: the tests' own client, not dbsh's."""
+    family = socket.AF_UNIX if isinstance(address, str) else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(address)
+        s.sendall(payload)
+        reply = b""
+        while not reply.endswith(until):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+        return reply
+
+
+def memcached_keys(address) -> list[bytes]:
+    """Every key a memcached lists (lru_crawler metadump), URL-decoded: the tests' own view of the cache."""
+    from urllib.parse import unquote_to_bytes
+
+    reply = memcached_text(address, b"lru_crawler metadump all\r\n", until=b"END\r\n")
+    return [unquote_to_bytes(line.split(b" ", 1)[0][4:]) for line in reply.split(b"\n") if line.startswith(b"key=")]
+
+
+class Memcached(Server):
+    """Debian memcached in the foreground, run as nobody; ``servers=3`` starts three (one URL names all),
+    ``auth=(user, password)`` turns on ASCII authentication (-Y), ``sasl=(user, password)`` SASL (-S, which
+    makes memcached speak only the binary protocol), ``unix=True`` listens on a unix socket only, ``port=``
+    on that port (the first server)."""
+
+    name = "memcached"
+
+    def __init__(self, servers: int = 1, *, auth: tuple[str, str] | None = None,
+                 sasl: tuple[str, str] | None = None, unix: bool = False, extra: tuple[str, ...] = (),
+                 port: int | None = None) -> None:
+        super().__init__()
+        self.servers, self.auth, self.sasl, self.unix, self.extra = servers, auth, sasl, unix, extra
+        self.port = port
+        self.addresses: list = []
+
+    def _start(self) -> str:
+        binary = find_binary("memcached")
+        user = "nobody" if is_root() else None
+        if user:
+            shutil.chown(self.dir, user)
+        options = list(self.extra)
+        env = _clean_env()
+        if self.auth:
+            (self.dir / "auth").write_text("%s:%s\n" % self.auth)
+            options += ["-Y", str(self.dir / "auth")]
+        if self.sasl:   # memcached's own password file (MEMCACHED_SASL_PWDB) and a SASL config naming PLAIN
+            (self.dir / "memcached.conf").write_text("mech_list: plain\n")
+            (self.dir / "pwdb").write_text("%s:%s\n" % self.sasl)
+            options += ["-S"]
+            env.update(SASL_CONF_PATH=str(self.dir), MEMCACHED_SASL_PWDB=str(self.dir / "pwdb"))
+        for n in range(self.servers):
+            if self.unix:
+                address = str(self.dir / f"memcached{n}.sock")
+                listen = ["-s", address, "-a", "0666"]
+            else:
+                address = ("127.0.0.1", self.port if self.port and not n else free_port())
+                listen = ["-l", "127.0.0.1", "-p", str(address[1])]
+            self.spawn([binary, *listen, "-U", "0", "-m", "64", *options], log=self.dir / f"memcached{n}.log",
+                       user=user, env=env)
+            self.addresses.append(address)
+        for address in self.addresses:
+            if self.sasl:   # binary protocol only: ready when it accepts a connection
+                self.wait_until(lambda: socket.create_connection(address, timeout=1).close() or True,
+                                f"a connection to {address}")
+            else:
+                self.wait_until(lambda: memcached_text(address, b"version\r\n").startswith(
+                    (b"VERSION", b"CLIENT_ERROR unauthenticated")), f"version on {address}")
+        login = "%s:%s@" % (self.auth or self.sasl) if (self.auth or self.sasl) else ""
+        if self.unix:
+            return f"memcached+unix://{login}{self.addresses[0]}"
+        return f"memcached://{login}" + ",".join(f"{h}:{p}" for h, p in self.addresses)
+
+
 # --------------------------------------------------------------------------------- pouchdb-server
 
 class PouchDB(Server):
@@ -630,4 +713,5 @@ class Neo4j(Server):
 
 
 SERVERS = {"postgres": Postgres, "mariadb": MariaDB, "redis": Redis, "redis_cluster": RedisCluster,
-           "couchdb": PouchDB, "mongo": SecantusDB, "neo4j": Neo4j}
+           "couchdb": PouchDB, "mongo": SecantusDB, "neo4j": Neo4j,
+           "memcached": Memcached}

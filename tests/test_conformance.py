@@ -23,9 +23,10 @@ from dbsh.errors import UsageError
 from tests.conformance_cases import COLUMNS, DELETES, DOCS, FILTERS, PAGES, SORTS, UPDATES
 from tests.dbshtest import dbsh
 
-BACKENDS = ["sqlite", "postgres", "mariadb", "mongo", "redis", "couchdb", "neo4j", "cassandra"]
+BACKENDS = ["sqlite", "postgres", "mariadb", "mongo", "redis", "memcached", "couchdb", "neo4j", "cassandra"]
 FIXTURES = {"sqlite": "sqlite_url", "postgres": "postgres_url", "mariadb": "mariadb_url", "mongo": "mongo_url",
-            "redis": "redis_url", "couchdb": "couchdb_url", "neo4j": "neo4j_url", "cassandra": "cassandra_url"}
+            "redis": "redis_url", "memcached": "memcached_url", "couchdb": "couchdb_url", "neo4j": "neo4j_url",
+            "cassandra": "cassandra_url"}
 
 
 class Store:

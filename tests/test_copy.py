@@ -93,6 +93,13 @@ class Backend:
                         for key in client.scan_iter(match=f"{collection}:*", _type="hash")]
             finally:
                 client.close()
+        if self.kind == "memcached":
+            from tests.servers import memcached_keys, memcached_text
+
+            address = (parts.hostname, parts.port)
+            keys = [k for k in memcached_keys(address) if k.startswith(f"{collection}:".encode())]
+            reply = memcached_text(address, b"get " + b" ".join(keys) + b"\r\n", until=b"END\r\n")
+            return [json.loads(line) for line in reply.split(b"\r\n") if line.startswith(b"{")]
         if self.kind == "couchdb":
             with urllib.request.urlopen(f"http://{parts.netloc}/{collection}/_all_docs?include_docs=true") as r:
                 return [row["doc"] for row in json.load(r)["rows"] if not row["id"].startswith("_design/")]
@@ -115,7 +122,7 @@ class Backend:
         raise AssertionError(self.kind)
 
 
-NOSQL = ["mongo", "redis", "couchdb", "neo4j"]
+NOSQL = ["mongo", "redis", "memcached", "couchdb", "neo4j"]
 SQL = ["sqlite", "postgres", "mariadb"]
 # every ordered pair of the SQL servers; each document/graph/key-value store to and from SQLite and PostgreSQL
 PAIRS = [(a, b) for a in SQL for b in SQL if a != b] + \

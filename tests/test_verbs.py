@@ -96,7 +96,7 @@ def test_every_verb_is_in_the_fast_help_and_the_shell_help():
 def test_backend_flags_come_from_the_backend_records():
     table = verbs.table()
     ttl = table["insert"].option("ttl")
-    assert ttl.backend == ("Redis", "Cassandra") and "Redis / Cassandra" in ttl.help
+    assert ttl.backend == ("Redis", "Memcached", "Cassandra") and "Redis / Memcached / Cassandra" in ttl.help
     assert table["find"].option("allow_filtering").backend == ("Cassandra",)
     assert "consistency" in {o.dest for o in verbs.global_options()}
     run = dbsh("-u", "sqlite:///:memory:", "insert", "t", '{"a": 1}', "--ttl", "5")

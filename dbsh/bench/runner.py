@@ -282,6 +282,7 @@ class _Worker:
         DB wrapper); the lookups are bound once here, not per operation."""
         w, key = self.w, ops.key
         insert, read, update, scan = adapter.insert, adapter.read, adapter.update, adapter.scan
+        scan_records = getattr(adapter, "scan_records", None)
         record, read_fields, update_values = ops.record, ops.read_fields, ops.update_values
         if keys is not None:
             wkey = w.key
@@ -301,6 +302,10 @@ class _Worker:
             if kind == "INSERT":
                 return kind, insert, (w.key(next_insert()), record())
             if kind == "SCAN":
+                if scan_records is not None:   # a store without key order: the records that follow by number
+                    first = next_keynum()
+                    return kind, scan_records, ([key(n) for n in range(first, first + ops.scan_length())],
+                                                read_fields())
                 return kind, scan, (key(next_keynum()), ops.scan_length(), read_fields())
             return kind, read_modify_write, (key(next_keynum()), read_fields(), update_values())
 

@@ -214,6 +214,10 @@ class Session:
                             for r in rows if r]
         return fields
 
+    def key_names(self) -> list[str]:
+        """Key names the shell completes in the native language, on key-value stores. Default: none."""
+        return []
+
     # -- uniform verbs ---------------------------------------------------------------------
     def insert(self, name: str, docs: Iterable[dict], *, batch: int = 1000, create: bool = False,
                progress=None) -> WriteResult:

@@ -20,7 +20,13 @@ def migrations(call, *, lock_timeout=None, lock_lease=None):
     target = context.resolve(settings)
     report = Report(Renderer(settings.fmt))
     directory = call.values.get("directory")
-    if drivers.for_scheme(target.scheme).migrate == "alembic":
+    record = drivers.for_scheme(target.scheme)
+    if record.migrate is None:
+        from dbsh.errors import Unsupported
+
+        why = record.cannot.get("migrate")
+        raise Unsupported(f"dbsh migrate cannot run on {record.name}" + (f": {why}" if why else ""))
+    if record.migrate == "alembic":
         from dbsh.migrate.sql import SqlMigrations
 
         return SqlMigrations(target, directory, report, lock_timeout=lock_timeout)

@@ -40,6 +40,7 @@ def _silence_this_thread() -> None:
 class Snapshot:
     collections: list[str] = field(default_factory=list)
     fields: dict[str, list[str]] = field(default_factory=dict)
+    keys: list[str] = field(default_factory=list)     # key names, on key-value stores (Session.key_names)
 
 
 class Catalog:
@@ -86,9 +87,13 @@ class Catalog:
                     except DbshError:     # a backend that cannot describe: names only
                         fields = {name: [] for name in session.collections()}
                     names = sorted(fields)
+                    try:
+                        keys = session.key_names()
+                    except DbshError:
+                        keys = []
                 finally:
                     session.close()
-                self.snapshot = Snapshot(names, {k: list(v) for k, v in fields.items()})
+                self.snapshot = Snapshot(names, {k: list(v) for k, v in fields.items()}, keys)
                 self.error = None
             except BaseException as e:  # noqa: BLE001 - completion is best effort; keep the last snapshot
                 self.error = str(e)

@@ -12,6 +12,7 @@ from prompt_toolkit.document import Document
 
 from dbsh.repl import lexers
 from dbsh.repl.catalog import Snapshot
+from dbsh.statements import rules
 
 
 _WORD = re.compile(r"([\w$:]*)$")
@@ -83,6 +84,10 @@ class ShellCompleter(Completer):
     def _native(self, text: str, requested: bool) -> Iterable[Completion]:
         snap = self.snapshot
         language = self.shell.language
+        if (packaged := rules(language)) is not None:   # a packaged language completes itself
+            for word, start, meta in packaged.complete(text, snap.keys):
+                yield Completion(word, start, display_meta=meta or None)
+            return
         keywords, functions = lexers.words(language)
         dotted = _DOTTED.search(text)
         if dotted:

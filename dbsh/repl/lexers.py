@@ -11,6 +11,8 @@ from functools import lru_cache
 from pygments.lexer import RegexLexer, bygroups
 from pygments.token import Keyword, Name, Number, String, Text
 
+from dbsh.statements import rules
+
 MONGO = ("javascript", "js", "mongo", "mongodb", "mongodb-shell")
 HTTP = ("http", "couchdb", "couch")
 
@@ -40,6 +42,8 @@ def lexer_class(language: str):
 
     if language == "redis":
         return RedisLexer
+    if (packaged := rules(language)) is not None:
+        return packaged.lexer()
     if language == "cql":
         language = "sql"
     if language in MONGO:
@@ -99,6 +103,8 @@ def words(language: str) -> tuple[list[str], list[str]]:
         return CYPHER_KEYWORDS, CYPHER_FUNCTIONS
     if language == "redis":
         return REDIS_COMMANDS, []
+    if (packaged := rules(language)) is not None:
+        return packaged.KEYWORDS, []
     if language in MONGO:
         return ["db"] + MONGO_DB + MONGO_OPERATORS, MONGO_METHODS
     if language in HTTP:
