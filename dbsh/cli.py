@@ -157,12 +157,19 @@ def fail(error: BaseException, debug: bool) -> int:
         print("dbsh: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     if isinstance(error, DbshError):
-        print(f"dbsh: error: {redact(str(error))}", file=sys.stderr)
+        print(f"dbsh: error: {shortened(redact(str(error)))}", file=sys.stderr)
         return error.exit_code
-    text = redact(str(error).strip().splitlines()[0] if str(error).strip() else "")
+    text = shortened(redact(str(error).strip().splitlines()[0] if str(error).strip() else ""))
     print(f"dbsh: error: {type(error).__name__}: {text}" + ("" if debug else " (--debug shows the traceback)"),
           file=sys.stderr)
     return EXIT_RUNTIME
+
+
+def shortened(text: str, limit: int = 1000) -> str:
+    """A message with a huge name in it (a megabyte-long field) keeps its start and end."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit - 200]}... ({len(text) - limit + 100:,} characters) ...{text[-100:]}"
 
 
 # -- help ---------------------------------------------------------------------------------------------
