@@ -27,7 +27,6 @@ from dbsh.drivers.base import Capabilities, Result, Session, WriteResult, batche
 from dbsh.errors import ConnectError, DbshError, NotFound, PartialWrite, QueryError, Unsupported, UsageError, one_line, redact
 from dbsh.output import register_encoder
 
-SERVER_SELECTION_MS = 5000   # a down server is reported in seconds, not pymongo's default 30
 IDS_REPORTED = 1000          # inserted ids listed in the summary up to this many documents
 SAMPLE_SIZE = 200            # documents describe() samples for field names and types
 
@@ -133,10 +132,13 @@ class MongoSession(Session):
         super().__init__(target)
         options = {k.lower() for k, _ in parse_qsl(urlsplit(target.url).query)}
         kwargs: dict[str, Any] = {"appname": "dbsh"}
+        # --connect-timeout bounds finding the server and its first reply (the monitor's hello runs with
+        # connectTimeoutMS as its socket timeout); a reply to a query waits as long as it takes
+        waited = int(self.connect_timeout * 1000)
         if "serverselectiontimeoutms" not in options:
-            kwargs["serverSelectionTimeoutMS"] = SERVER_SELECTION_MS
+            kwargs["serverSelectionTimeoutMS"] = waited
         if "connecttimeoutms" not in options:
-            kwargs["connectTimeoutMS"] = SERVER_SELECTION_MS
+            kwargs["connectTimeoutMS"] = waited
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error")   # pymongo only warns about unknown or invalid URI options

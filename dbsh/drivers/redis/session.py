@@ -42,6 +42,19 @@ def _split_url(url: str) -> tuple[str, bool]:
 
 
 
+def _no_reply_timeout(client) -> None:
+    """Once connected: replies are waited for as long as they take (connections made later still give
+    up connecting after the connect timeout)."""
+    pools = [client.connection_pool] if hasattr(client, "connection_pool") else \
+        [node.redis_connection.connection_pool for node in client.get_nodes() if node.redis_connection is not None]
+    for pool in pools:
+        pool.connection_kwargs["socket_timeout"] = None
+        for conn in [*getattr(pool, "_available_connections", ()), *getattr(pool, "_in_use_connections", ())]:
+            conn.socket_timeout = None
+            if getattr(conn, "_sock", None) is not None:
+                conn._sock.settimeout(None)
+
+
 class RedisSession(RedisDocuments):
     capabilities = Capabilities(language="redis", statement_terminator=None)
     name = "Redis"
@@ -70,15 +83,28 @@ class RedisSession(RedisDocuments):
             self._inserter = _Inserter(self.client.connection_pool)
 
     def _open(self, *, protocol: int):
-        kwargs = dict(protocol=protocol, socket_connect_timeout=10)
+        """A client whose first connection answered within the connect timeout; the timeout then bounds
+        only connecting, never a reply (BLPOP, SUBSCRIBE and a slow command wait as long as they take)."""
+        seconds = self.connect_timeout
+        kwargs = dict(protocol=protocol, socket_connect_timeout=seconds, socket_timeout=seconds)
         try:
             if self.cluster:
                 client = RedisCluster.from_url(self._url, **kwargs)
             else:
                 client = redis.Redis.from_url(self._url, **kwargs)
                 client.ping()
-        except ValueError as e:
+        except (ValueError, TypeError) as e:
+            # ValueError: a malformed URL; TypeError: a query parameter redis-py has no option for
+            message = one_line(str(e))
+            if isinstance(e, TypeError) and "unexpected keyword argument" in message:
+                message = "unknown option " + message.rsplit("argument", 1)[-1].strip()
+            raise UsageError(f"invalid Redis URL {self.target.display()}: {message}") from None
+        except rexc.InvalidResponse as e:   # another protocol listens there
+            raise ConnectError(f"cannot connect to {self.target.display()}: the server there does not speak Redis "
+                               f"({self._clean(str(e))})") from None
+        except UnicodeError as e:   # a host name too long for IDNA, say
             raise UsageError(f"invalid Redis URL {self.target.display()}: {one_line(str(e))}") from None
+        _no_reply_timeout(client)
         return client
 
     @contextmanager
@@ -142,7 +168,10 @@ class RedisSession(RedisDocuments):
         if self._raw is None:
             with self._errors():
                 if self.cluster:
-                    raw = RedisCluster.from_url(self._url, protocol=self.protocol, socket_connect_timeout=10)
+                    raw = RedisCluster.from_url(self._url, protocol=self.protocol,
+                                                socket_connect_timeout=self.connect_timeout,
+                                                socket_timeout=self.connect_timeout)
+                    _no_reply_timeout(raw)
                     raw.cluster_response_callbacks = {}
                     for node in raw.get_nodes():
                         if node.redis_connection is not None:
