@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from typing import Any, Iterable, Iterator
 
 from redis import exceptions as rexc
@@ -14,6 +15,7 @@ from dbsh.drivers.redis.inserts import (INSERT_SCRIPT, SEQ_SUFFIX, _document_ids
 from dbsh.drivers.redis.native import _key_text, text
 from dbsh.errors import DbshError, PartialWrite, QueryError, Unsupported, UsageError
 
+DROP_NEW_COUNTER = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 SCAN_COUNT = 1000          # keys per SCAN round trip
 FETCH_BATCH = 500          # HGETALLs per pipeline when reading documents
 SAMPLE_KEYS = 10_000       # keys sampled by `collections`
@@ -47,12 +49,16 @@ class RedisDocuments(Session):
         for field in ("id", "_id"):
             value = ids.get(field)
             if isinstance(value, str | int) and not isinstance(value, bool):
-                counter[0] += 1
-                yield f"{collection}:{value}"
+                if ":" not in str(value):   # (an id never holds ':': that key is another collection's)
+                    counter[0] += 1
+                    yield f"{collection}:{value}"
                 return
         pattern = _glob_escape(collection) + ":*"
+        start = len(collection.encode()) + 1
         with self._errors():
             for key in self.client.scan_iter(match=pattern, count=SCAN_COUNT, _type="hash"):
+                if b":" in (key if isinstance(key, bytes) else key.encode())[start:]:
+                    continue   # users:archive:1 is document 1 of users:archive, not of users
                 counter[0] += 1
                 yield text(key) if isinstance(text(key), str) else key
 
@@ -192,7 +198,7 @@ class RedisDocuments(Session):
         inserter = None
         keys: list[str] = []
         try:
-            with self._errors():
+            with self._errors(), self._counter_kept_only_if_used(collection, missing, lambda: inserter):
                 if self.cluster:
                     keys = [f"{collection}:{doc_id}" for doc_id in doc_ids]
                     slots: dict[int, list[int]] = {}
@@ -210,6 +216,20 @@ class RedisDocuments(Session):
             at = inserter.at if inserter is not None and inserter.at else keys[0] if keys else f"{collection}:"
             raise QueryError(f"insert stopped at {at} after {done} documents: {e.message}") from None
         return keys, doc_ids, generated, skipped
+
+    @contextmanager
+    def _counter_kept_only_if_used(self, collection: str, missing: int, inserter):
+        """An insert that fails before writing anything leaves no id counter (collection:__seq__) it made."""
+        try:
+            yield
+        except BaseException:
+            made = missing and (inserter() is None or inserter().written == 0)
+            if made:
+                try:   # only the counter this insert created, unchanged since
+                    self.client.eval(DROP_NEW_COUNTER, 1, f"{collection}:{SEQ_SUFFIX}", missing)
+                except Exception:   # noqa: BLE001 - the insert's own error is the one to report
+                    pass
+            raise
 
     def _exact(self, keys: list[str], docs: list[dict], ttl: int, start: int, end: int) -> set[int]:
         """INSERT_SCRIPT over docs[start:end] on a standalone server: the positions whose key existed."""
@@ -330,9 +350,12 @@ class RedisDocuments(Session):
     def describe(self, name: str) -> Result:
         collection = _check_collection(name)
         pattern = _glob_escape(collection) + ":*"
+        start = len(collection.encode()) + 1
         keys: list[Any] = []
         with self._errors():
             for key in self.client.scan_iter(match=pattern, count=SCAN_COUNT):
+                if b":" in (key if isinstance(key, bytes) else key.encode())[start:]:
+                    continue   # another collection's key (users:archive:1 of users:archive)
                 keys.append(key)
                 if len(keys) >= DESCRIBE_SAMPLE:
                     break

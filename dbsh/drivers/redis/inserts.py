@@ -149,6 +149,10 @@ def _document_ids(docs: list[Any]) -> list[Any]:
             if doc_id is not None and (isinstance(doc_id, bool) or not isinstance(doc_id, str | int)):
                 raise UsageError(f"a Redis document id must be a string or an integer, got {json.dumps(doc_id)}")
             ids.append(doc_id)
+    if str in set(map(type, ids)) and any(":" in i for i in ids if type(i) is str):
+        bad = next(i for i in ids if type(i) is str and ":" in i)
+        raise UsageError(f"a Redis document id cannot contain ':' (got {json.dumps(bad)})",
+                         hint="the key COLLECTION:a:b is document b of the collection COLLECTION:a")
     return ids
 
 
@@ -193,6 +197,7 @@ return existing
 
 # Whether the server's Lua has struct.unpack (Redis, Valkey and KeyDB do; a server that does not gets
 # INSERT_SCRIPT only).
+MULTI, EXEC = b"*1\r\n$5\r\nMULTI\r\n", b"*1\r\n$4\r\nEXEC\r\n"
 STRUCT_PROBE = "return pcall(function() return struct.unpack('s', 'x\\0') end) and 1 or 0"
 
 
@@ -241,11 +246,12 @@ def _shaped_values(group: list[dict], int_ids: list[str] | None = None) -> tuple
 class _Inserter:
     """The insert scripts on a standalone server, encoded here and pipelined on one connection.
 
-    A batch goes as one EVAL per SCRIPT_CHUNK documents, each sent as soon as it is encoded, so the server
-    runs one while the next is being encoded (or all in one write when the read-ahead thread prepared
-    them: _Prepared); the replies (the refused positions) are read at the end.
-    Each call is atomic, as INSERT_SCRIPT is for a whole batch: a key that exists is left untouched and
-    reported, every other document is written whole. The calls run in order on one connection, so a key
+    A batch goes as one EVAL per SCRIPT_CHUNK documents, each sent as soon as it is encoded (or all in one
+    write when the read-ahead thread prepared them: _Prepared), inside one MULTI ... EXEC: the server runs
+    the batch's calls together when EXEC arrives, so a client killed at any point (kill -9) leaves the
+    whole batch written or none of it, and --resume continues exactly. The replies (the refused
+    positions) are read at the end. Each call, as INSERT_SCRIPT for a whole batch, leaves a key that exists
+    untouched and reports it, and writes every other document whole. The calls run in order, so a key
     that repeats across calls is refused after its first writer like one that repeats within a call.
 
     A call whose documents share their field names (in order), at most SHAPED_FIELDS of them, uses the
@@ -297,7 +303,7 @@ class _Inserter:
                 keys += these
                 if request is None:
                     request = self.request(these, docs[start:end], ttl_bulk, repeats, shaped)
-                if request is None:
+                if request is None:   # (the calls sent so far run as one transaction, then this one alone)
                     if pending:
                         conn.send_packed_command((b"".join(pending),), check_health=False)
                         pending = []
@@ -309,7 +315,7 @@ class _Inserter:
                     refused |= done
                     self.written += end - start - len(done)
                     continue
-                pending.append(request)
+                pending.append(request if sent else MULTI + request)
                 sent.append((start, end))
                 if prepared is None:
                     conn.send_packed_command(pending, check_health=False)
@@ -328,16 +334,28 @@ class _Inserter:
         return keys, refused
 
     def _collect(self, conn, keys: list[str], sent: list[tuple[int, int]]) -> set[int]:
-        """The replies of the calls sent, in order; the first call that failed is raised once all have
-        answered (the others ran, and count)."""
-        refused: set[int] = set()
+        """EXEC the transaction of the calls sent and read their replies, in order; the first call that
+        failed is raised once all have answered (the others ran, and count)."""
+        if not sent:
+            return set()
+        conn.send_packed_command((EXEC,), check_health=False)
+        conn.read_response()                      # MULTI: OK
         failed = None
-        for start, end in sent:
+        for start, _ in sent:                     # each call: QUEUED, or an error (EXEC then runs none)
             try:
-                reply = conn.read_response()
+                conn.read_response()
             except rexc.ResponseError as e:
                 if failed is None:
                     failed, self.at = e, keys[start]
+        try:
+            replies = conn.read_response()
+        except rexc.ResponseError as e:           # EXECABORT: nothing ran
+            raise failed or e from None
+        refused: set[int] = set()
+        for (start, end), reply in zip(sent, replies):
+            if isinstance(reply, Exception):
+                if failed is None:
+                    failed, self.at = reply, keys[start]
                 continue
             refused.update(start + n - 1 for n in reply)
             self.written += end - start - len(reply)

@@ -131,6 +131,9 @@ class RedisSession(RedisDocuments):
             if message.startswith(("NOAUTH", "WRONGPASS")):
                 raise ConnectError(f"cannot authenticate to {self.target.display()}: {message}") from None
             raise QueryError(message) from None
+        except UnicodeError:   # a lone surrogate ("\ud800" in JSON) has no UTF-8 form
+            raise UsageError("text that is not valid Unicode (a lone surrogate such as \\ud800) cannot be sent "
+                             "to Redis") from None
         except rexc.RedisError as e:
             raise QueryError(self._clean(str(e)) or type(e).__name__) from None
 
