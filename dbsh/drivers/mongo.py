@@ -477,6 +477,8 @@ class MongoSession(Session):
         if not isinstance(pipeline, list) or not all(isinstance(s, dict) for s in pipeline):
             raise UsageError("aggregate() needs an array of stage documents")
         options = dict(_mapping(options or {}, "aggregate options"))
+        if self.readonly and any(key in ("$out", "$merge") for stage in pipeline for key in stage):
+            self.require_writable("an aggregation with a $out or $merge stage (it writes a collection)")
         if options.pop("explain", False) or call.explain:
             plan = self.db.command("explain", bson.SON([("aggregate", coll.name), ("pipeline", pipeline),
                                                         ("cursor", {})]), verbosity="queryPlanner")
