@@ -165,6 +165,9 @@ class MongoSession(Session):
     def _error(self, e: BaseException) -> DbshError:
         if isinstance(e, DbshError):
             return e
+        if isinstance(e, OverflowError):   # BSON's integers are 64 bits
+            return UsageError("an integer does not fit in 64 bits, the largest MongoDB stores",
+                              hint="write it as a string, or as a float if an approximate value will do")
         if isinstance(e, (mongo_errors.ConnectionFailure, mongo_errors.ConfigurationError)) and \
                 not isinstance(e, mongo_errors.OperationFailure):
             return ConnectError(f"cannot connect to {self.target.display()}: {self._text(e)}")
@@ -183,7 +186,7 @@ class MongoSession(Session):
     def _errors(self):
         try:
             yield
-        except (mongo_errors.PyMongoError, bson.errors.BSONError) as e:
+        except (mongo_errors.PyMongoError, bson.errors.BSONError, OverflowError) as e:
             raise self._error(e) from None
 
     def _stream(self, cursor) -> Result:
@@ -325,7 +328,7 @@ class MongoSession(Session):
                         ids = None
                 if progress:
                     progress(len(chunk))
-        except (mongo_errors.PyMongoError, bson.errors.BSONError, DbshError) as e:
+        except (mongo_errors.PyMongoError, bson.errors.BSONError, OverflowError, DbshError) as e:
             err = self._error(e)
             if inserted and not isinstance(err, PartialWrite):
                 raise type(err)(f"{err.message} ({inserted} documents were inserted into {name} "

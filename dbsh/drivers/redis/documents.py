@@ -103,7 +103,10 @@ class RedisDocuments(Session):
                         break
                     produced += 1
                     yield _project(doc, fields)
-            finally:
+            except GeneratorExit:   # the reader stopped early: what was scanned so far
+                _scanned(self, collection, counter)
+                raise
+            else:   # (after an error, the error alone)
                 _scanned(self, collection, counter)
 
         return Result(rows(), None)
