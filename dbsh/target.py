@@ -70,14 +70,23 @@ def check_url(url: str) -> None:
         if "," not in parts.netloc:   # (several hosts, each with its port: the driver reads them)
             parts.port   # noqa: B018 - parsing it is the check
     except ValueError as e:
-        raise UsageError(f"invalid URL {redact(url)!r}: {e}") from None
+        raise UsageError(f"invalid {_backend_name(url)}URL {redact(url)!r}: {e}") from None
     hosts = parts.netloc.rpartition("@")[2]
     for host in hosts.split(","):   # (cassandra://h1,h2 and mongodb://h1,h2 list several)
         name = host.rsplit(":", 1)[0] if not host.startswith("[") else ""
         labels = unquote(name).split(".")
         if len(unquote(name)) > 253 or any(len(label) > 63 for label in labels):
-            raise UsageError(f"invalid URL {redact(url)[:120]!r}...: the host name is longer than DNS allows "
+            raise UsageError(f"invalid {_backend_name(url)}URL {redact(url)[:120]!r}...: the host name is longer than DNS allows "
                              "(63 characters a label, 253 in all)")
+
+
+def _backend_name(url: str) -> str:
+    from dbsh import drivers
+
+    try:
+        return drivers.for_scheme(url.split(":", 1)[0]).name + " "
+    except UsageError:
+        return ""
 
 
 def default_url() -> str:

@@ -78,7 +78,7 @@ def test_stdin_that_is_not_utf8_is_exit_2(sqlite_url, dbsh_env, data, fmt):
 
 
 @pytest.mark.parametrize("url, says", [
-    ("postgresql://[::1/x", "invalid URL 'postgresql://[::1/x': Invalid IPv6 URL"),
+    ("postgresql://[::1/x", "invalid PostgreSQL URL 'postgresql://[::1/x': Invalid IPv6 URL"),
     ("postgresql://" + "h" * 300 + "/x", "the host name is longer than DNS allows"),
     ("redis://" + "h" * 300 + ":6379/0", "the host name is longer than DNS allows"),
     ("mongodb://" + "h" * 70 + ".example/x", "the host name is longer than DNS allows"),
