@@ -85,7 +85,7 @@ def test_stdin_that_is_not_utf8_is_exit_2(sqlite_url, dbsh_env, data, fmt):
     ("redis://127.0.0.1:1/0?bogus=1", "invalid Redis URL redis://127.0.0.1:1/0?bogus=1: unknown option 'bogus'"),
     ("sqlite:////tmp/a\x00b.db", "a URL cannot contain a NUL character"),
     ("redis://127.0.0.1:99999/0", "Port out of range"),
-    ("postgresql://127.0.0.1:port/x", "invalid URL"),
+    ("postgresql://127.0.0.1:port/x", "invalid PostgreSQL URL"),
 ])
 def test_a_malformed_url_is_exit_2(url, says):
     refused(dbsh("-u", url, "--connect-timeout", "2", "count", "t"), says=says)
