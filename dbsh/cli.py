@@ -185,6 +185,10 @@ def _as_dbsh_error(error: BaseException) -> BaseException:
         return UsageError(f"a number out of range: {one_line(str(error))}")
     if isinstance(error, ConnectionError | TimeoutError | socket.gaierror | http.client.HTTPException):
         return ConnectError(f"connection lost or refused: {one_line(str(error)) or type(error).__name__}")
+    if type(error).__module__.startswith("sqlalchemy"):
+        # SQLAlchemy after the server went away mid-result: the connection was invalidated
+        if getattr(error, "connection_invalidated", False) or "invalid transaction is rolled back" in str(error):
+            return ConnectError("the connection to the database was lost")
     return error
 
 

@@ -99,13 +99,13 @@ def test_couchdb_at_a_port_that_is_not_http_is_exit_3(redis_url):
     refused(dbsh("-u", f"couchdb://127.0.0.1:{port}", "--connect-timeout", "2", "collections"), code=3)
 
 
-@pytest.mark.parametrize("server_class, kind", [(servers.Redis, "redis"), (servers.SecantusDB, "mongo")],
-                         ids=["redis", "mongo"])
+@pytest.mark.parametrize("server_class, kind", [(servers.Redis, "redis"), (servers.SecantusDB, "mongo"),
+                                                (servers.Postgres, "postgres")], ids=["redis", "mongo", "postgres"])
 def test_a_server_killed_during_an_export_is_exit_3(server_class, kind, dbsh_env, tmp_path):
     with server_class() as server:
         url = server.url
         rows = "".join(json.dumps({"id": i, "v": "x" * 50}) + "\n" for i in range(1, 40_001))
-        run = dbsh("-u", url, "insert", "t", "-", input=rows)
+        run = dbsh("-u", url, "insert", "t", "-", "--create", input=rows)
         assert run.code == 0, run.err
         proc = subprocess.Popen([sys.executable, "-m", "dbsh", "-u", url, "find", "t"], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, env=dbsh_env, text=True)
