@@ -70,7 +70,8 @@ def check_url(url: str) -> None:
         if "," not in parts.netloc:   # (several hosts, each with its port: the driver reads them)
             parts.port   # noqa: B018 - parsing it is the check
     except ValueError as e:
-        raise UsageError(f"invalid {_backend_name(url)}URL {redact(url)!r}: {e}") from None
+        what = f"invalid port ({e})" if "port" in str(e).lower() else str(e)
+        raise UsageError(f"invalid {_backend_name(url)}URL {redact(url)!r}: {what}") from None
     hosts = parts.netloc.rpartition("@")[2]
     for host in hosts.split(","):   # (cassandra://h1,h2 and mongodb://h1,h2 list several)
         name = host.rsplit(":", 1)[0] if not host.startswith("[") else ""
