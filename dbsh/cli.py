@@ -171,13 +171,47 @@ def fail(error: BaseException, debug: bool) -> int:
     if isinstance(error, KeyboardInterrupt):
         print("dbsh: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    error = _as_dbsh_error(error)
     if isinstance(error, DbshError):
-        print(f"dbsh: error: {redact(str(error))}", file=sys.stderr)
+        print(f"dbsh: error: {shortened(redact(str(error)))}", file=sys.stderr)
         return error.exit_code
-    text = redact(str(error).strip().splitlines()[0] if str(error).strip() else "")
+    text = shortened(redact(str(error).strip().splitlines()[0] if str(error).strip() else ""))
     print(f"dbsh: error: {type(error).__name__}: {text}" + ("" if debug else " (--debug shows the traceback)"),
           file=sys.stderr)
     return EXIT_RUNTIME
+
+
+def _as_dbsh_error(error: BaseException) -> BaseException:
+    """What a driver or a library let through, named for what it is when it is plainly bad input (exit 2)
+    or a lost connection (exit 3), rather than an internal error. The drivers raise dbsh errors
+    themselves; this is the net under them."""
+    import http.client
+    import socket
+
+    from dbsh.errors import ConnectError, DbshError, UsageError, one_line
+
+    if isinstance(error, DbshError | KeyboardInterrupt):
+        return error
+    if isinstance(error, RecursionError):
+        return UsageError("the input is nested too deeply")
+    if isinstance(error, UnicodeError):
+        return UsageError(f"text that is not valid Unicode: {one_line(str(error))}")
+    if isinstance(error, OverflowError):
+        return UsageError(f"a number out of range: {one_line(str(error))}")
+    if isinstance(error, ConnectionError | TimeoutError | socket.gaierror | http.client.HTTPException):
+        return ConnectError(f"connection lost or refused: {one_line(str(error)) or type(error).__name__}")
+    if type(error).__module__.startswith("sqlalchemy"):
+        # SQLAlchemy after the server went away mid-result: the connection was invalidated
+        if getattr(error, "connection_invalidated", False) or "invalid transaction is rolled back" in str(error):
+            return ConnectError("the connection to the database was lost")
+    return error
+
+
+def shortened(text: str, limit: int = 1000) -> str:
+    """A message with a huge name in it (a megabyte-long field) keeps its start and end."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit - 200]}... ({len(text) - limit + 100:,} characters) ...{text[-100:]}"
 
 
 # -- help ---------------------------------------------------------------------------------------------

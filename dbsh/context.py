@@ -25,6 +25,7 @@ class Settings:
     ask_password: bool = False
     yes: bool = False
     single_transaction: bool = False
+    connect_timeout: float | None = None    # --connect-timeout (None: the profile's, else the default)
     # global backend flags (e.g. Cassandra's --consistency), by dest
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -51,9 +52,14 @@ def resolve(settings: Settings, where: str | None = None):
     password = ask_password() if settings.ask_password else None
     if where is not None:
         if "://" in where:
-            return target.resolve(where, None, password=password)
-        return target.resolve(None, where, password=password)
-    return target.resolve(settings.url, settings.conn, password=password)
+            found = target.resolve(where, None, password=password)
+        else:
+            found = target.resolve(None, where, password=password)
+    else:
+        found = target.resolve(settings.url, settings.conn, password=password)
+    if settings.connect_timeout is not None:
+        found = replace(found, options={**found.options, "connect_timeout": settings.connect_timeout})
+    return found
 
 
 def open_session(target, *, yes: bool = False, options: dict[str, Any] | None = None,

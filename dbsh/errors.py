@@ -64,16 +64,66 @@ class PartialWrite(QueryError):
         self.rejected = rejected
 
 
-_URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s]*)@")
+# a query-string parameter that carries a secret: password=, pass=, pwd=, passwd=, authPassword=,
+# sslpassword=, tlsCertificateKeyFilePassword=, secret=, token=, ... (the name is matched without regard to case)
+_PARAM_SECRET = re.compile(r"(?i)([?&;][\w.-]{0,64}?(?:pass|pwd|secret|token)[\w.-]{0,64}=)"
+                           r"([^&;#\s]*?)(?=[:,.)\]'\"]?(?:[\s&;#]|$))")
+_SPACE = re.compile(r"\s")
+_USER = re.compile(r"[^:/@?#\s]*")
 
 
 def redact(text: str, *secrets: str | None) -> str:
-    """Hide passwords: in URLs (user:***@host) and any known secret values."""
-    text = _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+    """Hide passwords: in URLs (user:***@host), in secret query parameters (?password=***), and any
+    known secret values. Linear in the text: no pattern that backtracks over what the user typed."""
+    text = _mask_userinfo(text)
+    if "=" in text:
+        text = _PARAM_SECRET.sub(lambda m: f"{m[1]}***" if m[2] else m[0], text)
     for secret in secrets:
         if secret:
             text = text.replace(secret, "***")
     return text
+
+
+def _mask_userinfo(text: str) -> str:
+    """scheme://user:PASSWORD@host -> scheme://user:***@host. The password runs to the last '@' before the
+    host's end (whitespace, '/', '?', '#'), else to the first '@' before whitespace (a password with '/')."""
+    at = text.find("://")
+    if at < 0:
+        return text
+    out: list[str] = []
+    done = 0
+    n = len(text)
+    next_space = next_at = -1   # cached positions (each search runs forward only: linear overall)
+    while at >= 0:
+        start = at + 3
+        j = _USER.match(text, start).end()
+        if j >= n or text[j] != ":":
+            at = text.find("://", start)
+            continue
+        if next_space < j:
+            m = _SPACE.search(text, j)
+            next_space = m.start() if m else n
+        end = next_space
+        for stop in "/?#":
+            k = text.find(stop, j, end)
+            if k >= 0:
+                end = k
+        last = text.rfind("@", j, end)
+        if last < 0:
+            if next_at < j:
+                next_at = text.find("@", j)
+                if next_at < 0:
+                    next_at = n
+            last = next_at if next_at < next_space else -1
+        if last < 0:
+            at = text.find("://", next_space)
+            continue
+        out.append(text[done:j + 1])
+        out.append("***")
+        done = last
+        at = text.find("://", last)
+    out.append(text[done:])
+    return "".join(out)
 
 
 def one_line(text: str) -> str:
@@ -83,5 +133,7 @@ def one_line(text: str) -> str:
         return "unknown error"
     first = lines[0]
     # SQLAlchemy appends "(Background on this error at: ...)" and "[SQL: ...]" lines
-    first = re.sub(r"\s*\(Background on this error at:.*\)$", "", first)
+    cut = first.rfind("(Background on this error at:")
+    if cut >= 0 and first.endswith(")"):
+        first = first[:cut].rstrip()
     return first

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 import sys
 from pathlib import Path
@@ -24,9 +25,90 @@ INPUT_FORMATS = ("jsonl", "json", "csv", "tsv")
 
 def parse_json_arg(text: str, what: str = "document") -> Any:
     try:
-        return json.loads(text)
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:   # bytes that were not UTF-8 (kept as surrogates by the command line)
+        raise UsageError(f"{what} is not UTF-8 text (character {e.start + 1})") from None
+    try:
+        return loads_checked(text)
     except json.JSONDecodeError as e:
         raise UsageError(f"malformed JSON in {what}: {e.msg} at line {e.lineno} column {e.colno}") from None
+    except BadValue as e:
+        raise UsageError(f"{e} in {what}") from None
+
+
+class BadValue(ValueError):
+    """JSON that parses in Python but has no faithful value to store (exit 2, naming why)."""
+
+
+MAX_DEPTH = 100      # nesting levels a document may have (MongoDB allows 100; Python's parser recurses)
+
+
+def finite_float(text: str) -> float:
+    """A JSON number as a float, refusing one a double cannot hold (1e400 would be infinity)."""
+    value = float(text)
+    if value in (math.inf, -math.inf):
+        raise BadValue(f"the number {text[:40]} is out of range (beyond a double's 1.8e308)")
+    return value
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\[uU][dD][89a-fA-F]")
+
+
+def checked_json(value: Any, text: str | bytes | None = None) -> Any:
+    """A parsed value, refused (BadValue) when it nests deeper than MAX_DEPTH or holds a lone surrogate
+    ("\\ud800": text with no UTF-8 form, which no database stores). Cheap: the surrogate check only
+    runs when the text has such an escape, the depth walk only over containers."""
+    _check_depth(value)
+    if text is not None:
+        found = _SURROGATE_ESCAPE.search(text if isinstance(text, str) else text.decode("utf-8", "replace"))
+        if found is not None:
+            try:
+                json.dumps(value, ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError as e:
+                raise BadValue(f"a lone surrogate ({e.object[e.start:e.end].encode('unicode_escape').decode()}) "
+                               "is not valid Unicode text") from None
+    return value
+
+
+def _check_depth(value: Any) -> None:
+    level = [value]
+    for depth in range(MAX_DEPTH + 1):
+        level = [v for item in level if isinstance(item, dict | list)
+                 for v in (item.values() if isinstance(item, dict) else item) if isinstance(v, dict | list)]
+        if not level:
+            return
+    raise BadValue(f"a document nested deeper than {MAX_DEPTH} levels")
+
+
+def _value_end(buf: str, pos: int) -> int:
+    """Where the JSON value starting at ``pos`` ends (brackets and strings followed, nothing parsed)."""
+    depth, i, n = 0, pos, len(buf)
+    while i < n:
+        c = buf[i]
+        if c == '"':
+            i += 1
+            while i < n and buf[i] != '"':
+                i += 2 if buf[i] == "\\" else 1
+        elif c in "[{":
+            depth += 1
+        elif c in "]}":
+            depth -= 1
+            if depth <= 0:
+                return i + 1
+        elif depth == 0 and c in ",\n":
+            return i
+        i += 1
+    return n
+
+
+def loads_checked(text: str) -> Any:
+    """json.loads for a line or an argument: a document nested past Python's parser's limit, a number
+    past a double or a lone surrogate are BadValue, not a crash."""
+    try:
+        value = json.loads(text, parse_float=finite_float)
+    except RecursionError:
+        raise BadValue(f"a document nested deeper than {MAX_DEPTH} levels") from None
+    return checked_json(value, text)
 
 
 def parse_document(text: str, what: str = "document") -> dict:
@@ -367,6 +449,11 @@ class DocumentReader:
         except unreadable as e:
             detail = " ".join(str(e).split()) or type(e).__name__
             raise UsageError(f"cannot read {self.name}: {detail}") from None
+        except UnicodeDecodeError as e:   # csv, tsv and json are read as UTF-8 text
+            raise UsageError(f"{self.name} is not UTF-8 text (byte 0x{e.object[e.start]:02x} at {e.start + 1} of a "
+                             "block read)", hint="convert it, e.g. iconv -f latin1 -t utf-8") from None
+        except RecursionError:
+            raise UsageError(f"{self.name}: a document nested deeper than {MAX_DEPTH} levels") from None
 
     def error(self, line: int, message: str) -> UsageError:
         return UsageError(f"{self.name} line {line}: {message}")
@@ -414,11 +501,14 @@ class DocumentReader:
         if not text.strip():
             return None
         try:
-            value = json.loads(text)
+            value = loads_checked(text)
         except json.JSONDecodeError as e:
             # e.pos, not e.colno: a line cut short fails on its newline, "column 1" of the next line
             at = "" if e.msg.endswith(" at") else " at"   # "Unterminated string starting at"
             bad.append(self._bad(number, f"malformed JSON: {e.msg}{at} column {e.pos + 1}", text.rstrip("\r\n")))
+            return None
+        except BadValue as e:
+            bad.append(self._bad(number, str(e), text.rstrip("\r\n")))
             return None
         if type(value) is not dict:
             bad.append(self._bad(number, f"expected a JSON object, got {type(value).__name__}", text.rstrip("\r\n")))
@@ -438,6 +528,8 @@ class DocumentReader:
                 if type(value) is dict:
                     docs.append(value)
                     positions.append(line)
+                elif isinstance(value, BadValue):
+                    bad.append(self._bad(line, str(value), ""))
                 else:
                     bad.append(self._bad(line, f"expected a JSON object, got {type(value).__name__}",
                                          json.dumps(value)))
@@ -445,7 +537,7 @@ class DocumentReader:
 
     def _json_elements(self) -> Iterator[tuple[int, Any]]:
         """(line where it starts, value) of each element of a JSON array (or of one lone object)."""
-        decoder = json.JSONDecoder()
+        decoder = json.JSONDecoder(parse_float=finite_float)
         buf, pos, lines_before = "", 0, 1
         eof = False
 
@@ -486,7 +578,12 @@ class DocumentReader:
             while True:
                 try:
                     value, end = decoder.raw_decode(buf, pos)
+                    value = checked_json(value, buf[pos:end])
                     break
+                except BadValue as e:   # handed on in the value's place: a bad row
+                    value, end = e, _value_end(buf, pos)
+                    if end < len(buf) or eof or not fill():
+                        break
                 except json.JSONDecodeError as e:
                     if eof or not fill():
                         raise self.error(lines_before + buf.count("\n", 0, e.pos),

@@ -252,6 +252,7 @@ _REDIS_READS = {
     "echo", "time", "randomkey", "pfcount", "bitcount", "getbit", "lpos", "object", "memory", "dump",
     "ft.search", "ft.info", "ft._list", "ft.aggregate", "role", "lastsave", "cluster", "command",
 }
+_AGGREGATE_WRITES = re.compile(r"\$(?:out|merge)\b|\\u0024", re.I)   # (the stage names, or one escaped)
 _MONGO_READS = {"find", "findone", "aggregate", "count", "countdocuments", "estimateddocumentcount", "distinct",
                 "getindexes", "stats", "explain", "listindexes"}
 
@@ -270,6 +271,8 @@ def writes(text: str, language: str) -> bool:
     first = words[0]
     m = re.match(r"db\.(?:[\w$-]+\.)?(\w+)\s*\(", code)
     if m:
+        if m.group(1).lower() == "aggregate" and _AGGREGATE_WRITES.search(text):
+            return True   # a $out or $merge stage writes a collection
         return m.group(1).lower() not in _MONGO_READS and m.group(1).lower() not in ("getcollectionnames",
                                                                                       "listcollections")
     if re.match(r"(get|head|options)\s+/", code, re.I):

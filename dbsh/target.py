@@ -60,6 +60,36 @@ def with_password(url: str, password: str | None) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def check_url(url: str) -> None:
+    """Refuse (exit 2) a URL no driver could use: a NUL, a bracket left open, a port that is not a
+    number, a host name longer than DNS allows (63 characters a label, 253 in all)."""
+    if "\x00" in url:
+        raise UsageError(f"a URL cannot contain a NUL character: {redact(url)!r}")
+    try:
+        parts = urlsplit(url)
+        if "," not in parts.netloc:   # (several hosts, each with its port: the driver reads them)
+            parts.port   # noqa: B018 - parsing it is the check
+    except ValueError as e:
+        what = f"invalid port ({e})" if "port" in str(e).lower() else str(e)
+        raise UsageError(f"invalid {_backend_name(url)}URL {redact(url)!r}: {what}") from None
+    hosts = parts.netloc.rpartition("@")[2]
+    for host in hosts.split(","):   # (cassandra://h1,h2 and mongodb://h1,h2 list several)
+        name = host.rsplit(":", 1)[0] if not host.startswith("[") else ""
+        labels = unquote(name).split(".")
+        if len(unquote(name)) > 253 or any(len(label) > 63 for label in labels):
+            raise UsageError(f"invalid {_backend_name(url)}URL {redact(url)[:120]!r}...: the host name is longer than DNS allows "
+                             "(63 characters a label, 253 in all)")
+
+
+def _backend_name(url: str) -> str:
+    from dbsh import drivers
+
+    try:
+        return drivers.for_scheme(url.split(":", 1)[0]).name + " "
+    except UsageError:
+        return ""
+
+
 def default_url() -> str:
     path = config.data_dir() / "dbsh.db"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -87,6 +117,7 @@ def resolve(url: str | None = None, profile: str | None = None, *, password: str
             return resolve(profile=url, password=password)
         raise UsageError(f"not a database URL or saved connection name: {redact(url)!r}",
                          hint="expected scheme://..., e.g. sqlite:///file.db or postgresql://user@host/db")
+    check_url(url)
     target = Target(url=url, profile=profile, readonly=readonly, options=options)
     if target.password is None and target.username:
         secret = password or os.environ.get("DBSH_PASSWORD")

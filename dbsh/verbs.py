@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from dbsh import DEFAULT_BATCH
+from dbsh import DEFAULT_BATCH, DEFAULT_CONNECT_TIMEOUT
 
 
 @dataclass(frozen=True)
@@ -88,9 +88,12 @@ DEBUG = Opt("debug", ("--debug",), "Show tracebacks.")
 YES = Opt("yes", ("--yes", "-y"), "Answer yes to confirmations (scripts; destructive statements).")
 SINGLE = Opt("single_transaction", ("--single-transaction", "-1"), "Run a script (stdin, query -) in one "
              "transaction: all of it or nothing.")
-GLOBALS: tuple[Opt, ...] = (URL, CONN, FORMAT, PASSWORD, DEBUG, YES, SINGLE)
+CONNECT_TIMEOUT = Opt("connect_timeout", ("--connect-timeout",), "Give up connecting (and waiting for the "
+                      f"server's first reply) after SECONDS (default {DEFAULT_CONNECT_TIMEOUT:g}).", type="float",
+                      metavar="SECONDS", min=0.1)
+GLOBALS: tuple[Opt, ...] = (URL, CONN, FORMAT, PASSWORD, DEBUG, YES, SINGLE, CONNECT_TIMEOUT)
 # what `dbsh copy` takes of them (its targets are its arguments)
-COPY_GLOBALS = ("fmt", "debug", "yes", "ask_password")
+COPY_GLOBALS = ("fmt", "debug", "yes", "ask_password", "connect_timeout")
 
 # -- shared pieces -----------------------------------------------------------------------------------
 COLLECTION = Arg("collection", "COLLECTION", "Table, collection, label, key prefix...", complete="collection")

@@ -430,7 +430,7 @@ def test_unreachable_port_is_exit_3():
 def test_bad_urls_are_exit_2():
     assert "names servers only" in one_error(dbsh("-u", "memcached://127.0.0.1:1/db", "query", "version"), 2)
     assert "unknown option 'bogus'" in one_error(dbsh("-u", "memcached://127.0.0.1:1?bogus=1", "query", "x"), 2)
-    assert "bad server" in one_error(dbsh("-u", "memcached://127.0.0.1:x", "query", "version"), 2)
+    assert "invalid port" in one_error(dbsh("-u", "memcached://127.0.0.1:x", "query", "version"), 2)
 
 
 def test_migrate_refuses_a_cache(url):

@@ -109,10 +109,17 @@ class Checkpoint:
         """After a crash: decide from the destination's count whether the pending batch landed."""
         delta = now_count - self.start_count
         if self.pending:
-            if delta == self.written + self.pending["good"]:
+            landed = delta - self.written
+            if landed == self.pending["good"]:
                 self.position = self.pending["end"]
                 self.written += self.pending["good"]
                 self.errors += self.pending["bad"]
+            elif 0 < landed < self.pending["good"]:   # a store whose batches are not all-or-nothing
+                raise UsageError(f"cannot resume exactly: the batch in flight when the run stopped (positions "
+                                 f"{self.position + 1}-{self.pending['end']} of the source) landed in part, "
+                                 f"{landed} of its {self.pending['good']} rows",
+                                 hint=f"remove those rows and run again with --resume, or delete {self.path} and "
+                                      "start over")
             self.pending = None
         if delta != self.written:
             raise UsageError(f"cannot resume safely: the destination has {now_count} rows, the checkpoint "

@@ -313,9 +313,13 @@ def _resume(ck: Checkpoint, resume: bool, destination: Session, collection: str)
         ck.settle(destination_count(destination, collection))
         ck.save()
         return True
-    if resume:
-        print("dbsh: note: no checkpoint to resume from; starting at the beginning", file=sys.stderr)
     ck.start_count = destination_count(destination, collection)
+    if resume:
+        if ck.start_count:   # starting over would add every row again
+            noun = "row" if ck.start_count == 1 else "rows"
+            raise UsageError(f"--resume needs a checkpoint, and no interrupted run of this import left one, while "
+                             f"{collection} already has {ck.start_count} {noun}: delete the rows or drop --resume")
+        print("dbsh: note: no checkpoint to resume from; starting at the beginning", file=sys.stderr)
     ck.position = ck.written = ck.errors = 0
     ck.pending = None
     ck.save()

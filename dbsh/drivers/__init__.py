@@ -92,7 +92,7 @@ BUILTIN: tuple[Backend, ...] = (
             "redis", extra="redis", client="redis",
             flags=(TTL, Flag("count", ("--count",), "SUBSCRIBE/MONITOR: stop after N messages.", type="int",
                              metavar="N", min=1, verbs=("query",))),
-            bench="dbsh.bench.backends:RedisAdapter", migrate="dbsh.migrate.stores:RedisStore",
+            bench="dbsh.drivers.redis.bench:RedisAdapter", migrate="dbsh.migrate.stores:RedisStore",
             example="redis://host:6379/0"),
     Backend("memcached", "Memcached", ("memcached", "memcached+unix"), "dbsh.drivers.memcached.session:connect",
             "memcached", extra="memcached", client="pymemcache", flags=(TTL,),

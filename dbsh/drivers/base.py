@@ -145,6 +145,24 @@ class Session:
     def option(self, name: str, default: Any = None) -> Any:
         return self.options.get(name, default)
 
+    @property
+    def connect_timeout(self) -> float:
+        """Seconds to connect and to wait for the server's first reply: --connect-timeout, else the
+        profile's connect_timeout, else dbsh.DEFAULT_CONNECT_TIMEOUT. A driver bounds both with it, so
+        a wrong port (or one where another protocol listens) is a ConnectError, never a hang."""
+        from dbsh import DEFAULT_CONNECT_TIMEOUT
+
+        value = (getattr(self.target, "options", None) or {}).get("connect_timeout")
+        if value in (None, ""):
+            return DEFAULT_CONNECT_TIMEOUT
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            raise UsageError(f"connect_timeout must be a number of seconds, got {value!r}") from None
+        if not seconds > 0:
+            raise UsageError(f"connect_timeout must be more than 0 seconds, got {value!r}")
+        return seconds
+
     # where notes beside the data go ("scanned 40 keys", a warning): stderr on the command line, the
     # shell's own output in the shell (it sets this); drivers call notice(), never print
     notify: Callable[[str], None] | None = None

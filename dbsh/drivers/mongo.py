@@ -27,7 +27,6 @@ from dbsh.drivers.base import Capabilities, Result, Session, WriteResult, batche
 from dbsh.errors import ConnectError, DbshError, NotFound, PartialWrite, QueryError, Unsupported, UsageError, one_line, redact
 from dbsh.output import register_encoder
 
-SERVER_SELECTION_MS = 5000   # a down server is reported in seconds, not pymongo's default 30
 IDS_REPORTED = 1000          # inserted ids listed in the summary up to this many documents
 SAMPLE_SIZE = 200            # documents describe() samples for field names and types
 
@@ -133,10 +132,13 @@ class MongoSession(Session):
         super().__init__(target)
         options = {k.lower() for k, _ in parse_qsl(urlsplit(target.url).query)}
         kwargs: dict[str, Any] = {"appname": "dbsh"}
+        # --connect-timeout bounds finding the server and its first reply (the monitor's hello runs with
+        # connectTimeoutMS as its socket timeout); a reply to a query waits as long as it takes
+        waited = int(self.connect_timeout * 1000)
         if "serverselectiontimeoutms" not in options:
-            kwargs["serverSelectionTimeoutMS"] = SERVER_SELECTION_MS
+            kwargs["serverSelectionTimeoutMS"] = waited
         if "connecttimeoutms" not in options:
-            kwargs["connectTimeoutMS"] = SERVER_SELECTION_MS
+            kwargs["connectTimeoutMS"] = waited
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error")   # pymongo only warns about unknown or invalid URI options
@@ -163,6 +165,9 @@ class MongoSession(Session):
     def _error(self, e: BaseException) -> DbshError:
         if isinstance(e, DbshError):
             return e
+        if isinstance(e, OverflowError):   # BSON's integers are 64 bits
+            return UsageError("an integer does not fit in 64 bits, the largest MongoDB stores",
+                              hint="write it as a string, or as a float if an approximate value will do")
         if isinstance(e, (mongo_errors.ConnectionFailure, mongo_errors.ConfigurationError)) and \
                 not isinstance(e, mongo_errors.OperationFailure):
             return ConnectError(f"cannot connect to {self.target.display()}: {self._text(e)}")
@@ -181,7 +186,7 @@ class MongoSession(Session):
     def _errors(self):
         try:
             yield
-        except (mongo_errors.PyMongoError, bson.errors.BSONError) as e:
+        except (mongo_errors.PyMongoError, bson.errors.BSONError, OverflowError) as e:
             raise self._error(e) from None
 
     def _stream(self, cursor) -> Result:
@@ -323,7 +328,7 @@ class MongoSession(Session):
                         ids = None
                 if progress:
                     progress(len(chunk))
-        except (mongo_errors.PyMongoError, bson.errors.BSONError, DbshError) as e:
+        except (mongo_errors.PyMongoError, bson.errors.BSONError, OverflowError, DbshError) as e:
             err = self._error(e)
             if inserted and not isinstance(err, PartialWrite):
                 raise type(err)(f"{err.message} ({inserted} documents were inserted into {name} "
@@ -475,6 +480,8 @@ class MongoSession(Session):
         if not isinstance(pipeline, list) or not all(isinstance(s, dict) for s in pipeline):
             raise UsageError("aggregate() needs an array of stage documents")
         options = dict(_mapping(options or {}, "aggregate options"))
+        if self.readonly and any(key in ("$out", "$merge") for stage in pipeline for key in stage):
+            self.require_writable("an aggregation with a $out or $merge stage (it writes a collection)")
         if options.pop("explain", False) or call.explain:
             plan = self.db.command("explain", bson.SON([("aggregate", coll.name), ("pipeline", pipeline),
                                                         ("cursor", {})]), verbosity="queryPlanner")

@@ -94,8 +94,12 @@ def script_directory(cfg: Config) -> ScriptDirectory:
 
 
 # -- connections and the lock ----------------------------------------------------------------
-def engine_for(url: str, *, lock_timeout: float | None = None) -> sa.Engine:
-    """An engine for a dbsh (or SQLAlchemy) URL; SQLite runs in exclusive transactions."""
+def engine_for(url: str, *, lock_timeout: float | None = None, connect_timeout: float | None = None) -> sa.Engine:
+    """An engine for a dbsh (or SQLAlchemy) URL; SQLite runs in exclusive transactions. ``connect_timeout``
+    (default dbsh.DEFAULT_CONNECT_TIMEOUT) bounds connecting and the server's first reply."""
+    from dbsh import DEFAULT_CONNECT_TIMEOUT
+
+    seconds = connect_timeout or DEFAULT_CONNECT_TIMEOUT
     sa_url = sqlalchemy_url(url) if "+" not in url.split("://", 1)[0] else url
     dialect = sa_url.split(":", 1)[0].split("+", 1)[0]
     holder = f"dbsh migrate pid {os.getpid()} on {socket.gethostname()}"[:63]
@@ -112,12 +116,21 @@ def engine_for(url: str, *, lock_timeout: float | None = None) -> sa.Engine:
         def _begin(conn):
             conn.exec_driver_sql("BEGIN EXCLUSIVE")
         return engine
-    args: dict[str, Any] = {"connect_timeout": 10}
+    args: dict[str, Any] = {"connect_timeout": max(1, round(seconds))}
     if dialect == "postgresql":
         args["application_name"] = holder
-    else:
-        args["program_name"] = holder
-    return sa.create_engine(sa_url, connect_args=args, poolclass=sa.pool.NullPool)
+        return sa.create_engine(sa_url, connect_args=args, poolclass=sa.pool.NullPool)
+    # PyMySQL's connect_timeout covers only the TCP connect: the server's greeting is read with
+    # read_timeout, which is then lifted, so a migration's statements wait as long as they take
+    args["program_name"] = holder
+    args["read_timeout"] = seconds
+    engine = sa.create_engine(sa_url, connect_args=args, poolclass=sa.pool.NullPool)
+
+    @sa.event.listens_for(engine, "connect")
+    def _no_read_timeout(dbapi_conn, record):
+        if hasattr(dbapi_conn, "_read_timeout"):
+            dbapi_conn._read_timeout = None
+    return engine
 
 
 def connect(engine: sa.Engine, display: str, password: str | None = None) -> sa.Connection:
@@ -230,10 +243,10 @@ def _mysql_holder(conn: sa.Connection, name: str) -> str:
 
 @contextmanager
 def locked_connection(url: str, *, lock_timeout: float | None = None, display: str | None = None,
-                      password: str | None = None) -> Iterator[sa.Connection]:
+                      password: str | None = None, connect_timeout: float | None = None) -> Iterator[sa.Connection]:
     """A connection holding the migration lock; for dbsh migrate and for env.py under plain alembic."""
     display = display or redact(url, password)
-    engine = engine_for(url, lock_timeout=lock_timeout)
+    engine = engine_for(url, lock_timeout=lock_timeout, connect_timeout=connect_timeout)
     try:
         conn = connect(engine, display, password)
         try:
@@ -287,7 +300,8 @@ class SqlMigrations:
 
     @contextmanager
     def _plain_connection(self) -> Iterator[sa.Connection]:
-        engine = engine_for(self.target.url, lock_timeout=self.lock_timeout)
+        engine = engine_for(self.target.url, lock_timeout=self.lock_timeout,
+                            connect_timeout=self.target.options.get("connect_timeout"))
         if engine.dialect.name == "sqlite":
             engine.dispose()
             engine = sa.create_engine(sqlalchemy_url(self.target.url), poolclass=sa.pool.NullPool)
@@ -318,7 +332,8 @@ class SqlMigrations:
 
         check_env(self.cfg)
         with locked_connection(self.target.url, lock_timeout=self.lock_timeout, display=self.display,
-                               password=self.target.password) as conn:
+                               password=self.target.password,
+                               connect_timeout=self.target.options.get("connect_timeout")) as conn:
             self.cfg.attributes["connection"] = conn
             self.cfg.attributes["on_version_apply"] = on_apply
             try:

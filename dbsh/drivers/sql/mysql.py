@@ -69,6 +69,13 @@ class MysqlSession(SqlSession):
     READONLY = "SET SESSION TRANSACTION READ {}"
     MARIADB_CHARSET = "utf8mb4"
 
+    # the server went away / lost the connection / cannot reach it (CR_SERVER_GONE_ERROR, CR_SERVER_LOST)
+    LOST = {2006, 2013, 2003, 2055}
+
+    def _lost(self, e: BaseException) -> bool:
+        code = e.args[0] if e.args and isinstance(e.args[0], int) else None
+        return isinstance(e, pymysql.err.OperationalError) and code in self.LOST
+
     def __init__(self, target):
         self.name = "MariaDB" if urls.base_scheme(target.url) == "mariadb" else "MySQL"
         self.dialect = MysqlDialect(self.name)

@@ -64,6 +64,10 @@ class PostgresSession(SqlSession):
     streams_in_transaction = True   # a server-side cursor (DECLARE) lives in a transaction
     _cursors = 0
 
+    def _lost(self, e: BaseException) -> bool:
+        conn = self.conn
+        return isinstance(e, psycopg.OperationalError) and (conn is None or conn.broken or conn.closed)
+
     def _connect(self):
         parts = urls.server_parts(self.target, 5432)
         kwargs = {"host": parts["host"], "port": parts["port"], "user": parts["user"], "password": parts["password"],

@@ -84,7 +84,15 @@ class SqlSession(Session):
         if isinstance(e, OverflowError):
             return UsageError(f"integer out of range: {self.name} stores integers in 64 bits "
                               f"(up to 9223372036854775807)")
+        if self._lost(e):
+            return ConnectError(f"lost the connection to {self.target.display()}: "
+                                f"{redact(self._message(e), self.target.password)}")
         return QueryError(redact(self._message(e), self.target.password))
+
+    def _lost(self, e: BaseException) -> bool:
+        """Whether the error means the connection is gone (the server stopped, the network broke):
+        then it is exit 3, as failing to connect is. The dialects say."""
+        return False
 
     def _connect_error(self, e: BaseException) -> ConnectError:
         return ConnectError(f"cannot connect to {self.target.display()}: "
