@@ -25,7 +25,6 @@ BACKENDS = {
     "neo4j_url": ("NEO4J", servers.FalkorDB, "falkordb"),
     "cassandra_url": ("CASSANDRA", None, "cassandra"),
 }
-CASSANDRA_REASON = "no CQL server can be installed here; set DBSH_TEST_CASSANDRA_URL (compose.yaml has one)"
 
 
 def _external(fixture: str) -> str | None:
@@ -79,14 +78,6 @@ def neo4j_url():
     yield from _server("neo4j_url")
 
 
-@pytest.fixture(scope="session")
-def cassandra_url():
-    url = _external("cassandra_url")
-    if not url:
-        pytest.skip(CASSANDRA_REASON)
-    return url
-
-
 @pytest.fixture
 def sqlite_url(tmp_path):
     return f"sqlite:///{tmp_path}/test.db"
@@ -129,3 +120,40 @@ def pytest_report_header(config):
             for name, (_, cls, _) in BACKENDS.items() if cls or _external(name)]
     netns = "private network namespace" if servers.in_private_netns() else "host network (no FalkorDB)"
     return f"dbsh test servers: {', '.join(used)}; {netns}"
+
+
+# -------------------------------------------------------------------------------------- Cassandra
+# Apache Cassandra 5.0 from the Maven Central jars (tests/servers.py: Cassandra, CassandraRing). The
+# JVM takes seconds to start, so it starts once per session, lazily; its start time is reported at the
+# end of the run (pytest_terminal_summary), since the header is written before anything starts.
+
+BACKENDS["cassandra_url"] = ("CASSANDRA", servers.Cassandra, "cassandra")
+STARTUP_SECONDS: dict[str, float] = {}
+
+
+@pytest.fixture(scope="session")
+def cassandra_url():
+    url = _external("cassandra_url")
+    if url:
+        yield url
+        return
+    with servers.Cassandra() as server:
+        STARTUP_SECONDS[f"Cassandra {servers.cassandra_version()} (1 node)"] = server.startup_seconds
+        yield server.url
+
+
+@pytest.fixture(scope="module")
+def cassandra_ring():
+    """A three-node ring on 127.0.0.2-4 (same ports), for tests that stop and restart a node: the
+    started ``servers.CassandraRing`` (its ``url`` lists the three nodes). Only in a private network
+    namespace; there is no external stand-in for it (the tests kill its nodes)."""
+    if not servers.in_private_netns():
+        pytest.skip(servers.RING_REASON)
+    with servers.CassandraRing() as ring:
+        STARTUP_SECONDS[f"Cassandra {servers.cassandra_version()} (3-node ring)"] = ring.startup_seconds
+        yield ring
+
+
+def pytest_terminal_summary(terminalreporter):
+    for what, seconds in STARTUP_SECONDS.items():
+        terminalreporter.write_line(f"dbsh test servers: {what} started in {seconds:.1f} s")

@@ -118,9 +118,9 @@ class Backend:
                 driver.close()
                 absorb_bolt_stall(self.url)
         if self.kind == "cassandra":
-            from cassandra.cluster import Cluster
+            from tests.servers import cassandra_cluster
 
-            cluster = Cluster([parts.hostname], port=parts.port or 9042)
+            cluster = cassandra_cluster(self.url)
             try:
                 session = cluster.connect(parts.path.strip("/"))
                 return [r._asdict() for r in session.execute(f'select * from "{collection}"')]
@@ -138,7 +138,7 @@ SQL = ["sqlite", "postgres", "mariadb"]
 # every ordered pair of the SQL servers; each document/graph/key-value store to and from SQLite and PostgreSQL
 PAIRS = [(a, b) for a in SQL for b in SQL if a != b] + \
         [p for n in NOSQL for s in ("sqlite", "postgres") for p in ((n, s), (s, n))] + \
-        [("cassandra", "sqlite"), ("sqlite", "cassandra")]   # skipped unless DBSH_TEST_CASSANDRA_URL is set
+        [("cassandra", "sqlite"), ("sqlite", "cassandra")]
 
 
 def backend(request, kind) -> Backend:
