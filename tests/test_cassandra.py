@@ -113,3 +113,35 @@ def test_hostile_identifiers_and_values(cql):
     assert dbsh("-u", url, "find", name, json.dumps({'i"d': 1})).json_lines() == [{'i"d': 1, "v;al": value}]
     assert dbsh("-u", url, "find", name, json.dumps({'i"d; DROP': 1})).code == 2
     assert dbsh("-u", url, "find", "users; DROP TABLE users").code == 2
+
+
+def columns(cql, table):
+    return {r["column_name"]: r["type"] for r in rows(
+        cql, "SELECT column_name, type FROM system_schema.columns WHERE keyspace_name = %s AND table_name = %s",
+        cql[2], table)}
+
+
+def test_insert_create_makes_and_widens_the_table(cql):
+    url = cql[0]
+    run = dbsh("-u", url, "insert", "made", "--create",
+               '{"id": 1, "name": "Ann", "score": 1.5, "ok": true, "tags": {"k": [1, 2]}}')
+    assert run.code == 0, run.err
+    assert columns(cql, "made") == {"id": "bigint", "name": "text", "score": "double", "ok": "boolean",
+                                    "tags": "text"}
+    assert rows(cql, "SELECT * FROM KS.made") == [{"id": 1, "name": "Ann", "score": 1.5, "ok": True,
+                                                   "tags": '{"k": [1, 2]}'}]
+    run = dbsh("-u", url, "insert", "made", '{"id": 2, "extra": 7}')
+    assert run.code == 2 and "unknown column 'extra'" in run.err
+    run = dbsh("-u", url, "insert", "made", "--create", '{"id": 2, "extra": 7}')
+    assert run.code == 0, run.err
+    assert columns(cql, "made")["extra"] == "bigint"
+    assert rows(cql, "SELECT id, extra FROM KS.made WHERE id = 2") == [{"id": 2, "extra": 7}]
+    # no "id" in the documents: a uuid key that dbsh fills, and says which
+    run = dbsh("-u", url, "insert", "keyless", "--create", '{"name": "x"}', '{"name": "y"}')
+    assert run.code == 0, run.err
+    ids = run.json_lines()[0]["ids"]
+    assert columns(cql, "keyless") == {"id": "uuid", "name": "text"}
+    assert sorted((str(r["id"]), r["name"]) for r in rows(cql, "SELECT * FROM KS.keyless")) == sorted(
+        zip(ids, ["x", "y"]))
+    run = dbsh("-u", url, "insert", "no-such", "--create", '{"id": 1}')
+    assert run.code == 2 and "Cassandra table names are letters, digits and _" in run.err

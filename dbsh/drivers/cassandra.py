@@ -12,6 +12,7 @@ import base64
 import datetime as dt
 import decimal
 import ipaddress
+import json
 import re
 import ssl
 import sys
@@ -346,6 +347,8 @@ def coerce(kind: str, value: Any, column: str) -> Any:
                 raise ValueError
             return value
         if head in ("text", "varchar", "ascii"):
+            if isinstance(value, (dict, list)) and head != "ascii":   # nested values: JSON text
+                return json.dumps(value, ensure_ascii=False, default=str)
             if not isinstance(value, str):
                 raise ValueError
             return value
@@ -389,6 +392,28 @@ def coerce(kind: str, value: Any, column: str) -> Any:
             hint = "dbsh does not run CQL functions from JSON: use --generate-id, or query 'INSERT ... uuid()'"
         raise UsageError(f"column {column!r} is {kind}: {value!r} is not a valid {head}", hint=hint) from None
     return value   # user-defined and other types: let the driver decide
+
+
+def cql_type(values: list[Any]) -> str:
+    """The CQL type --create gives a column holding these JSON values (nested ones are JSON text)."""
+    kinds = {type(v) for v in values if v is not None}
+    for kind, cql in ((bool, "boolean"), (int, "bigint"), (float, "double"), (dt.datetime, "timestamp"),
+                      (dt.date, "date"), (uuid.UUID, "uuid"), (bytes, "blob")):
+        if kinds and kinds <= {kind}:
+            return cql
+    if kinds and kinds <= {int, float}:
+        return "double"
+    if kinds and kinds <= {int, decimal.Decimal}:
+        return "decimal"
+    return "text"
+
+
+def infer_columns(docs: list[dict]) -> dict[str, str]:
+    values: dict[str, list[Any]] = {}
+    for doc in docs:
+        for key, value in doc.items():
+            values.setdefault(key, []).append(value)
+    return {key: cql_type(v) for key, v in values.items()}
 
 
 # -- native statements -----------------------------------------------------------------------
@@ -480,6 +505,7 @@ class CassandraSession(Session):
         self._client = None
         self._meta: dict[str, TableMeta] = {}
         self._prepared: dict[str, Any] = {}
+        self._created_uuid_key: set[str] = set()   # tables insert --create made with a generated uuid id
 
     def set_options(self, **options: Any) -> None:
         if options.get("consistency"):
@@ -643,15 +669,16 @@ class CassandraSession(Session):
 
     def insert(self, name, docs: Iterable[dict], *, batch: int = 1000, create: bool = False,
                progress=None) -> WriteResult:
-        meta = self.table(name)
         ttl = self.option("ttl")
-        generate = bool(self.option("generate_id"))
-        key = meta.partition_key[0] if len(meta.primary_key) == 1 else None
-        if generate and (key is None or split_type(meta.columns[key])[0] not in ("uuid", "timeuuid")):
-            raise Unsupported(f"--generate-id needs a single uuid or timeuuid primary key; "
-                              f"{meta.name} has {', '.join(meta.primary_key)}")
         done, ids = 0, []
         for chunk in batched(docs, batch):
+            meta = self._table_for(name, chunk) if create else self.table(name)
+            key = meta.partition_key[0] if len(meta.primary_key) == 1 else None
+            # a table --create made without an "id" in the documents has a uuid key that dbsh fills
+            generate = bool(self.option("generate_id")) or name in self._created_uuid_key
+            if generate and (key is None or split_type(meta.columns[key])[0] not in ("uuid", "timeuuid")):
+                raise Unsupported(f"--generate-id needs a single uuid or timeuuid primary key; "
+                                  f"{meta.name} has {', '.join(meta.primary_key)}")
             groups: dict[tuple[str, ...], list[list[Any]]] = {}
             for i, doc in enumerate(chunk, done + 1):
                 if not isinstance(doc, dict):
@@ -674,6 +701,40 @@ class CassandraSession(Session):
             if progress:
                 progress(done)
         return WriteResult("inserted", name, done, ids=ids or None)
+
+    def _table_for(self, name: str, docs: list[dict]) -> TableMeta:
+        """--create: the table, made from the documents when it is missing (column types inferred,
+        primary key ``id``: the documents' own, or a uuid dbsh generates), widened by the columns
+        new documents bring."""
+        docs = [d for d in docs if isinstance(d, dict)]
+        # a Cassandra table name has no ".": one in the name separates the keyspace
+        keyspace, table = name.split(".", 1) if "." in name else (self.keyspace, name)
+        try:
+            meta = self.table(name)
+        except NotFound:
+            meta = None
+        if meta is None:
+            if keyspace is None:
+                raise UsageError(f"no keyspace chosen for table {name!r}",
+                                 hint="put it in the URL (cassandra://host/keyspace) or write keyspace.table")
+            if not re.fullmatch(r"\w{1,222}", table, flags=re.ASCII):
+                raise UsageError(f"cannot create table {table!r}: Cassandra table names are letters, digits and _")
+            columns = infer_columns(docs)
+            if "id" not in columns:
+                columns = {"id": "uuid", **columns}
+                self._created_uuid_key.add(name)
+            body = ", ".join(f"{quote_name(c)} {kind}" for c, kind in columns.items())
+            self._run(SimpleStatement(f"CREATE TABLE IF NOT EXISTS {quote_name(keyspace)}.{quote_name(table)} "
+                                      f"({body}, PRIMARY KEY ({quote_name('id')}))"))
+        else:
+            missing = {c: kind for c, kind in infer_columns(docs).items() if c not in meta.columns}
+            if not missing:
+                return meta
+            added = ", ".join(f"{quote_name(c)} {kind}" for c, kind in missing.items())
+            self._run(SimpleStatement(f"ALTER TABLE {meta.qualified} ADD ({added})"))
+        self._meta.pop(name, None)
+        self.cluster.refresh_table_metadata(keyspace, table)
+        return self.table(name)
 
     def _concurrent(self, prepared, rows: list[list[Any]], done_before: int, name: str) -> int:
         """Bulk write with bounded concurrency; a failure says how much was written."""
