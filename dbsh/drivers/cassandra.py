@@ -29,12 +29,15 @@ from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable
 from cassandra.concurrent import execute_concurrent_with_args
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from cassandra.protocol import ErrorMessage
 from cassandra.query import SimpleStatement, dict_factory
 
 from dbsh import query as q
 from dbsh.drivers.base import Capabilities, Result, Session, WriteResult, batched
 from dbsh.errors import ConnectError, DbshError, NotFound, QueryError, Unsupported, UsageError, one_line, redact
 
+# what a server answers when it refuses a statement (not a connection failure)
+SERVER_ERRORS = (cassandra.RequestExecutionException, cassandra.RequestValidationException, ErrorMessage)
 FETCH_SIZE = 1000
 CONCURRENCY = 64
 DEFAULT_PORT = 9042
@@ -540,7 +543,12 @@ class CassandraSession(Session):
         if isinstance(e, DbshError):
             return e
         if isinstance(e, NoHostAvailable):
-            return self._connect_error(e)
+            # the driver also says "no host available" after trying the next host for a statement
+            # a server refused (Unavailable at --consistency ALL with a node down): that is the error
+            refused = [err for err in (e.errors or {}).values() if isinstance(err, SERVER_ERRORS)]
+            if not refused:
+                return self._connect_error(e)
+            e = refused[0]
         return QueryError(redact(one_line(str(e)), self.target.password))
 
     def close(self) -> None:
