@@ -145,3 +145,156 @@ def test_insert_create_makes_and_widens_the_table(cql):
         zip(ids, ["x", "y"]))
     run = dbsh("-u", url, "insert", "no-such", "--create", '{"id": 1}')
     assert run.code == 2 and "Cassandra table names are letters, digits and _" in run.err
+
+
+# -- the CQL compiler against the server: every operator, the rows it returns ----------------------
+@pytest.fixture(scope="module")
+def readings(cql):
+    """readings: partition key sensor (a, b, c), clustering ts (0-9), v = 10 * ts, tag even/odd indexed."""
+    session, ks = cql[1], cql[2]
+    session.execute(f"CREATE TABLE {ks}.readings (sensor text, ts int, v int, tag text, PRIMARY KEY (sensor, ts))")
+    session.execute(f"CREATE INDEX readings_tag ON {ks}.readings (tag)")
+    insert = session.prepare(f"INSERT INTO {ks}.readings (sensor, ts, v, tag) VALUES (?, ?, ?, ?)")
+    for sensor in "abc":
+        for ts in range(10):
+            session.execute(insert, (sensor, ts, 10 * ts, "odd" if ts % 2 else "even"))
+    return cql[0]
+
+
+ALL = [(s, t) for s in "abc" for t in range(10)]
+SERVED = [   # filters the primary key or the index serves: no ALLOW FILTERING
+    ({"sensor": "a"}, [("a", t) for t in range(10)]),
+    ({"sensor": {"$eq": "a"}, "ts": 3}, [("a", 3)]),
+    ({"sensor": {"$in": ["a", "c"]}, "ts": 1}, [("a", 1), ("c", 1)]),
+    ({"sensor": "a", "ts": {"$gt": 7}}, [("a", 8), ("a", 9)]),
+    ({"sensor": "a", "ts": {"$gte": 8}}, [("a", 8), ("a", 9)]),
+    ({"sensor": "a", "ts": {"$lt": 2}}, [("a", 0), ("a", 1)]),
+    ({"sensor": "a", "ts": {"$lte": 1}}, [("a", 0), ("a", 1)]),
+    ({"sensor": "b", "ts": {"$gt": 2, "$lte": 4}}, [("b", 3), ("b", 4)]),
+    ({"sensor": "a", "ts": {"$in": [2, 5, 42]}}, [("a", 2), ("a", 5)]),
+    ({"$and": [{"sensor": "c"}, {"ts": {"$gte": 8}}]}, [("c", 8), ("c", 9)]),
+    ({"tag": "odd", "sensor": "a"}, [("a", t) for t in range(1, 10, 2)]),
+    ({"tag": "even"}, [(s, t) for s in "abc" for t in range(0, 10, 2)]),
+    ({}, ALL),
+]
+FILTERED = [   # filters Cassandra runs only with ALLOW FILTERING, and why dbsh says it needs it
+    ({"v": {"$gt": 85}}, [("a", 9), ("b", 9), ("c", 9)],
+     "column 'v' is not part of the primary key and has no index"),
+    ({"ts": 3}, [("a", 3), ("b", 3), ("c", 3)],
+     "clustering columns are restricted without the partition key (this scans every partition)"),
+    ({"sensor": {"$gte": "b"}, "ts": 0}, [("b", 0), ("c", 0)],
+     "a range on partition key column 'sensor' (only = and $in select partitions)"),
+    ({"tag": {"$in": ["odd"]}, "sensor": "b", "ts": {"$lt": 4}}, [("b", 1), ("b", 3)],
+     "column 'tag' is not part of the primary key and is indexed for = only"),
+    ({"sensor": "a", "v": {"$lte": 10, "$gte": 10}}, [("a", 1)],
+     "column 'v' is not part of the primary key and has no index"),
+]
+
+
+def found(url, where, *extra):
+    run = dbsh("-u", url, "find", "readings", json.dumps(where), *extra)
+    assert run.code == 0, run.err
+    return sorted((r["sensor"], r["ts"]) for r in run.json_lines())
+
+
+@pytest.mark.parametrize("where, expected", SERVED, ids=[json.dumps(w) for w, _ in SERVED])
+def test_filters_the_key_serves_run_without_allow_filtering(readings, cql, where, expected):
+    assert found(readings, where) == expected
+    plan = dbsh("-u", readings, "explain", "readings", json.dumps(where)).json_lines()[0]
+    assert plan["plan"] == "served by the primary key or an index" and "ALLOW FILTERING" not in plan["cql"]
+    cql[1].prepare(plan["cql"])   # and the server agrees
+    assert dbsh("-u", readings, "count", "readings", json.dumps(where)).json_lines() == [{"count": len(expected)}]
+
+
+@pytest.mark.parametrize("where, expected, why", FILTERED, ids=[json.dumps(w) for w, _, _ in FILTERED])
+def test_filters_that_need_allow_filtering(readings, cql, where, expected, why):
+    run = dbsh("-u", readings, "find", "readings", json.dumps(where))
+    assert run.code == 2 and run.out == ""
+    assert run.err == (f"dbsh: error: this filter on {cql[2]}.readings needs ALLOW FILTERING: {why} "
+                       "(pass --allow-filtering to let Cassandra scan (slow on big tables))\n")
+    assert found(readings, where, "--allow-filtering") == expected
+    # the server agrees: it refuses to prepare the same CQL without ALLOW FILTERING
+    from cassandra import InvalidRequest
+
+    plan = dbsh("-u", readings, "explain", "readings", json.dumps(where)).json_lines()[0]
+    assert plan["cql"].endswith(" ALLOW FILTERING") and plan["plan"] == f"scans with ALLOW FILTERING: {why}"
+    with pytest.raises(InvalidRequest, match="use ALLOW FILTERING"):
+        cql[1].prepare(plan["cql"].removesuffix(" ALLOW FILTERING"))
+
+
+@pytest.mark.parametrize("where, operator", [
+    ({"ts": {"$ne": 1}, "sensor": "a"}, "$ne"), ({"ts": {"$nin": [1]}, "sensor": "a"}, "$nin"),
+    ({"tag": {"$exists": True}}, "$exists"), ({"tag": {"$regex": "^o"}}, "$regex"),
+    ({"$or": [{"sensor": "a"}, {"sensor": "b"}]}, "$or"), ({"$nor": [{"sensor": "a"}]}, "$not/$nor"),
+    ({"ts": {"$not": {"$gt": 1}}}, "$not/$nor"),
+])
+def test_operators_cql_has_not_are_exit_2_naming_them(readings, where, operator):
+    run = dbsh("-u", readings, "find", "readings", json.dumps(where), "--allow-filtering")
+    assert run.code == 2 and run.out == "" and len(run.err.splitlines()) == 1
+    assert operator in run.err and "not supported on Cassandra" in run.err
+
+
+def test_sort_skip_limit_within_a_partition(readings):
+    run = dbsh("-u", readings, "find", "readings", '{"sensor": "a"}', "--sort", "-ts", "--skip", "2", "--limit", "3",
+               "--fields", "ts,v")
+    assert run.json_lines() == [{"ts": 7, "v": 70}, {"ts": 6, "v": 60}, {"ts": 5, "v": 50}]
+    run = dbsh("-u", readings, "find", "readings", '{"ts": 1}', "--sort", "ts", "--allow-filtering")
+    assert run.code == 2 and "partition key" in run.err
+
+
+# -- consistency levels (one node: ONE, QUORUM and ALL are one replica; TWO cannot be met) -----------
+def test_consistency_reaches_the_server(readings, cql):
+    for level in ("ONE", "quorum", "LOCAL_ONE", "ALL"):
+        run = dbsh("-u", readings, "--consistency", level, "find", "readings", '{"sensor": "a", "ts": 1}')
+        assert run.json_lines() == [{"sensor": "a", "ts": 1, "tag": "odd", "v": 10}], (level, run.err)
+    run = dbsh("-u", readings, "--consistency", "TWO", "find", "readings", '{"sensor": "a"}')
+    assert run.code == 1 and run.out == "" and run.err.splitlines() == [
+        "dbsh: error: Error from server: code=1000 [Unavailable exception] message=\"Cannot achieve consistency "
+        "level TWO\" info={'consistency': 'TWO', 'required_replicas': 2, 'alive_replicas': 1}"]
+    run = dbsh("-u", readings, "--consistency", "TWO", "insert", "readings", '{"sensor": "z", "ts": 1}')
+    assert run.code == 1 and "Cannot achieve consistency level TWO" in run.err
+    assert "0 rows were written to readings" in run.err
+    assert rows(cql, "SELECT ts FROM KS.readings WHERE sensor = 'z'") == []
+    url = readings.split("?")[0] + "?consistency=THREE"
+    run = dbsh("-u", url, "query", "SELECT count(*) AS n FROM readings")
+    assert run.code == 1 and "Cannot achieve consistency level THREE" in run.err
+    run = dbsh("-u", url, "--consistency", "ONE", "query", "SELECT count(*) AS n FROM readings")
+    assert run.json_lines() == [{"n": 30}]   # the flag wins over the URL
+
+
+# -- paging: more rows than a page ------------------------------------------------------------------
+def test_paging_through_more_rows_than_a_page(cql, tmp_path, monkeypatch):
+    import dbsh.drivers.cassandra as driver
+
+    url, session, ks = cql
+    session.execute(f"CREATE TABLE {ks}.big (id int PRIMARY KEY, v text)")
+    n = 12_000
+    data = tmp_path / "big.jsonl"
+    data.write_text("".join(json.dumps({"id": i, "v": f"row {i}"}) + "\n" for i in range(n)))
+    run = dbsh("-u", url, "insert", "big", "--file", str(data))
+    assert run.json_lines() == [{"action": "inserted", "collection": "big", "count": n}], run.err
+    assert session.execute(f"SELECT count(*) FROM {ks}.big").one()[0] == n
+    monkeypatch.setattr(driver, "FETCH_SIZE", 250)   # 48 pages
+    run = dbsh("-u", url, "find", "big")
+    ids = [r["id"] for r in run.json_lines()]
+    assert len(ids) == n and set(ids) == set(range(n))
+    run = dbsh("-u", url, "query", "SELECT id, v FROM big")
+    assert sorted(r["id"] for r in run.json_lines()) == list(range(n))
+    assert {r["v"] for r in run.json_lines()} == {f"row {i}" for i in range(n)}
+    run = dbsh("-u", url, "find", "big", "--limit", "1100", "--skip", "600")
+    assert len(run.json_lines()) == 1100
+    assert dbsh("-u", url, "count", "big").json_lines() == [{"count": n}]
+
+
+# -- TTL --------------------------------------------------------------------------------------------
+def test_ttl_applies_to_every_column_written(cql):
+    url, session, ks = cql
+    session.execute(f"CREATE TABLE {ks}.sessions (id text PRIMARY KEY, user text, hits int)")
+    run = dbsh("-u", url, "insert", "sessions", '{"id": "s1", "user": "ann", "hits": 1}', "--ttl", "3600")
+    assert run.code == 0, run.err
+    assert dbsh("-u", url, "insert", "sessions", '{"id": "s2", "user": "bob", "hits": 2}').code == 0
+    ttls = {r.id: (r.tu, r.th) for r in session.execute(f"SELECT id, TTL(user) AS tu, TTL(hits) AS th FROM {ks}.sessions")}
+    assert 0 < ttls["s1"][0] <= 3600 and 0 < ttls["s1"][1] <= 3600
+    assert ttls["s2"] == (None, None)
+    run = dbsh("-u", url, "insert", "sessions", '{"id": "s3"}', "--ttl", "0")
+    assert run.code == 2 and "--ttl" in run.err
