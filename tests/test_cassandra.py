@@ -298,3 +298,25 @@ def test_ttl_applies_to_every_column_written(cql):
     assert ttls["s2"] == (None, None)
     run = dbsh("-u", url, "insert", "sessions", '{"id": "s3"}', "--ttl", "0")
     assert run.code == 2 and "--ttl" in run.err
+
+
+# -- query with :name parameters ---------------------------------------------------------------------
+def test_query_binds_named_parameters(readings, cql):
+    run = dbsh("-u", readings, "query", "SELECT ts, v FROM readings WHERE sensor = :s AND ts >= :low AND ts < :high",
+               "-p", "s=b", "-p", "low=7", "-p", "high=9")
+    assert run.json_lines() == [{"ts": 7, "v": 70}, {"ts": 8, "v": 80}]
+    # a value is data, never CQL; ':x' inside a string literal is not a marker
+    run = dbsh("-u", readings, "query", "SELECT ts FROM readings WHERE sensor = :s", "-p", "s=a' OR ''='")
+    assert run.code == 0 and run.json_lines() == []
+    run = dbsh("-u", readings, "query", "INSERT INTO readings (sensor, ts, tag) VALUES (:s, :t, 'lit:eral')",
+               "-p", 's="q"', "-p", "t=1")
+    assert run.code == 0, run.err
+    assert rows(cql, "SELECT tag FROM KS.readings WHERE sensor = 'q'") == [{"tag": "lit:eral"}]
+    run = dbsh("-u", readings, "query", "SELECT ts FROM readings WHERE sensor = :s AND ts = :t", "-p", "s=a")
+    assert run.code == 2 and "missing parameter(s) t" in run.err
+    run = dbsh("-u", readings, "query", "SELECT ts FROM readings WHERE sensor = :s AND ts = :t", "-p", "s=a",
+               "-p", "t=soon")
+    assert run.code == 2 and "column 't' is int: 'soon' is not a valid int" in run.err
+    run = dbsh("-u", readings, "query", "SELEC ts FROM readings")
+    assert run.code == 1 and run.err.startswith("dbsh: error: Error from server: code=2000 [Syntax error in CQL query]")
+    assert len(run.err.splitlines()) == 1

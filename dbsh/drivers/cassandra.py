@@ -549,7 +549,10 @@ class CassandraSession(Session):
             if not refused:
                 return self._connect_error(e)
             e = refused[0]
-        return QueryError(redact(one_line(str(e)), self.target.password))
+        text = one_line(str(e))
+        if text.startswith("<Error from server") and text.endswith(">"):   # the driver's repr of some errors
+            text = text[1:-1]
+        return QueryError(redact(text, self.target.password))
 
     def close(self) -> None:
         self.cluster.shutdown()
