@@ -300,6 +300,78 @@ def test_ttl_applies_to_every_column_written(cql):
     assert run.code == 2 and "--ttl" in run.err
 
 
+# -- every CQL type dbsh maps, in and out ------------------------------------------------------------
+TYPED_COLUMNS = ("id uuid PRIMARY KEY, tu timeuuid, dec decimal, vi varint, li list<int>, se set<text>, "
+                 "ma map<text, int>, mi map<int, boolean>, bl blob, ts timestamp, da date, ip inet, ip6 inet, "
+                 "bo boolean, db double, fl float, bi bigint, i int, si smallint, ti tinyint, tx text, "
+                 "asc_ ascii, tm time, du duration, tup tuple<int, text>, fli frozen<list<bigint>>, "
+                 "nested map<text, frozen<list<int>>>")
+TYPED_DOC = {"id": "6f1c1a52-3a0e-4c53-9d7e-4d8c8e8f0a11", "tu": "d2177dd0-eaa2-11de-a572-001b779c76e3",
+             "dec": "12345678901234567890.123456789", "vi": 123456789012345678901234567890,
+             "li": [3, 1, 2], "se": ["b", "a"], "ma": {"x": 1, "y": 2}, "mi": {"1": True, "2": False},
+             "bl": {"$binary": {"base64": "AAEC/w==", "subType": "00"}}, "ts": "2024-02-29T12:34:56.789Z",
+             "da": "2024-02-29", "ip": "192.168.1.10", "ip6": "2001:db8::1", "bo": True, "db": 0.1, "fl": 1.5,
+             "bi": 9007199254740993, "i": -5, "si": 32000, "ti": -128, "tx": "héllo \"q\" '; --",
+             "asc_": "plain", "tm": "12:34:56.123456789", "du": "1h30m", "tup": [1, "one"], "fli": [1, 2],
+             "nested": {"k": [1, 2]}}
+# as dbsh prints them (json is compact, keys in the table's column order: key first, then by name)
+TYPED_OUT = ('{"id":"6f1c1a52-3a0e-4c53-9d7e-4d8c8e8f0a11","asc_":"plain","bi":9007199254740993,'
+             '"bl":{"$binary":{"base64":"AAEC/w==","subType":"00"}},"bo":true,"da":"2024-02-29","db":0.1,'
+             '"dec":"12345678901234567890.123456789","du":"0mo0d5400000000000ns","fl":1.5,"fli":[1,2],"i":-5,'
+             '"ip":"192.168.1.10","ip6":"2001:db8::1","li":[3,1,2],"ma":{"x":1,"y":2},"mi":{"1":true,"2":false},'
+             '"nested":{"k":[1,2]},"se":["a","b"],"si":32000,"ti":-128,"tm":"12:34:56.123456789",'
+             '"ts":"2024-02-29T12:34:56.789000+00:00","tu":"d2177dd0-eaa2-11de-a572-001b779c76e3",'
+             '"tup":[1,"one"],"tx":"héllo \\"q\\" \'; --","vi":123456789012345678901234567890}')
+
+
+def test_every_type_in_and_out_exactly(cql):
+    import datetime as dt
+    import decimal
+    import ipaddress
+
+    from cassandra.util import Duration, Time
+
+    url, session, ks = cql
+    for table in ("typed", "typed_copy", "typed_query"):
+        session.execute(f"CREATE TABLE {ks}.{table} ({TYPED_COLUMNS})")
+    run = dbsh("-u", url, "insert", "typed", json.dumps(TYPED_DOC))
+    assert run.code == 0, run.err
+    row = session.execute(f"SELECT * FROM {ks}.typed").one()._asdict()
+    assert row == {
+        "id": uuid.UUID(TYPED_DOC["id"]), "tu": uuid.UUID(TYPED_DOC["tu"]),
+        "dec": decimal.Decimal("12345678901234567890.123456789"), "vi": 123456789012345678901234567890,
+        "li": [3, 1, 2], "se": {"a", "b"}, "ma": {"x": 1, "y": 2}, "mi": {1: True, 2: False},
+        "bl": b"\x00\x01\x02\xff", "ts": dt.datetime(2024, 2, 29, 12, 34, 56, 789000), "da": row["da"],
+        "ip": "192.168.1.10", "ip6": "2001:db8::1", "bo": True, "db": 0.1, "fl": 1.5, "bi": 9007199254740993,
+        "i": -5, "si": 32000, "ti": -128, "tx": TYPED_DOC["tx"], "asc_": "plain",
+        "tm": Time("12:34:56.123456789"), "du": Duration(0, 0, 5400 * 10**9), "tup": (1, "one"), "fli": [1, 2],
+        "nested": {"k": [1, 2]}}
+    assert str(row["da"]) == "2024-02-29" and ipaddress.ip_address(row["ip6"]).version == 6
+
+    run = dbsh("-u", url, "find", "typed", "--format", "json")
+    assert run.out == f"[\n  {TYPED_OUT}\n]\n"
+    # what dbsh prints, it reads back: the same row in another table
+    run = dbsh("-u", url, "insert", "typed_copy", "-", input=dbsh("-u", url, "find", "typed").out)
+    assert run.code == 0, run.err
+    assert session.execute(f"SELECT * FROM {ks}.typed_copy").one()._asdict() == row
+    # and as bound parameters of a prepared statement (query with :name markers)
+    names = list(TYPED_DOC)
+    text = f"INSERT INTO typed_query ({', '.join(names)}) VALUES ({', '.join(':' + n for n in names)})"
+    run = dbsh("-u", url, "query", text, *[a for n in names for a in ("-p", f"{n}={json.dumps(TYPED_DOC[n])}")])
+    assert run.code == 0, run.err
+    assert session.execute(f"SELECT * FROM {ks}.typed_query").one()._asdict() == row
+
+
+def test_bad_values_are_exit_2_naming_the_column(cql):
+    url = cql[0]
+    for column, value, why in [("i", "x", "is not a valid int"), ("id", "uuid()", "--generate-id"),
+                               ("ip", "999.1.1.1", "is not a valid inet"), ("du", "1x", "is not a valid duration"),
+                               ("li", {"a": 1}, "is not a valid list"), ("bo", 1, "is not a valid boolean")]:
+        doc = {"id": str(uuid.uuid4()), column: value} if column != "id" else {"id": value}
+        run = dbsh("-u", url, "insert", "typed", json.dumps(doc))
+        assert run.code == 2 and f"column {column!r}" in run.err and why in run.err, (column, run.err)
+
+
 # -- query with :name parameters ---------------------------------------------------------------------
 def test_query_binds_named_parameters(readings, cql):
     run = dbsh("-u", readings, "query", "SELECT ts, v FROM readings WHERE sensor = :s AND ts >= :low AND ts < :high",

@@ -24,6 +24,8 @@ from typing import Any, Iterable, Iterator
 from urllib.parse import parse_qsl, unquote
 
 import cassandra
+import cassandra.cqltypes
+import cassandra.util
 from cassandra import ConsistencyLevel
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable
@@ -35,12 +37,31 @@ from cassandra.query import SimpleStatement, dict_factory
 from dbsh import query as q
 from dbsh.drivers.base import Capabilities, Result, Session, WriteResult, batched
 from dbsh.errors import ConnectError, DbshError, NotFound, QueryError, Unsupported, UsageError, one_line, redact
+from dbsh.output import jsonable, register_encoder
 
 # what a server answers when it refuses a statement (not a connection failure)
 SERVER_ERRORS = (cassandra.RequestExecutionException, cassandra.RequestValidationException, ErrorMessage)
 FETCH_SIZE = 1000
 CONCURRENCY = 64
 DEFAULT_PORT = 9042
+
+
+# Values of collection and time types come back as the driver's own classes: their JSON forms.
+def _map_json(value) -> dict:
+    """A CQL map as a JSON object: keys that are not text become their JSON text (map<int, ...> -> "1")."""
+    return {k if isinstance(k, str) else _key_text(k): v for k, v in value.items()}
+
+
+def _key_text(key: Any) -> str:
+    plain = jsonable(key)
+    return plain if isinstance(plain, str) else json.dumps(plain, separators=(",", ":"), default=jsonable)
+
+
+register_encoder(cassandra.util.SortedSet, list)
+register_encoder(cassandra.util.OrderedMap, _map_json)
+register_encoder(cassandra.util.Time, str)          # 12:34:56.123456789 (nanoseconds)
+register_encoder(cassandra.util.Date, str)          # dates outside Python's years 1-9999
+register_encoder(cassandra.util.Duration, str)
 
 
 # -- identifiers ---------------------------------------------------------------------------------
@@ -364,8 +385,12 @@ def coerce(kind: str, value: Any, column: str) -> Any:
             return dt.datetime.fromisoformat(text)
         if head == "date":
             return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
-        if head == "time":
-            return value if isinstance(value, dt.time) else dt.time.fromisoformat(str(value))
+        if head == "time":   # nanoseconds: "12:34:56.123456789", or nanoseconds since midnight
+            if isinstance(value, bool) or not isinstance(value, (dt.time, cassandra.util.Time, int, str)):
+                raise ValueError
+            return cassandra.util.Time(value)
+        if head == "duration":
+            return value if isinstance(value, cassandra.util.Duration) else parse_duration(value)
         if head == "inet":
             return str(ipaddress.ip_address(str(value)))
         if head == "blob":
@@ -417,6 +442,25 @@ def infer_columns(docs: list[dict]) -> dict[str, str]:
         for key, value in doc.items():
             values.setdefault(key, []).append(value)
     return {key: cql_type(v) for key, v in values.items()}
+
+
+DURATION_UNITS = {"y": (12, 0, 0), "mo": (1, 0, 0), "w": (0, 7, 0), "d": (0, 1, 0), "h": (0, 0, 3600 * 10**9),
+                  "m": (0, 0, 60 * 10**9), "s": (0, 0, 10**9), "ms": (0, 0, 10**6), "us": (0, 0, 1000),
+                  "µs": (0, 0, 1000), "ns": (0, 0, 1)}
+
+
+def parse_duration(value: Any) -> cassandra.util.Duration:
+    """A CQL duration literal such as ``1h30m`` or ``-2mo3d`` (the form dbsh prints: ``0mo0d5400000000000ns``)."""
+    text = value.strip().lower() if isinstance(value, str) else ""
+    sign = -1 if text.startswith("-") else 1
+    parts = re.findall(r"(\d+)(mo|ms|us|µs|ns|y|w|d|h|m|s)", text.lstrip("-"))
+    if not parts or "".join(n + u for n, u in parts) != text.lstrip("-"):
+        raise ValueError
+    months = days = nanos = 0
+    for number, unit in parts:
+        m, d, n = DURATION_UNITS[unit]
+        months, days, nanos = months + int(number) * m, days + int(number) * d, nanos + int(number) * n
+    return cassandra.util.Duration(sign * months, sign * days, sign * nanos)
 
 
 # -- native statements -----------------------------------------------------------------------
@@ -602,6 +646,11 @@ class CassandraSession(Session):
         rows = iter(result)
         if skip:
             rows = islice(rows, skip, None)   # CQL has no OFFSET: skipped rows are read and dropped
+        # the driver reads a timestamp as a naive datetime in UTC: say that it is UTC
+        stamps = [name for name, kind in zip(result.column_names or (), result.column_types or ())
+                  if isinstance(kind, type) and issubclass(kind, cassandra.cqltypes.DateType)]
+        if stamps:
+            rows = (_in_utc(row, stamps) for row in rows)
         try:
             yield from rows
         except Exception as e:  # noqa: BLE001
@@ -846,6 +895,14 @@ class CassandraSession(Session):
         for event in trace.events:
             elapsed = event.source_elapsed.total_seconds() * 1000 if event.source_elapsed else 0
             print(f"  {elapsed:10.3f} ms  {event.source}  {event.thread_name}  {event.description}", file=sys.stderr)
+
+
+def _in_utc(row: dict, names: list[str]) -> dict:
+    for name in names:
+        value = row.get(name)
+        if isinstance(value, dt.datetime) and value.tzinfo is None:
+            row[name] = value.replace(tzinfo=dt.timezone.utc)
+    return row
 
 
 def _without_literals(text: str) -> str:
