@@ -485,7 +485,8 @@ def build_app():
             options = bench.Options(workload=workload, workload_file=workload_file, properties=prop,
                                     records=records, operations=operations, threads=threads, rate=rate,
                                     duration=duration, load=not run_only, run=not load_only, pipeline=pipeline,
-                                    seed=seed, histogram=histogram, clean=clean)
+                                    seed=seed, histogram=histogram, clean=clean,
+                                    backend_options={"consistency": o.consistency} if o.consistency else {})
             code = bench.bench(targets, renderer(o), options, compare=compare)
         raise typer.Exit(code)
 

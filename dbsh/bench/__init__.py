@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dbsh.errors import ConnectError, DbshError, EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNTIME, QueryError, UsageError
 
@@ -59,6 +59,7 @@ class Options:
     seed: int | None = None
     histogram: str | None = None
     clean: bool = False
+    backend_options: dict = field(default_factory=dict)   # e.g. {"consistency": "QUORUM"}, for every session
 
 
 def bench(targets: list, out, options: Options, *, compare: bool = False) -> int:
@@ -135,6 +136,7 @@ def _bench_one(target, w, o: Options, duration, run_operations, compare: bool):
 
     session = drivers.connect(target)
     try:
+        session.set_options(**o.backend_options)   # an option the backend has not: exit 2, before any work
         backend = session.name
         adapter = adapter_for(session, w)
         if o.pipeline > 1 and not adapter.pipelining:
@@ -157,9 +159,11 @@ def _bench_one(target, w, o: Options, duration, run_operations, compare: bool):
     results = []
     phases = []
     if o.load:
-        phases.append(runner.PhaseSpec("load", o.threads, w.insertcount, None, o.rate, o.pipeline, o.seed))
+        phases.append(runner.PhaseSpec("load", o.threads, w.insertcount, None, o.rate, o.pipeline, o.seed,
+                                       o.backend_options))
     if o.run:
-        phases.append(runner.PhaseSpec("run", o.threads, run_operations, duration, o.rate, o.pipeline, o.seed))
+        phases.append(runner.PhaseSpec("run", o.threads, run_operations, duration, o.rate, o.pipeline, o.seed,
+                                       o.backend_options))
     for spec in phases:
         result = _run_with_progress(target, w, spec, backend)
         results.append(result)

@@ -43,6 +43,7 @@ class PhaseSpec:
     rate: float | None = None       # operations per second over all workers (open loop)
     pipeline: int = 1               # Redis: operations per round trip
     seed: int | None = None
+    options: dict = field(default_factory=dict)   # backend options for each worker's session (--consistency)
 
 
 @dataclass
@@ -140,6 +141,7 @@ class _Worker:
         for attempt in (1, 2):
             session = drivers.connect(self.target)
             try:
+                session.set_options(**self.spec.options)
                 session.ping()
                 return session
             except ConnectError:
