@@ -70,14 +70,17 @@ def open_location(text: str, password: str | None = None) -> tuple[Session, str]
 
 
 # -- values between models --------------------------------------------------------------------
-def plain_value(value: Any, keep_dates: bool) -> Any:
-    """A value every backend can store: ObjectId -> its hex string, graph/driver types -> JSON forms."""
+def plain_value(value: Any, keep_dates: bool, nested_dates: bool | None = None) -> Any:
+    """A value every backend can store: ObjectId -> its hex string, graph/driver types -> JSON forms.
+    ``keep_dates``: datetimes and decimals stay as they are; ``nested_dates``: also inside lists and
+    objects (default: as keep_dates)."""
     if value is None or isinstance(value, str | bool | int | float):
         return value
+    inner = keep_dates if nested_dates is None else nested_dates
     if isinstance(value, dict):
-        return {str(k): plain_value(v, keep_dates) for k, v in value.items()}
+        return {str(k): plain_value(v, inner) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [plain_value(v, keep_dates) for v in value]
+        return [plain_value(v, inner) for v in value]
     if keep_dates and isinstance(value, dt.datetime | dt.date):
         return value
     if keep_dates and isinstance(value, decimal.Decimal):
@@ -126,6 +129,9 @@ def parse_map(pairs: Iterable[str] | None) -> dict[str, str | None]:
 def converter(destination: Session, *, mapping: dict[str, str | None] | None = None, flat: bool = False,
               source: Session | None = None) -> Callable[[dict], dict]:
     keep_dates = destination.capabilities.schema or destination.name == "MongoDB"
+    # inside lists and objects too on MongoDB (BSON has dates) and when objects become columns
+    # (--flatten); a SQL JSON column holds JSON only
+    nested_dates = destination.name == "MongoDB" or flat
     mapping = dict(mapping or {})
     if source is not None and source.name == "CouchDB":
         mapping.setdefault("_rev", None)   # a revision means nothing elsewhere (and CouchDB refuses it)
@@ -133,7 +139,7 @@ def converter(destination: Session, *, mapping: dict[str, str | None] | None = N
     scalars_only = destination.name == "Neo4j"
 
     def convert(doc: dict) -> dict:
-        doc = plain_value(doc, keep_dates)
+        doc = {str(k): plain_value(v, keep_dates, nested_dates) for k, v in doc.items()}
         if flat:
             doc = flatten(doc)
         if mapping:

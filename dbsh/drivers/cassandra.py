@@ -658,7 +658,7 @@ class CassandraSession(Session):
             rows = islice(rows, skip, None)   # CQL has no OFFSET: skipped rows are read and dropped
         # the driver reads a timestamp as a naive datetime in UTC: say that it is UTC
         stamps = [name for name, kind in zip(result.column_names or (), result.column_types or ())
-                  if isinstance(kind, type) and issubclass(kind, cassandra.cqltypes.DateType)]
+                  if _has_timestamps(kind)]
         if stamps:
             rows = (_in_utc(row, stamps) for row in rows)
         try:
@@ -742,7 +742,7 @@ class CassandraSession(Session):
         ttl = self.option("ttl")
         done, ids = 0, []
         for chunk in batched(docs, batch):
-            meta = self._table_for(name, chunk) if create else self.table(name)
+            meta = self._table_for(name, chunk) if create else self._insert_table(name)
             key = meta.partition_key[0] if len(meta.primary_key) == 1 else None
             # a table --create made without an "id" in the documents has a uuid key that dbsh fills
             generate = bool(self.option("generate_id")) or name in self._created_uuid_key
@@ -771,6 +771,14 @@ class CassandraSession(Session):
             if progress:
                 progress(done)
         return WriteResult("inserted", name, done, ids=ids or None)
+
+    def _insert_table(self, name: str) -> TableMeta:
+        try:
+            return self.table(name)
+        except NotFound as e:
+            if e.message.startswith("no table named"):
+                e.hint = "pass --create to make it from the documents"
+            raise
 
     def _table_for(self, name: str, docs: list[dict]) -> TableMeta:
         """--create: the table, made from the documents when it is missing (column types inferred,
@@ -907,12 +915,31 @@ class CassandraSession(Session):
             print(f"  {elapsed:10.3f} ms  {event.source}  {event.thread_name}  {event.description}", file=sys.stderr)
 
 
+def _has_timestamps(kind) -> bool:
+    """Whether a column's type (a cassandra.cqltypes class) is or holds a timestamp (list<timestamp>...)."""
+    if not isinstance(kind, type):
+        return False
+    return issubclass(kind, cassandra.cqltypes.DateType) or any(map(_has_timestamps, getattr(kind, "subtypes", ())))
+
+
 def _in_utc(row: dict, names: list[str]) -> dict:
     for name in names:
-        value = row.get(name)
-        if isinstance(value, dt.datetime) and value.tzinfo is None:
-            row[name] = value.replace(tzinfo=dt.timezone.utc)
+        row[name] = _utc(row.get(name))
     return row
+
+
+def _utc(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value
+    if isinstance(value, list):
+        return [_utc(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_utc(v) for v in value)
+    if isinstance(value, cassandra.util.SortedSet):
+        return cassandra.util.SortedSet(_utc(v) for v in value)
+    if isinstance(value, cassandra.util.OrderedMap):
+        return cassandra.util.OrderedMap((_utc(k), _utc(v)) for k, v in value.items())
+    return value
 
 
 def _without_literals(text: str) -> str:
