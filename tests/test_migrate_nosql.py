@@ -198,7 +198,9 @@ def target(request):
         url += "?connection_timeout=2&acquisition_timeout=3"
     native = Native(kind, url)
     native.reset()
-    return kind, url, native
+    yield kind, url, native
+    if hasattr(native, "_c"):   # the cassandra-driver cluster (its threads would outlive the test)
+        native._c.cluster.shutdown()
 
 
 @pytest.fixture
