@@ -740,6 +740,8 @@ class CassandraSession(Session):
     def insert(self, name, docs: Iterable[dict], *, batch: int = 1000, create: bool = False,
                progress=None) -> WriteResult:
         ttl = self.option("ttl")
+        if not create:
+            self._insert_table(name)   # a missing table is an error, documents or not
         done, ids = 0, []
         for chunk in batched(docs, batch):
             meta = self._table_for(name, chunk) if create else self._insert_table(name)
