@@ -363,13 +363,15 @@ def test_every_type_in_and_out_exactly(cql):
 
 
 def test_bad_values_are_exit_2_naming_the_column(cql):
-    url = cql[0]
+    url, session, ks = cql
+    session.execute(f"CREATE TABLE {ks}.typed_bad ({TYPED_COLUMNS})")
     for column, value, why in [("i", "x", "is not a valid int"), ("id", "uuid()", "--generate-id"),
                                ("ip", "999.1.1.1", "is not a valid inet"), ("du", "1x", "is not a valid duration"),
                                ("li", {"a": 1}, "is not a valid list"), ("bo", 1, "is not a valid boolean")]:
         doc = {"id": str(uuid.uuid4()), column: value} if column != "id" else {"id": value}
-        run = dbsh("-u", url, "insert", "typed", json.dumps(doc))
+        run = dbsh("-u", url, "insert", "typed_bad", json.dumps(doc))
         assert run.code == 2 and f"column {column!r}" in run.err and why in run.err, (column, run.err)
+    assert session.execute(f"SELECT count(*) FROM {ks}.typed_bad").one()[0] == 0
 
 
 # -- query with :name parameters ---------------------------------------------------------------------
