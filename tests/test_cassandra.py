@@ -386,6 +386,7 @@ def test_query_binds_named_parameters(readings, cql):
                "-p", 's="q"', "-p", "t=1")
     assert run.code == 0, run.err
     assert rows(cql, "SELECT tag FROM KS.readings WHERE sensor = 'q'") == [{"tag": "lit:eral"}]
+    rows(cql, "DELETE FROM KS.readings WHERE sensor = 'q'")   # the other tests count readings' rows
     run = dbsh("-u", readings, "query", "SELECT ts FROM readings WHERE sensor = :s AND ts = :t", "-p", "s=a")
     assert run.code == 2 and "missing parameter(s) t" in run.err
     run = dbsh("-u", readings, "query", "SELECT ts FROM readings WHERE sensor = :s AND ts = :t", "-p", "s=a",
