@@ -662,7 +662,8 @@ CASSANDRA_JVM_OPTIONS = [
     "-XX:+ExitOnOutOfMemoryError",
 ]
 
-# Startup shortcuts for a throw-away node (each one a documented system property of Cassandra 5.0):
+# Start-up shortcuts for a throw-away node (system properties Cassandra 5.0 reads; see its
+# CassandraRelevantProperties):
 CASSANDRA_TEST_PROPERTIES = [
     "-Dcassandra-foreground=yes",
     "-Dcassandra.skip_wait_for_gossip_to_settle=0",   # do not wait for gossip to settle
