@@ -24,11 +24,10 @@ BACKENDS = {
     "couchdb_url": ("COUCHDB", servers.PouchDB, "pouchdb"),
     "mongo_url": ("MONGO", servers.SecantusDB, "secantusdb"),
     "neo4j_url": ("NEO4J", servers.Neo4j, "neo4j"),
-    "cassandra_url": ("CASSANDRA", None, "cassandra"),
+    "cassandra_url": ("CASSANDRA", servers.Cassandra, "cassandra"),
 }
-# fixture name -> the server it started this session (for the start times in the terminal summary)
+# what each server this session started is called in the terminal summary -> the server
 STARTED: dict[str, servers.Server] = {}
-CASSANDRA_REASON = "no CQL server can be installed here; set DBSH_TEST_CASSANDRA_URL (compose.yaml has one)"
 
 
 def _external(fixture: str) -> str | None:
@@ -42,7 +41,7 @@ def _server(fixture: str):
         yield url
         return
     with BACKENDS[fixture][1]() as server:
-        STARTED[fixture] = server
+        STARTED[server.name] = server
         yield server.url
 
 
@@ -84,14 +83,6 @@ def mongo_url():
 @pytest.fixture(scope="session")
 def neo4j_url():
     yield from _server("neo4j_url")
-
-
-@pytest.fixture(scope="session")
-def cassandra_url():
-    url = _external("cassandra_url")
-    if not url:
-        pytest.skip(CASSANDRA_REASON)
-    return url
 
 
 @pytest.fixture
@@ -139,12 +130,31 @@ def pytest_report_header(config):
     if not _external("neo4j_url"):
         lines.append(f"neo4j: Neo4j {servers.neo4j_version()} Community (.test-deps/neo4j), "
                      f"Java {os.path.realpath(servers.NEO4J_DIR / 'java')}")
+    if not _external("cassandra_url"):
+        lines.append(f"cassandra: Apache Cassandra {servers.cassandra_version()} (.test-deps/cassandra)")
     return lines
+
+
+@pytest.fixture(scope="session")
+def cassandra_url():
+    yield from _server("cassandra_url")
+
+
+@pytest.fixture(scope="module")
+def cassandra_ring():
+    """A three-node Cassandra ring on 127.0.0.2-4 (same ports), for tests that stop and restart a node:
+    the started ``servers.CassandraRing`` (its ``url`` lists the three nodes). Only in a private network
+    namespace; there is no external stand-in for it (the tests kill its nodes)."""
+    if not servers.in_private_netns():
+        pytest.skip(servers.RING_REASON)
+    with servers.CassandraRing() as ring:
+        STARTED["cassandra ring (3 nodes)"] = ring
+        yield ring
 
 
 def pytest_terminal_summary(terminalreporter):
     """How long each server this session started took to be ready (the JVMs take seconds)."""
     if STARTED:
         terminalreporter.write_line("dbsh test servers started: " + ", ".join(
-            f"{server.name} {server.startup_seconds:.1f} s" for server in STARTED.values()
+            f"{name} {server.startup_seconds:.1f} s" for name, server in STARTED.items()
             if server.startup_seconds is not None))

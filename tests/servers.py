@@ -16,6 +16,8 @@ Servers and the URLs they hand out (passwords are fixed test values, never secre
     PouchDB()         couchdb://127.0.0.1:P                                      pouchdb-server 4.2.0, in memory, no admin
     SecantusDB()      mongodb://127.0.0.1:P/dbsh_test                            MongoDB wire stand-in, in memory
     Neo4j()           bolt://neo4j:dbsh-test-pw@127.0.0.1:P                      Neo4j 5.26 Community (Maven Central jars)
+    Cassandra()       cassandra://dbsh:PASSWORD@127.0.0.1:P/dbsh_test            Apache Cassandra 5.0.6 (Maven Central)
+    CassandraRing()   cassandra://dbsh:PASSWORD@127.0.0.2,127.0.0.3,127.0.0.4:9042/dbsh_test   3 nodes, RF 3 keyspace
 
 Neo4j is the real product: the jars of ``org.neo4j:neo4j`` (``tests/servers/neo4j/pom.xml``, fetched
 by ``scripts/install-test-deps`` into ``.test-deps/neo4j``), run in a JVM of its own through the
@@ -27,6 +29,22 @@ Stand-ins (SecantusDB, pouchdb-server) are not the real products; tests that use
 (SERVERS.md); the one that bites fixtures:
 
 PouchDB: never configure an admin (an anonymous ``PUT /db`` then crashes it).
+
+Apache Cassandra (section at the end of this file)
+  * The jars come from Maven Central (tests/servers/cassandra/pom.xml, copied into
+    .test-deps/cassandra/lib by scripts/install-test-deps); the JVM (Java 11 or 17) runs
+    ``org.apache.cassandra.service.CassandraDaemon`` in the foreground with a cassandra.yaml and a
+    logback.xml written into the temp dir (logs: ``<dir>/node*/system.log``), the JPMS options of
+    Cassandra's conf/jvm17-server.options, a 512 MB heap, no JMX port, and start-up shortcuts for a
+    throw-away node (no gossip settle wait, 1 s ring delay, no superuser set-up delay, no fsync).
+    One node is ready (a login and ``SELECT release_version``) in about 5-12 s on 2 cores.
+  * PasswordAuthenticator: the default superuser cassandra/cassandra creates the role ``dbsh``
+    (superuser, password PASSWORD) and the keyspace ``dbsh_test``; tests log in as dbsh.
+  * The ring's nodes share the default ports on 127.0.0.2-4, so it starts only in a private network
+    namespace; the three JVMs start almost together (auto_bootstrap false, one pre-assigned token
+    each; the seed first, the others once its gossip port listens: a node that reaches no seed
+    within the ring delay exits with "Unable to gossip with any peers") in about 25-50 s;
+    system_auth is replicated to all three, so a login works with a node down.
 """
 
 from __future__ import annotations
@@ -715,3 +733,357 @@ class Neo4j(Server):
 SERVERS = {"postgres": Postgres, "mariadb": MariaDB, "redis": Redis, "redis_cluster": RedisCluster,
            "couchdb": PouchDB, "mongo": SecantusDB, "neo4j": Neo4j,
            "memcached": Memcached}
+
+
+# ------------------------------------------------------------------------------------- Cassandra
+# Apache Cassandra from Maven Central: cassandra-all and its dependencies, copied by
+# scripts/install-test-deps (tests/servers/cassandra/pom.xml) into .test-deps/cassandra/lib, run as
+# `java ... org.apache.cassandra.service.CassandraDaemon` with a cassandra.yaml written per run.
+
+CASSANDRA_LIB = ROOT / ".test-deps" / "cassandra" / "lib"
+CASSANDRA_USER = "dbsh"          # a superuser role created at start (PasswordAuthenticator)
+CASSANDRA_PORT = 9042            # the ring's nodes each have an address of their own: default ports
+CASSANDRA_HEAP = "512M"
+RING_REASON = ("the Cassandra ring binds 127.0.0.2-4 on fixed ports; run the suite through scripts/test, "
+               "which uses a private network namespace")
+
+# What Cassandra 5.0 ships in conf/jvm17-server.options (JPMS exports/opens and Netty settings; its
+# bin/cassandra reads them), plus the few general ones of conf/jvm-server.options that matter here.
+# Heap, GC and JIT are ours: a small fixed heap, no pre-touch, a serial collector, and the C1
+# compiler only (start-up costs about 9 s of CPU instead of 14; the tests' load is light).
+CASSANDRA_JVM_OPTIONS = [
+    "-Djdk.attach.allowAttachSelf=true",
+    "--add-exports", "java.base/jdk.internal.misc=ALL-UNNAMED",
+    "--add-exports", "java.management.rmi/com.sun.jmx.remote.internal.rmi=ALL-UNNAMED",
+    "--add-exports", "java.rmi/sun.rmi.registry=ALL-UNNAMED",
+    "--add-exports", "java.rmi/sun.rmi.server=ALL-UNNAMED",
+    "--add-exports", "java.sql/java.sql=ALL-UNNAMED",
+    "--add-exports", "java.base/java.lang.ref=ALL-UNNAMED",
+    "--add-exports", "jdk.unsupported/sun.misc=ALL-UNNAMED",
+    "--add-exports", "jdk.compiler/com.sun.tools.javac.file=ALL-UNNAMED",
+    "--add-exports", "jdk.attach/sun.tools.attach=ALL-UNNAMED",
+    "--add-opens", "java.base/java.lang.module=ALL-UNNAMED",
+    "--add-opens", "java.base/jdk.internal.loader=ALL-UNNAMED",
+    "--add-opens", "java.base/jdk.internal.ref=ALL-UNNAMED",
+    "--add-opens", "java.base/jdk.internal.reflect=ALL-UNNAMED",
+    "--add-opens", "java.base/jdk.internal.math=ALL-UNNAMED",
+    "--add-opens", "java.base/jdk.internal.module=ALL-UNNAMED",
+    "--add-opens", "java.base/jdk.internal.util.jar=ALL-UNNAMED",
+    "--add-opens", "jdk.management/com.sun.management.internal=ALL-UNNAMED",
+    "--add-opens", "java.base/sun.nio.ch=ALL-UNNAMED",
+    "--add-opens", "java.base/java.io=ALL-UNNAMED",
+    "--add-opens", "java.base/java.lang.reflect=ALL-UNNAMED",
+    "--add-opens", "jdk.compiler/com.sun.tools.javac=ALL-UNNAMED",
+    "--add-opens", "java.base/java.lang=ALL-UNNAMED",
+    "--add-opens", "java.base/java.util=ALL-UNNAMED",
+    "-Dio.netty.tryReflectionSetAccessible=true",
+    "-Dio.netty.allocator.useCacheForAllThreads=true",
+    "-Dio.netty.allocator.maxOrder=11",
+    # jvm-server.options
+    "-ea", "-da:net.openhft...", "-Xss256k", "-XX:+UseThreadPriorities", "-XX:+PerfDisableSharedMem",
+    "-Djava.net.preferIPv4Stack=true",
+    # ours
+    f"-Xms{CASSANDRA_HEAP}", f"-Xmx{CASSANDRA_HEAP}", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+    "-XX:+ExitOnOutOfMemoryError",
+]
+
+# Start-up shortcuts for a throw-away node (system properties Cassandra 5.0 reads; see its
+# CassandraRelevantProperties):
+CASSANDRA_TEST_PROPERTIES = [
+    "-Dcassandra-foreground=yes",
+    "-Dcassandra.skip_wait_for_gossip_to_settle=0",   # do not wait for gossip to settle
+    "-Dcassandra.ring_delay_ms=1000",                  # default 30 s
+    "-Dcassandra.superuser_setup_delay_ms=0",          # create the default role at once (default 10 s)
+    "-Dcassandra.unsafesystem=true",                   # no fsync of the system tables
+    "-Dcassandra.skip_sync=true",                      # no fsync at all: the data dir is thrown away
+    "-Dcassandra.test.flush_local_schema_changes=false",  # schema changes stay in the commit log
+    "-Dcassandra.test.ignore_sigar=true",
+]
+
+CASSANDRA_LOGBACK = """<configuration>
+  <appender name="FILE" class="ch.qos.logback.core.FileAppender">
+    <file>{log}</file>
+    <encoder><pattern>%-5level [%thread] %date{{HH:mm:ss,SSS}} %F:%L - %msg%n</pattern></encoder>
+  </appender>
+  <root level="INFO"><appender-ref ref="FILE"/></root>
+</configuration>
+"""
+
+
+def cassandra_lib() -> Path:
+    if not any(CASSANDRA_LIB.glob("cassandra-all-*.jar")):
+        raise ServerError(f"Cassandra jars not found in {CASSANDRA_LIB}; {INSTALL_HINT}")
+    return CASSANDRA_LIB
+
+
+def cassandra_version() -> str:
+    """The version of the cassandra-all jar in .test-deps (e.g. 5.0.6), or '' when there is none."""
+    jars = sorted(CASSANDRA_LIB.glob("cassandra-all-*.jar"))
+    return jars[-1].name.removeprefix("cassandra-all-").removesuffix(".jar") if jars else ""
+
+
+def cassandra_java() -> str:
+    """The java to run Cassandra 5.0 with (it supports Java 11 and 17): $JAVA_HOME's, else PATH's."""
+    home = os.environ.get("JAVA_HOME")
+    java = find_binary("java", Path(home) / "bin" / "java" if home else "")
+    done = subprocess.run([java, "-version"], capture_output=True, text=True)
+    first = (done.stderr or done.stdout).splitlines()[0] if (done.stderr or done.stdout) else ""
+    major = first.split('"')[1].split(".")[0] if first.count('"') >= 2 else "?"
+    if major not in ("11", "17"):
+        raise ServerError(f"{java} is Java {major}; Cassandra 5.0 needs Java 11 or 17 (set JAVA_HOME)")
+    return java
+
+
+def cassandra_yaml(node_dir: Path, address: str, *, native_port: int, storage_port: int, seeds: str,
+                   initial_token: int, auth: bool = True) -> str:
+    """A minimal cassandra.yaml for one test node: everything it writes lives under ``node_dir``."""
+    auth_lines = (["authenticator: PasswordAuthenticator", "authorizer: CassandraAuthorizer",
+                   "role_manager: CassandraRoleManager"] if auth else
+                  ["authenticator: AllowAllAuthenticator", "authorizer: AllowAllAuthorizer"])
+    return "\n".join([
+        "cluster_name: dbsh-test",
+        "num_tokens: 1",
+        f"initial_token: {initial_token}",
+        "partitioner: org.apache.cassandra.dht.Murmur3Partitioner",
+        "auto_bootstrap: false",
+        f"listen_address: {address}",
+        f"rpc_address: {address}",
+        f"native_transport_port: {native_port}",
+        f"storage_port: {storage_port}",
+        "seed_provider:",
+        "  - class_name: org.apache.cassandra.locator.SimpleSeedProvider",
+        "    parameters:",
+        f'      - seeds: "{seeds}"',
+        "endpoint_snitch: SimpleSnitch",
+        "commitlog_sync: periodic",
+        "commitlog_sync_period: 10000ms",
+        "commitlog_segment_size: 8MiB",
+        f"data_file_directories: [{node_dir / 'data'}]",
+        f"commitlog_directory: {node_dir / 'commitlog'}",
+        f"saved_caches_directory: {node_dir / 'saved_caches'}",
+        f"hints_directory: {node_dir / 'hints'}",
+        f"cdc_raw_directory: {node_dir / 'cdc_raw'}",
+        *auth_lines,
+        "credentials_validity: 60s",
+        "roles_validity: 60s",
+        "permissions_validity: 60s",
+        "concurrent_reads: 8",
+        "concurrent_writes: 8",
+        "concurrent_counter_writes: 8",
+        "memtable_heap_space: 64MiB",
+        "memtable_offheap_space: 64MiB",
+        "file_cache_size: 32MiB",
+        "key_cache_size: 8MiB",
+        "index_summary_capacity: 8MiB",
+        "user_defined_functions_enabled: false",
+        "",
+    ])
+
+
+def cassandra_cluster(url: str, **kwargs):
+    """A native cassandra-driver Cluster for a test URL (credentials from it): for checking what
+    dbsh wrote with Cassandra's own client."""
+    from urllib.parse import unquote, urlsplit
+
+    from cassandra.auth import PlainTextAuthProvider
+    from cassandra.cluster import Cluster
+
+    parts = urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    hosts, port = [], CASSANDRA_PORT
+    for item in netloc.split(","):
+        host, _, item_port = item.partition(":")
+        hosts.append(host)
+        port = int(item_port) if item_port else port
+    if parts.username:
+        kwargs.setdefault("auth_provider", PlainTextAuthProvider(unquote(parts.username),
+                                                                 unquote(parts.password or "")))
+    return Cluster(hosts, port=port, **kwargs)
+
+
+class CassandraNode:
+    """One CassandraDaemon JVM of a Cassandra server or ring: its dir, yaml, process and log."""
+
+    def __init__(self, server: "Server", node_dir: Path, address: str, native_port: int, storage_port: int,
+                 seeds: str, initial_token: int, auth: bool) -> None:
+        self.server, self.dir, self.address, self.port = server, node_dir, address, native_port
+        self.storage_port = storage_port
+        self.proc: subprocess.Popen | None = None
+        node_dir.mkdir(parents=True, exist_ok=True)
+        (node_dir / "cassandra.yaml").write_text(cassandra_yaml(
+            node_dir, address, native_port=native_port, storage_port=storage_port, seeds=seeds,
+            initial_token=initial_token, auth=auth))
+        self.log = node_dir / "system.log"
+        (node_dir / "logback.xml").write_text(CASSANDRA_LOGBACK.format(log=self.log))
+
+    def start(self, java: str, properties: tuple[str, ...] = ()) -> None:
+        classpath = f"{cassandra_lib()}/*"
+        args = [java, *CASSANDRA_JVM_OPTIONS, *CASSANDRA_TEST_PROPERTIES, *properties,
+                f"-Dcassandra.config=file://{self.dir / 'cassandra.yaml'}",
+                f"-Dlogback.configurationFile=file://{self.dir / 'logback.xml'}",
+                f"-Dcassandra.logdir={self.dir}", f"-Dcassandra.storagedir={self.dir}",
+                f"-XX:HeapDumpPath={self.dir}", f"-Xlog:gc=warning:file={self.dir / 'gc.log'}",
+                "-cp", classpath, "org.apache.cassandra.service.CassandraDaemon"]
+        if str(self.log) not in map(str, self.server.logs):
+            self.server.logs.append(self.log)
+        self.proc = self.server.spawn(args, log=self.dir / "stdout.log", env=_clean_env())
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        """Stop this node (SIGTERM: Cassandra drains and exits; SIGKILL: a crash)."""
+        if self.proc is None:
+            return
+        proc, self.proc = self.proc, None
+        if proc.poll() is None:
+            proc.send_signal(sig)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+        self.server.procs.remove(proc)
+
+    def accepts(self) -> bool:
+        """The CQL port listens (Cassandra opens it last, once the node has joined)."""
+        with socket.create_connection((self.address, self.port), timeout=1):
+            return True
+
+    def gossips(self) -> bool:
+        """The storage (gossip) port listens: other nodes can contact this one."""
+        with socket.create_connection((self.address, self.storage_port), timeout=1):
+            return True
+
+
+class Cassandra(Server):
+    """Apache Cassandra 5.0 (Maven Central jars), one node on 127.0.0.1, PasswordAuthenticator with a
+    superuser role ``dbsh`` and a keyspace ``dbsh_test`` (SimpleStrategy, RF 1)."""
+
+    name = "cassandra"
+    ready_timeout = 90.0
+    stop_signal = signal.SIGKILL   # a throw-away data dir: no drain (SIGTERM takes ~5 s)
+
+    def _start(self) -> str:
+        java = cassandra_java()
+        port = free_port()
+        storage = free_port()
+        node = CassandraNode(self, self.dir / "node", "127.0.0.1", port, storage,
+                             seeds=f"127.0.0.1:{storage}", initial_token=0, auth=True)
+        node.start(java)
+        self.wait_until(node.accepts, f"the CQL port {port}")
+        url = f"cassandra://{CASSANDRA_USER}:{PASSWORD}@127.0.0.1:{port}/{DATABASE}"
+        admin = f"cassandra://cassandra:cassandra@127.0.0.1:{port}"
+        self.wait_until(lambda: _cassandra_setup(admin, [
+            f"CREATE ROLE IF NOT EXISTS {CASSANDRA_USER} WITH PASSWORD = '{PASSWORD}' "
+            "AND SUPERUSER = true AND LOGIN = true",
+            f"CREATE KEYSPACE IF NOT EXISTS {DATABASE} WITH replication = "
+            "{'class': 'SimpleStrategy', 'replication_factor': 1}"]), "CQL login and set-up")
+        self.wait_until(lambda: _cassandra_release(url), f"SELECT release_version as {CASSANDRA_USER}")
+        return url
+
+
+def _cassandra_setup(url: str, statements: list[str]) -> bool:
+    with cassandra_cluster(url, connect_timeout=5, control_connection_timeout=5) as cluster:
+        session = cluster.connect()
+        for text in statements:
+            session.execute(text, timeout=30)
+    return True
+
+
+def _cassandra_release(url: str) -> bool:
+    with cassandra_cluster(url, connect_timeout=5, control_connection_timeout=5) as cluster:
+        return bool(cluster.connect().execute("SELECT release_version FROM system.local").one())
+
+
+RING_PROPERTIES = ("-Dcassandra.ring_delay_ms=15000",)
+
+
+class CassandraRing(Server):
+    """Three Cassandra nodes on 127.0.0.2, .3 and .4, each on the default ports (9042, 7000); the
+    first is the seed. Auth as in ``Cassandra`` (system_auth replicated to all three nodes, so a login
+    survives a node down) and a keyspace ``dbsh_test`` with replication factor 3.
+
+    The nodes start almost together: ``auto_bootstrap: false`` with pre-assigned tokens (one each,
+    evenly spread) and no wait for gossip to settle; the two others as soon as the seed's gossip port
+    listens. ``stop_node(i)`` / ``start_node(i)`` take one down and
+    bring it back with its data; both return when every node coordinates a read at ALL again (or, for
+    a stop, when the node has exited). Binds addresses other than 127.0.0.1 on fixed ports, so it only
+    starts in a private network namespace."""
+
+    name = "cassandra-ring"
+    ready_timeout = 180.0
+    stop_signal = signal.SIGKILL
+    addresses = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
+    storage_port = 7000
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.nodes: list[CassandraNode] = []
+        self._java = ""
+
+    def _start(self) -> str:
+        if not in_private_netns():
+            raise ServerError(RING_REASON)
+        self._java = cassandra_java()
+        seed = f"{self.addresses[0]}:{self.storage_port}"
+        count = len(self.addresses)
+        for i, address in enumerate(self.addresses):
+            token = -(2 ** 63) + i * (2 ** 64 // count)
+            self.nodes.append(CassandraNode(self, self.dir / f"node{i + 1}", address, CASSANDRA_PORT,
+                                            self.storage_port, seeds=seed, initial_token=token, auth=True))
+        # A node that is not a seed gives up ("Unable to gossip with any peers") when no seed answers
+        # within the ring delay: the others start once the seed's gossip port listens (a little over
+        # half of its start-up), with a ring delay that outlasts a loaded machine's pauses.
+        seed_node = self.nodes[0]
+        seed_node.start(self._java, RING_PROPERTIES)
+        self.wait_until(seed_node.gossips, f"the gossip port of the seed {seed_node.address}")
+        for node in self.nodes[1:]:
+            node.start(self._java, RING_PROPERTIES)
+        for node in self.nodes:
+            self.wait_until(node.accepts, f"the CQL port of {node.address}")
+        hosts = ",".join(self.addresses)
+        admin = f"cassandra://cassandra:cassandra@{hosts}:{CASSANDRA_PORT}"
+        replicated = "{'class': 'SimpleStrategy', 'replication_factor': %d}" % count
+        self.wait_until(lambda: _cassandra_setup(admin, [
+            f"ALTER KEYSPACE system_auth WITH replication = {replicated}",
+            f"CREATE ROLE IF NOT EXISTS {CASSANDRA_USER} WITH PASSWORD = '{PASSWORD}' "
+            "AND SUPERUSER = true AND LOGIN = true",
+            f"CREATE KEYSPACE IF NOT EXISTS {DATABASE} WITH replication = {replicated}"]),
+            "CQL login and set-up")
+        self.url = f"cassandra://{CASSANDRA_USER}:{PASSWORD}@{hosts}:{CASSANDRA_PORT}/{DATABASE}"
+        self.wait_all_up()
+        return self.url
+
+    def node_url(self, i: int) -> str:
+        """A URL that reaches node ``i`` only (as the driver's single contact point)."""
+        return f"cassandra://{CASSANDRA_USER}:{PASSWORD}@{self.addresses[i]}:{CASSANDRA_PORT}/{DATABASE}"
+
+    def wait_all_up(self) -> None:
+        """Until every node, as coordinator, reads system_auth at consistency ALL: all of them are up
+        and each sees the others up."""
+        for i, node in enumerate(self.nodes):
+            self.wait_until(lambda: _cassandra_read_all(self.node_url(i), node.address),
+                            f"a read at ALL coordinated by {node.address}")
+
+    def stop_node(self, i: int, sig: int = signal.SIGTERM) -> None:
+        self.nodes[i].stop(sig)
+
+    def start_node(self, i: int) -> None:
+        node = self.nodes[i]
+        node.start(self._java, RING_PROPERTIES)
+        self.wait_until(node.accepts, f"the CQL port of {node.address}")
+        self.wait_all_up()
+
+
+def _cassandra_read_all(url: str, address: str) -> bool:
+    from cassandra import ConsistencyLevel
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, ExecutionProfile
+    from cassandra.policies import WhiteListRoundRobinPolicy
+
+    only = ExecutionProfile(load_balancing_policy=WhiteListRoundRobinPolicy([address]),
+                            consistency_level=ConsistencyLevel.ALL, request_timeout=10)
+    with cassandra_cluster(url, connect_timeout=5, control_connection_timeout=5,
+                           execution_profiles={EXEC_PROFILE_DEFAULT: only}) as cluster:
+        session = cluster.connect()
+        return bool(session.execute("SELECT role FROM system_auth.roles WHERE role = %s", [CASSANDRA_USER]).one())
+
+
+SERVERS["cassandra"] = Cassandra

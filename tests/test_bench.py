@@ -235,6 +235,42 @@ def test_cassandra(cassandra_url):
     assert by_op(rows, "run")["ALL"]["count"] == 50
 
 
+def test_load_and_run_cassandra(cassandra_url):
+    """Workload E (scans along the token ring, inserts), two workers; the rows read with cassandra-driver."""
+    keyspace = urlsplit(cassandra_url).path.strip("/")
+    with servers.cassandra_cluster(cassandra_url) as cluster:
+        session = cluster.connect(keyspace)
+        session.execute("DROP TABLE IF EXISTS ycsb_cql_e")
+        run, rows = bench(cassandra_url, "-w", "e", "--records", "100", "--operations", "200", "-t", "2",
+                          "-p", "table=ycsb_cql_e", "-p", "maxscanlength=5", "--seed", "4")
+        assert run.code == 0, run.err
+        load, ops = by_op(rows, "load"), by_op(rows, "run")
+        assert load["INSERT"]["count"] == 100 and load["INSERT"]["errors"] == 0
+        assert ops["ALL"]["count"] == 200 and ops["ALL"]["errors"] == 0 and set(ops) == {"ALL", "SCAN", "INSERT"}
+        keys = {r.y_id for r in session.execute("SELECT y_id FROM ycsb_cql_e")}
+        assert len(keys) == 100 + ops["INSERT"]["count"]
+        assert {f"user{fnvhash64(i)}" for i in range(100)} <= keys   # YCSB's hashed key names
+        row = session.execute("SELECT * FROM ycsb_cql_e WHERE y_id = %s", [f"user{fnvhash64(0)}"]).one()._asdict()
+        assert set(row) == FIELDS | {"y_id"} and all(len(row[f]) == 100 for f in FIELDS)
+        session.execute("DROP TABLE ycsb_cql_e")
+
+
+def test_cassandra_consistency_applies_to_every_operation(cassandra_url, redis_db):
+    """One node: TWO cannot be met, so every operation fails (counted, exit 1); ONE works."""
+    args = ["-w", "c", "--records", "20", "--operations", "20", "-t", "2", "-p", "table=ycsb_cql_cl"]
+    run, rows = bench(cassandra_url, "--clean", *args)
+    assert run.code == 0, run.err
+    run = dbsh("-u", cassandra_url, "--consistency", "TWO", "bench", "-f", "json", "--run-only", *args)
+    rows = json.loads(run.out)
+    assert run.code == 1 and by_op(rows, "run")["READ"]["errors"] == 20 and by_op(rows, "run")["READ"]["count"] == 0
+    assert ("READ: 20 failed, first: Error from server: code=1000 [Unavailable exception] message=\"Cannot achieve "
+            "consistency level TWO\"") in run.err
+    run = dbsh("-u", cassandra_url, "--consistency", "ONE", "bench", "-f", "json", "--run-only", *args)
+    assert run.code == 0 and by_op(json.loads(run.out), "run")["READ"]["count"] == 20
+    run = dbsh("-u", redis_db[0], "--consistency", "ONE", "bench", *args)
+    assert run.code == 2 and "--consistency is not supported on Redis" in run.err
+
+
 # ------------------------------------------------------------------------------ the operation mix
 @pytest.mark.parametrize("workload", sorted(MIX))
 def test_operation_mix_matches_the_workload(redis_db, workload):

@@ -113,6 +113,8 @@ KNOWN: dict[tuple[str, str], str] = {
        for c in ("sort-int-asc", "sort-int-desc", "sort-string", "sort-float-desc", "limit", "skip", "limit-skip",
                  "round-trip")},
     ("couchdb", "inc-missing"): "CouchDB: $inc of a null field",
+    **{("cassandra", c): "Cassandra: not yet brought to the conformance suite (issue 15)"
+       for c in ('eq-int-as-float', 'number-is-not-string', 'bool-is-not-1', 'gt-across-types', 'gt-null', 'ne', 'ne-string', 'eq-null', 'ne-null', 'exists', 'not-exists', 'in-with-null', 'in-mixed-types', 'nin', 'nin-numbers', 'regex', 'regex-case-sensitive', 'regex-i', 'regex-anywhere', 'regex-i-city', 'not-regex', 'not-gt', 'or', 'nor', 'or-of-and', 'array-contains', 'array-in', 'nested-path', 'nested-string-digits', 'sort-int-asc', 'sort-int-desc', 'sort-string', 'sort-float-desc', 'limit', 'skip', 'limit-skip', 'limit-0', 'set', 'set-one', 'set-none-matched', 'set-two-fields', 'unset', 'inc', 'inc-float', 'inc-missing', 'set-and-inc', 'upsert-insert', 'upsert-update', 'round-trip')},
 }
 
 

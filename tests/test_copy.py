@@ -111,9 +111,9 @@ class Backend:
                 records, _, _ = driver.execute_query(f"MATCH (n:`{collection}`) RETURN properties(n) AS p")
                 return [dict(r["p"]) for r in records]
         if self.kind == "cassandra":
-            from cassandra.cluster import Cluster
+            from tests.servers import cassandra_cluster
 
-            cluster = Cluster([parts.hostname], port=parts.port or 9042)
+            cluster = cassandra_cluster(self.url)
             try:
                 session = cluster.connect(parts.path.strip("/"))
                 return [r._asdict() for r in session.execute(f'select * from "{collection}"')]
@@ -127,7 +127,7 @@ SQL = ["sqlite", "postgres", "mariadb"]
 # every ordered pair of the SQL servers; each document/graph/key-value store to and from SQLite and PostgreSQL
 PAIRS = [(a, b) for a in SQL for b in SQL if a != b] + \
         [p for n in NOSQL for s in ("sqlite", "postgres") for p in ((n, s), (s, n))] + \
-        [("cassandra", "sqlite"), ("sqlite", "cassandra")]   # skipped unless DBSH_TEST_CASSANDRA_URL is set
+        [("cassandra", "sqlite"), ("sqlite", "cassandra"), ("cassandra", "postgres"), ("postgres", "cassandra")]
 
 
 def backend(request, kind) -> Backend:
@@ -269,6 +269,38 @@ def test_missing_destination_needs_create(tmp_path):
     run = dbsh("copy", f"{src}/t", f"sqlite:///{tmp_path}/b.db/t")
     assert run.code == 2
     assert run.err == "dbsh: error: no table named 't' (pass --create to make it from the documents)\n"
+
+
+def test_cassandra_types_into_postgres_and_a_missing_table_needs_create(cassandra_url, postgres_url):
+    """uuid, set, map, list, timestamp (UTC), decimal, blob from Cassandra into PostgreSQL --create,
+    read back with psycopg."""
+    import datetime as dt
+    import decimal
+
+    import psycopg
+
+    from tests.servers import cassandra_cluster
+
+    a, b = fresh("ctypes"), fresh("ctypes")
+    keyspace = urlsplit(cassandra_url).path.strip("/")
+    row_id = uuid.uuid4()
+    with cassandra_cluster(cassandra_url) as cluster:
+        session = cluster.connect(keyspace)
+        session.execute(f"CREATE TABLE {a} (id uuid PRIMARY KEY, tags set<text>, attrs map<text, int>, "
+                        "seen list<timestamp>, at timestamp, price decimal, raw blob)")
+        session.execute(f"INSERT INTO {a} (id, tags, attrs, seen, at, price, raw) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                        (row_id, {"b", "a"}, {"x": 1}, [dt.datetime(2024, 1, 2, 3, 4, 5)],
+                         dt.datetime(2024, 2, 29, 23, 30), decimal.Decimal("19.99"), b"\x00\xff"))
+    run = dbsh("copy", Backend("cassandra", cassandra_url).location(a), Backend("postgres", postgres_url).location(b))
+    assert run.code == 2 and "no table named" in run.err and "--create" in run.err
+    run = dbsh("copy", Backend("cassandra", cassandra_url).location(a), Backend("postgres", postgres_url).location(b),
+               "--create")
+    assert run.code == 0, run.err
+    with psycopg.connect(postgres_url) as conn:
+        conn.execute("set time zone 'America/New_York'")   # a timestamp must not be read as local time
+        row = conn.execute(f'select id, tags, attrs, seen, at, price from "{b}"').fetchone()
+    assert row == (str(row_id), ["a", "b"], {"x": 1}, ["2024-01-02T03:04:05+00:00"],
+                   dt.datetime(2024, 2, 29, 23, 30, tzinfo=dt.timezone.utc), decimal.Decimal("19.99"))
 
 
 # -- interruption ----------------------------------------------------------------------------------

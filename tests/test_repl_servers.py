@@ -403,7 +403,7 @@ def test_couchdb_completion_multiline_body_and_delete_database_asks(couchdb_url)
         server.close()
 
 
-# -- Cassandra (no server here unless DBSH_TEST_CASSANDRA_URL) ---------------------------------
+# -- Cassandra (Apache Cassandra 5.0) ---------------------------------------------------------
 
 def test_cassandra_completion_and_truncate_asks(cassandra_url):
     table = unique("people")
@@ -415,8 +415,15 @@ def test_cassandra_completion_and_truncate_asks(cassandra_url):
     try:
         assert table in completions(shell, f"SELECT * FROM {table[:9]}")
         assert shell.run_statement(f"SELECT count(*) AS n FROM {table};") == 0
+        assert shell.out.getvalue().splitlines()[-2:] == [" 1 ", "(1 row)"]   # TRUNCATE was not run
         shell.pipe.send_text("y\r")
-        shell.run_statement(f"DROP TABLE {table};")
+        assert shell.run_statement(f"DROP TABLE {table};") == 0
+        assert shell.out.getvalue().splitlines()[-1] == "OK"
     finally:
         done(shell)
-    assert shell.out.getvalue().splitlines()[-2:] == [" 1 ", "(1 row)"]
+    from tests.servers import cassandra_cluster
+
+    with cassandra_cluster(cassandra_url) as cluster:
+        keyspace = cassandra_url.split("?", 1)[0].rsplit("/", 1)[1]
+        assert not cluster.connect().execute("SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s "
+                                             "AND table_name = %s", (keyspace, table)).all()

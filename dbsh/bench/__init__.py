@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dbsh.errors import ConnectError, DbshError, EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNTIME, QueryError, UsageError
 
@@ -59,6 +59,7 @@ class Options:
     seed: int | None = None
     histogram: str | None = None
     clean: bool = False
+    backend_options: dict = field(default_factory=dict)   # e.g. {"consistency": "QUORUM"}, for every session
 
 
 def command(call) -> int:
@@ -75,7 +76,8 @@ def command(call) -> int:
     options = Options(workload=v["workload"], workload_file=v["workload_file"], properties=v["properties"],
                       records=v["records"], operations=v["operations"], threads=v["threads"], rate=v["rate"],
                       duration=v["duration"], load=not v["run_only"], run=not v["load_only"],
-                      pipeline=v["pipeline"], seed=v["seed"], histogram=v["histogram"], clean=v["clean"])
+                      pipeline=v["pipeline"], seed=v["seed"], histogram=v["histogram"], clean=v["clean"],
+                      backend_options=dict(s.options))
     return bench(targets, Renderer(s.fmt), options, compare=v["compare"])
 
 
@@ -151,7 +153,8 @@ def _bench_one(target, w, o: Options, duration, run_operations, compare: bool):
     from dbsh.bench import runner
     from dbsh.bench.backends import adapter_for
 
-    session = context.open_session(target, writes="bench")
+    # a flag the backend has not is exit 2 here, before any work
+    session = context.open_session(target, writes="bench", options=o.backend_options)
     try:
         backend = session.name
         adapter = adapter_for(session, w)
@@ -177,9 +180,11 @@ def _bench_one(target, w, o: Options, duration, run_operations, compare: bool):
     results = []
     phases = []
     if o.load:
-        phases.append(runner.PhaseSpec("load", o.threads, w.insertcount, None, o.rate, o.pipeline, o.seed))
+        phases.append(runner.PhaseSpec("load", o.threads, w.insertcount, None, o.rate, o.pipeline, o.seed,
+                                       o.backend_options))
     if o.run:
-        phases.append(runner.PhaseSpec("run", o.threads, run_operations, duration, o.rate, o.pipeline, o.seed))
+        phases.append(runner.PhaseSpec("run", o.threads, run_operations, duration, o.rate, o.pipeline, o.seed,
+                                       o.backend_options))
     for spec in phases:
         result = _run_with_progress(target, w, spec, backend)
         results.append(result)

@@ -215,7 +215,19 @@ class CassandraAdapter(Adapter):
         stmt = self._prepared.get(name)
         if stmt is None:
             stmt = self._prepared[name] = self.cql.prepare(text)
+            if self.session.option("consistency"):   # --consistency: every operation at that level
+                from dbsh.drivers.cassandra import consistency_level
+
+                stmt.consistency_level = consistency_level(self.session.option("consistency"))
         return stmt
+
+    def _execute(self, stmt, values):
+        """Run a prepared statement; a failure as dbsh's one-line error (the driver's NoHostAvailable
+        wraps the server's answer, e.g. Unavailable at --consistency ALL)."""
+        try:
+            return self.cql.execute(stmt, values)
+        except Exception as e:  # noqa: BLE001
+            raise self.session._error(e) from None
 
     def prepare(self) -> None:
         cols = ", ".join(f'"{f}" text' for f in self.fields)
@@ -230,12 +242,12 @@ class CassandraAdapter(Adapter):
     def insert(self, key, values):
         marks = ", ".join("?" * (len(self.fields) + 1))
         stmt = self._prep("insert", f"INSERT INTO {self.t} (y_id, {self.cols}) VALUES ({marks})")
-        self.cql.execute(stmt, (key, *(values[f] for f in self.fields)))
+        self._execute(stmt, (key, *(values[f] for f in self.fields)))
 
     def read(self, key, fields):
         cols = "*" if fields is None else ", ".join(f'"{f}"' for f in fields)
         stmt = self._prep(("read", cols), f"SELECT {cols} FROM {self.t} WHERE y_id = ?")
-        row = self.cql.execute(stmt, (key,)).one()
+        row = self._execute(stmt, (key,)).one()
         if row is None:
             raise Missing(key)
         return row
@@ -245,12 +257,12 @@ class CassandraAdapter(Adapter):
         sets = ", ".join(f'"{f}" = ?' for f in names)
         # a plain UPDATE (an upsert), as YCSB's CQL binding; IF EXISTS would make it a Paxos round
         stmt = self._prep(("update", names), f"UPDATE {self.t} SET {sets} WHERE y_id = ?")
-        self.cql.execute(stmt, (*values.values(), key))
+        self._execute(stmt, (*values.values(), key))
 
     def scan(self, start, count, fields):
         cols = "*" if fields is None else ", ".join(f'"{f}"' for f in fields)
         stmt = self._prep(("scan", cols), f"SELECT {cols} FROM {self.t} WHERE token(y_id) >= token(?) LIMIT ?")
-        return sum(1 for _ in self.cql.execute(stmt, (start, count)))
+        return sum(1 for _ in self._execute(stmt, (start, count)))
 
 
 def adapter_for(session, workload) -> Adapter:

@@ -45,6 +45,7 @@ class PhaseSpec:
     rate: float | None = None       # operations per second over all workers (open loop)
     pipeline: int = 1               # Redis: operations per round trip
     seed: int | None = None
+    options: dict = field(default_factory=dict)   # backend options for each worker's session (--consistency)
 
 
 @dataclass
@@ -140,7 +141,7 @@ class _Worker:
         from dbsh import context
 
         for attempt in (1, 2):
-            session = context.open_session(self.target)
+            session = context.open_session(self.target, options=self.spec.options)
             try:
                 session.ping()
                 return session

@@ -12,18 +12,21 @@ from dbsh.errors import UsageError
 
 
 # -- values between models --------------------------------------------------------------------
-def plain_value(value: Any, keep_dates: bool, keep_decimals: bool | None = None) -> Any:
+def plain_value(value: Any, keep_dates: bool, keep_decimals: bool | None = None,
+                nested_dates: bool | None = None) -> Any:
     """A value every backend can store: ObjectId -> its hex string, graph/driver types -> JSON forms.
     ``keep_dates``: dates and times stay Python's (a Neo4j date or time becomes one: nanoseconds past
-    the microsecond are dropped); ``keep_decimals`` (default: as keep_dates): decimals stay exact."""
+    the microsecond are dropped); ``keep_decimals`` (default: as keep_dates): decimals stay exact;
+    ``nested_dates`` (default: as keep_dates): dates inside lists and objects stay Python's too."""
     if value is None or isinstance(value, str | bool | int | float):
         return value
     if keep_decimals is None:
         keep_decimals = keep_dates
+    inner = keep_dates if nested_dates is None else nested_dates
     if isinstance(value, dict):
-        return {str(k): plain_value(v, keep_dates, keep_decimals) for k, v in value.items()}
+        return {str(k): plain_value(v, inner, keep_decimals and inner) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [plain_value(v, keep_dates, keep_decimals) for v in value]
+        return [plain_value(v, inner, keep_decimals and inner) for v in value]
     if keep_dates and isinstance(value, dt.datetime | dt.date | dt.time):
         return value
     if keep_dates and callable(getattr(value, "to_native", None)):   # neo4j.time Date, Time, DateTime
@@ -77,6 +80,10 @@ def converter(destination: Session, *, mapping: dict[str, str | None] | None = N
               source: Session | None = None) -> Callable[[dict], dict]:
     keep_dates = destination.capabilities.schema or destination.capabilities.dates
     keep_decimals = keep_dates and destination.capabilities.decimals
+    # inside lists and objects too where the store has nested dates (MongoDB's BSON), and when objects
+    # become columns (--flatten); a JSON column (SQL, Cassandra) holds JSON only
+    caps = destination.capabilities
+    nested_dates = (caps.dates and caps.nested and not caps.schema) or flat
     mapping = dict(mapping or {})
     for internal in (source.internal_fields if source is not None else ()):
         mapping.setdefault(internal, None)
@@ -84,7 +91,7 @@ def converter(destination: Session, *, mapping: dict[str, str | None] | None = N
     scalars_only = not destination.capabilities.nested
 
     def convert(doc: dict) -> dict:
-        doc = plain_value(doc, keep_dates, keep_decimals)
+        doc = {str(k): plain_value(v, keep_dates, keep_decimals, nested_dates) for k, v in doc.items()}
         if flat:
             doc = flatten(doc)
         if mapping:

@@ -12,6 +12,7 @@ import base64
 import datetime as dt
 import decimal
 import ipaddress
+import json
 import re
 import ssl
 import sys
@@ -23,20 +24,44 @@ from typing import Any, Iterable, Iterator
 from urllib.parse import parse_qsl, unquote
 
 import cassandra
+import cassandra.cqltypes
+import cassandra.util
 from cassandra import ConsistencyLevel
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable
 from cassandra.concurrent import execute_concurrent_with_args
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from cassandra.protocol import ErrorMessage
 from cassandra.query import SimpleStatement, dict_factory
 
 from dbsh import query as q
 from dbsh.drivers.base import Capabilities, Result, Session, WriteResult, batched
 from dbsh.errors import ConnectError, DbshError, NotFound, QueryError, Unsupported, UsageError, one_line, redact
+from dbsh.output import jsonable, register_encoder
 
+# what a server answers when it refuses a statement (not a connection failure)
+SERVER_ERRORS = (cassandra.RequestExecutionException, cassandra.RequestValidationException, ErrorMessage)
 FETCH_SIZE = 1000
 CONCURRENCY = 64
 DEFAULT_PORT = 9042
+
+
+# Values of collection and time types come back as the driver's own classes: their JSON forms.
+def _map_json(value) -> dict:
+    """A CQL map as a JSON object: keys that are not text become their JSON text (map<int, ...> -> "1")."""
+    return {k if isinstance(k, str) else _key_text(k): v for k, v in value.items()}
+
+
+def _key_text(key: Any) -> str:
+    plain = jsonable(key)
+    return plain if isinstance(plain, str) else json.dumps(plain, separators=(",", ":"), default=jsonable)
+
+
+register_encoder(cassandra.util.SortedSet, list)
+register_encoder(cassandra.util.OrderedMap, _map_json)
+register_encoder(cassandra.util.Time, str)          # 12:34:56.123456789 (nanoseconds)
+register_encoder(cassandra.util.Date, str)          # dates outside Python's years 1-9999
+register_encoder(cassandra.util.Duration, str)
 
 
 # -- identifiers ---------------------------------------------------------------------------------
@@ -346,6 +371,8 @@ def coerce(kind: str, value: Any, column: str) -> Any:
                 raise ValueError
             return value
         if head in ("text", "varchar", "ascii"):
+            if isinstance(value, (dict, list)) and head != "ascii":   # nested values: JSON text
+                return json.dumps(value, ensure_ascii=False, default=str)
             if not isinstance(value, str):
                 raise ValueError
             return value
@@ -358,8 +385,12 @@ def coerce(kind: str, value: Any, column: str) -> Any:
             return dt.datetime.fromisoformat(text)
         if head == "date":
             return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
-        if head == "time":
-            return value if isinstance(value, dt.time) else dt.time.fromisoformat(str(value))
+        if head == "time":   # nanoseconds: "12:34:56.123456789", or nanoseconds since midnight
+            if isinstance(value, bool) or not isinstance(value, (dt.time, cassandra.util.Time, int, str)):
+                raise ValueError
+            return cassandra.util.Time(value)
+        if head == "duration":
+            return value if isinstance(value, cassandra.util.Duration) else parse_duration(value)
         if head == "inet":
             return str(ipaddress.ip_address(str(value)))
         if head == "blob":
@@ -389,6 +420,47 @@ def coerce(kind: str, value: Any, column: str) -> Any:
             hint = "dbsh does not run CQL functions from JSON: use --generate-id, or query 'INSERT ... uuid()'"
         raise UsageError(f"column {column!r} is {kind}: {value!r} is not a valid {head}", hint=hint) from None
     return value   # user-defined and other types: let the driver decide
+
+
+def cql_type(values: list[Any]) -> str:
+    """The CQL type --create gives a column holding these JSON values (nested ones are JSON text)."""
+    kinds = {type(v) for v in values if v is not None}
+    for kind, cql in ((bool, "boolean"), (int, "bigint"), (float, "double"), (dt.datetime, "timestamp"),
+                      (dt.date, "date"), (uuid.UUID, "uuid"), (bytes, "blob")):
+        if kinds and kinds <= {kind}:
+            return cql
+    if kinds and kinds <= {int, float}:
+        return "double"
+    if kinds and kinds <= {int, decimal.Decimal}:
+        return "decimal"
+    return "text"
+
+
+def infer_columns(docs: list[dict]) -> dict[str, str]:
+    values: dict[str, list[Any]] = {}
+    for doc in docs:
+        for key, value in doc.items():
+            values.setdefault(key, []).append(value)
+    return {key: cql_type(v) for key, v in values.items()}
+
+
+DURATION_UNITS = {"y": (12, 0, 0), "mo": (1, 0, 0), "w": (0, 7, 0), "d": (0, 1, 0), "h": (0, 0, 3600 * 10**9),
+                  "m": (0, 0, 60 * 10**9), "s": (0, 0, 10**9), "ms": (0, 0, 10**6), "us": (0, 0, 1000),
+                  "µs": (0, 0, 1000), "ns": (0, 0, 1)}
+
+
+def parse_duration(value: Any) -> cassandra.util.Duration:
+    """A CQL duration literal such as ``1h30m`` or ``-2mo3d`` (the form dbsh prints: ``0mo0d5400000000000ns``)."""
+    text = value.strip().lower() if isinstance(value, str) else ""
+    sign = -1 if text.startswith("-") else 1
+    parts = re.findall(r"(\d+)(mo|ms|us|µs|ns|y|w|d|h|m|s)", text.lstrip("-"))
+    if not parts or "".join(n + u for n, u in parts) != text.lstrip("-"):
+        raise ValueError
+    months = days = nanos = 0
+    for number, unit in parts:
+        m, d, n = DURATION_UNITS[unit]
+        months, days, nanos = months + int(number) * m, days + int(number) * d, nanos + int(number) * n
+    return cassandra.util.Duration(sign * months, sign * days, sign * nanos)
 
 
 # -- native statements -----------------------------------------------------------------------
@@ -479,6 +551,7 @@ class CassandraSession(Session):
         self._client = None
         self._meta: dict[str, TableMeta] = {}
         self._prepared: dict[str, Any] = {}
+        self._created_uuid_key: set[str] = set()   # tables insert --create made with a generated uuid id
 
     def set_options(self, **options: Any) -> None:
         if options.get("consistency"):
@@ -513,20 +586,38 @@ class CassandraSession(Session):
         if isinstance(e, DbshError):
             return e
         if isinstance(e, NoHostAvailable):
-            return self._connect_error(e)
-        return QueryError(redact(one_line(str(e)), self.target.password))
+            # the driver also says "no host available" after trying the next host for a statement
+            # a server refused (Unavailable at --consistency ALL with a node down): that is the error
+            refused = [err for err in (e.errors or {}).values() if isinstance(err, SERVER_ERRORS)]
+            if not refused:
+                return self._connect_error(e)
+            e = refused[0]
+        text = one_line(str(e))
+        if text.startswith("<Error from server") and text.endswith(">"):   # the driver's repr of some errors
+            text = text[1:-1]
+        return QueryError(redact(text, self.target.password))
 
     def close(self) -> None:
         self.cluster.shutdown()
 
+    def _local(self, text: str):
+        """A read of the coordinator's own system.local: at ONE, whatever --consistency says (a level
+        such as TWO cannot be met on a table kept on one node, and would fail the ping, not the work)."""
+        try:
+            return self.client.execute(SimpleStatement(text, consistency_level=ConsistencyLevel.ONE)).one()
+        except DbshError:
+            raise
+        except Exception as e:  # noqa: BLE001 - translated to one line
+            raise self._error(e) from None
+
     def server_info(self) -> dict[str, Any]:
-        row = self._run(SimpleStatement("SELECT release_version, cluster_name, data_center FROM system.local")).one()
+        row = self._local("SELECT release_version, cluster_name, data_center FROM system.local")
         return {"backend": "Cassandra", "version": row["release_version"], "database": self.keyspace,
                 "cluster": row["cluster_name"], "data_center": row["data_center"]}
 
     def ping(self) -> float:
         start = time.perf_counter()
-        self._run(SimpleStatement("SELECT release_version FROM system.local")).one()
+        self._local("SELECT release_version FROM system.local")
         return time.perf_counter() - start
 
     # -- running statements ----------------------------------------------------------------
@@ -564,6 +655,11 @@ class CassandraSession(Session):
         rows = iter(result)
         if skip:
             rows = islice(rows, skip, None)   # CQL has no OFFSET: skipped rows are read and dropped
+        # the driver reads a timestamp as a naive datetime in UTC: say that it is UTC
+        stamps = [name for name, kind in zip(result.column_names or (), result.column_types or ())
+                  if _has_timestamps(kind)]
+        if stamps:
+            rows = (_in_utc(row, stamps) for row in rows)
         try:
             yield from rows
         except Exception as e:  # noqa: BLE001
@@ -642,15 +738,18 @@ class CassandraSession(Session):
 
     def insert(self, name, docs: Iterable[dict], *, batch: int = 1000, create: bool = False,
                progress=None) -> WriteResult:
-        meta = self.table(name)
         ttl = self.option("ttl")
-        generate = bool(self.option("generate_id"))
-        key = meta.partition_key[0] if len(meta.primary_key) == 1 else None
-        if generate and (key is None or split_type(meta.columns[key])[0] not in ("uuid", "timeuuid")):
-            raise Unsupported(f"--generate-id needs a single uuid or timeuuid primary key; "
-                              f"{meta.name} has {', '.join(meta.primary_key)}")
+        if not create:
+            self._insert_table(name)   # a missing table is an error, documents or not
         done, ids = 0, []
         for chunk in batched(docs, batch):
+            meta = self._table_for(name, chunk) if create else self._insert_table(name)
+            key = meta.partition_key[0] if len(meta.primary_key) == 1 else None
+            # a table --create made without an "id" in the documents has a uuid key that dbsh fills
+            generate = bool(self.option("generate_id")) or name in self._created_uuid_key
+            if generate and (key is None or split_type(meta.columns[key])[0] not in ("uuid", "timeuuid")):
+                raise Unsupported(f"--generate-id needs a single uuid or timeuuid primary key; "
+                                  f"{meta.name} has {', '.join(meta.primary_key)}")
             groups: dict[tuple[str, ...], list[list[Any]]] = {}
             for i, doc in enumerate(chunk, done + 1):
                 if not isinstance(doc, dict):
@@ -673,6 +772,48 @@ class CassandraSession(Session):
             if progress:
                 progress(done)
         return WriteResult("inserted", name, done, ids=ids or None)
+
+    def _insert_table(self, name: str) -> TableMeta:
+        try:
+            return self.table(name)
+        except NotFound as e:
+            if e.message.startswith("no table named"):
+                e.hint = "pass --create to make it from the documents"
+            raise
+
+    def _table_for(self, name: str, docs: list[dict]) -> TableMeta:
+        """--create: the table, made from the documents when it is missing (column types inferred,
+        primary key ``id``: the documents' own, or a uuid dbsh generates), widened by the columns
+        new documents bring."""
+        docs = [d for d in docs if isinstance(d, dict)]
+        # a Cassandra table name has no ".": one in the name separates the keyspace
+        keyspace, table = name.split(".", 1) if "." in name else (self.keyspace, name)
+        try:
+            meta = self.table(name)
+        except NotFound:
+            meta = None
+        if meta is None:
+            if keyspace is None:
+                raise UsageError(f"no keyspace chosen for table {name!r}",
+                                 hint="put it in the URL (cassandra://host/keyspace) or write keyspace.table")
+            if not re.fullmatch(r"\w{1,222}", table, flags=re.ASCII):
+                raise UsageError(f"cannot create table {table!r}: Cassandra table names are letters, digits and _")
+            columns = infer_columns(docs)
+            if "id" not in columns:
+                columns = {"id": "uuid", **columns}
+                self._created_uuid_key.add(name)
+            body = ", ".join(f"{quote_name(c)} {kind}" for c, kind in columns.items())
+            self._run(SimpleStatement(f"CREATE TABLE IF NOT EXISTS {quote_name(keyspace)}.{quote_name(table)} "
+                                      f"({body}, PRIMARY KEY ({quote_name('id')}))"))
+        else:
+            missing = {c: kind for c, kind in infer_columns(docs).items() if c not in meta.columns}
+            if not missing:
+                return meta
+            added = ", ".join(f"{quote_name(c)} {kind}" for c, kind in missing.items())
+            self._run(SimpleStatement(f"ALTER TABLE {meta.qualified} ADD ({added})"))
+        self._meta.pop(name, None)
+        self.cluster.refresh_table_metadata(keyspace, table)
+        return self.table(name)
 
     def _concurrent(self, prepared, rows: list[list[Any]], done_before: int, name: str) -> int:
         """Bulk write with bounded concurrency; a failure says how much was written."""
@@ -773,6 +914,33 @@ class CassandraSession(Session):
         for event in trace.events:
             elapsed = event.source_elapsed.total_seconds() * 1000 if event.source_elapsed else 0
             print(f"  {elapsed:10.3f} ms  {event.source}  {event.thread_name}  {event.description}", file=sys.stderr)
+
+
+def _has_timestamps(kind) -> bool:
+    """Whether a column's type (a cassandra.cqltypes class) is or holds a timestamp (list<timestamp>...)."""
+    if not isinstance(kind, type):
+        return False
+    return issubclass(kind, cassandra.cqltypes.DateType) or any(map(_has_timestamps, getattr(kind, "subtypes", ())))
+
+
+def _in_utc(row: dict, names: list[str]) -> dict:
+    for name in names:
+        row[name] = _utc(row.get(name))
+    return row
+
+
+def _utc(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value
+    if isinstance(value, list):
+        return [_utc(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_utc(v) for v in value)
+    if isinstance(value, cassandra.util.SortedSet):
+        return cassandra.util.SortedSet(_utc(v) for v in value)
+    if isinstance(value, cassandra.util.OrderedMap):
+        return cassandra.util.OrderedMap((_utc(k), _utc(v)) for k, v in value.items())
+    return value
 
 
 def _without_literals(text: str) -> str:

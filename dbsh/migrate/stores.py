@@ -383,7 +383,7 @@ class CassandraStore(Store):
             rows = self.client.execute("SELECT revision, record FROM dbsh_migrations")
         except InvalidRequest:   # no table yet, and a dry run creates nothing
             return {}
-        return {r.revision: json.loads(r.record) for r in rows}
+        return {r["revision"]: json.loads(r["record"]) for r in rows}   # the session's rows are dicts
 
     def save(self, record: dict) -> None:
         self.client.execute("INSERT INTO dbsh_migrations (revision, record) VALUES (%s, %s)",
@@ -406,7 +406,7 @@ class CassandraStore(Store):
 
     def holder(self) -> dict | None:
         row = self.client.execute("SELECT owner, TTL(owner) AS ttl FROM dbsh_migrate_lock WHERE name = 'lock'").one()
-        return {"owner": row.owner, "expires_in": row.ttl or 0} if row else None
+        return {"owner": row["owner"], "expires_in": row["ttl"] or 0} if row else None
 
 
 def store_for(backend: str, session) -> Store:
