@@ -11,9 +11,12 @@ import csv
 import datetime as dt
 import decimal
 import json
+import re
 import sys
 import uuid
 from typing import Any, Callable, Iterable, Iterator, TextIO
+
+import orjson
 
 from dbsh.errors import UsageError
 
@@ -60,31 +63,119 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
-def _make_encoder() -> Callable[[Any], str]:
-    """One reusable C encoder: JSONEncoder.encode builds a new one per call, which cost more than
-    the encoding itself on large exports. Rows come from a database, so no cycle check is needed.
-    Compact, as mongoexport, sqlite3 -json and jq -c write JSON (and as SQLite's json_object
-    builds it, which SQLite exports use)."""
-    try:
-        from json.encoder import c_encode_basestring, c_make_encoder
-    except ImportError:   # pragma: no cover - CPython always has the speedups
-        c_make_encoder = None
-    if c_make_encoder is None or c_encode_basestring is None:
-        return json.JSONEncoder(default=jsonable, ensure_ascii=False, separators=(",", ":")).encode
-    chunks = c_make_encoder(None, jsonable, c_encode_basestring, None, ":", ",", False, False, True)
+def _default(value: Any) -> Any:
+    """What orjson cannot write itself: a float subclass as the float (as json writes it), else
+    jsonable()."""
+    if isinstance(value, float):
+        return float(value)
+    return jsonable(value)
+
+
+def _finite_floats(value: Any) -> str:
+    """The text json writes for a float, with NaN and the infinities as null (always valid JSON)."""
+    return float.__repr__(value) if value == value and value not in (_INF, -_INF) else "null"
+
+
+_INF = float("inf")
+
+
+def _make_exact_encoder() -> Callable[[Any], str]:
+    """Values orjson does not write as json does (integers past 64 bits, floats with an exponent,
+    lone surrogates): json's C encoder, once, reused (JSONEncoder.encode builds a new one per call);
+    json's Python encoder where a non-finite float must become null. Compact, as mongoexport,
+    sqlite3 -json and jq -c write JSON (and as SQLite's json_object builds it)."""
+    from json.encoder import _make_iterencode, c_encode_basestring, c_make_encoder
+
+    # allow_nan=False: a non-finite float raises ValueError, and the Python encoder writes null
+    chunks = c_make_encoder(None, _default, c_encode_basestring, None, ":", ",", False, False, False)
+    slow = _make_iterencode(None, _default, c_encode_basestring, None, _finite_floats, ":", ",", False, False, True)
     join = "".join
 
     def encode(value: Any) -> str:
-        return join(chunks(value, 0))
+        try:
+            return join(chunks(value, 0))
+        except ValueError:
+            return join(slow(value, 0))
 
     return encode
 
 
-_encode_line = _make_encoder()
+_exact = _make_exact_encoder()
+_dumps = orjson.dumps
+_JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+# where orjson writes a number otherwise than json: an exponent (1e16 / 1e+16, 1.5e-7 / 1.5e-07), or
+# 0.0000ddd for what json writes as d.dde-05. Text that merely looks so takes the exact path too.
+# (An "e" then a digit or "-": a regex that starts with a literal is searched for fast.)
+_EXPONENT = re.compile(rb"e[-0-9]").search
+
+
+def _unlike_json(data: bytes) -> bool:
+    return _EXPONENT(data) is not None or b"0.0000" in data
+
+
+def json_bytes(value: Any) -> bytes:
+    """``value`` as compact JSON, UTF-8: orjson, byte for byte what json writes (see _exact) except
+    that NaN and the infinities are null."""
+    try:
+        data = _dumps(value, _default, _JSON_OPTIONS)
+    except TypeError:   # orjson.JSONEncodeError is one: an integer past 64 bits, a lone surrogate
+        return _exact(value).encode("utf-8", "surrogatepass")
+    if not _unlike_json(data):
+        return data
+    return _exact(value).encode("utf-8", "surrogatepass")
 
 
 def to_json(value: Any) -> str:
-    return _encode_line(value)
+    """``value`` as compact JSON text (json_bytes, decoded)."""
+    try:
+        data = _dumps(value, _default, _JSON_OPTIONS)
+    except TypeError:
+        return _exact(value)
+    if not _unlike_json(data):
+        return data.decode("utf-8")
+    return _exact(value)
+
+
+def _byte_sink(out: TextIO) -> Callable[[bytes], Any] | None:
+    """The write of the binary stream under ``out`` when bytes written there read as text written to
+    ``out`` would (UTF-8, no newline translation), after flushing what ``out`` holds; else None."""
+    import codecs
+
+    buffer = getattr(out, "buffer", None)
+    try:
+        utf8 = codecs.lookup(out.encoding).name == "utf-8"
+    except (AttributeError, LookupError, TypeError):
+        return None
+    if buffer is None or not utf8 or sys.platform == "win32":
+        return None
+    out.flush()
+    return buffer.write
+
+
+def _encoded_rows(rows: Iterator[Any], out: TextIO, before: bytes, between: bytes, after: bytes):
+    """Write ``rows`` as JSON to ``out`` (its bytes directly where it allows), ``before`` the first,
+    ``between`` each two and ``after`` each one; returns how many."""
+    write_bytes = _byte_sink(out)
+    dumps, default, options, exponent, n = _dumps, _default, _JSON_OPTIONS, _EXPONENT, 0
+    if write_bytes is None:
+        write = out.write
+        text_before, text_between, text_after = before.decode(), between.decode(), after.decode()
+        for row in rows:
+            write((text_between if n else text_before) + to_json(row) + text_after)
+            n += 1
+        return n
+    encoding, errors = "utf-8", getattr(out, "errors", None) or "strict"
+    for row in rows:
+        try:
+            data = dumps(row, default, options)
+        except TypeError:   # past 64 bits, a lone surrogate: json's encoder, as the text stream would take it
+            data = _exact(row).encode(encoding, errors)
+        else:
+            if exponent(data) is not None or b"0.0000" in data:
+                data = _exact(row).encode(encoding, errors)
+        write_bytes((between if n else before) + data + after)
+        n += 1
+    return n
 
 
 def cell_text(value: Any) -> str:
@@ -182,10 +273,7 @@ class Renderer:
 
     # -- formats ---------------------------------------------------------------------------
     def _jsonl(self, rows: Iterator[dict], columns) -> int:
-        write, encode, n = self.out.write, _encode_line, 0
-        for row in rows:
-            write(encode(row) + "\n")
-            n += 1
+        n = _encoded_rows(rows, self.out, b"", b"", b"\n")
         self.out.flush()
         return n
 
@@ -207,12 +295,8 @@ class Renderer:
         return n
 
     def _json(self, rows: Iterator[dict], columns) -> int:
-        write, encode, n = self.out.write, _encode_line, 0
-        for row in rows:
-            write(",\n  " if n else "[\n  ")
-            write(encode(row))
-            n += 1
-        write("\n]\n" if n else "[]\n")
+        n = _encoded_rows(rows, self.out, b"[\n  ", b",\n  ", b"")
+        self.out.write("\n]\n" if n else "[]\n")
         self.out.flush()
         return n
 
