@@ -12,14 +12,16 @@ from __future__ import annotations
 import os
 import sys
 
-from dbsh.verbs import EPILOG, HELP, Call, Verb
-
 COMPLETION_ENV = "_DBSH_COMPLETE"
 TYPER_WORDS = {"--help", "-h", "--install-completion", "--show-completion"}
 
 
 def main(argv: list[str] | None = None) -> None:
-    sys.exit(run(sys.argv[1:] if argv is None else argv))
+    args = sys.argv[1:] if argv is None else argv
+    from dbsh.agent.client import forward   # a running agent takes the command (dbsh.agent)
+
+    code = forward(args)
+    sys.exit(run(args) if code is None else code)
 
 
 def run(args: list[str]) -> int:
@@ -53,6 +55,7 @@ def parse(args: list[str], settings) -> Call:
     from dbsh import argv, verbs
     from dbsh.context import Settings
     from dbsh.errors import UsageError
+    from dbsh.verbs import HELP, Verb
 
     globals_ = verbs.global_options()
     table = verbs.table()
@@ -118,12 +121,10 @@ def execute(call: Call) -> int:
             return code if isinstance(code, int) else 0
         from dbsh import context
 
-        session = context.open_session(context.resolve(settings), yes=settings.yes,
-                                       options={**settings.options, **call.flags})
-        try:
+        native = call.values.get("text") if verb.name == "query" else None
+        with context.session_for(context.resolve(settings), yes=settings.yes,
+                                 options={**settings.options, **call.flags}, native=native) as session:
             fn(session, renderer(settings), **call.values)
-        finally:
-            session.close()
         return 0
     except BrokenPipeError:
         # the reader (e.g. `| head`) went away: stop quietly, like any Unix filter
@@ -132,6 +133,8 @@ def execute(call: Call) -> int:
             os.dup2(devnull, sys.stdout.fileno())
         except (OSError, ValueError):
             pass
+        finally:
+            os.close(devnull)
         return 141
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else 0
@@ -179,6 +182,7 @@ def _option_lines(opts) -> list[str]:
 def top_help() -> str:
     """`dbsh --help`, from the verb table (printed without importing Typer)."""
     from dbsh import verbs
+    from dbsh.verbs import EPILOG, HELP
 
     table = verbs.table()
     commands = [v for v in table.values() if " " not in v.name]
@@ -216,6 +220,7 @@ def build_app():
 
     from dbsh import __version__, verbs
     from dbsh.context import Settings
+    from dbsh.verbs import EPILOG, HELP, Call, Verb
 
     settings_box: dict = {}
     globals_ = verbs.global_options()

@@ -35,6 +35,10 @@ DESCRIBE_SAMPLE = 1000     # keys sampled by `describe`
 STREAMING = {"SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "MONITOR"}
 SET_REPLIES = {"SMEMBERS", "SINTER", "SUNION", "SDIFF", "SRANDMEMBER", "SPOP"}
 SCORED = {"ZPOPMIN", "ZPOPMAX", "BZPOPMIN", "BZPOPMAX", "ZMPOP", "BZMPOP"}
+# commands that change the connection they run on (the warm agent does not reuse it after them)
+CONNECTION_STATE = frozenset("""SELECT CLIENT MULTI EXEC DISCARD WATCH UNWATCH SUBSCRIBE PSUBSCRIBE SSUBSCRIBE
+UNSUBSCRIBE PUNSUBSCRIBE SUNSUBSCRIBE MONITOR RESET AUTH HELLO READONLY READWRITE QUIT SYNC PSYNC REPLCONF
+ASKING""".split())
 SEQ_SUFFIX = "__seq__"     # the per-collection id counter: users:__seq__ (a string key, never a document)
 SCRIPT_CHUNK = 500         # documents per insert script call on a standalone server (pipelined: _Inserter)
 SHAPED_FIELDS = 32         # documents with at most this many fields go through a script written for that count
@@ -732,6 +736,15 @@ class RedisSession(Session):
             raise UsageError("no command given")
         args = _bind(split_args(commands[0][1]), params or {})
         return self.command(args)
+
+    def stateless(self, text: str) -> bool:
+        """No command of ``text`` changes the connection (SELECT, CLIENT, MULTI, WATCH, SUBSCRIBE ...)."""
+        try:
+            names = [_name(split_args(line)[0]) for line in text.splitlines()
+                     if line.strip() and not line.lstrip().startswith("#")]
+        except Exception:  # noqa: BLE001 - what cannot be read is not known to be stateless
+            return False
+        return bool(names) and not CONNECTION_STATE.intersection(names)
 
     def command(self, args: list[Any]) -> Result:
         name = _name(args[0])
