@@ -331,3 +331,13 @@ def test_the_thin_client_imports_almost_nothing(agent_env, tmp_path):
     assert (status_text, proc.stdout) == ("0", '{"two":2}\n')
     assert set(modules.split()) <= {"dbsh", "dbsh.agent", "dbsh.agent.client", "dbsh.agent.paths",
                                     "dbsh.agent.protocol", "_socket", "_signal", "__future__"}, modules
+
+
+def test_sql_session_settings_do_not_leak_into_the_next_command(agent_env, postgres_url):
+    for _ in range(2):
+        assert run("-u", postgres_url, "query", "SET application_name = 'leaked'", env=agent_env)[0] == 0
+        assert run("-u", postgres_url, "query", "SHOW application_name", env=agent_env)[1] == \
+            '{"application_name":"dbsh"}\n'
+        assert run("-u", postgres_url, "query", "BEGIN", env=agent_env)[0] == 0   # a transaction left open
+        assert run("-u", postgres_url, "query", "select 1 as x", env=agent_env)[:2] == (0, '{"x":1}\n')
+    assert status(agent_env)["sessions"] == 1   # kept warm all the same

@@ -72,7 +72,7 @@ class SessionPool:
             yield session
             ok = True
         finally:
-            keep = ok and (native is None or (native.strip() != "-" and session.stateless(native)))
+            keep = ok and (native is None or (native.strip() != "-" and session.stateless(native)) or _reset(session))
             if keep and len(self.idle) < MAX_SESSIONS:
                 self.idle[key] = (session, saved_options, time.monotonic())
             else:
@@ -87,6 +87,21 @@ class SessionPool:
                     session.close()
                 except Exception:  # noqa: BLE001 - a dead connection closes as it can
                     pass
+
+
+def _reset(session) -> bool:
+    """A fresh connection for the next command, the session kept (Session.reset)."""
+    try:
+        if session.reset():
+            return True
+        # dbsh.drivers.sql (SQLAlchemy): close() returns every connection (an open transaction's too)
+        # and disposes of them; the engine, its dialect and its read-only hook stay and connect again
+        if type(session).__module__ == "dbsh.drivers.sql" and hasattr(getattr(session, "engine", None), "dispose"):
+            session.close()
+            return True
+    except Exception:  # noqa: BLE001 - a session that cannot be reset is closed
+        pass
+    return False
 
 
 def _close_unread(conn: socket.socket) -> None:

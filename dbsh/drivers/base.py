@@ -272,6 +272,12 @@ class Session:
         the session to another command. Unknown: no."""
         return False
 
+    def reset(self) -> bool:
+        """Make the connection as a new one would be (after native text that may have changed it),
+        keeping what the session has learnt, so the warm agent can give it to another command; False
+        when this session cannot (the agent then closes it)."""
+        return False
+
     def require_writable(self, what: str) -> None:
         """Refuse ``what`` (a verb, "copy", "bench", "migrate upgrade", ...) on a read-only session."""
         if self.readonly:

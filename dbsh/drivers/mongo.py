@@ -408,6 +408,11 @@ class MongoSession(Session):
         return plan_result(plan)
 
     # -- native language -------------------------------------------------------------------
+    def stateless(self, text: str) -> bool:
+        """A MongoDB command leaves the client as it was, but for authentication and sessions."""
+        lowered = text.lower()
+        return not any(word in lowered for word in ("logout", "authenticate", "session", "transaction"))
+
     def execute(self, text: str, params: dict[str, Any] | None = None) -> Result:
         if params:
             raise Unsupported("-p parameters are not supported for MongoDB: write values in the JSON arguments")

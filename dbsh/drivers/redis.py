@@ -746,6 +746,15 @@ class RedisSession(Session):
             return False
         return bool(names) and not CONNECTION_STATE.intersection(names)
 
+    def reset(self) -> bool:
+        """Drop every connection (a SELECTed database, a CLIENT SETNAME, a subscription); the next
+        command connects anew."""
+        pool = getattr(self.raw, "connection_pool", None)
+        if pool is None:   # a cluster: its nodes' connections
+            return False
+        pool.disconnect()
+        return True
+
     def command(self, args: list[Any]) -> Result:
         name = _name(args[0])
         if name in STREAMING:
