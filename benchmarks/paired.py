@@ -19,10 +19,10 @@ PYTHON = str(VENV / "python") if (VENV / "python").exists() else sys.executable
 DBSH = [str(VENV / "dbsh")] if (VENV / "dbsh").exists() else [PYTHON, "-m", "dbsh"]
 
 
-def timed(argv, *, stdin=None, stdout=subprocess.DEVNULL, env=None) -> tuple[float, float]:
+def timed(argv, *, stdin=None, stdout=subprocess.DEVNULL, env=None, cwd=None) -> tuple[float, float]:
     """Wall seconds and peak RSS (MB) of one child process; a non-zero exit stops the benchmark."""
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, env=env, cwd=cwd)
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - start
     err = proc.stderr.read().decode(errors="replace")

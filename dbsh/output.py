@@ -14,6 +14,8 @@ import json
 import re
 import sys
 import uuid
+from itertools import chain
+from operator import itemgetter
 from typing import Any, Callable, Iterable, Iterator, TextIO
 
 import orjson
@@ -304,13 +306,10 @@ class Renderer:
         head, columns = self._header(rows, columns)
         writer = csv.writer(self.out, lineterminator="\n")
         writer.writerow(columns)
-        n = 0
-        for chunk in (head, rows):
-            for row in chunk:
-                writer.writerow([cell_text(row.get(c)) for c in columns])
-                n += 1
+        counted = _Counted(_cell_rows(chain(head, rows), columns))
+        writer.writerows(counted)
         self.out.flush()
-        return n
+        return counted.n
 
     def _tsv(self, rows: Iterator[dict], columns) -> int:
         # tab-separated text without quoting (cut/awk friendly); \t \n \r \\ escaped as in
@@ -385,6 +384,43 @@ class Renderer:
             width = None if _isatty(self.out) else 240
             self._console = Console(file=self.out, soft_wrap=False, width=width)
         return self._console
+
+
+# values the csv module writes as cell_text() does (None as an empty cell, numbers by str())
+_CSV_AS_IS = frozenset({str, int, float, type(None)})
+
+
+def _cell_rows(rows: Iterable[dict], columns: list[str]) -> Iterator[tuple]:
+    """Each row's values in column order, for csv: as they are where csv writes them as cell_text()
+    would, else through cell_text()."""
+    if not columns:
+        for _ in rows:
+            yield ()
+        return
+    get = itemgetter(*columns)
+    one = len(columns) == 1
+    as_is = _CSV_AS_IS.issuperset
+    for row in rows:
+        try:
+            values = (get(row),) if one else get(row)
+        except KeyError:   # a row without some of the columns (schemaless)
+            values = tuple(row.get(c) for c in columns)
+        yield values if as_is(map(type, values)) else tuple(map(cell_text, values))
+
+
+class _Counted:
+    """An iterator that counts what it hands out."""
+
+    def __init__(self, items: Iterator):
+        self.items, self.n = items, 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        item = next(self.items)
+        self.n += 1
+        return item
 
 
 _TSV_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})

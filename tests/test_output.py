@@ -151,3 +151,21 @@ def test_json_output_is_valid_json_nan_and_infinities_as_null():
     for out in _both_ways("jsonl", rows):
         assert out == '{"nan":null,"inf":null,"neg":[null],"big":1180591620717411303424}\n'
         assert json.loads(out, parse_constant=lambda c: pytest.fail(f"not JSON: {c}"))["big"] == 2 ** 70
+
+
+def test_csv_cells_are_cell_text_whatever_the_type():
+    from dbsh.output import cell_text
+
+    odd = [None, "", "a,b", 'say "hi"', "line\nbreak", 0, -1, 2 ** 70, 1.5, -0.0, 1e16, float("nan"), True, False,
+           b"\xff", b"hi", {"a": [1]}, [1, "x"], decimal.Decimal("1.10"), dt.date(2024, 1, 2)]
+    rows = [{"a": v, "b": w} for v in odd for w in (None, "x", 3)] + [{"a": 1}, {"b": 2}, {"c": 3}]
+    out = io.StringIO()
+    import csv
+
+    want = csv.writer(out, lineterminator="\n")
+    want.writerow(["a", "b"])
+    for row in rows:
+        want.writerow([cell_text(row.get(c)) for c in ("a", "b")])
+    assert render("csv", rows=rows, columns=["a", "b"]) == out.getvalue()
+    assert render("csv", rows=[{"only": None}, {"only": ""}], columns=["only"]) == 'only\n""\n""\n'
+    assert render("csv", rows=[{}], columns=[]) == "\n\n"
