@@ -16,7 +16,6 @@ from typing import Any, Iterable, Iterator
 from urllib.parse import parse_qsl, urlsplit
 
 import bson
-import json5
 import pymongo
 from bson import json_util
 from bson.codec_options import CodecOptions, DatetimeConversion
@@ -755,7 +754,7 @@ class _Scanner:
         if not inner.strip():
             return []
         try:
-            values = json5.loads("[" + shell_constructors(inner) + "]")
+            values = _json5().loads("[" + shell_constructors(inner) + "]")
         except ValueError as e:
             raise UsageError(f"cannot parse the arguments ({inner.strip()[:60]}): {one_line(str(e))}",
                              hint="arguments are JSON5: unquoted keys and single quotes are fine") from None
@@ -769,6 +768,13 @@ class _Scanner:
 
 
 CONSTRUCTORS = ("ObjectId", "ISODate", "Date", "NumberDecimal", "Decimal128", "NumberLong", "NumberInt", "UUID")
+
+
+def _json5():
+    """json5, imported by the first shell-syntax statement (the verbs never need it)."""
+    import json5
+
+    return json5
 
 
 def shell_constructors(text: str) -> str:
@@ -804,7 +810,7 @@ def shell_constructors(text: str) -> str:
             if word in CONSTRUCTORS and scanner.peek() == "(":
                 inner = scanner.group("(", ")")
                 try:
-                    args = json5.loads("[" + shell_constructors(inner) + "]") if inner.strip() else []
+                    args = _json5().loads("[" + shell_constructors(inner) + "]") if inner.strip() else []
                 except ValueError as e:
                     raise UsageError(f"cannot parse {word}({inner.strip()[:40]}): {one_line(str(e))}") from None
                 out.append(json.dumps(_construct(word, args)))
@@ -855,7 +861,7 @@ def parse_shell(text: str) -> ShellCall:
     collection: str | None = None
     if s.peek() == "[":
         try:
-            collection = json5.loads(s.group("[", "]"))
+            collection = _json5().loads(s.group("[", "]"))
         except ValueError:
             raise s.error("expected a quoted collection name in db[...]") from None
         if not isinstance(collection, str):
