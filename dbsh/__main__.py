@@ -1,3 +1,3 @@
-from dbsh.cli import main
+from dbsh.agent.client import main
 
 main()

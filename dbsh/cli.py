@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
 
-from dbsh.verbs import EPILOG, HELP, Call, Verb
+if TYPE_CHECKING:
+    from dbsh.verbs import Call
 
 COMPLETION_ENV = "_DBSH_COMPLETE"
 TYPER_WORDS = {"--help", "-h", "--install-completion", "--show-completion"}
@@ -20,8 +22,11 @@ SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Run a command line in this process and exit with its code (the `dbsh` command is
+    dbsh.agent.client.main, which hands it to a warm agent when one runs, else calls this)."""
+    args = sys.argv[1:] if argv is None else argv
     try:
-        code = run(sys.argv[1:] if argv is None else argv)
+        code = run(args)
         sys.stdout.flush()
     except BrokenPipeError:   # `dbsh --help | head -1`: the reader went away, as in execute()
         _quiet_stdout()
@@ -36,6 +41,8 @@ def _quiet_stdout() -> None:
         os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError):
         pass
+    finally:
+        os.close(devnull)
 
 
 def run(args: list[str]) -> int:
@@ -67,13 +74,29 @@ def _before_separator(args: list[str]) -> list[str]:
 
 
 def parse(args: list[str], settings) -> Call:
-    """A command line -> Call (settings filled from the global options wherever they stand)."""
+    """A command line -> Call (settings filled from the global options wherever they stand).
+
+    Read first with the built-in backends' flags only: looking up plugins (entry points) costs a
+    one-shot command 30-80 ms. A command line that does not parse so is read again with them."""
+    from dbsh import drivers
+    from dbsh.errors import UsageError
+
+    try:
+        return _parse(args, settings, plugins=False)
+    except UsageError:
+        if not drivers.plugins():
+            raise
+    return _parse(args, settings, plugins=True)
+
+
+def _parse(args: list[str], settings, plugins: bool) -> Call:
     from dbsh import argv, verbs
     from dbsh.context import Settings
     from dbsh.errors import UsageError
+    from dbsh.verbs import HELP, Verb
 
-    globals_ = verbs.global_options()
-    table = verbs.table()
+    globals_ = verbs.global_options(plugins=plugins)
+    table = verbs.table(plugins=plugins)
     # the command is the first word that is neither a global option nor its value
     takes_value = {f for o in globals_ if o.type != "bool" for f in o.flags}
     i = 0
@@ -136,13 +159,11 @@ def execute(call: Call) -> int:
             return code if isinstance(code, int) else 0
         from dbsh import context
 
-        session = context.open_session(context.resolve(settings), yes=settings.yes,
-                                       options={**settings.options, **call.flags},
-                                       single_transaction=settings.single_transaction)
-        try:
+        native = call.values.get("text") if verb.name == "query" else None
+        with context.session_for(context.resolve(settings), yes=settings.yes,
+                                 options={**settings.options, **call.flags}, native=native,
+                                 single_transaction=settings.single_transaction) as session:
             fn(session, renderer(settings), **call.values)
-        finally:
-            session.close()
         return 0
     except BrokenPipeError:
         # the reader (e.g. `| head`) went away: stop quietly, like any Unix filter
@@ -228,6 +249,7 @@ def _option_lines(opts) -> list[str]:
 def top_help() -> str:
     """`dbsh --help`, from the verb table (printed without importing Typer)."""
     from dbsh import verbs
+    from dbsh.verbs import EPILOG, HELP
 
     table = verbs.table()
     commands = [v for v in table.values() if " " not in v.name]
@@ -295,6 +317,7 @@ def build_app():
 
     from dbsh import __version__, verbs
     from dbsh.context import Settings
+    from dbsh.verbs import EPILOG, HELP, Call, Verb
 
     settings_box: dict = {}
     globals_ = verbs.global_options()

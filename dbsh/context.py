@@ -8,6 +8,7 @@ the backend has it) and the backend flags apply everywhere alike.
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -85,6 +86,28 @@ def open_session(target, *, yes: bool = False, options: dict[str, Any] | None = 
         session.close()
         raise
     return session
+
+
+# Set by the warm agent (dbsh.agent.server.SessionPool): sessions kept open between commands. None in
+# a command line run in-process: each command opens its session and closes it.
+pool = None
+
+
+@contextmanager
+def session_for(target, *, yes: bool = False, options: dict[str, Any] | None = None, native: str | None = None,
+                single_transaction: bool = False):
+    """The session a verb runs on: opened by open_session and closed after, or, in the agent, taken
+    from its pool and given back (``native``: the native text the verb runs, which decides whether
+    the session can serve another command: Session.stateless)."""
+    if pool is not None and not single_transaction:
+        with pool.session(target, yes=yes, options=options, native=native) as session:
+            yield session
+        return
+    session = open_session(target, yes=yes, options=options, single_transaction=single_transaction)
+    try:
+        yield session
+    finally:
+        session.close()
 
 
 def require_writable(target, what: str) -> None:

@@ -6,6 +6,7 @@ jsonl, a JSON array (parsed element by element, never whole), csv or tsv with a 
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -43,12 +44,39 @@ class BadValue(ValueError):
 MAX_DEPTH = 100      # nesting levels a document may have (MongoDB allows 100; Python's parser recurses)
 
 
+class ExactNumber(float):
+    """A JSON number with more digits than a double keeps (12345678901234567890.123456789): a float to
+    everything that takes floats, its exact digits to str() and repr(), so a decimal column (Cassandra's
+    decimal, coerced from str()) and dbsh's JSON output keep every digit (find | insert stays exact)."""
+
+    __slots__ = ("text",)
+
+    def __new__(cls, text: str) -> "ExactNumber":
+        number = super().__new__(cls, text)
+        number.text = text
+        return number
+
+    def __str__(self) -> str:
+        return self.text
+
+    __repr__ = __str__
+
+
 def finite_float(text: str) -> float:
-    """A JSON number as a float, refusing one a double cannot hold (1e400 would be infinity)."""
+    """A JSON number as a float, refusing one a double cannot hold (1e400 would be infinity); one with
+    more digits than a double keeps is an ExactNumber."""
     value = float(text)
     if value in (math.inf, -math.inf):
         raise BadValue(f"the number {text[:40]} is out of range (beyond a double's 1.8e308)")
+    if len(text) > 17 and _decimal(repr(value)) != _decimal(text):
+        return ExactNumber(text)
     return value
+
+
+def _decimal(text: str):
+    import decimal
+
+    return decimal.Decimal(text)
 
 
 _SURROGATE_ESCAPE = re.compile(r"\\[uU][dD][89a-fA-F]")
@@ -70,8 +98,9 @@ def checked_json(value: Any, text: str | bytes | None = None) -> Any:
     return value
 
 
-def _check_depth(value: Any) -> None:
-    level = [value]
+def _check_depth(value: Any, *, many: bool = False) -> None:
+    """BadValue when ``value`` (``many``: each of the values of the list) nests deeper than MAX_DEPTH."""
+    level = value if many else [value]
     for depth in range(MAX_DEPTH + 1):
         level = [v for item in level if isinstance(item, dict | list)
                  for v in (item.values() if isinstance(item, dict) else item) if isinstance(v, dict | list)]
@@ -222,6 +251,133 @@ def _long_number(text: bytes | str) -> bool:
     return _NINETEEN_DIGITS.search(text) is not None
 
 
+JSON_CHUNK = 1 << 20   # text of a JSON array read at a time
+_JSON_SYMBOLS = {bytes: (b"\n", b"[", b"]", b"{", b"}", b","), str: ("\n", "[", "]", "{", "}", ",")}
+_JSON_SPACE = {bytes: re.compile(rb"[ \t\r\n]*"), str: re.compile(r"[ \t\r\n]*")}
+_BOM = {bytes: b"\xef\xbb\xbf", str: "\ufeff"}
+_DECODER = json.JSONDecoder(parse_float=finite_float)
+
+
+class _Malformed(Exception):
+    def __init__(self, line: int, message: str):
+        self.line, self.message = line, message
+
+
+def _exact_elements(buf: bytes | str, pos: int, line: int, eof: bool, one: bool = False):
+    """Elements of a JSON array from ``buf[pos:]`` (at an element or a ','), read one by one by json:
+    (values, the line each starts on, the position and line reading stopped at, whether it stopped
+    right after an element). It stops at ']', or, short of ``eof``, at an element the buffer cuts."""
+    if type(buf) is bytes:
+        try:
+            text, _ = codecs.utf_8_decode(buf[pos:], "strict", eof)
+        except UnicodeDecodeError as e:
+            raise _Malformed(line + buf.count(b"\n", pos, pos + e.start),
+                             "not UTF-8 text") from None
+    else:
+        text = buf[pos:]
+    values: list = []
+    lines: list[int] = []
+    i, n, at, after = 0, len(text), 0, False
+    space = _JSON_SPACE[str]
+    while True:
+        i = space.match(text, i).end()
+        if i >= n or text[i] == "]":
+            break
+        line += text.count("\n", at, i)
+        at = i
+        if after:
+            if text[i] != ",":
+                raise _Malformed(line, "expected ',' or ']' in the JSON array")
+            i += 1
+            after = False
+            continue
+        try:
+            value, end = _DECODER.raw_decode(text, i)
+            value = checked_json(value, text[i:end])
+        except BadValue as e:   # a number past a double, a lone surrogate, too deep: a bad row in its place
+            end = _value_end(text, i)
+            if end >= n and not eof:
+                break
+            value = e
+        except RecursionError:
+            end = _value_end(text, i)
+            if end >= n and not eof:
+                break
+            value = BadValue(f"a document nested deeper than {MAX_DEPTH} levels")
+        except json.JSONDecodeError as e:
+            if not eof and (e.msg.startswith("Unterminated string") or e.pos >= n - 8):
+                break   # cut by the end of the buffer
+            raise _Malformed(line + text.count("\n", i, e.pos), f"malformed JSON: {e.msg}") from None
+        values.append(value)
+        lines.append(line)
+        i, after = end, True
+        if one:
+            break
+    line += text.count("\n", at, i)
+    if type(buf) is bytes:
+        pos += len(text[:i].encode("utf-8")) if not text.isascii() else i
+    else:
+        pos += i
+    return values, lines, pos, line, after
+
+
+class _JsonText:
+    """The text of a run of JSON array elements orjson read whole, and the line it starts on: the line
+    of each element is worked out from it only if asked for (an error to report about one)."""
+
+    __slots__ = ("text", "line", "_lines")
+
+    def __init__(self, text: bytes | str, line: int):
+        self.text, self.line, self._lines = text, line, None
+
+    def lines(self) -> list[int]:
+        if self._lines is None:
+            self._lines = _exact_elements(self.text, 0, self.line, True)[1]
+        return self._lines
+
+
+class ElementLines:
+    """The lines the documents of a batch from a JSON array start on (``Batch.positions``): a list,
+    whose runs read whole by orjson are counted only when a line is asked for."""
+
+    __slots__ = ("_runs", "_len", "_list")
+
+    def __init__(self):
+        self._runs: list = []
+        self._len = 0
+        self._list: list[int] | None = None
+
+    def add(self, where, lo: int, hi: int) -> None:
+        self._runs.append((where, lo, hi))
+        self._len += hi - lo
+        self._list = None
+
+    def _lines(self) -> list[int]:
+        if self._list is None:
+            lines: list[int] = []
+            for where, lo, hi in self._runs:
+                lines += (where if type(where) is list else where.lines())[lo:hi]
+            self._list = lines
+        return self._list
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __getitem__(self, index):
+        return self._lines()[index]
+
+    def __iter__(self):
+        return iter(self._lines())
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, (list, tuple, ElementLines)):
+            return self._lines() == list(other)
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return repr(self._lines())
+
+
 class BadRow:
     """A row that could not be read, yielded instead of raised when the reader is ``lenient``
     (``insert --errors FILE``): where it is, why, and its text."""
@@ -294,7 +450,7 @@ class Batch:
     how far the source has been read (where a resumed run goes on), ``source`` the documents as
     they were read when ``docs`` are converted ones (for the errors file). ``lines`` holds the
     jsonl lines of the documents as read (bytes): a batch handed over from a reading process
-    (dbsh.bulk.readahead) comes as those lines, parsed into ``docs`` only if they are asked for.
+    (dbsh.copy.read_ahead) comes as those lines, parsed into ``docs`` only if they are asked for.
     """
 
     __slots__ = ("positions", "_docs", "header", "_cells", "text", "bad", "end", "source", "delimiter", "prepared",
@@ -517,89 +673,150 @@ class DocumentReader:
 
     def _json(self, size: int, skip_to: int) -> Iterator[Batch]:
         """A JSON array, element by element; positions name lines, ``end`` counts elements."""
-        elements = enumerate(self._json_elements(), 1)
-        while pairs := list(islice(elements, size)):
-            docs: list[dict] = []
-            positions: list[int] = []
-            bad: list[BadRow] = []
-            for ordinal, (line, value) in pairs:
-                if ordinal <= skip_to:
-                    continue
-                if type(value) is dict:
-                    docs.append(value)
-                    positions.append(line)
-                elif isinstance(value, BadValue):
-                    bad.append(self._bad(line, str(value), ""))
-                else:
-                    bad.append(self._bad(line, f"expected a JSON object, got {type(value).__name__}",
-                                         json.dumps(value)))
-            yield Batch(positions, docs, bad=bad, end=pairs[-1][0])
+        ordinal = count = 0
+        docs: list[dict] = []
+        bad: list[BadRow] = []
+        positions = ElementLines()
+        for values, where in self._json_runs():
+            i = 0
+            while i < len(values):
+                take = min(size - count, len(values) - i)
+                chunk = values[i:i + take]
+                first = ordinal + 1
+                ordinal += take
+                if first > skip_to and set(map(type, chunk)) == {dict}:
+                    docs += chunk
+                    positions.add(where, i, i + take)
+                else:   # passed over (resume) or not objects: the lines of this run are needed
+                    lines = where if type(where) is list else where.lines()
+                    for k, value in enumerate(chunk):
+                        if first + k <= skip_to:
+                            continue
+                        if type(value) is dict:
+                            docs.append(value)
+                            positions.add(lines, i + k, i + k + 1)
+                        elif isinstance(value, BadValue):
+                            bad.append(self._bad(lines[i + k], str(value), ""))
+                        else:
+                            bad.append(self._bad(lines[i + k], f"expected a JSON object, got {type(value).__name__}",
+                                                 json.dumps(value)))
+                count += take
+                i += take
+                if count == size:
+                    yield Batch(positions, docs, bad=bad, end=ordinal)
+                    docs, bad, positions, count = [], [], ElementLines(), 0
+        if count:
+            yield Batch(positions, docs, bad=bad, end=ordinal)
 
-    def _json_elements(self) -> Iterator[tuple[int, Any]]:
-        """(line where it starts, value) of each element of a JSON array (or of one lone object)."""
-        decoder = json.JSONDecoder(parse_float=finite_float)
-        buf, pos, lines_before = "", 0, 1
-        eof = False
+    def _json_runs(self) -> Iterator[tuple[list, Any]]:
+        """The elements of a JSON array (or of one lone object) in runs: (values, where), ``where``
+        the lines each element starts on, or a _JsonText that works them out if they are asked for.
 
-        def fill() -> bool:
-            nonlocal buf, pos, eof, lines_before
-            chunk = self.stream.read(1 << 16)
+        Most of an array goes through orjson a megabyte at a time: the text up to one of the last '}'s
+        of the buffer, read as the elements of an array, is taken when it parses whole (a prefix of a
+        valid array parses whole only where it ends between two elements). Where it does not (a
+        malformed element, NaN, a number past 64 bits, no cut found) json reads the buffer element by
+        element, exactly, and says what is wrong on which line. An element larger than the buffer
+        makes the buffer double at each read, so it is parsed about twice, not once per read. Lines
+        are counted as the text is passed over, never again from the start of the buffer."""
+        read = self.stream.read
+        buf = read(JSON_CHUNK)
+        kind = type(buf)
+        nl, lb, rb, lbrace, rbrace, comma = _JSON_SYMBOLS[kind]
+        space = _JSON_SPACE[kind]
+        buf = buf.removeprefix(_BOM[kind])
+        pos, line, eof = 0, 1, not buf
+        growing = False   # an element is larger than the buffer: read on before json tries it
+
+        def fill(least: int = 0) -> bool:
+            nonlocal buf, pos, eof
+            chunk = read(max(least, JSON_CHUNK))
             if not chunk:
                 eof = True
                 return False
-            lines_before += buf.count("\n", 0, pos)
             buf = buf[pos:] + chunk
             pos = 0
             return True
 
+        def exact(one: bool = False):
+            nonlocal pos, line
+            try:
+                values, lines, pos, line, after = _exact_elements(buf, pos, line, eof, one)
+            except _Malformed as e:
+                raise self.error(e.line, e.message) from None
+            return values, lines, after
+
         def skip_space() -> None:
-            nonlocal pos
+            nonlocal pos, line
             while True:
-                while pos < len(buf) and buf[pos] in " \t\r\n":
-                    pos += 1
-                if pos < len(buf) or not fill():
+                end = space.match(buf, pos).end()
+                line += buf.count(nl, pos, end)
+                pos = end
+                if pos < len(buf) or eof or not fill():
                     return
 
-        def here() -> int:
-            return lines_before + buf.count("\n", 0, pos)
-
         skip_space()
-        if pos < len(buf) and buf[pos] == "{":   # a single object is a one-document array
-            started = None
-        elif pos < len(buf) and buf[pos] == "[":
-            pos += 1
-            started = True
-        else:
-            raise self.error(here(), "expected a JSON array of objects")
+        first = buf[pos:pos + 1]
+        if first == lbrace:   # a single object is a one-document array
+            while fill(len(buf)):
+                pass
+            values, lines, _ = exact(one=True)
+            yield values, lines
+            return
+        if first != lb:
+            raise self.error(line, "expected a JSON array of objects")
+        pos += 1
+        after_element = False
         while True:
             skip_space()
-            if started and pos < len(buf) and buf[pos] == "]":
+            if pos >= len(buf):
+                raise self.error(line, "malformed JSON: the array ends before its closing ']' (a file cut short?)")
+            c = buf[pos:pos + 1]
+            if c == rb:
                 return
-            while True:
-                try:
-                    value, end = decoder.raw_decode(buf, pos)
-                    value = checked_json(value, buf[pos:end])
-                    break
-                except BadValue as e:   # handed on in the value's place: a bad row
-                    value, end = e, _value_end(buf, pos)
-                    if end < len(buf) or eof or not fill():
-                        break
-                except json.JSONDecodeError as e:
-                    if eof or not fill():
-                        raise self.error(lines_before + buf.count("\n", 0, e.pos),
-                                         f"malformed JSON: {e.msg}") from None
-            line = here()
-            pos = end
-            yield line, value
-            if started is None:
-                return
-            skip_space()
-            if pos < len(buf) and buf[pos] == ",":
+            if after_element:
+                if c != comma:
+                    raise self.error(line, "expected ',' or ']' in the JSON array")
                 pos += 1
-            elif pos < len(buf) and buf[pos] == "]":
-                return
-            else:
-                raise self.error(here(), "expected ',' or ']' in the JSON array")
+                after_element = False
+                continue
+            taken, hi = None, len(buf)
+            for _ in range(1 if growing else 3):
+                cut = buf.rfind(rbrace, pos, hi)
+                if cut < 0:
+                    break
+                text = buf[pos:cut + 1]
+                try:
+                    taken = orjson.loads(lb + text + rb)
+                except orjson.JSONDecodeError as e:
+                    if "end of data" in e.msg or e.pos >= len(e.doc) - 1:
+                        hi = cut   # the cut fell inside an element: try an earlier one
+                        continue
+                    break   # wrong before the cut: json says what and where
+                if _long_number(text):
+                    taken = None
+                else:
+                    try:   # orjson reads up to 1,024 levels: deeper than MAX_DEPTH goes the exact way
+                        _check_depth(taken, many=True)
+                    except BadValue:
+                        taken = None
+                break
+            if taken is not None:
+                yield taken, _JsonText(text, line)
+                line += text.count(nl)
+                pos = cut + 1
+                after_element, growing = True, False
+                continue
+            if growing and not eof:
+                fill(len(buf) - pos)
+                continue
+            values, lines, after_element = exact()
+            if values:
+                yield values, lines
+                growing = False
+            elif not after_element and pos < len(buf) and buf[pos:pos + 1] != rb:
+                growing = True   # not one whole element in the buffer
+                fill(len(buf) - pos)
 
     def _csv(self, size: int, skip_to: int, delimiter: str) -> Iterator[Batch]:
         reader = csv.reader(self.stream, delimiter=delimiter)
@@ -756,7 +973,7 @@ def open_documents(path: str, fmt: str | None = None, *, lenient: bool = False,
         peek = binary.peek(64)
         first = peek.lstrip()[:1].lstrip(b"\xef\xbb\xbf")
         fmt = "json" if first == b"[" else "jsonl" if first in (b"{", b"") else "csv"
-    # jsonl is read as bytes lines (orjson decodes UTF-8 itself); the others as text
-    stream = binary if fmt == "jsonl" else io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
+    # jsonl and json are read as bytes (orjson decodes UTF-8 itself); csv and tsv as text
+    stream = binary if fmt in ("jsonl", "json") else io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
     return DocumentReader(stream, fmt, "<stdin>" if path == "-" else path, lenient=lenient, schema=schema,
                           file=file)

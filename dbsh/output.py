@@ -10,11 +10,14 @@ import base64
 import csv
 import datetime as dt
 import decimal
-import json
 import re
 import sys
 import uuid
+from itertools import chain
+from operator import itemgetter
 from typing import Any, Callable, Iterable, Iterator, TextIO
+
+import orjson
 
 from dbsh.errors import UsageError
 
@@ -62,48 +65,143 @@ def jsonable(value: Any) -> Any:
 
 
 # A decimal is written as a JSON number with exactly its digits (1.50 stays 1.50, 12345678901234567890.1
-# is not rounded to a float), in every row alike. The C encoder writes only what Python's float and int
-# print, so the encoder's default() hands a decimal over as a marked string, and the marks come off
-# the encoded line: a NUL and a unit separator (escaped by the encoder as \u0000\u001f) that no
-# string the encoder writes otherwise begins with in this order followed by "dbsh-number".
+# is not rounded to a float), in every row alike: orjson takes its text as a Fragment. json's C encoder
+# (the exact path) writes only what Python's float and int print, so its default() hands a decimal over
+# as a marked string, and the marks come off the encoded line: a NUL and a unit separator (escaped by
+# the encoder as \u0000\u001f) that no string the encoder writes otherwise begins with in this order
+# followed by "dbsh-number".
 _NUMBER_MARK = "\x00\x1fdbsh-number\x1f"
 _MARKED_TEXT = "\\u0000\\u001fdbsh-number"
 _MARKED = re.compile(r'"\\u0000\\u001fdbsh-number\\u001f([-+.0-9eE]+)"')
 
 
-def _encoder_default(value: Any) -> Any:
+def _default(value: Any) -> Any:
+    """What orjson cannot write itself: a decimal as its exact digits, a float subclass as the float
+    (as json writes it), else jsonable()."""
     if isinstance(value, decimal.Decimal) and value.is_finite():
-        return _NUMBER_MARK + str(value)
+        return orjson.Fragment(str(value))
+    if isinstance(value, float):   # an input's ExactNumber keeps its digits; another subclass, the float
+        text = getattr(value, "text", None)
+        return orjson.Fragment(text) if text is not None else float(value)
     return jsonable(value)
 
 
-def _make_encoder() -> Callable[[Any], str]:
-    """One reusable C encoder: JSONEncoder.encode builds a new one per call, which cost more than
-    the encoding itself on large exports. Rows come from a database, so no cycle check is needed.
-    Compact, as mongoexport, sqlite3 -json and jq -c write JSON (and as SQLite's json_object
-    builds it, which SQLite exports use)."""
-    try:
-        from json.encoder import c_encode_basestring, c_make_encoder
-    except ImportError:   # pragma: no cover - CPython always has the speedups
-        c_make_encoder = None
-    if c_make_encoder is None or c_encode_basestring is None:
-        chunks = json.JSONEncoder(default=_encoder_default, ensure_ascii=False, separators=(",", ":")).iterencode
-    else:
-        chunks = c_make_encoder(None, _encoder_default, c_encode_basestring, None, ":", ",", False, False, True)
+def _exact_default(value: Any) -> Any:
+    if isinstance(value, decimal.Decimal) and value.is_finite():
+        return _NUMBER_MARK + str(value)
+    if isinstance(value, float):
+        text = getattr(value, "text", None)
+        return _NUMBER_MARK + text if text is not None else float(value)
+    return jsonable(value)
+
+
+def _finite_floats(value: Any) -> str:
+    """The text json writes for a float, with NaN and the infinities as null (always valid JSON)."""
+    return float.__repr__(value) if value == value and value not in (_INF, -_INF) else "null"
+
+
+_INF = float("inf")
+
+
+def _make_exact_encoder() -> Callable[[Any], str]:
+    """Values orjson does not write as json does (integers past 64 bits, floats with an exponent,
+    lone surrogates): json's C encoder, once, reused (JSONEncoder.encode builds a new one per call);
+    json's Python encoder where a non-finite float must become null. Compact, as mongoexport,
+    sqlite3 -json and jq -c write JSON (and as SQLite's json_object builds it)."""
+    from json.encoder import _make_iterencode, c_encode_basestring, c_make_encoder
+
+    # allow_nan=False: a non-finite float raises ValueError, and the Python encoder writes null
+    chunks = c_make_encoder(None, _exact_default, c_encode_basestring, None, ":", ",", False, False, False)
+    slow = _make_iterencode(None, _exact_default, c_encode_basestring, None, _finite_floats, ":", ",", False,
+                            False, True)
     join, marked, unmark = "".join, _MARKED_TEXT, _MARKED.sub
 
     def encode(value: Any) -> str:
-        text = join(chunks(value, 0))
+        try:
+            text = join(chunks(value, 0))
+        except ValueError:
+            text = join(slow(value, 0))
         return unmark(r"\1", text) if marked in text else text
 
     return encode
 
 
-_encode_line = _make_encoder()
+_exact = _make_exact_encoder()
+_dumps = orjson.dumps
+_JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+# where orjson writes a number otherwise than json: an exponent (1e16 / 1e+16, 1.5e-7 / 1.5e-07), or
+# 0.0000ddd for what json writes as d.dde-05. Text that merely looks so takes the exact path too.
+# (An "e" then a digit or "-": a regex that starts with a literal is searched for fast.)
+_EXPONENT = re.compile(rb"e[-0-9]").search
+
+
+def _unlike_json(data: bytes) -> bool:
+    return _EXPONENT(data) is not None or b"0.0000" in data
+
+
+def json_bytes(value: Any) -> bytes:
+    """``value`` as compact JSON, UTF-8: orjson, byte for byte what json writes (see _exact) except
+    that NaN and the infinities are null."""
+    try:
+        data = _dumps(value, _default, _JSON_OPTIONS)
+    except TypeError:   # orjson.JSONEncodeError is one: an integer past 64 bits, a lone surrogate
+        return _exact(value).encode("utf-8", "surrogatepass")
+    if not _unlike_json(data):
+        return data
+    return _exact(value).encode("utf-8", "surrogatepass")
 
 
 def to_json(value: Any) -> str:
-    return _encode_line(value)
+    """``value`` as compact JSON text (json_bytes, decoded)."""
+    try:
+        data = _dumps(value, _default, _JSON_OPTIONS)
+    except TypeError:
+        return _exact(value)
+    if not _unlike_json(data):
+        return data.decode("utf-8")
+    return _exact(value)
+
+
+def _byte_sink(out: TextIO) -> Callable[[bytes], Any] | None:
+    """The write of the binary stream under ``out`` when bytes written there read as text written to
+    ``out`` would (UTF-8, no newline translation), after flushing what ``out`` holds; else None."""
+    import codecs
+
+    buffer = getattr(out, "buffer", None)
+    try:
+        utf8 = codecs.lookup(out.encoding).name == "utf-8"
+    except (AttributeError, LookupError, TypeError):
+        return None
+    if buffer is None or not utf8 or sys.platform == "win32":
+        return None
+    out.flush()
+    return buffer.write
+
+
+def _encoded_rows(rows: Iterator[Any], out: TextIO, before: bytes, between: bytes, after: bytes):
+    """Write ``rows`` as JSON to ``out`` (its bytes directly where it allows), ``before`` the first,
+    ``between`` each two and ``after`` each one; returns how many."""
+    write_bytes = _byte_sink(out)
+    dumps, default, options, exponent, n = _dumps, _default, _JSON_OPTIONS, _EXPONENT, 0
+    if write_bytes is None:
+        write = out.write
+        text_before, text_between, text_after = before.decode(), between.decode(), after.decode()
+        for row in rows:
+            write((text_between if n else text_before) + to_json(row) + text_after)
+            n += 1
+        return n
+    encoding, errors = "utf-8", getattr(out, "errors", None) or "strict"
+    for row in rows:
+        try:
+            data = dumps(row, default, options)
+        except TypeError:   # past 64 bits, a lone surrogate: json's encoder, as the text stream would take it
+            data = _exact(row).encode(encoding, errors)
+        else:
+            if exponent(data) is not None or b"0.0000" in data:
+                data = _exact(row).encode(encoding, errors)
+        write_bytes((between if n else before) + data + after)
+        n += 1
+    return n
 
 
 def cell_text(value: Any) -> str:
@@ -122,10 +220,10 @@ def cell_text(value: Any) -> str:
             return raw.decode("utf-8")
         except UnicodeDecodeError:
             return repr(raw)[2:-1]  # escaped, never a crash
-    if isinstance(value, decimal.Decimal):
-        return str(value)   # exactly its digits, as the JSON number is written
     if isinstance(value, dict | list | tuple):
         return to_json(value)
+    if isinstance(value, decimal.Decimal):
+        return str(value)   # exactly its digits, as the JSON number is written
     converted = jsonable(value)
     return converted if isinstance(converted, str) else to_json(converted)
 
@@ -203,10 +301,7 @@ class Renderer:
 
     # -- formats ---------------------------------------------------------------------------
     def _jsonl(self, rows: Iterator[dict], columns) -> int:
-        write, encode, n = self.out.write, _encode_line, 0
-        for row in rows:
-            write(encode(row) + "\n")
-            n += 1
+        n = _encoded_rows(rows, self.out, b"", b"", b"\n")
         self.out.flush()
         return n
 
@@ -228,12 +323,8 @@ class Renderer:
         return n
 
     def _json(self, rows: Iterator[dict], columns) -> int:
-        write, encode, n = self.out.write, _encode_line, 0
-        for row in rows:
-            write(",\n  " if n else "[\n  ")
-            write(encode(row))
-            n += 1
-        write("\n]\n" if n else "[]\n")
+        n = _encoded_rows(rows, self.out, b"[\n  ", b",\n  ", b"")
+        self.out.write("\n]\n" if n else "[]\n")
         self.out.flush()
         return n
 
@@ -241,13 +332,10 @@ class Renderer:
         head, columns = self._header(rows, columns)
         writer = csv.writer(self.out, lineterminator="\n")
         writer.writerow(columns)
-        n = 0
-        for chunk in (head, rows):
-            for row in chunk:
-                writer.writerow([cell_text(row.get(c)) for c in columns])
-                n += 1
+        counted = _Counted(_cell_rows(chain(head, rows), columns))
+        writer.writerows(counted)
         self.out.flush()
-        return n
+        return counted.n
 
     def _tsv(self, rows: Iterator[dict], columns) -> int:
         # tab-separated text without quoting (cut/awk friendly); \t \n \r \\ escaped as in
@@ -324,11 +412,44 @@ class Renderer:
         return self._console
 
 
+# values the csv module writes as cell_text() does (None as an empty cell, numbers by str())
+_CSV_AS_IS = frozenset({str, int, float, type(None)})
+
+
+def _cell_rows(rows: Iterable[dict], columns: list[str]) -> Iterator[tuple]:
+    """Each row's values in column order, for csv: as they are where csv writes them as cell_text()
+    would, else through cell_text()."""
+    if not columns:
+        for _ in rows:
+            yield ()
+        return
+    get = itemgetter(*columns)
+    one = len(columns) == 1
+    as_is = _CSV_AS_IS.issuperset
+    for row in rows:
+        try:
+            values = (get(row),) if one else get(row)
+        except KeyError:   # a row without some of the columns (schemaless)
+            values = tuple(row.get(c) for c in columns)
+        yield values if as_is(map(type, values)) else tuple(map(cell_text, values))
+
+
+class _Counted:
+    """An iterator that counts what it hands out."""
+
+    def __init__(self, items: Iterator):
+        self.items, self.n = items, 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        item = next(self.items)
+        self.n += 1
+        return item
+
+
 _TSV_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def _tsv_cell(text: str) -> str:
-    return text.translate(_TSV_ESCAPES)
 
 
 def _tsv_value(value: Any) -> str:
@@ -340,6 +461,10 @@ def _tsv_value(value: Any) -> str:
         except UnicodeDecodeError:
             return cell_text(value)
     return _tsv_cell(cell_text(value))
+
+
+def _tsv_cell(text: str) -> str:
+    return text.translate(_TSV_ESCAPES)
 
 
 def _styled(value: Any, Text):

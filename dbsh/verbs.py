@@ -227,6 +227,12 @@ VERBS: tuple[Verb, ...] = (
              "NoSQL migrations/nosql/BACKEND/ with a sample revision.", "dbsh -u sqlite:///app.db migrate init",
              options=(Opt("force", ("--force",), "SQL: replace an existing env.py (e.g. Alembic's stock one, which "
                           "ignores dbsh's connection) with dbsh's."),)),
+    Verb("agent", "Start, stop or show the warm agent that keeps imports and connections open (opt-in).",
+         "dbsh agent start --idle-timeout 600",
+         (Arg("action", "ACTION", "start, stop or status.", complete="start|stop|status"),),
+         (Opt("idle_timeout", ("--idle-timeout",), "start: exit after SECONDS without a command (default 900).",
+              type="float", metavar="SECONDS", min=1),),
+         "dbsh.agent:command", session=False),
     _migrate("upgrade", "Apply revisions up to REVISION (head, +N, an id), under the migration lock.",
              "dbsh -u postgresql://me@db/shop migrate upgrade head",
              replace(REVISION, required=False, default="heads"),
@@ -266,13 +272,13 @@ Output: a table on a terminal, jsonl when piped; --format table|json|jsonl|csv|t
 Exit codes: 0 ok, 1 query error, 2 bad input, 3 cannot connect, 130 interrupted."""
 
 
-def backend_options() -> dict[str, Opt]:
+def backend_options(plugins: bool = True) -> dict[str, Opt]:
     """Every backend flag as an option, by dest, its help naming the backends that take it; read from
-    the backend records (built-in and plugins) without importing a driver."""
+    the backend records (built-in, and plugins unless ``plugins`` is false) without importing a driver."""
     from dbsh.drivers import backends
 
     merged: dict[str, tuple[Any, list[str], set[str]]] = {}
-    for backend in backends():
+    for backend in backends(with_plugins=plugins):
         for flag in backend.flags:
             first, names, verbs = merged.setdefault(flag.dest, (flag, [], set()))
             if backend.name not in names:
@@ -285,9 +291,9 @@ def backend_options() -> dict[str, Opt]:
     return found
 
 
-def table(with_backends: bool = True) -> dict[str, Verb]:
+def table(with_backends: bool = True, plugins: bool = True) -> dict[str, Verb]:
     """The verbs by name, each with the backend flags that apply to it."""
-    extra = backend_options() if with_backends else {}
+    extra = backend_options(plugins) if with_backends else {}
     verbs = {}
     for verb in VERBS:
         flags = tuple(opt for opt, names in extra.values() if verb.name in names)
@@ -295,9 +301,9 @@ def table(with_backends: bool = True) -> dict[str, Verb]:
     return verbs
 
 
-def global_options(with_backends: bool = True) -> tuple[Opt, ...]:
+def global_options(with_backends: bool = True, plugins: bool = True) -> tuple[Opt, ...]:
     """The global options: connection and output, plus the backend flags every command takes."""
-    extra = backend_options() if with_backends else {}
+    extra = backend_options(plugins) if with_backends else {}
     return GLOBALS + tuple(opt for opt, names in extra.values() if "*" in names)
 
 

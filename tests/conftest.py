@@ -99,6 +99,9 @@ def _isolated_home(tmp_path_factory, monkeypatch):
         path = base / var.split("_")[1].lower()
         path.mkdir()
         monkeypatch.setenv(var, str(path))
+    runtime = base / "runtime"   # the agent's socket dir: no test reaches a user's agent
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
     for var in list(os.environ):
         if var.startswith("DBSH_") and not var.startswith("DBSH_TEST_"):
             monkeypatch.delenv(var)

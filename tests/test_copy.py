@@ -354,7 +354,8 @@ def test_sigkill_then_resume_has_no_missing_and_no_duplicate_rows(tmp_path, post
     ids = _pg_ids(postgres_url, table)
     assert len(ids) == N and sorted(ids) == list(range(1, N + 1))
     assert run.json_lines() == [{"action": "copied", "collection": table, "count": N}]
-    assert list((Path(dbsh_env["XDG_DATA_HOME"]) / "dbsh" / "checkpoints").glob("*.json")) == []
+    left = list((Path(dbsh_env["XDG_DATA_HOME"]) / "dbsh" / "checkpoints").glob("*.json"))
+    assert len(left) == 1 and latest_state(left[0].read_bytes())["done"] is True   # kept, marked finished
 
 
 def test_sigterm_finishes_the_batch_and_reports_exactly_what_was_written(tmp_path, postgres_url, dbsh_env):

@@ -2,6 +2,8 @@
 
 import gzip
 import io
+import json
+import re
 
 import pytest
 
@@ -82,7 +84,7 @@ def test_infer_column_matches_infer_scalar_cell_by_cell():
 
 
 def batches(data: bytes, fmt="jsonl", size=1000, skip_to=0, lenient=True):
-    return list(DocumentReader(io.BytesIO(data) if fmt == "jsonl" else io.StringIO(data.decode()), fmt,
+    return list(DocumentReader(io.BytesIO(data) if fmt in ("jsonl", "json") else io.StringIO(data.decode()), fmt,
                                lenient=lenient).batches(size, skip_to))
 
 
@@ -143,3 +145,67 @@ def test_a_csv_turns_to_the_csv_reader_at_the_first_batch_that_is_not_plain():
         (None, [4, 5], [["3", "q,uoted"], ["4", "z"]]),
         (None, [6], [["5", "w"]])]
     assert got[0].flat_cells() == ["1", "x", "2", "y"] and got[1].flat_cells() == ["3", "q,uoted", "4", "z"]
+
+
+@pytest.fixture(params=[1 << 20, 16], ids=["1MiB-reads", "16-byte-reads"])
+def json_chunk(request, monkeypatch):
+    """The array reader at its own read size, and at reads so small that every element, string and
+    line spans several of them."""
+    import dbsh.inputs
+
+    monkeypatch.setattr(dbsh.inputs, "JSON_CHUNK", request.param)
+    return request.param
+
+
+def test_json_array_elements_with_brackets_quotes_and_nesting_keep_their_lines(json_chunk):
+    docs = [{"s": 'a},{"b": 1}]', "q": 'say \\"}]\\" \u00e9 \u6f22', "n": [{"x": [1, {"y": "]"}]}, []]},
+            {"deep": {"a": {"b": {"c": [[[{"d": "}"}]]]}}}}, {"big": 123456789012345678901234567890, "nan": None},
+            {"e": "\\u007d"}]
+    text = "\ufeff[\n" + ",\n\n".join(json.dumps(d) for d in docs) + "\n]\n"
+    for stream in (io.BytesIO(text.encode()), io.StringIO(text[1:])):   # as a file is read, and as text
+        got = list(DocumentReader(stream, "json").batches(2))
+        assert [d for b in got for d in b.docs] == docs
+        assert [p for b in got for p in b.positions] == [2, 4, 6, 8]
+        assert type(got[1].docs[0]["big"]) is int
+    pretty = json.dumps(docs, indent=2).encode()
+    starts = [n for n, line in enumerate(pretty.decode().splitlines(), 1) if line == "  {"]
+    assert [p for b in batches(pretty, "json", size=3) for p in b.positions] == starts
+
+
+def test_json_array_errors_name_their_line(json_chunk):
+    for data, line, what in ((b'[{"a": 1},\n{"a": 2},\n{"a": }]', 3, "malformed JSON"),
+                             (b'[{"a": 1},\n\n{"a": 2} {"a": 3}]', 3, "expected ',' or ']'"),
+                             (b'[{"a": 1},\n{"a": "x\n"}]', 2, "malformed JSON: Invalid control character"),
+                             (b'\xef\xbb\xbf[\n{"a": 1},\n[2]]', 3, "expected a JSON object, got list"),
+                             (b'[{"a": 1},\n{"a": "\xff"}]', 2, "not UTF-8 text")):
+        with pytest.raises(UsageError, match=f"line {line}: {re.escape(what)}"):
+            batches(data, "json", lenient=False)
+
+
+def test_a_cut_off_json_array_is_an_error_on_its_last_line(json_chunk):
+    data = b"[\n" + b",\n".join(b'{"i": %d, "s": "[{\\"x\\"}]"}' % i for i in range(200)) + b"\n]\n"
+    assert len([d for b in batches(data, "json") for d in b.docs]) == 200
+    for cut in (len(data) - 3, len(data) // 2, len(data) // 2 + 7, 40):
+        with pytest.raises(UsageError, match=r"line \d+: malformed JSON") as e:
+            batches(data[:cut], "json", lenient=False)
+        last = data[:cut].count(b"\n") + 1   # one element a line: the cut one starts on the last line
+        assert f"line {last}:" in str(e.value)
+
+
+def test_a_20_mb_element_is_read_whole(tmp_path):
+    big = {"blob": "x" * 20_000_000, "list": [{"a": i, "s": "}]"} for i in range(1000)]}
+    path = tmp_path / "big.json"
+    path.write_bytes(b'[{"before": 1},\n' + json.dumps(big).encode() + b',\n{"after": 2}]')
+    got = [b for b in open_documents(str(path)).batches(1000)]
+    assert [len(d) for d in got[0].docs] == [1, 2, 1] and got[0].docs[1] == big
+    assert list(got[0].positions) == [1, 2, 3]
+
+
+def test_json_array_batches_cross_process_boundaries_as_read(json_chunk):
+    import pickle
+
+    data = b"[" + b",".join(b'{"i": %d}' % i for i in range(25)) + b"]"
+    got = batches(data, "json", size=10)
+    assert [(len(b), b.end) for b in got] == [(10, 10), (10, 20), (5, 25)]
+    again = pickle.loads(pickle.dumps(got[1]))
+    assert again.docs == [{"i": i} for i in range(10, 20)] and list(again.positions) == [1] * 10

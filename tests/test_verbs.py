@@ -243,3 +243,18 @@ def test_nosql_migrate_and_bench_into_a_readonly_profile_are_refused(redis_url, 
     assert run.code == 2 and "may write on Redis is refused" in run.err, run.err
     assert client.dbsize() == 0
     client.close()
+
+
+def test_a_plugin_backends_flag_is_read_though_plugins_are_looked_up_only_when_needed(monkeypatch):
+    """The command line is read with the built-in backends' flags first (looking up entry points costs
+    a one-shot command tens of milliseconds), and again with the plugins' when it does not parse."""
+    from dbsh import drivers
+
+    plugin = drivers.Backend("kv", "KV", ("kv",), "kvdb:connect", "text",
+                             flags=(drivers.Flag("shard", ("--shard",), "Shard.", type="str", metavar="S"),))
+    monkeypatch.setattr(drivers, "_plugins", (plugin,))
+    call = cli.parse(["-u", "kv://h", "--shard", "s1", "find", "t"], None)
+    assert call.verb.name == "find" and call.settings.options == {"shard": "s1"}
+    assert cli.parse(["find", "t"], None).verb.name == "find"
+    with pytest.raises(Exception, match="unknown option --nope"):
+        cli.parse(["find", "t", "--nope"], None)

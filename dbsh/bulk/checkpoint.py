@@ -36,6 +36,24 @@ def checkpoint_dir() -> Path:
     return config.data_dir() / "checkpoints"
 
 
+KEEP_FINISHED = 30 * 86400   # seconds a finished run's checkpoint is kept (a --resume after it writes nothing)
+
+
+def _prune(folder: Path) -> None:
+    """Remove checkpoints of runs that finished more than KEEP_FINISHED ago (interrupted ones stay)."""
+    try:
+        old = [p for p in folder.glob("*.json") if time.time() - p.stat().st_mtime > KEEP_FINISHED]
+    except OSError:
+        return
+    for path in old:
+        try:
+            state = latest_state(path.read_bytes())
+            if state is not None and state.get("done"):
+                path.unlink()
+        except OSError:
+            pass
+
+
 @dataclass
 class Checkpoint:
     """Progress of one source -> destination run, saved after every batch.
@@ -55,12 +73,14 @@ class Checkpoint:
     errors: int = 0
     pending: dict | None = None
     fingerprint: str | None = None   # a file's size and mtime: resuming a changed file would skip wrong rows
+    done: bool = False               # the run finished: --resume again writes nothing (rather than refusing)
     _seq: int = 0                    # saves so far: the slot with the higher one is the latest
     _fd: int | None = None
 
     @classmethod
     def for_run(cls, source: str, destination: str) -> "Checkpoint":
         key = hashlib.sha256(f"{source}\n{destination}".encode()).hexdigest()[:24]
+        _prune(checkpoint_dir())
         return cls(checkpoint_dir() / f"{key}.json", source, destination)
 
     def load(self) -> bool:
@@ -77,8 +97,16 @@ class Checkpoint:
             raise UsageError(f"checkpoint {self.path} is from another dbsh version; delete it to start over")
         for name in ("start_count", "position", "written", "errors", "pending", "fingerprint"):
             setattr(self, name, data.get(name))
+        self.done = bool(data.get("done"))
         self._seq = data.get("seq", 0)
         return True
+
+    def finished(self) -> bool:
+        """Whether the checkpoint file says its run finished."""
+        try:
+            return self.load() and self.done
+        except UsageError:
+            return False
 
     def save(self) -> None:
         """Twice a batch, so in place: two slots written in turn (one write each, no rename, which
@@ -90,7 +118,7 @@ class Checkpoint:
         data = {"version": CHECKPOINT_VERSION, "seq": self._seq, "source": self.source,
                 "destination": self.destination, "start_count": self.start_count, "position": self.position,
                 "written": self.written, "errors": self.errors, "pending": self.pending,
-                "fingerprint": self.fingerprint, "saved": time.time()}
+                "fingerprint": self.fingerprint, "done": self.done, "saved": time.time()}
         text = (json.dumps(data) + "\n").encode()
         if len(text) > _SLOT:
             raise UsageError("cannot keep a checkpoint: the source or destination name is too long")

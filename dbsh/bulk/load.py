@@ -306,11 +306,12 @@ def _resume(ck: Checkpoint, resume: bool, destination: Session, collection: str)
         raise UsageError(f"cannot resume: {ck.source.removeprefix('file:')} changed since the interrupted run",
                          hint="run without --resume to start over")
     ck.fingerprint = fingerprint
-    if not resume and ck.path.exists():
+    if not resume and ck.path.exists() and not Checkpoint(ck.path, ck.source, ck.destination).finished():
         print("dbsh: note: starting over; an earlier interrupted run of this copy left a checkpoint "
               "(--resume continues it)", file=sys.stderr)
     if found:
         ck.settle(destination_count(destination, collection))
+        ck.done = False   # (a finished run resumed reads on from its end: nothing more to write)
         ck.save()
         return True
     ck.start_count = destination_count(destination, collection)
@@ -332,6 +333,8 @@ def _finish(load: Load, ck: Checkpoint | None, stop: StopSignal, outcome: Outcom
         raise Interrupted(f"stopped by {stop.requested}: {outcome.count} {noun} written to {load.collection} "
                           f"(the batch in flight was finished)",
                           hint="run again with --resume to continue" if ck is not None else None)
-    if ck is not None:
-        ck.remove()
+    if ck is not None:   # kept, marked finished: a --resume after it (a kill before exit) writes nothing
+        ck.done = True
+        ck.save()
+        ck.close()
     return outcome

@@ -333,6 +333,18 @@ class Session:
         self.server_readonly = bool(self.set_readonly(flag)) and flag
         return self.server_readonly
 
+    def stateless(self, text: str) -> bool:
+        """Whether running native ``text`` leaves the connection as it found it (no database switched,
+        no session setting, no transaction or subscription left open), so the warm agent may give
+        the session to another command. Unknown: no."""
+        return False
+
+    def reset(self) -> bool:
+        """Make the connection as a new one would be (after native text that may have changed it),
+        keeping what the session has learnt, so the warm agent can give it to another command; False
+        when this session cannot (the agent then closes it)."""
+        return False
+
     def require_writable(self, what: str) -> None:
         """Refuse ``what`` (a verb, "copy", "bench", "migrate upgrade", ...) on a read-only session."""
         if self.readonly:

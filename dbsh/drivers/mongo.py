@@ -16,7 +16,6 @@ from typing import Any, Iterable, Iterator
 from urllib.parse import parse_qsl, urlsplit
 
 import bson
-import json5
 import pymongo
 from bson import json_util
 from bson.codec_options import CodecOptions, DatetimeConversion
@@ -414,6 +413,11 @@ class MongoSession(Session):
         return plan_result(plan)
 
     # -- native language -------------------------------------------------------------------
+    def stateless(self, text: str) -> bool:
+        """A MongoDB command leaves the client as it was, but for authentication and sessions."""
+        lowered = text.lower()
+        return not any(word in lowered for word in ("logout", "authenticate", "session", "transaction"))
+
     def execute(self, text: str, params: dict[str, Any] | None = None) -> Result:
         if params:
             raise Unsupported("-p parameters are not supported for MongoDB: write values in the JSON arguments")
@@ -758,7 +762,7 @@ class _Scanner:
         if not inner.strip():
             return []
         try:
-            values = json5.loads("[" + shell_constructors(inner) + "]")
+            values = _json5().loads("[" + shell_constructors(inner) + "]")
         except ValueError as e:
             raise UsageError(f"cannot parse the arguments ({inner.strip()[:60]}): {one_line(str(e))}",
                              hint="arguments are JSON5: unquoted keys and single quotes are fine") from None
@@ -772,6 +776,13 @@ class _Scanner:
 
 
 CONSTRUCTORS = ("ObjectId", "ISODate", "Date", "NumberDecimal", "Decimal128", "NumberLong", "NumberInt", "UUID")
+
+
+def _json5():
+    """json5, imported by the first shell-syntax statement (the verbs never need it)."""
+    import json5
+
+    return json5
 
 
 def shell_constructors(text: str) -> str:
@@ -807,7 +818,7 @@ def shell_constructors(text: str) -> str:
             if word in CONSTRUCTORS and scanner.peek() == "(":
                 inner = scanner.group("(", ")")
                 try:
-                    args = json5.loads("[" + shell_constructors(inner) + "]") if inner.strip() else []
+                    args = _json5().loads("[" + shell_constructors(inner) + "]") if inner.strip() else []
                 except ValueError as e:
                     raise UsageError(f"cannot parse {word}({inner.strip()[:40]}): {one_line(str(e))}") from None
                 out.append(json.dumps(_construct(word, args)))
@@ -858,7 +869,7 @@ def parse_shell(text: str) -> ShellCall:
     collection: str | None = None
     if s.peek() == "[":
         try:
-            collection = json5.loads(s.group("[", "]"))
+            collection = _json5().loads(s.group("[", "]"))
         except ValueError:
             raise s.error("expected a quoted collection name in db[...]") from None
         if not isinstance(collection, str):

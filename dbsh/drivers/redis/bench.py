@@ -16,18 +16,24 @@ class RedisAdapter(Adapter):
         self.r = session.client
         self.prefix = f"{self.table}:"
         self.index = f"{self.table}:__ycsb_index__"
-        # A standalone server: this worker holds one redis-py connection for the whole phase and sends the
-        # commands packed by redis-py (hiredis) on it, reading the replies with its parser; this skips
-        # the client's per-command pool checkout, retry and observability layers. A cluster routes each
-        # key to its node through the cluster client (the generic path below).
+        # A standalone server: this worker takes one redis-py connection (connected, authenticated, the
+        # database selected) for the whole phase and owns its socket: commands are sent as RESP built
+        # here, and the replies of a round trip are parsed from what one recv() brought, by a hiredis
+        # Reader of its own, in one pass. This skips redis-py's per-command pool checkout, retry,
+        # observability and per-reply read layers. A cluster routes each key to its node through the
+        # cluster client (the generic path below).
         pool = getattr(self.r, "connection_pool", None)
         self.conn = None
         if pool is not None and not getattr(session, "cluster", False):
+            import hiredis
             from redis.exceptions import ResponseError   # the driver has imported redis already
 
             from dbsh.drivers.redis import resp_bulk, resp_commands   # built inside the timed call
 
             self.pool, self.conn, self.ResponseError = pool, pool.get_connection(), ResponseError
+            self.conn.connect()
+            self._sock = self.conn._sock
+            self._reader = hiredis.Reader(replyError=ResponseError)   # an error reply is a value, not raised
             self._bulk, self._resp = resp_bulk, resp_commands
             self._names = {f: resp_bulk(f) for f in self.fields}
             self.read, self.update, self.insert, self.run_batch = \
@@ -35,8 +41,26 @@ class RedisAdapter(Adapter):
 
     def close(self):
         if self.conn is not None:
+            self.conn.disconnect()   # its parser never saw this socket's replies: start it afresh
             self.pool.release(self.conn)
             self.conn = None
+
+    def _replies(self, n: int) -> list:
+        """The next ``n`` replies: every reply that one recv() brings is parsed before the next one."""
+        gets, feed, recv, got = self._reader.gets, self._reader.feed, self._sock.recv, []
+        while True:
+            reply = gets()
+            while reply is not False:
+                got.append(reply)
+                if len(got) == n:
+                    return got
+                reply = gets()
+            data = recv(65536)
+            if not data:
+                from redis.exceptions import ConnectionError
+
+                raise ConnectionError("Connection closed by server.")
+            feed(data)
 
     # --- one connection, packed commands (standalone server)
     def _command(self, kind: str, args: tuple) -> list[tuple]:
@@ -70,9 +94,11 @@ class RedisAdapter(Adapter):
         return b"".join(parts)
 
     def _call(self, packed: bytes):
-        conn = self.conn
-        conn.send_packed_command((packed,), check_health=False)
-        return conn.read_response()
+        self._sock.sendall(packed)
+        reply = self._replies(1)[0]
+        if isinstance(reply, BaseException):
+            raise reply
+        return reply
 
     def _read_raw(self, key, fields):
         found = self._call(self._encode("read", (key, fields)))
@@ -86,28 +112,19 @@ class RedisAdapter(Adapter):
         self._call(self._encode("update", (key, values)))
 
     def _insert_raw(self, key, values):
-        conn = self.conn
-        conn.send_packed_command((self._resp(self._command("insert", (key, values))),), check_health=False)
-        replies = [self._reply() for _ in range(2)]
-        error = next((r for r in replies if isinstance(r, BaseException)), None)
+        self._sock.sendall(self._resp(self._command("insert", (key, values))))
+        error = next((r for r in self._replies(2) if isinstance(r, BaseException)), None)
         if error is not None:
             raise error
 
-    def _reply(self):
-        """One reply of a pipeline; a server error is the reply (as redis-py's pipeline, raise_on_error=False)."""
-        try:
-            return self.conn.read_response()
-        except self.ResponseError as e:
-            return e
-
     def _run_batch_raw(self, ops: list[tuple[str, tuple]]) -> list[BaseException | None]:
-        conn, encode, resp = self.conn, self._encode, self._resp
+        encode, resp = self._encode, self._resp
         packed = [resp(self._command(kind, args)) if kind == "insert" else encode(kind, args) for kind, args in ops]
-        conn.send_packed_command((b"".join(packed),), check_health=False)
-        reply = self._reply
+        self._sock.sendall(b"".join(packed))
         n = len(ops) + sum(1 for kind, _ in ops if kind == "insert")   # an insert is HSET + ZADD
-        replies = [reply() for _ in range(n)]   # a lost connection raises: the whole batch failed
-        return self._outcomes(ops, replies)
+        # a server error is that operation's outcome (as redis-py's pipeline with raise_on_error=False);
+        # a lost connection raises: the whole batch failed
+        return self._outcomes(ops, self._replies(n))
 
     def drop(self) -> None:
         pipe = self.r.pipeline(transaction=False)

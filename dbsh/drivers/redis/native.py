@@ -12,6 +12,10 @@ from dbsh.errors import UsageError
 STREAMING = {"SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "MONITOR"}
 SET_REPLIES = {"SMEMBERS", "SINTER", "SUNION", "SDIFF", "SRANDMEMBER", "SPOP"}
 SCORED = {"ZPOPMIN", "ZPOPMAX", "BZPOPMIN", "BZPOPMAX", "ZMPOP", "BZMPOP"}
+# commands that change the connection they run on (the warm agent does not reuse it after them)
+CONNECTION_STATE = frozenset("""SELECT CLIENT MULTI EXEC DISCARD WATCH UNWATCH SUBSCRIBE PSUBSCRIBE SSUBSCRIBE
+UNSUBSCRIBE PUNSUBSCRIBE SUNSUBSCRIBE MONITOR RESET AUTH HELLO READONLY READWRITE QUIT SYNC PSYNC REPLCONF
+ASKING""".split())
 
 # redis-cli quoting (sdssplitargs) is shared with Memcached's commands
 from dbsh.drivers.quoting import split_args  # noqa: E402,F401

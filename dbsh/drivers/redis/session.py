@@ -20,7 +20,7 @@ from redis.cluster import RedisCluster
 from dbsh.drivers.base import Capabilities, Result, batched
 from dbsh.drivers.redis.documents import RedisDocuments
 from dbsh.drivers.redis.inserts import _Inserter
-from dbsh.drivers.redis.native import STREAMING, _bind, _name, reply_result, split_args, text
+from dbsh.drivers.redis.native import CONNECTION_STATE, STREAMING, _bind, _name, reply_result, split_args, text
 from dbsh.errors import ConnectError, DbshError, QueryError, Unsupported, UsageError, one_line, redact
 
 PIPELINE_CHUNK = 1000      # commands per pipeline round trip
@@ -206,6 +206,24 @@ class RedisSession(RedisDocuments):
             raise UsageError("no command given")
         args = _bind(split_args(commands[0][1]), params or {})
         return self.command(args)
+
+    def stateless(self, text: str) -> bool:
+        """No command of ``text`` changes the connection (SELECT, CLIENT, MULTI, WATCH, SUBSCRIBE ...)."""
+        try:
+            names = [_name(split_args(line)[0]) for line in text.splitlines()
+                     if line.strip() and not line.lstrip().startswith("#")]
+        except Exception:  # noqa: BLE001 - what cannot be read is not known to be stateless
+            return False
+        return bool(names) and not CONNECTION_STATE.intersection(names)
+
+    def reset(self) -> bool:
+        """Drop every connection (a SELECTed database, a CLIENT SETNAME, a subscription); the next
+        command connects anew."""
+        pool = getattr(self.raw, "connection_pool", None)
+        if pool is None:   # a cluster: its nodes' connections
+            return False
+        pool.disconnect()
+        return True
 
     def command(self, args: list[Any]) -> Result:
         name = _name(args[0])

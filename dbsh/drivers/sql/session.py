@@ -143,6 +143,30 @@ class SqlSession(Session):
             with contextlib.suppress(Exception):
                 conn.close()
 
+    # -- for the warm agent (dbsh.agent): may this session serve the next command? -------------
+    # statements that leave the connection as they found it (no setting, transaction or cursor left)
+    _STATELESS = frozenset(("select", "insert", "update", "delete", "with", "values", "table", "show", "explain",
+                            "describe", "desc"))
+
+    def stateless(self, text: str) -> bool:
+        if self.in_transaction:
+            return False
+        try:
+            words = [part.split(None, 1)[0].lower() for part in self.statements(text) if part.split()]
+        except Exception:  # noqa: BLE001 - what cannot be read is not known to be stateless
+            return False
+        return bool(words) and all(w.strip("(") in self._STATELESS for w in words)
+
+    def reset(self) -> bool:
+        """A new connection in place of this one (its settings and transaction gone), read-only again
+        if the session was."""
+        self.close()
+        self.client = self.conn = self._connect()
+        self._tables.clear()
+        if self.readonly:
+            self.set_readonly(True)
+        return True
+
     # -- transactions -----------------------------------------------------------------------
     def begin(self) -> None:
         if self.in_transaction:
