@@ -150,3 +150,43 @@ def test_ctrl_c_cancels_a_long_sqlite_statement(terminal):
     terminal.keys("Enter")
     screen = terminal.wait_for("(1 row)")
     assert " still here" in screen
+
+
+@pytest.fixture
+def shop(tmp_path):
+    """A SQLite file with a people table, and a terminal factory for dbsh on it."""
+    path = tmp_path / "shop.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("create table people (id integer primary key, name text, age int)")
+        conn.executemany("insert into people (name, age) values (?, ?)", [("Ann", 34), ("Bob", 20), ("Cy", 51)])
+    return path
+
+
+def open_terminal(tmp_path, *args: str, env: dict | None = None) -> Terminal:
+    base = {"XDG_DATA_HOME": str(tmp_path / "data"), "XDG_CONFIG_HOME": str(tmp_path / "config"),
+            "PAGER": "less -SRXF"}
+    return Terminal(tmp_path, [sys.executable, "-m", "dbsh", *args], {**base, **(env or {})})
+
+
+def test_ctrl_r_finds_an_earlier_statement(shop, tmp_path):
+    term = open_terminal(tmp_path, "-u", f"sqlite:///{shop}")
+    try:
+        term.wait_for("shop.db>")
+        term.type("select name from people where id = 3;")
+        term.keys("Enter")
+        term.wait_for(" Cy")
+        term.type("select name from people where id = 1;")
+        term.keys("Enter")
+        term.wait_for(" Ann")
+        term.keys("C-l")
+        term.keys("C-r")
+        for ch in "id = 3":        # typed as a person types: one key at a time
+            term.type(ch)
+        screen = term.wait_for("I-search backward: id = 3")
+        assert "shop.db> select name from people where id = 3;" in screen
+        term.keys("Enter")         # takes the match
+        term.keys("Enter")         # runs it
+        screen = term.wait_for("(1 row)")
+        assert " Cy" in screen and " Ann" not in screen
+    finally:
+        term.close()

@@ -414,11 +414,13 @@ class Shell:
         self.next_default = (edited or "").rstrip("\n")
 
     # -- the interactive loop --------------------------------------------------------------
+    def input_complete(self, text: str) -> bool:
+        """Whether Enter runs the text typed at the prompt (else it starts a new line)."""
+        return statements.is_complete(text, self.language, self.terminator)
+
     def _prompt_session(self):
         from prompt_toolkit import PromptSession
-        from prompt_toolkit.application.current import get_app
         from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
-        from prompt_toolkit.filters import Condition
         from prompt_toolkit.lexers import PygmentsLexer
         from prompt_toolkit.styles import Style
 
@@ -426,13 +428,10 @@ class Shell:
         from dbsh.repl.completer import ShellCompleter
         from dbsh.repl.history import RedactingHistory, history_path
 
-        def unfinished() -> bool:
-            return not statements.is_complete(get_app().current_buffer.text, self.language, self.terminator)
-
         history = RedactingHistory(history_path(self.target), secrets=(self.target.password,))
         return PromptSession(
             message=lambda: toolbar.prompt_text(self),
-            multiline=Condition(unfinished),
+            multiline=True,            # Enter runs a complete statement: keys.py
             prompt_continuation=toolbar.continuation(self),
             lexer=PygmentsLexer(lexers.lexer_class(self.language)),
             completer=ShellCompleter(self),
