@@ -188,12 +188,44 @@ def query(session: Session, out: Renderer, text: str, *, params: list[str] | dic
     out.result(session.execute(text, values))
 
 
-def collections(session: Session, out: Renderer) -> None:
-    out.result(Result(({"name": n} for n in session.collections()), ["name"]))
+def collections(session: Session, out: Renderer, pattern: str | None = None) -> None:
+    names = session.collections()
+    if pattern:
+        from fnmatch import fnmatchcase
+
+        names = [n for n in names if fnmatchcase(n, pattern)]
+    out.result(Result(({"name": n} for n in names), ["name"]))
+
+
+def is_pattern(name: str) -> bool:
+    return any(c in name for c in "*?[")
 
 
 def describe(session: Session, out: Renderer, collection: str) -> None:
-    out.result(session.describe(collection))
+    """One collection, or each one a pattern (peo*) matches: a titled table each on a terminal,
+    rows with a "collection" field otherwise."""
+    if not is_pattern(collection):
+        out.result(session.describe(collection))
+        return
+    from fnmatch import fnmatchcase
+
+    from dbsh.errors import NotFound
+
+    names = [n for n in session.collections() if fnmatchcase(n, collection)]
+    if not names:
+        raise NotFound(f"no collection matches {collection!r}")
+    for name in names:
+        result = session.describe(name)
+        if out.fmt == "table":
+            out.console.print(f"{name}:", markup=False, highlight=False, style="bold")
+            out.result(result)
+        else:
+            columns = ["collection", *(result.columns or [])]
+            out.rows(({"collection": name, **row} for row in result), columns)
+
+
+def databases(session: Session, out: Renderer) -> None:
+    out.result(session.databases())
 
 
 def connect_report(session: Session, out: Renderer) -> dict[str, Any]:

@@ -60,14 +60,44 @@ def profile(name: str) -> dict[str, Any]:
     return found
 
 
+def _check_name(name: str, what: str) -> None:
+    if not name or not all(c.isalnum() or c in "-_." for c in name):
+        raise UsageError(f"invalid {what} name {name!r}: use letters, digits, '-', '_' or '.'")
+
+
 def save_profile(name: str, url: str, **extra: Any) -> Path:
     """Store a profile. The URL passed here must already be free of any password."""
-    import tomli_w
-
-    if not name or not all(c.isalnum() or c in "-_." for c in name):
-        raise UsageError(f"invalid profile name {name!r}: use letters, digits, '-', '_' or '.'")
+    _check_name(name, "profile")
     data = load()
     data.setdefault("profiles", {})[name] = {"url": url, **{k: v for k, v in extra.items() if v is not None}}
+    return _write(data)
+
+
+NAMED = "named_queries"
+
+
+def named_queries() -> dict[str, str]:
+    """The shell's named queries ([named_queries] in config.toml: name = "query text")."""
+    return {k: v for k, v in settings(NAMED).items() if isinstance(v, str)}
+
+
+def save_named_query(name: str, text: str | None) -> Path:
+    """Store a named query (None: delete it)."""
+    _check_name(name, "query")
+    data = load()
+    table = data.setdefault(NAMED, {})
+    if text is None:
+        if name not in table:
+            raise NotFound(f"no named query {name!r}", hint="\\n lists them")
+        del table[name]
+    else:
+        table[name] = text
+    return _write(data)
+
+
+def _write(data: dict[str, Any]) -> Path:
+    import tomli_w
+
     path = config_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")

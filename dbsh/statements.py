@@ -325,3 +325,55 @@ def arguments(text: str) -> list[str]:
         args.append(text[i:j])
         i = j
     return args
+
+
+# -- $1-style arguments of the shell's named queries ------------------------------------------
+
+_SKIPPED = {"--": r"--[^\n]*", "//": r"//[^\n]*", "/*": r"/\*.*?\*/"}
+
+
+def _positional_pattern(language: str) -> re.Pattern:
+    skipped = [r"'(?:[^'\\]|''|\\.)*'", r'"(?:[^"\\]|\\.)*"'] + [_SKIPPED[m] for m in comment_markers(language)]
+    return re.compile(f"({'|'.join(skipped)})|\\$(\\d+)(?!\\w)", re.S)
+
+
+def positional(text: str, language: str, values: list) -> tuple[str, dict]:
+    """(text, params) for a named query's ``$1``, ``$2`` ... (not inside strings or comments), each
+    value bound the backend's way: ``:p1`` (SQL, CQL, a whole Redis argument), ``$p1`` (Cypher); the
+    JSON-shaped languages, which take no parameters, get the value's JSON text (in a CouchDB path,
+    the value URL-quoted). Every $N needs its value and every value a $N."""
+    import json
+    from urllib.parse import quote
+
+    used: set[int] = set()
+    params: dict = {}
+    first_line = len(text.split("\n", 1)[0])
+
+    def replace(m: re.Match) -> str:
+        if m.group(1) is not None:
+            return m.group(1)
+        n = int(m.group(2))
+        if not 1 <= n <= len(values):
+            raise UsageError(f"${n} has no value: {len(values)} argument{'s' if len(values) != 1 else ''} given")
+        used.add(n)
+        value = values[n - 1]
+        if language in ("javascript", "js", "mongo", "mongodb"):
+            return json.dumps(value, ensure_ascii=False)
+        if language in ("http", "couchdb"):
+            return quote(str(value), safe="") if m.start() < first_line else json.dumps(value, ensure_ascii=False)
+        if language == "redis":
+            start, end = m.start(), m.end()
+            whole = (start == 0 or text[start - 1].isspace()) and (end == len(text) or text[end].isspace())
+            if not whole:       # part of a word (users:$1): the value must be a plain word itself
+                word = str(value)
+                if not word or any(c.isspace() or c in "'\"" for c in word):
+                    raise UsageError(f"${n} is part of a word, and its value {word!r} is not one plain word")
+                return word
+        params[f"p{n}"] = value
+        return f"$p{n}" if language in ("cypher", "cyp") else f":p{n}"
+
+    bound = _positional_pattern(language).sub(replace, text)
+    extra = sorted(set(range(1, len(values) + 1)) - used)
+    if extra:
+        raise UsageError(f"too many arguments: the query has no ${extra[0]}")
+    return bound, params

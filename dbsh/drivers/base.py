@@ -175,6 +175,15 @@ class Session:
     def describe(self, name: str) -> Result:
         raise Unsupported(f"{self.name} cannot describe {name}")
 
+    def databases(self) -> Result:
+        """The databases (keyspaces, db numbers) on the server, the current one marked: the shell's \\l."""
+        raise Unsupported(f"{self.name} cannot list databases")
+
+    def foreign_keys(self, name: str) -> list[dict[str, Any]]:
+        """References from a collection to others: {"name", "columns", "table", "referred"} each
+        (columns of ``name`` -> columns of ``table``). For \\d and join completion; default: none."""
+        return []
+
     def completions(self) -> dict[str, list[str]]:
         """Field names per collection, for the REPL's completion. Schemaless backends override this
         with fields of sampled documents (or key patterns, property keys); the default asks describe()."""

@@ -178,6 +178,10 @@ class CouchSession(Session):
         names = self._call(self.client.resource.get_json, "_all_dbs")[2]
         return sorted(n for n in names if not n.startswith("_"))
 
+    def databases(self) -> Result:
+        """CouchDB's databases are dbsh's collections."""
+        return Result(({"name": n} for n in self.collections()), ["name"])
+
     def describe(self, name: str) -> Result:
         resource = self._existing(name)
         indexes = self._call(resource.get_json, "_index")[2].get("indexes", [])

@@ -405,6 +405,11 @@ class Neo4jSession(Session):
     def collections(self) -> list[str]:
         return sorted(str(r["label"]) for r in self._all("CALL db.labels() YIELD label RETURN label"))
 
+    def databases(self) -> Result:
+        rows = self._all("SHOW DATABASES YIELD name, currentStatus, default RETURN name, currentStatus AS status, "
+                         "default")
+        return Result(rows, ["name", "status", "default"])
+
     def describe(self, name: str) -> Result:
         label = quote_name(name, "label")
         rows: list[dict] = []

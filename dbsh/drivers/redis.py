@@ -680,6 +680,18 @@ class RedisSession(Session):
                 "mode": info.get("redis_mode"), "protocol": f"RESP{self.protocol}",
                 "database": None if self.cluster else (parts.path.strip("/") or "0")}
 
+    def databases(self) -> Result:
+        """The numbered databases that hold keys (INFO keyspace), and the current one."""
+        if self.cluster:
+            raise Unsupported("a Redis Cluster has one database (0)")
+        with self._errors():
+            keyspace = self.client.info("keyspace")
+        current = int(urlsplit(self._url).path.strip("/") or 0)
+        found = {int(k[2:]): v for k, v in keyspace.items() if k.startswith("db") and k[2:].isdigit()}
+        found.setdefault(current, {"keys": 0, "expires": 0})
+        return Result(({"db": n, "keys": found[n].get("keys", 0), "expires": found[n].get("expires", 0),
+                        "current": n == current} for n in sorted(found)), ["db", "keys", "expires", "current"])
+
     def ping(self) -> float:
         with self._errors():
             self.client.ping()

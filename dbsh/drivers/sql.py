@@ -285,6 +285,35 @@ class SqlSession(Session):
         except sa_exc.DBAPIError as e:
             raise self._error(e) from None
 
+    _DATABASES = {
+        "postgresql": "select datname as name, datname = current_database() as current from pg_database "
+                      "where not datistemplate order by datname",
+        "mysql": "select schema_name as name, schema_name = database() as current from information_schema.schemata "
+                 "order by schema_name",
+        "sqlite": "select name, file, name = 'main' as current from pragma_database_list order by seq",
+    }
+
+    def databases(self) -> Result:
+        sql = self._DATABASES["mysql" if self.dialect == "mariadb" else self.dialect]
+        try:
+            with self._use() as conn:
+                rows = [dict(r._mapping) for r in conn.exec_driver_sql(sql)]
+        except sa_exc.DBAPIError as e:
+            raise self._error(e) from None
+        for row in rows:
+            row["current"] = bool(row["current"])
+        return Result(rows, list(rows[0]) if rows else ["name", "current"])
+
+    def foreign_keys(self, name: str) -> list[dict[str, Any]]:
+        table = self.table(name)
+        try:
+            with self._use() as conn:
+                found = sa.inspect(conn).get_foreign_keys(table.name, schema=table.schema)
+        except sa_exc.DBAPIError as e:
+            raise self._error(e) from None
+        return [{"name": fk.get("name"), "columns": fk["constrained_columns"], "table": fk["referred_table"],
+                 "referred": fk["referred_columns"]} for fk in found]
+
     def table(self, name: str, conn: sa.Connection | None = None, *, missing_ok: bool = False) -> sa.Table | None:
         if name in self._tables:
             return self._tables[name]
@@ -335,6 +364,10 @@ class SqlSession(Session):
                 if col:
                     label = index["name"] + (" (unique)" if index.get("unique") else "")
                     indexed.setdefault(col, []).append(label)
+        references: dict[str, str] = {}
+        for fk in self.foreign_keys(name):
+            for mine, theirs in zip(fk["columns"], fk["referred"]):
+                references[mine] = f"{fk['table']}({theirs})"
         rows = []
         for col in table.columns:
             rows.append({
@@ -344,8 +377,9 @@ class SqlSession(Session):
                 "default": None if col.server_default is None else str(getattr(col.server_default, "arg", "")),
                 "primary_key": col.primary_key,
                 "indexes": ", ".join(indexed.get(col.name, [])) or None,
+                "references": references.get(col.name),
             })
-        return Result(rows, ["column", "type", "nullable", "default", "primary_key", "indexes"])
+        return Result(rows, ["column", "type", "nullable", "default", "primary_key", "indexes", "references"])
 
     # -- filter compilation ----------------------------------------------------------------
     def _column(self, table: sa.Table, field: str) -> sa.ColumnElement:
