@@ -548,3 +548,77 @@ def test_l_lists_databases_and_dt_d_take_patterns_and_references(db):
     assert lines[7]["references"] == "people(id)"
     assert {row["column"]: row["references"] for row in lines[8:]} == {
         "id": None, "person_id": "people(id)", "total": None}
+
+
+# -- bodies: triggers, routines, DELIMITER, $$ ---------------------------------------------------
+
+PROCEDURE = """DELIMITER //
+CREATE PROCEDURE p(IN x INT)
+BEGIN
+  IF x > 0 THEN SELECT 1; ELSE SELECT 2; END IF;
+  CASE x WHEN 1 THEN SELECT 'one'; ELSE SELECT 'other'; END CASE;
+END //
+DELIMITER ;
+CALL p(1);"""
+
+
+@pytest.mark.parametrize("text, language, expected", [
+    ("CREATE TRIGGER t AFTER INSERT ON a BEGIN\n INSERT INTO b VALUES (CASE WHEN new.x THEN 1 ELSE 2 END);\n"
+     " UPDATE c SET n = n + 1;\nEND;\nSELECT 1;", "sql",
+     ["CREATE TRIGGER t AFTER INSERT ON a BEGIN\n INSERT INTO b VALUES (CASE WHEN new.x THEN 1 ELSE 2 END);\n"
+      " UPDATE c SET n = n + 1;\nEND;", "SELECT 1;"]),
+    (PROCEDURE, "sql", ["DELIMITER //", PROCEDURE.split("\n", 1)[1].split(" //")[0], "DELIMITER ;", "CALL p(1);"]),
+    ("CREATE PROCEDURE q()\nBEGIN\n WHILE 1 DO SELECT 1; END WHILE;\n SELECT 2;\nEND;\nCALL q();", "sql",
+     ["CREATE PROCEDURE q()\nBEGIN\n WHILE 1 DO SELECT 1; END WHILE;\n SELECT 2;\nEND;", "CALL q();"]),
+    ("create function f() returns int as $$ begin return 1; end; $$ language plpgsql; select f();", "sql",
+     ["create function f() returns int as $$ begin return 1; end; $$ language plpgsql;", "select f();"]),
+    ("DELIMITER $$\ncreate function g() returns int begin return 1; end$$\nDELIMITER ;", "sql",
+     ["DELIMITER $$", "create function g() returns int begin return 1; end", "DELIMITER ;"]),
+    ("BEGIN BATCH INSERT INTO t (a) VALUES (1); INSERT INTO t (a) VALUES (2); APPLY BATCH; SELECT a FROM t;", "cql",
+     ["BEGIN BATCH INSERT INTO t (a) VALUES (1); INSERT INTO t (a) VALUES (2); APPLY BATCH;", "SELECT a FROM t;"]),
+    ("begin; insert into t values (1); commit;", "sql", ["begin;", "insert into t values (1);", "commit;"]),
+])
+def test_bodies_are_one_statement(text, language, expected):
+    assert statements.split(text, language, ";") == expected
+    assert statements.split_terminated(text, language) == [
+        e.rstrip(";") for e in expected if not e.startswith("DELIMITER")]
+
+
+@pytest.mark.parametrize("text, terminator, complete", [
+    ("CREATE TRIGGER t AFTER INSERT ON a BEGIN\n INSERT INTO b VALUES (1);", ";", False),
+    ("CREATE TRIGGER t AFTER INSERT ON a BEGIN\n INSERT INTO b VALUES (1);\nEND;", ";", True),
+    ("DELIMITER //", ";", True),
+    ("select 1;", "//", False),
+    ("select 1 //", "//", True),
+    ("select 1; -- done", ";", True),
+])
+def test_where_a_body_ends(text, terminator, complete):
+    assert statements.is_complete(text, "sql", terminator) is complete
+
+
+SQLITE_SCRIPT = """create table items (id integer primary key, name text);
+create table log (what text);
+create trigger logged after insert on items
+begin
+  insert into log values ('added ' || new.name);
+  insert into log values (case when new.id > 1 then 'more' else 'first' end);
+end;
+insert into items (name) values ('pen'), ('ink');
+"""
+
+
+def test_sqlite_trigger_body_at_the_prompt_in_a_file_and_piped(tmp_path):
+    expected = [("added pen",), ("first",), ("added ink",), ("more",)]
+    typed = tmp_path / "typed.db"
+    Typed(url_of(typed), SQLITE_SCRIPT.replace("\n", "\r") + "\\q\r")
+    assert rows(typed, "select what from log order by rowid") == expected
+    script = tmp_path / "script.sql"
+    script.write_text(SQLITE_SCRIPT)
+    included = tmp_path / "included.db"
+    run = Typed(url_of(included), f"\\i {script}\r\\q\r")
+    assert run.errors == ""
+    assert rows(included, "select what from log order by rowid") == expected
+    piped = tmp_path / "piped.db"
+    run = dbsh("-u", url_of(piped), input=SQLITE_SCRIPT)
+    assert run.code == 0, run.err
+    assert rows(piped, "select what from log order by rowid") == expected

@@ -344,3 +344,81 @@ def test_cassandra_completion_and_truncate_asks(cassandra_url):
     finally:
         done(shell)
     assert shell.out.getvalue().splitlines()[-2:] == [" 1 ", "(1 row)"]
+
+
+# -- bodies on the real servers: MariaDB DELIMITER routines, PostgreSQL $$ functions ------------
+
+def _three_ways(url, script: str, tmp_path):
+    """The script typed at the prompt, run with \\i, and piped into `dbsh`: each must succeed."""
+    from tests.dbshtest import dbsh
+
+    typed = Typed(url, script.replace("\n", "\r") + "\\q\r", yes=True)
+    assert "error" not in typed.errors, typed.errors
+    path = tmp_path / "script.sql"
+    path.write_text(script)
+    included = Typed(url, f"\\i {path}\r\\q\r", yes=True)
+    assert "error" not in included.errors, included.errors
+    piped = dbsh("-u", url, "--yes", input=script)
+    assert piped.code == 0, piped.err
+    return typed, included, piped
+
+
+def test_mariadb_routines_with_delimiter_and_without(mariadb_url, tmp_path):
+    import pymysql
+
+    from dbsh.target import Target
+
+    name = unique("p")
+    script = (f"DROP PROCEDURE IF EXISTS {name};\n"
+              "DELIMITER //\n"
+              f"CREATE PROCEDURE {name}(IN x INT)\n"
+              "BEGIN\n"
+              "  IF x > 0 THEN SELECT 'positive' AS s; ELSE SELECT 'not' AS s; END IF;\n"
+              "END //\n"
+              "DELIMITER ;\n"
+              f"CALL {name}(1);\n"
+              f"DROP FUNCTION IF EXISTS {name}_f;\n"
+              f"CREATE FUNCTION {name}_f(x INT) RETURNS INT DETERMINISTIC\n"
+              "BEGIN\n"
+              "  DECLARE y INT DEFAULT 0;\n"
+              "  WHILE y < x DO SET y = y + 1; END WHILE;\n"
+              "  RETURN y * 10;\n"
+              "END;\n"
+              f"SELECT {name}_f(4) AS f;\n")
+    typed, included, piped = _three_ways(mariadb_url, script, tmp_path)
+    assert " positive " in typed.output and " 40 " in typed.output
+    assert " positive " in included.output and " 40 " in included.output
+    assert piped.json_lines()[-1] == {"f": 40} and {"s": "positive"} in piped.json_lines()
+    t = Target(mariadb_url)
+    conn = pymysql.connect(host="127.0.0.1", port=t.parts.port, user=t.username, password=t.password,
+                           database=t.parts.path.lstrip("/"))
+    try:
+        with conn.cursor() as cur:
+            cur.execute("select routine_name from information_schema.routines where routine_name like %s "
+                        "order by 1", (f"{name}%",))
+            assert cur.fetchall() == ((name,), (f"{name}_f",))
+            cur.execute(f"drop procedure {name}")
+            cur.execute(f"drop function {name}_f")
+    finally:
+        conn.close()
+
+
+def test_postgres_dollar_quoted_function_bodies(postgres_url, tmp_path):
+    name = unique("f")
+    script = (f"create or replace function {name}(x int) returns int language plpgsql as $$\n"
+              "begin\n"
+              "  if x > 0 then return x * 10; end if;\n"
+              "  return 0;\n"
+              "end;\n"
+              "$$;\n"
+              f"create or replace function {name}_t() returns text language sql as $body$ select 'a;b' $body$;\n"
+              f"select {name}(4) as f, {name}_t() as t;\n")
+    typed, included, piped = _three_ways(postgres_url, script, tmp_path)
+    for run in (typed, included):
+        assert " 40 " in run.output and " a;b " in run.output
+    assert piped.json_lines()[-1] == {"f": 40, "t": "a;b"}
+    assert pg_rows(postgres_url, f"select count(*) from pg_proc where proname like '{name}%'") == [(2,)]
+    import psycopg
+
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f"drop function {name}; drop function {name}_t")

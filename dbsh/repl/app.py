@@ -88,6 +88,7 @@ class Shell:
         self.redirect = None          # \o FILE: results go to this file instead of the screen
         self.tee = None               # \tee FILE: results go to the screen and this file
         self.watching = False         # \watch runs: no pager in between
+        self.delimiter: str | None = None    # set by a DELIMITER line (SQL), as the mysql client does
         self.row_limit = int(self.settings.get("row_limit", DEFAULT_ROW_LIMIT) or 0) if interactive else 0
         pager = self.settings.get("pager", os.environ.get("PAGER") or DEFAULT_PAGER)
         self.pager = pager if isinstance(pager, str) else None     # pager = false turns it off
@@ -202,7 +203,8 @@ class Shell:
 
     @property
     def terminator(self) -> str | None:
-        return self.session.capabilities.statement_terminator
+        """What ends a statement: the language's (';', or none), or what a DELIMITER line set."""
+        return self.delimiter or self.session.capabilities.statement_terminator
 
     def in_transaction(self) -> bool:
         try:
@@ -346,6 +348,9 @@ class Shell:
                 meta.dispatch(self, text)
             elif word == "help":
                 meta.dispatch(self, "\\?")
+            elif self.language in statements.SQL and statements.delimiter(text) is not None:
+                new = statements.delimiter(text)
+                self.delimiter = None if new == ";" else new
             else:
                 self.native(text)
         except Quit:
