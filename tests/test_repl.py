@@ -622,3 +622,29 @@ def test_sqlite_trigger_body_at_the_prompt_in_a_file_and_piped(tmp_path):
     run = dbsh("-u", url_of(piped), input=SQLITE_SCRIPT)
     assert run.code == 0, run.err
     assert rows(piped, "select what from log order by rowid") == expected
+
+
+def test_sql_completion_knows_aliases_and_join_conditions(db):
+    with sqlite3.connect(db) as conn:
+        conn.execute("create table orders (id integer primary key, person_id int references people(id), total real)")
+        conn.execute("create table notes (body text)")
+    with create_pipe_input() as pipe:
+        pipe.send_text("\\q\r")
+        shell = Shell(resolve(url_of(db)), settings={}, out=io.StringIO(), err=io.StringIO(), pt_input=pipe,
+                      pt_output=DummyOutput())
+        shell.prompt_session = shell._prompt_session()
+        assert shell.catalog.wait(60)
+        completer = shell.prompt_session.completer
+
+        def offered(text, cursor=None):
+            doc = Document(text, cursor if cursor is not None else len(text))
+            return [c.text for c in completer.get_completions(doc, CompleteEvent())]
+
+        assert offered("select p. from people p", cursor=len("select p.")) == ["id", "name", "age"]
+        assert offered("select o.to from orders as o", cursor=len("select o.to")) == ["total"]
+        assert offered("select * from orders o where o.to") == ["total"]
+        assert offered("select * from people p join orders o on ") == ["o.person_id = p.id"]
+        assert offered("select * from orders join people on ") == ["people.id = orders.person_id"]
+        assert offered("select * from people p join ")[:1] == ["orders"]        # related tables first
+        assert "notes" in offered("select * from people p join ")
+        shell.loop()

@@ -199,7 +199,7 @@ def redis_client(redis_url):
 def test_redis_completion_lists_prefixes_fields_and_commands(redis_url, redis_client):
     shell = open_shell(redis_url)
     try:
-        assert "users" in completions(shell, "HGETALL us")
+        assert completions(shell, "HGETALL us") == ["users:", "users:1", "users:2"]     # prefixes, then keys
         assert completions(shell, "\\find users {\"ci") == ["city"]
         assert completions(shell, "hgeta") == ["hgetall"] and completions(shell, "HGETA") == ["HGETALL"]
     finally:
@@ -422,3 +422,90 @@ def test_postgres_dollar_quoted_function_bodies(postgres_url, tmp_path):
 
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute(f"drop function {name}; drop function {name}_t")
+
+
+# -- context-aware completion on the real servers -----------------------------------------------
+
+def test_redis_command_table_from_the_server_hints_and_key_names(redis_url, redis_client):
+    from dbsh.repl import redis_commands
+    from dbsh.repl.completer import argument_hint
+
+    redis_client.set("user:counter", "1")
+    shell = open_shell(redis_url)
+    try:
+        commands = shell.catalog.snapshot.commands
+        assert len(commands) > 200 and commands["HGET"].syntax == "key field"      # COMMAND DOCS answered
+        assert commands["HGET"].summary == redis_commands.table()["HGET"].summary   # as the shipped table
+        assert set(completions(shell, "HGET ")) == {"users:", "user:", "users:1", "users:2", "counter", "user:counter"}
+        assert completions(shell, "HGET users:") == ["users:", "users:1", "users:2"]
+        assert completions(shell, "HGET users:1 ") == []            # a field: no key names there
+        assert completions(shell, "DEL counter u") == ["user:", "users:", "user:counter", "users:1", "users:2"]
+        assert completions(shell, "SET counter 8 E") == ["EX", "EXAT"]
+        assert completions(shell, "set counter 8 x") == ["xx"]
+        assert completions(shell, "config g") == ["get"]
+        assert "zrangebyscore" in completions(shell, "zrange")
+        assert argument_hint(shell, "HGET ") == "HGET key field: Get the value of a hash field"
+        assert argument_hint(shell, "config get ").startswith("CONFIG GET parameter [parameter ...]")
+    finally:
+        done(shell)
+
+
+@pytest.mark.secantusdb
+def test_mongo_dotted_paths_complete_their_sub_fields(mongo_url, mongo_db):
+    db, name = mongo_db
+    db[name].insert_one({"name": "Phone", "specs": {"ram": 8, "cpu": {"cores": 8}}})
+    shell = open_shell(mongo_url)
+    try:
+        assert completions(shell, f"db.{name}.find({{specs.") == ["ram", "cpu", "cpu.cores"]
+        assert completions(shell, f'db.{name}.find({{"specs.c') == ["cpu", "cpu.cores"]
+        assert completions(shell, f'db.{name}.find({{"address.') == ["city"]
+        assert completions(shell, f'\\find {name} {{"specs.') == ["specs.ram", "specs.cpu", "specs.cpu.cores"]
+    finally:
+        done(shell)
+
+
+def test_postgres_join_conditions_from_foreign_keys(postgres_url):
+    import psycopg
+
+    people, orders = unique("people"), unique("orders")
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f"create table {people} (id serial primary key, name text)")
+        conn.execute(f"create table {orders} (id serial primary key, buyer int references {people}(id), total int)")
+    shell = open_shell(postgres_url)
+    try:
+        assert completions(shell, f"select * from {people} p join {orders} o on ") == ["o.buyer = p.id"]
+        assert completions(shell, f"select * from {orders} o where o.") == ["id", "buyer", "total"]
+        assert completions(shell, f"select * from {people} p join ")[0] == orders
+        shell.run_statement(f"\\d {orders}")
+    finally:
+        done(shell)
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(f"drop table {orders}; drop table {people}")
+    assert f"{people}(id)" in shell.out.getvalue()
+
+
+@pytest.mark.falkordb
+def test_cypher_completion_of_relationship_types_and_bound_properties(neo4j_url):
+    from tests.servers import absorb_bolt_stall
+
+    label, kind = unique("Person"), unique("KNOWS").upper()
+    absorb_bolt_stall(neo4j_url)
+    shell = open_shell(neo4j_url)
+    try:
+        assert shell.run_statement(f"CREATE (:{label} {{name: 'Ann', age: 3}})-[:{kind} {{since: 2020}}]->"
+                                   f"(:{label} {{name: 'Bob'}});") == 0
+        for _ in range(3):      # FalkorDB's stall after a closed connection may cost a refresh its fields
+            shell.refresh_catalog()
+            assert shell.catalog.wait(120)
+            absorb_bolt_stall(neo4j_url)
+            if shell.catalog.snapshot.fields.get(label):
+                break
+        assert completions(shell, f"MATCH (a)-[:{kind[:6]}") == [kind]
+        assert completions(shell, f"MATCH (a)-[r:{kind[:6]}") == [kind]
+        assert set(completions(shell, f"MATCH (p:{label}) RETURN p.")) == {"name", "age"}
+        assert "since" in completions(shell, "MATCH ()-[r]->() RETURN r.s")
+        shell.pipe.send_text("y\r")
+        shell.run_statement(f"MATCH (n:{label}) DETACH DELETE n;")
+    finally:
+        done(shell)
+        absorb_bolt_stall(neo4j_url)

@@ -179,6 +179,16 @@ class Session:
         """The databases (keyspaces, db numbers) on the server, the current one marked: the shell's \\l."""
         raise Unsupported(f"{self.name} cannot list databases")
 
+    def vocabulary(self) -> dict[str, Any]:
+        """What completion may know beyond collections and fields, from the server (read by the shell's
+        background catalog): "command_docs" (Redis COMMAND DOCS), "relationships" and "properties"
+        (graph), ... Default: nothing."""
+        return {}
+
+    def key_names(self, prefix: str, limit: int = 100) -> list[str]:
+        """Names of keys that begin with ``prefix`` (a bounded scan), for completion. Default: none."""
+        return []
+
     def foreign_keys(self, name: str) -> list[dict[str, Any]]:
         """References from a collection to others: {"name", "columns", "table", "referred"} each
         (columns of ``name`` -> columns of ``table``). For \\d and join completion; default: none."""

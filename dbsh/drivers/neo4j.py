@@ -405,6 +405,26 @@ class Neo4jSession(Session):
     def collections(self) -> list[str]:
         return sorted(str(r["label"]) for r in self._all("CALL db.labels() YIELD label RETURN label"))
 
+    def vocabulary(self) -> dict[str, Any]:
+        """Relationship types and property keys, for completion."""
+        found: dict[str, Any] = {}
+        for key, text in (("relationships", "CALL db.relationshipTypes() YIELD relationshipType AS n RETURN n"),
+                          ("properties", "CALL db.propertyKeys() YIELD propertyKey AS n RETURN n")):
+            try:
+                found[key] = sorted(str(r["n"]) for r in self._all(text))
+            except DbshError:
+                found[key] = []
+        return found
+
+    def completions(self) -> dict[str, list[str]]:
+        """Each label's property keys, from a small sample of its nodes."""
+        fields: dict[str, list[str]] = {}
+        for name in self.collections()[:200]:
+            rows = self._all(f"MATCH (n:{quote_name(name, 'label')}) WITH n LIMIT 20 UNWIND keys(n) AS k "
+                             "RETURN DISTINCT k")
+            fields[name] = sorted(str(r["k"]) for r in rows)
+        return fields
+
     def databases(self) -> Result:
         rows = self._all("SHOW DATABASES YIELD name, currentStatus, default RETURN name, currentStatus AS status, "
                          "default")

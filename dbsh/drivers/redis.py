@@ -1181,6 +1181,35 @@ class RedisSession(Session):
                    f"memory {sum(memory)} bytes, {average} per key; fields from {len(docs)} hashes")
         return Result(rows, ["field", "type", "count"], message=message)
 
+    def vocabulary(self) -> dict[str, Any]:
+        """The server's own command table (COMMAND DOCS, Redis 7+) as it answered it; none from an
+        older server (the shell then uses the table shipped with dbsh). Read raw: redis-py's reply
+        parser for COMMAND fails on DOCS and COUNT replies."""
+        try:
+            return {"command_docs": self.raw.execute_command("COMMAND", "DOCS")}
+        except Exception:  # noqa: BLE001 - completion is best effort
+            return {}
+
+    def key_names(self, prefix: str, limit: int = 100) -> list[str]:
+        """Keys beginning with ``prefix``: SCAN MATCH, at most 20 rounds of SCAN_COUNT keys, so a large
+        keyspace costs a bounded time."""
+        pattern = _glob_escape(prefix) + "*"
+        found: list[str] = []
+        with self._errors():
+            if self.cluster:
+                for key in self.client.scan_iter(match=pattern, count=SCAN_COUNT):
+                    found.append(text(key))
+                    if len(found) >= limit:
+                        break
+            else:
+                cursor = 0
+                for _ in range(20):
+                    cursor, keys = self.client.scan(cursor, match=pattern, count=SCAN_COUNT)
+                    found += [text(k) for k in keys]
+                    if not cursor or len(found) >= limit:
+                        break
+        return sorted({k for k in found if isinstance(k, str)})[:limit]
+
     def completions(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
         for name in self.collections()[:50]:

@@ -137,6 +137,7 @@ class Shell:
         from dbsh import commands
 
         commands.connect_report(self.session, self.report_renderer())
+        self.catalog.close()
         self.catalog = Catalog(self._catalog_session)
         self.refresh_catalog()
         if self.prompt_session is not None:
@@ -191,6 +192,7 @@ class Shell:
 
     def close(self) -> None:
         self.set_output(None)
+        self.catalog.close()
         try:
             self.session.close()
         except Exception:  # noqa: BLE001 - closing at exit must not raise
@@ -526,6 +528,7 @@ class Shell:
             lexer=PygmentsLexer(lexers.lexer_class(self.language)),
             completer=ShellCompleter(self),
             complete_while_typing=True,
+            complete_in_thread=True,   # a key-name scan (Redis) runs beside the prompt, never in its way
             history=history,
             auto_suggest=AutoSuggestFromHistory(),
             vi_mode=str(self.settings.get("keys", "emacs")).lower() == "vi",
