@@ -263,7 +263,7 @@ def connect(call) -> int:
         save = call.values.get("save")
         if save:
             path = config.save_profile(save, session.target.without_password(),
-                                       readonly=call.values.get("readonly") or None)
+                                       readonly=call.values.get("readonly") or None, ssh=s.ssh)
             note = " (password not saved: use DBSH_PASSWORD or -W)" if session.target.password else ""
             print(f"saved connection {save!r} in {path}{note}", file=sys.stderr)
         elif sys.stdin.isatty() and sys.stdout.isatty():

@@ -85,7 +85,9 @@ FORMAT = Opt("fmt", ("--format", "-f"), "table, json, jsonl, csv or tsv.", type=
 PASSWORD = Opt("ask_password", ("--password", "-W"), "Ask for the password.")
 DEBUG = Opt("debug", ("--debug",), "Show tracebacks.")
 YES = Opt("yes", ("--yes", "-y"), "Answer yes to confirmations (scripts; destructive statements).")
-GLOBALS: tuple[Opt, ...] = (URL, CONN, FORMAT, PASSWORD, DEBUG, YES)
+SSH = Opt("ssh", ("--ssh",), "Reach the server through an SSH tunnel (the system's ssh -L) via this host.",
+          type="str", metavar="USER@HOST[:PORT]")
+GLOBALS: tuple[Opt, ...] = (URL, CONN, FORMAT, PASSWORD, DEBUG, YES, SSH)
 # what `dbsh copy` takes of them (its targets are its arguments)
 COPY_GLOBALS = ("fmt", "debug", "yes", "ask_password")
 

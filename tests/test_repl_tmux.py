@@ -4,6 +4,7 @@ send-keys, the screen read with capture-pane, the data checked with sqlite3."""
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import sqlite3
 import subprocess
@@ -19,10 +20,12 @@ pytestmark = pytest.mark.skipif(shutil.which("tmux") is None,
 class Terminal:
     """A 100x30 tmux pane on a private tmux server."""
 
-    def __init__(self, tmp_path, command: list[str], env: dict[str, str]):
+    def __init__(self, tmp_path, command: list[str], env: dict[str, str], *, remain: bool = False):
+        """``remain``: the pane stays when the command ends, so its last words can be read."""
         self.socket = str(tmp_path / "tmux.sock")
         self.env = {**os.environ, **env, "TERM": "xterm-256color"}
-        self.tmux("new-session", "-d", "-s", "dbsh", "-x", "100", "-y", "30", " ".join(command))
+        keep = [";", "set-option", "-g", "remain-on-exit", "on"] if remain else []
+        self.tmux("new-session", "-d", "-s", "dbsh", "-x", "100", "-y", "30", shlex.join(command), *keep)
 
     def tmux(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(["tmux", "-S", self.socket, *args], env=self.env, capture_output=True, text=True)

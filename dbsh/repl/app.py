@@ -98,6 +98,7 @@ class Shell:
         self.prompt_session = None
         self.target = target
         self.session = session if session is not None else self._open(target)
+        self.target = self.session.target      # with the password typed at a prompt, if one was
         self._after_connect()
         self.catalog = Catalog(self._catalog_session)
         self.refresh_catalog()
@@ -108,7 +109,7 @@ class Shell:
 
     def _catalog_session(self):
         # its own connection: the shell's may be inside the user's transaction
-        return context.open_session(self.target, options=self.backend_options)
+        return context.open_session(self.target, options=self.backend_options, ask=False)
 
     def _after_connect(self, info: dict | None = None) -> None:
         if info is None:
@@ -124,6 +125,7 @@ class Shell:
 
         new_target = targets.resolve(where, None) if "://" in where else targets.resolve(None, where)
         session = self._open(new_target)
+        new_target = session.target
         try:
             info = dict(session.server_info())     # drivers may connect lazily: make sure it answers
         except BaseException:
