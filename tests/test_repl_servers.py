@@ -509,3 +509,106 @@ def test_cypher_completion_of_relationship_types_and_bound_properties(neo4j_url)
     finally:
         done(shell)
         absorb_bolt_stall(neo4j_url)
+
+
+# -- in a real terminal ------------------------------------------------------------------------------
+
+tmux = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (scripts/install-test-deps)")
+
+
+def terminal_on(url, tmp_path, dbsh_env):
+    from tests.test_repl_tmux import Terminal
+
+    return Terminal(tmp_path, [sys.executable, "-m", "dbsh", "-u", url], dbsh_env)
+
+
+@tmux
+def test_redis_hints_and_key_names_on_a_terminal(redis_url, redis_client, tmp_path, dbsh_env):
+    term = terminal_on(redis_url, tmp_path, dbsh_env)
+    try:
+        term.wait_for("0>")
+        term.type("HGET ")
+        term.wait_for("HGET key field: Get the value of a hash field")     # the toolbar's hint
+        term.type("users:")
+        screen = term.wait_for("users:2")                                   # key names, from SCAN
+        assert "users:1" in screen and " key" in screen
+        term.type("1 name")
+        term.keys("Enter")
+        term.wait_for("Ann")
+        term.keys("C-l")
+        term.type("\\l")
+        term.keys("Enter")
+        screen = term.wait_for("(1 row)")
+        assert " 0 " in screen and " 3 " in screen                          # db 0 holds the 3 keys
+    finally:
+        term.close()
+
+
+@pytest.mark.secantusdb
+@tmux
+def test_mongo_sub_fields_and_collections_on_a_terminal(mongo_url, mongo_db, tmp_path, dbsh_env):
+    db, name = mongo_db
+    db[name].insert_one({"name": "Phone", "specs": {"ram": 8, "cpu": {"cores": 8}}})
+    db["dbsh_migrations"].insert_one({"_id": "r1", "state": "applied"})
+    term = terminal_on(mongo_url, tmp_path, dbsh_env)
+    try:
+        term.wait_for("dbsh_test>")
+        term.type(f"db.{name}.find({{specs.")
+        screen = term.wait_for("cpu.cores")
+        assert "ram" in screen and "field of specs" in screen
+        term.keys("C-c")
+        term.type("\\dt")
+        term.keys("Enter")
+        screen = term.wait_for("(1 row)")
+        assert name in screen and "dbsh_migrations" not in screen
+    finally:
+        term.close()
+        db["dbsh_migrations"].drop()
+
+
+@tmux
+def test_mariadb_delimiter_typed_on_a_terminal(mariadb_url, tmp_path, dbsh_env):
+    name = unique("p")
+    term = terminal_on(mariadb_url, tmp_path, dbsh_env)
+    try:
+        term.wait_for("dbsh_test>")
+        for line in ("DELIMITER //", f"CREATE PROCEDURE {name}()", "BEGIN", "  SELECT 'inside' AS s;", "END //",
+                     "DELIMITER ;", f"CALL {name}();"):
+            term.type(line)
+            term.keys("Enter")
+        term.wait_for(" inside")
+        term.keys("C-l")
+        term.type(f"DROP PROCEDURE {name};")
+        term.keys("Enter")
+        term.wait_for("Run it? [y/N]")
+        term.type("y")
+        term.keys("Enter")
+        term.wait_for("rows affected")
+    finally:
+        term.close()
+
+
+@tmux
+def test_postgres_join_completion_and_a_dollar_body_on_a_terminal(pg, tmp_path, dbsh_env):
+    import psycopg
+
+    url, table = pg
+    orders = unique("orders")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"create table {orders} (id serial primary key, buyer int references {table}(id))")
+    term = terminal_on(url, tmp_path, dbsh_env)
+    try:
+        term.wait_for("dbsh_test>")
+        term.type(f"select * from {orders} o join {table} p on ")
+        term.keys("Tab")
+        term.wait_for("p.id = o.buyer")
+        term.keys("C-c")
+        for line in (f"create function {table}_f() returns int language plpgsql as $$", "begin",
+                     "  return 7;", "end;", "$$;", f"select {table}_f() as f;"):
+            term.type(line)
+            term.keys("Enter")
+        term.wait_for(" 7")
+    finally:
+        term.close()
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"drop table {orders}; drop function if exists {table}_f")

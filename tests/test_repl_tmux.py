@@ -193,3 +193,110 @@ def test_ctrl_r_finds_an_earlier_statement(shop, tmp_path):
         assert " Cy" in screen and " Ann" not in screen
     finally:
         term.close()
+
+
+# -- the power commands, as a person uses them ----------------------------------------------------
+
+def run_line(term: Terminal, text: str, until: str) -> str:
+    term.type(text)
+    term.keys("Enter")
+    return term.wait_for(until)
+
+
+def test_watch_until_ctrl_c_and_timing(shop, tmp_path):
+    term = open_terminal(tmp_path, "-u", f"sqlite:///{shop}")
+    try:
+        term.wait_for("shop.db>")
+        run_line(term, "\\timing on", "timing is on")
+        screen = run_line(term, "select count(*) as n from people;", "Time: ")
+        assert screen.count("Time: ") == 1                 # \timing on did not time itself
+        run_line(term, "\\timing off", "timing is off")
+        run_line(term, "\\watch 0.2", "run 3 at")          # counted runs, no clock in the assertion
+        term.keys("C-c")
+        term.keys("C-l")
+        screen = run_line(term, "select 'after' as w;", " after")
+        assert "shop.db>" in screen
+    finally:
+        term.close()
+
+
+def test_output_to_files_named_queries_and_expanded_auto(shop, tmp_path):
+    out, tee = tmp_path / "out.txt", tmp_path / "tee.txt"
+    term = open_terminal(tmp_path, "-u", f"sqlite:///{shop}")
+    try:
+        term.wait_for("shop.db>")
+        run_line(term, f"\\o {out}", "results go to")
+        run_line(term, "select name from people where id = 1;", "shop.db>")
+        run_line(term, "\\o", "results go to the screen")
+        run_line(term, f"\\tee {tee}", "also written to")
+        run_line(term, "select name from people where id = 2;", " Bob")
+        run_line(term, "\\tee", "screen only")
+        assert out.read_text().split() == ["name", "──────", "Ann", "(1", "row)"]
+        assert tee.read_text().split() == ["name", "──────", "Bob", "(1", "row)"]
+        assert " Ann" not in term.screen()
+        term.keys("C-l")
+        run_line(term, "\\ns by_age select name from people where age > $1 order by age;", "saved 'by_age'")
+        screen = run_line(term, "\\n by_age 30", "(2 rows)")
+        assert " Ann" in screen and " Cy" in screen and " Bob" not in screen
+        run_line(term, "\\n", "by_age")
+        run_line(term, "\\nd by_age", "deleted 'by_age'")
+        term.keys("C-l")
+        run_line(term, "\\x auto", "expanded display is auto")
+        screen = run_line(term, "select name, age from people where id = 1;", "(1 row)")
+        assert " name   age" in screen                     # fits: a table
+        wide = "select " + ", ".join(f"'{'w' * 12}' as column_{i}" for i in range(7)) + ";"
+        term.keys("C-l")
+        screen = run_line(term, wide, "(1 row)")
+        assert "row 1" in screen and " column_6   wwwwwwwwwwww" in screen     # wider than 100 columns
+    finally:
+        term.close()
+
+
+def test_databases_patterns_references_and_help(shop, tmp_path):
+    with sqlite3.connect(shop) as conn:
+        conn.execute("create table pets (id integer primary key, owner int references people(id), kind text)")
+    term = open_terminal(tmp_path, "-u", f"sqlite:///{shop}")
+    try:
+        term.wait_for("shop.db>")
+        screen = run_line(term, "\\l", "(1 row)")
+        assert " main " in screen and str(shop) in screen
+        term.keys("C-l")
+        screen = run_line(term, "\\dt pe*", "(2 rows)")
+        assert " people" in screen and " pets" in screen
+        term.keys("C-l")
+        screen = run_line(term, "\\d pets", "(3 rows)")
+        assert "people(id)" in screen and "references" in screen
+        term.keys("C-l")
+        run_line(term, "\\?", "\\q  (\\quit)")
+        term.keys("C-l")
+        run_line(term, "\\? ", "This help")
+        screen = term.tmux("capture-pane", "-p", "-S", "-200", "-t", "dbsh").stdout
+        for name in ("(\\dt)", "(\\d)", "(\\c)", "(\\l)", "\\watch", "\\o [FILE]", "\\tee", "\\ns NAME QUERY"):
+            assert name in screen, name
+    finally:
+        term.close()
+
+
+def test_alias_and_join_completion_and_a_trigger_typed_over_lines(shop, tmp_path):
+    with sqlite3.connect(shop) as conn:
+        conn.execute("create table pets (id integer primary key, owner int references people(id), kind text)")
+    term = open_terminal(tmp_path, "-u", f"sqlite:///{shop}")
+    try:
+        term.wait_for("shop.db>")
+        term.type("select * from pets t join people p on ")
+        term.keys("Tab")
+        term.wait_for("p.id = t.owner")
+        term.keys("C-c")
+        term.type("select t.k")
+        term.wait_for("kind")                                  # no FROM yet: any table's kind
+        term.keys("C-c")
+        for line in ("create trigger counted after insert on pets", "begin",
+                     "  update people set age = age + 1 where id = new.owner;", "end;"):
+            term.type(line)
+            term.keys("Enter")
+        term.wait_for("done")
+        run_line(term, "insert into pets (owner, kind) values (1, 'cat');", "1 row affected")
+    finally:
+        term.close()
+    with sqlite3.connect(shop) as conn:
+        assert conn.execute("select age from people where id = 1").fetchall() == [(35,)]

@@ -26,7 +26,8 @@ def toolbar(shell):
                           " transaction open " if shell.in_transaction() else " autocommit "))
         if shell.readonly:
             parts.append(("class:bottom-toolbar.readonly", " read-only "))
-        parts.append(("class:bottom-toolbar", f" {shell.fmt}{' expanded' if shell.expanded else ''} "))
+        expanded = " expanded auto" if shell.expanded == "auto" else " expanded" if shell.expanded else ""
+        parts.append(("class:bottom-toolbar", f" {shell.fmt}{expanded} "))
         if shell.timing:
             parts.append(("class:bottom-toolbar", " timing "))
         if shell.dropped:
