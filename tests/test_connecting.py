@@ -240,3 +240,22 @@ def test_the_shell_through_an_ssh_tunnel(sshd, postgres_url, tmp_path):
         term.keys("Enter")
     finally:
         term.close()
+
+
+# -- libpq's own files: .pgpass and pg_service.conf ------------------------------------------------
+
+def test_pgpass_and_pg_service(pg_tls, tmp_path):
+    t = Target(pg_tls.url)
+    pgpass = tmp_path / "pgpass"
+    pgpass.write_text(f"127.0.0.1:{t.parts.port}:*:postgres:{PASSWORD}\n")
+    pgpass.chmod(0o600)
+    run = dbsh_process("-u", without_password(pg_tls.url), "query", "select 1 as one",
+                       env={"PGPASSFILE": str(pgpass)})
+    assert (run.code, run.out) == (0, '{"one":1}\n'), run.err
+    services = tmp_path / "pg_service.conf"
+    services.write_text(f"[shop]\nhost=127.0.0.1\nport={t.parts.port}\ndbname=dbsh_test\nuser=postgres\n"
+                        "sslmode=require\n")
+    run = dbsh_process("-u", "postgresql:///?service=shop", "query",
+                       "select current_database() as db, ssl from pg_stat_ssl where pid = pg_backend_pid()",
+                       env={"PGSERVICEFILE": str(services), "PGPASSFILE": str(pgpass)})
+    assert (run.code, run.out) == (0, '{"db":"dbsh_test","ssl":true}\n'), run.err

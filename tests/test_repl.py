@@ -648,3 +648,14 @@ def test_sql_completion_knows_aliases_and_join_conditions(db):
         assert offered("select * from people p join ")[:1] == ["orders"]        # related tables first
         assert "notes" in offered("select * from people p join ")
         shell.loop()
+
+
+def test_the_readme_lists_every_shell_command_as_backslash_help_does():
+    from pathlib import Path
+
+    from dbsh.repl.meta import help_lines
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    shell = readme[readme.index("## The shell"):readme.index("## Backends")]
+    missing = [line for line in help_lines() if line not in shell]
+    assert not missing, "README's shell section is out of date (paste \\? output):\n" + "\n".join(missing)
