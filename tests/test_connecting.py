@@ -259,3 +259,28 @@ def test_pgpass_and_pg_service(pg_tls, tmp_path):
                        "select current_database() as db, ssl from pg_stat_ssl where pid = pg_backend_pid()",
                        env={"PGSERVICEFILE": str(services), "PGPASSFILE": str(pgpass)})
     assert (run.code, run.out) == (0, '{"db":"dbsh_test","ssl":true}\n'), run.err
+
+
+@tmux
+def test_the_shell_over_tls_and_with_a_password_command(redis_tls, pg_tls, tmp_path):
+    term = terminal(tmp_path, "-u", f"{redis_tls.url}?ssl_ca_certs={redis_tls.cert}")
+    try:
+        term.wait_for("0>")
+        term.type("PING")
+        term.keys("Enter")
+        term.wait_for("PONG")
+    finally:
+        term.close()
+    secret = tmp_path / "secret"
+    secret.write_text(PASSWORD + "\n")
+    env = write_config(tmp_path, f'[profiles.pg]\nurl = "{without_password(pg_tls.url)}?sslmode=require"\n'
+                                 f'password_command = "cat {secret}"\n')
+    term = terminal(tmp_path, "-c", "pg", env=env)
+    try:
+        term.wait_for("dbsh_test>")
+        term.type("select ssl from pg_stat_ssl where pid = pg_backend_pid();")
+        term.keys("Enter")
+        screen = term.wait_for("(1 row)")
+        assert " true" in screen and PASSWORD not in screen and "Password for" not in screen
+    finally:
+        term.close()

@@ -659,3 +659,4 @@ def test_the_readme_lists_every_shell_command_as_backslash_help_does():
     shell = readme[readme.index("## The shell"):readme.index("## Backends")]
     missing = [line for line in help_lines() if line not in shell]
     assert not missing, "README's shell section is out of date (paste \\? output):\n" + "\n".join(missing)
+

@@ -185,6 +185,10 @@ class Session:
         (graph), ... Default: nothing."""
         return {}
 
+    def references(self) -> dict[str, list[dict[str, Any]]]:
+        """Every collection's foreign_keys() at once (join completion); default: none."""
+        return {}
+
     def key_names(self, prefix: str, limit: int = 100) -> list[str]:
         """Names of keys that begin with ``prefix`` (a bounded scan), for completion. Default: none."""
         return []

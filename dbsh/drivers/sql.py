@@ -304,6 +304,26 @@ class SqlSession(Session):
             row["current"] = bool(row["current"])
         return Result(rows, list(rows[0]) if rows else ["name", "current"])
 
+    def completions(self) -> dict[str, list[str]]:
+        """Every table's and view's columns in one catalog read (get_multi_columns)."""
+        try:
+            with self._use() as conn:
+                inspector = sa.inspect(conn)
+                found = {**inspector.get_multi_columns(), **inspector.get_multi_columns(kind=sa.engine.ObjectKind.VIEW)}
+        except sa_exc.DBAPIError as e:
+            raise self._error(e) from None
+        return {table: [c["name"] for c in columns] for (_, table), columns in sorted(found.items())}
+
+    def references(self) -> dict[str, list[dict[str, Any]]]:
+        try:
+            with self._use() as conn:
+                found = sa.inspect(conn).get_multi_foreign_keys()
+        except sa_exc.DBAPIError as e:
+            raise self._error(e) from None
+        return {table: [{"name": fk.get("name"), "columns": fk["constrained_columns"], "table": fk["referred_table"],
+                         "referred": fk["referred_columns"]} for fk in fks]
+                for (_, table), fks in found.items() if fks}
+
     def foreign_keys(self, name: str) -> list[dict[str, Any]]:
         table = self.table(name)
         try:

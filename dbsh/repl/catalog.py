@@ -125,7 +125,10 @@ class Catalog:
                     except DbshError:     # a backend that cannot describe: names only
                         fields = {name: [] for name in session.collections()}
                     names = sorted(fields)
-                    references = _references(session, names)
+                    try:
+                        references = session.references()
+                    except Exception:  # noqa: BLE001 - join completion is best effort
+                        references = {}
                     try:
                         vocabulary = session.vocabulary()
                     except Exception:  # noqa: BLE001 - extra words are best effort
@@ -150,15 +153,3 @@ class Catalog:
                 self._done.set()
                 return
 
-
-def _references(session, names: list[str]) -> dict[str, list[dict]]:
-    """Each collection's references (SQL foreign keys), for join completion; none where unknown."""
-    found: dict[str, list[dict]] = {}
-    for name in names[:200]:
-        try:
-            refs = session.foreign_keys(name)
-        except Exception:  # noqa: BLE001 - best effort
-            refs = []
-        if refs:
-            found[name] = refs
-    return found

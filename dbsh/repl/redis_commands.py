@@ -126,8 +126,14 @@ def shipped() -> dict[str, dict]:
 
 def table(server: dict[str, dict] | None = None) -> dict[str, Command]:
     """The commands by upper-case name: the server's when it answered COMMAND DOCS, else the shipped ones."""
-    source = server or shipped()
-    return {name: command(name, doc) for name, doc in source.items()}
+    if not server:
+        return _shipped_table()
+    return {name: command(name, doc) for name, doc in server.items()}
+
+
+@lru_cache(maxsize=None)
+def _shipped_table() -> dict[str, Command]:
+    return {name: command(name, doc) for name, doc in shipped().items()}
 
 
 def main(argv: list[str] | None = None) -> None:   # pragma: no cover - a maintainer's tool
