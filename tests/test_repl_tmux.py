@@ -128,6 +128,10 @@ def test_a_person_at_the_embedded_default(terminal, tmp_path):
     # Ctrl-C clears the line and keeps the shell; Ctrl-D quits
     terminal.type("drop table people")
     terminal.keys("C-c")
+    end = time.monotonic() + 60      # a person presses Ctrl-D once the cleared prompt shows
+    while [line.rstrip() for line in terminal.screen().splitlines() if line.strip()][-2:-1] != ["dbsh.db>"]:
+        assert time.monotonic() < end, terminal.screen()
+        time.sleep(0.05)
     terminal.keys("C-d")
     end = time.monotonic() + 60
     while terminal.alive() and time.monotonic() < end:
