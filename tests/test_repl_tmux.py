@@ -25,7 +25,8 @@ class Terminal:
         self.socket = str(tmp_path / "tmux.sock")
         self.env = {**os.environ, **env, "TERM": "xterm-256color"}
         keep = [";", "set-option", "-g", "remain-on-exit", "on"] if remain else []
-        self.tmux("new-session", "-d", "-s", "dbsh", "-x", "100", "-y", "30", shlex.join(command), *keep)
+        self.started = self.tmux("new-session", "-d", "-s", "dbsh", "-x", "100", "-y", "30", shlex.join(command),
+                                 *keep)
 
     def tmux(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(["tmux", "-S", self.socket, *args], env=self.env, capture_output=True, text=True)
@@ -50,7 +51,10 @@ class Terminal:
             if text in screen:
                 return screen
             if time.monotonic() > end:
-                raise AssertionError(f"{text!r} never appeared on the screen:\n{screen}")
+                state = self.tmux("list-panes", "-t", "dbsh", "-F", "#{pane_dead} #{pane_dead_status}")
+                raise AssertionError(f"{text!r} never appeared on the screen:\n{screen}\n(tmux: started "
+                                     f"{self.started.returncode} {self.started.stderr.strip()!r}; pane dead, "
+                                     f"status: {state.stdout.strip() or state.stderr.strip()!r})")
             time.sleep(0.05)
 
     def alive(self) -> bool:
