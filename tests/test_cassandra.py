@@ -264,7 +264,7 @@ def test_consistency_reaches_the_server(readings, cql):
 
 # -- paging: more rows than a page ------------------------------------------------------------------
 def test_paging_through_more_rows_than_a_page(cql, tmp_path, monkeypatch):
-    import dbsh.drivers.cassandra as driver
+    import dbsh.drivers.cassandra.session as driver
 
     url, session, ks = cql
     session.execute(f"CREATE TABLE {ks}.big (id int PRIMARY KEY, v text)")

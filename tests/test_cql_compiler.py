@@ -9,9 +9,10 @@ import uuid
 
 import pytest
 
-from dbsh.drivers.cassandra import (TableMeta, coerce, compile_delete, compile_insert, compile_select,
-                                    compile_update, full_key, parse_url, quote_name, split_statements,
-                                    split_type, _without_literals, NAMED_MARKER)
+from dbsh.drivers.cassandra.cql import (NAMED_MARKER, TableMeta, compile_delete, compile_insert, compile_select,
+                                        compile_update, full_key, quote_name, split_statements, without_literals)
+from dbsh.drivers.cassandra.urls import parse_url
+from dbsh.drivers.cassandra.values import coerce, split_type
 from dbsh.errors import Unsupported, UsageError
 from dbsh.query import Filter, Update
 
@@ -241,4 +242,4 @@ def test_statement_splitting_respects_strings_comments_and_dollar_blocks():
 
 def test_named_markers_outside_literals_only():
     text = "SELECT * FROM t WHERE id = :id AND t = '10:30' AND \"x:y\" = :y -- :z"
-    assert {m[1:] for m in NAMED_MARKER.findall(_without_literals(text))} == {"id", "y"}
+    assert {m[1:] for m in NAMED_MARKER.findall(without_literals(text))} == {"id", "y"}
