@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from tests.dbshtest import dbsh
+from tests.dbshtest import dbsh, dbsh_process
 from tests.servers import cassandra_cluster
 
 pytestmark = pytest.mark.cassandra
@@ -25,6 +25,34 @@ def test_unreachable_server_is_exit_3_without_the_password():
     run = dbsh("-u", f"cassandra://me:s3cret@127.0.0.1:{port}/ks", "collections")
     assert run.code == 3 and run.err.startswith("dbsh: error: cannot connect to cassandra://me:***@")
     assert "s3cret" not in run.out + run.err and len(run.err.strip().splitlines()) == 1
+
+
+@pytest.fixture
+def silent_port():
+    """A TCP port that accepts connections and never says a word."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        yield listener.getsockname()[1]   # connections wait in the backlog, unanswered
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("where", ["silent", "redis"])
+def test_a_port_of_another_protocol_or_none_is_exit_3_within_the_connect_timeout(where, request):
+    """--connect-timeout bounds connecting and the first reply: a real process under a generous limit (a
+    hang fails the test), and the message names the limit it hit."""
+    if where == "redis":
+        port = int(request.getfixturevalue("redis_url").split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])
+    else:
+        port = request.getfixturevalue("silent_port")
+    run = dbsh_process("-u", f"cassandra://me:s3cret@127.0.0.1:{port}/ks", "--connect-timeout", "1.5",
+                       "find", "t", timeout=120)
+    assert run.code == 3, (run.code, run.err)
+    assert run.err == (f"dbsh: error: cannot connect to cassandra://me:***@127.0.0.1:{port}/ks: 127.0.0.1:{port}: "
+                       "no CQL answer within 1.5 s (--connect-timeout; is this a Cassandra port?)\n")
+    # the URL's own ?connect_timeout= counts when no --connect-timeout is given
+    run = dbsh_process("-u", f"cassandra://127.0.0.1:{port}/ks?connect_timeout=1", "collections", timeout=120)
+    assert run.code == 3 and "no CQL answer within 1 s" in run.err and len(run.err.splitlines()) == 1, run.err
 
 
 def test_bad_options_are_exit_2_before_connecting():

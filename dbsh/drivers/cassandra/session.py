@@ -13,7 +13,7 @@ from typing import Any, Iterator
 import cassandra
 import cassandra.cqltypes
 import cassandra.util
-from cassandra import ConsistencyLevel
+from cassandra import ConsistencyLevel, OperationTimedOut
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
@@ -73,12 +73,12 @@ class CassandraSession(CassandraDocuments):
         opts = spec["options"]
         self.keyspace: str | None = spec["keyspace"]
         self._default_consistency = consistency_level(opts.pop("consistency", "LOCAL_ONE"))
-        try:
-            timeout = float(opts.pop("connect_timeout", 5))
-        except ValueError:
-            raise UsageError("?connect_timeout= needs a number of seconds") from None
+        self.timeout = self._connect_seconds(opts.pop("connect_timeout", None))
+        # connect_timeout bounds each connection's TCP connect, OPTIONS/STARTUP and login (so a port where
+        # another protocol listens, or none answers, fails in time); control_connection_timeout the first
+        # queries (system.local, peers, schema). Each contact point is tried in turn, each within it.
         kwargs: dict[str, Any] = {"contact_points": spec["hosts"], "port": spec["port"],
-                                  "connect_timeout": timeout, "control_connection_timeout": timeout,
+                                  "connect_timeout": self.timeout, "control_connection_timeout": self.timeout,
                                   "protocol_version": int(opts["protocol_version"]) if "protocol_version" in opts
                                   else None}
         if kwargs["protocol_version"] is None:
@@ -101,6 +101,19 @@ class CassandraSession(CassandraDocuments):
         self._meta: dict[str, TableMeta] = {}
         self._prepared: dict[str, Any] = {}
         self._created_uuid_key: set[str] = set()   # tables insert --create made with a generated uuid id
+
+    def _connect_seconds(self, in_url: str | None) -> float:
+        """--connect-timeout (or the profile's connect_timeout) first, then the URL's ?connect_timeout=,
+        then dbsh's default."""
+        if in_url is None or (self.target.options or {}).get("connect_timeout") not in (None, ""):
+            return self.connect_timeout
+        try:
+            seconds = float(in_url)
+        except ValueError:
+            seconds = 0
+        if not seconds > 0:
+            raise UsageError(f"?connect_timeout= needs a number of seconds above 0, got {in_url!r}")
+        return seconds
 
     def set_options(self, **options: Any) -> None:
         if options.get("consistency"):
@@ -125,11 +138,17 @@ class CassandraSession(CassandraDocuments):
 
     def _connect_error(self, e: Exception) -> DbshError:
         errors = getattr(e, "errors", None) or {}
-        text = "; ".join(f"{host}: {one_line(str(err))}" for host, err in errors.items()) or one_line(str(e))
+        text = "; ".join(f"{host}: {self._failure(err)}" for host, err in errors.items()) or one_line(str(e))
         text = redact(text, self.target.password)
         if any(isinstance(err, cassandra.AuthenticationFailed) for err in errors.values()):
             return ConnectError(f"cannot authenticate to {self.target.display()}: {text}")
         return ConnectError(f"cannot connect to {self.target.display()}: {text}")
+
+    def _failure(self, error: Exception) -> str:
+        """One host's connection failure in a line; a timeout says which limit it hit."""
+        if isinstance(error, OperationTimedOut):
+            return f"no CQL answer within {self.timeout:g} s (--connect-timeout; is this a Cassandra port?)"
+        return one_line(str(error))
 
     def _error(self, e: Exception) -> DbshError:
         if isinstance(e, DbshError):
