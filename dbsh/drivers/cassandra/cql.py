@@ -7,12 +7,14 @@ statements. Nothing here imports cassandra-driver, so it is unit-tested without 
 
 from __future__ import annotations
 
+import decimal
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from dbsh import query as q
-from dbsh.drivers.cassandra.values import coerce
+from dbsh.drivers.cassandra.values import INTEGERS, bound, coerce, family, split_type
 from dbsh.errors import Unsupported, UsageError
 
 
@@ -72,39 +74,159 @@ class TableMeta:
 
 @dataclass
 class Statement:
-    """Compiled CQL: text with ``?`` markers, values in marker order, and why it needs ALLOW FILTERING."""
+    """A compiled read: CQL text with ``?`` markers and its values in marker order, and what dbsh does
+    with the rows the server returns, where CQL cannot say it (MongoDB's meaning is kept either way)."""
 
     text: str
     values: list[Any] = field(default_factory=list)
-    filtering: str | None = None    # None: the primary key or an index serves the filter
+    filtering: str | None = None    # why it reads rows no key or index selects (--allow-filtering); None: they do
+    check: q.Node | None = None     # dbsh checks each row with it (dbsh.query.matches)
+    order: list[tuple[str, int]] = field(default_factory=list)   # dbsh sorts the rows by it
+    never: str | None = None        # why no row can match: nothing is sent
+    fields: list[str] | None = None  # the columns to keep, when the query reads more for the check or sort
+    skip: int = 0                   # rows dropped first (CQL has no OFFSET)
+    limit: int | None = None        # rows kept at most
+    work: str | None = None         # what dbsh does itself, in words ("checks $or", "sorts by age")
 
 
-# -- filter compilation ------------------------------------------------------------------------
+# -- filters: what CQL says, and what dbsh checks on each row --------------------------------------
 RANGE_OPS = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+SERVER_OPS = ("eq", "in", *RANGE_OPS)
 
 
-def restrictions(meta: TableMeta, node: q.Node) -> list[q.Cmp]:
-    """The filter as a flat list of column conditions (CQL WHERE is a conjunction only)."""
+@dataclass
+class Where:
+    """A filter in two parts: ``conds``, the conjunction CQL says (values as bound), and ``check``, what
+    dbsh checks on each row read ($or, $ne, null, paths into maps, ...); ``never``: why no row can match."""
+
+    conds: list[q.Cmp] = field(default_factory=list)
+    check: q.Node | None = None
+    never: str | None = None
+
+
+def conjuncts(node: q.Node) -> list[q.Node]:
     if isinstance(node, q.And):
-        out: list[q.Cmp] = []
-        for item in node.items:
-            out += restrictions(meta, item)
-        return out
+        return [part for item in node.items for part in conjuncts(item)]
+    return [node]
+
+
+def column_of(meta: TableMeta, path: str) -> str:
+    """The column a field path reads: the column, or the head of a path into one (``address.city``);
+    a clear error for a column the table does not have."""
+    if isinstance(path, str) and path not in meta.columns and "." in path:
+        head = path.split(".", 1)[0]
+        if head in meta.columns:
+            return head
+    meta.column(path)
+    return path
+
+
+def plan_where(meta: TableMeta, where: q.Filter) -> Where:
+    if where.is_empty:
+        return Where()
+    nodes = conjuncts(where.ast)
+    for node in nodes:
+        for path in q.fields_of(node):
+            column_of(meta, path)
+    conds, checks = [], []
+    for node in nodes:
+        where_to, item = _split(meta, node)
+        if where_to == "never":
+            return Where(never=item)
+        (conds if where_to == "cql" else checks).append(item)
+    check = None if not checks else checks[0] if len(checks) == 1 else q.And(tuple(checks))
+    return Where(conds, row_check(meta, check))
+
+
+def _split(meta: TableMeta, node: q.Node) -> tuple[str, Any]:
+    """("cql", the condition with its values as bound), ("check", what dbsh checks), or ("never", why no
+    row can match)."""
+    if not isinstance(node, q.Cmp) or node.op not in SERVER_OPS or node.field not in meta.columns:
+        return "check", node
+    kind = meta.columns[node.field]
+    if family(kind) == "collection":
+        return "check", node
+    values = node.value if node.op == "in" else (node.value,)
+    if any(v is None for v in values):   # null is a missing column: CQL cannot select it
+        return ("check", node) if node.op in ("eq", "in") else ("never", f"${node.op} null matches no value")
+    if node.op == "in":
+        kept: list[Any] = []
+        for value in values:
+            sent = bound(kind, "eq", value, node.field)
+            if sent is not None and sent[1] not in kept:
+                kept.append(sent[1])
+        if not kept:
+            return "never", (f"no value of $in on {node.field!r} can equal a {kind} value" if values
+                             else f"$in on {node.field!r} lists no value")
+        return "cql", q.Cmp(node.field, "in", tuple(kept))
+    sent = bound(kind, node.op, node.value, node.field)
+    if sent is None:
+        return "never", f"{node.field!r} is {kind}: ${node.op} {_shown(node.value)} matches none of its values"
+    if sent[0] == "exists":   # a bound beyond the type's range: every value of the column
+        return "check", q.Cmp(node.field, "exists", True)
+    return "cql", q.Cmp(node.field, sent[0], sent[1])
+
+
+def _shown(value: Any) -> str:
+    return json.dumps(value, default=str, ensure_ascii=False)
+
+
+def row_check(meta: TableMeta, node: q.Node | None) -> q.Node | None:
+    """A filter as dbsh.query.matches evaluates it on a row: values compared with a typed column (uuid,
+    timestamp, decimal, ...; elements of a list or set of them) read as that type, as the server compares
+    them; JSON columns (numbers, text, booleans) keep MongoDB's comparison as it is."""
+    if node is None:
+        return None
+    if isinstance(node, q.And):
+        return q.And(tuple(row_check(meta, item) for item in node.items))
     if isinstance(node, q.Or):
-        raise Unsupported("$or is not supported on Cassandra (CQL WHERE has no OR)",
-                          hint="run one find per alternative")
+        return q.Or(tuple(row_check(meta, item) for item in node.items))
     if isinstance(node, q.Not):
-        raise Unsupported("$not/$nor is not supported on Cassandra (CQL WHERE has no NOT)")
-    meta.column(node.field)
-    if node.op in ("eq", "in") + tuple(RANGE_OPS):
-        values = node.value if node.op == "in" else (node.value,)
-        if any(v is None for v in values):
-            raise Unsupported(f"comparing {node.field!r} with null is not supported on Cassandra")
-        if node.op == "in" and not values:
-            raise UsageError(f"$in on {node.field!r} needs at least one value")
-        return [node]
-    raise Unsupported(f"operator ${node.op} is not supported on Cassandra",
-                      hint="supported: $eq $in $gt $gte $lt $lte, combined with AND")
+        return q.Not(row_check(meta, node.item))
+    kind = meta.columns.get(node.field)
+    if kind is None or node.op in ("exists", "regex"):
+        return node
+    head, args = split_type(kind)
+    if family(kind) == "typed":
+        def read(v):
+            return coerce(kind, v, node.field)
+    elif head == "decimal":
+        def read(v):
+            return decimal.Decimal(str(v)) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+    elif head in ("list", "set") and family(args[0]) == "typed":
+        def read(v):
+            return coerce(args[0], v, node.field) if not isinstance(v, (list, dict)) else v
+    else:
+        return node
+    value = (tuple(v if v is None else read(v) for v in node.value) if node.op in ("in", "nin")
+             else node.value if node.value is None else read(node.value))
+    return q.Cmp(node.field, node.op, value, node.options)
+
+
+def cql_lacks(meta: TableMeta, node: q.Node) -> str:
+    """What in a check CQL cannot say, in a few words: "$or", "$ne, null", "the path 'address.city'"."""
+    found: list[str] = []
+
+    def walk(n: q.Node) -> None:
+        if isinstance(n, q.And):
+            for item in n.items:
+                walk(item)
+            return
+        if isinstance(n, q.Or | q.Not):
+            found.append("$or" if isinstance(n, q.Or) else "$not/$nor")
+            return
+        kind = meta.columns.get(n.field)
+        if kind is None:
+            found.append(f"the path {n.field!r}")
+        elif family(kind) == "collection":
+            found.append(f"a condition on {n.field!r} ({kind})")
+        elif n.op in ("eq", "in"):
+            found.append("= null")
+        else:
+            found.append("$" + n.op)
+
+    walk(node)
+    return ", ".join(dict.fromkeys(found))
 
 
 def filtering_reason(meta: TableMeta, conds: list[q.Cmp]) -> str | None:
@@ -148,80 +270,112 @@ def filtering_reason(meta: TableMeta, conds: list[q.Cmp]) -> str | None:
     return None
 
 
-def compile_where(meta: TableMeta, where: q.Filter) -> tuple[str, list[Any], str | None, list[q.Cmp]]:
-    if where.is_empty:
-        return "", [], None, []
-    conds = restrictions(meta, where.ast)
+def compile_where(conds: list[q.Cmp]) -> tuple[str, list[Any]]:
     parts, values = [], []
     for c in conds:
-        col = meta.column(c.field)
-        kind = meta.columns[c.field]
+        col = quote_name(c.field)
         if c.op == "eq":
             parts.append(f"{col} = ?")
-            values.append(coerce(kind, c.value, c.field))
         elif c.op == "in":
             parts.append(f"{col} IN ?")
-            values.append([coerce(kind, v, c.field) for v in c.value])
         else:
             parts.append(f"{col} {RANGE_OPS[c.op]} ?")
-            values.append(coerce(kind, c.value, c.field))
-    return " WHERE " + " AND ".join(parts), values, filtering_reason(meta, conds), conds
+        values.append(list(c.value) if c.op == "in" else c.value)
+    return (" WHERE " + " AND ".join(parts)) if parts else "", values
 
 
-def compile_order(meta: TableMeta, sort: list[tuple[str, int]], conds: list[q.Cmp]) -> str:
-    """ORDER BY: clustering columns in their order, all as declared or all reversed."""
+def native_order(meta: TableMeta, sort: list[tuple[str, int]], conds: list[q.Cmp]) -> str | None:
+    """ORDER BY, where Cassandra can sort: by clustering columns in their order, all as declared or all
+    reversed, within one partition (its key given with =). None: dbsh sorts the rows itself."""
     if not sort:
         return ""
-    for name, _ in sort:
-        meta.column(name)
-    fields = [name for name, _ in sort]
-    if fields != list(meta.clustering[:len(fields)]):
-        raise Unsupported(f"Cassandra sorts only by clustering columns in their order "
-                          f"({', '.join(meta.clustering) or 'this table has none'})")
-    fixed = {c.field for c in conds if c.op in ("eq", "in")}
-    if not set(meta.partition_key) <= fixed:
-        raise Unsupported("Cassandra sorts only within partitions: give the partition key with = or $in",
-                          hint="partition key: " + ", ".join(meta.partition_key))
+    if [name for name, _ in sort] != list(meta.clustering[:len(sort)]):
+        return None
+    if not set(meta.partition_key) <= {c.field for c in conds if c.op == "eq"}:
+        return None   # (with $in on the partition key the server cannot page an ORDER BY)
     flips = {(d < 0) != (meta.clustering_order[i] == "DESC") for i, (_, d) in enumerate(sort)}
     if len(flips) > 1:
-        raise Unsupported("Cassandra sorts by the clustering order or its exact reverse, not a mix")
+        return None
     return " ORDER BY " + ", ".join(f"{quote_name(n)} {'DESC' if d < 0 else 'ASC'}" for n, d in sort)
 
 
 def compile_select(meta: TableMeta, where: q.Filter, *, fields: list[str] | None = None,
-                   sort: list[tuple[str, int]] | None = None, limit: int | None = None,
+                   sort: list[tuple[str, int]] | None = None, limit: int | None = None, skip: int = 0,
                    allow_filtering: bool = False, count: bool = False) -> Statement:
-    clause, values, reason, conds = compile_where(meta, where)
-    if count:
+    """The read of find (count: of count): what CQL selects, and what dbsh checks and sorts. A read that
+    no key or index selects needs ``allow_filtering`` (--allow-filtering), whether Cassandra filters
+    (ALLOW FILTERING) or dbsh does, and the error says why."""
+    plan = plan_where(meta, where)
+    sort = [] if count else list(sort or [])
+    for name, _ in sort:
+        column_of(meta, name)
+    for name in fields or ():
+        meta.column(name)
+    if limit is not None and limit < 0:
+        raise UsageError("--limit must not be negative")
+    if skip < 0:
+        raise UsageError("--skip must not be negative")
+    order = native_order(meta, sort, plan.conds)
+    by_dbsh = sort if order is None else []
+    client = plan.check is not None or bool(by_dbsh)
+    clause, values = compile_where(plan.conds)
+    if client and (fields or count):   # the columns asked for, and those the check and the sort read
+        paths = [*(fields or ()), *(q.fields_of(plan.check) if plan.check is not None else ()),
+                 *(name for name, _ in by_dbsh)]
+        columns = ", ".join(quote_name(c) for c in dict.fromkeys(column_of(meta, p) for p in paths))
+    elif count:
         columns = "COUNT(*)"
     else:
         columns = ", ".join(meta.column(f) for f in fields) if fields else "*"
-    text = f"SELECT {columns} FROM {meta.qualified}{clause}{compile_order(meta, sort or [], conds)}"
-    if limit is not None:
-        if limit < 0:
-            raise UsageError("--limit must not be negative")
+    text = f"SELECT {columns} FROM {meta.qualified}{clause}{order or ''}"
+    if limit and not client and not count:
         text += " LIMIT ?"
-        values.append(int(limit))
-    if reason:
-        if not allow_filtering:
-            raise UsageError(f"this filter on {meta.keyspace}.{meta.name} needs ALLOW FILTERING: {reason}",
+        values.append(int(limit) + skip)
+    work = " and ".join(filter(None, [
+        f"checks {cql_lacks(meta, plan.check)} on each row" if plan.check is not None else "",
+        f"sorts by {', '.join(name for name, _ in by_dbsh)}" if by_dbsh else ""])) or None
+    server = filtering_reason(meta, plan.conds) if plan.conds else None
+    scan = None
+    if client and server is None and not plan.conds:
+        scan = "no key or index selects the rows, and " + "; ".join(filter(None, [
+            f"CQL cannot say {cql_lacks(meta, plan.check)}: dbsh checks it on each row" if plan.check is not None else "",
+            "Cassandra sorts only by clustering columns within one partition: dbsh sorts by "
+            + ", ".join(name for name, _ in by_dbsh) if by_dbsh else ""]))
+    if (server or scan) and not allow_filtering and not plan.never:
+        if server:
+            raise UsageError(f"this filter on {meta.keyspace}.{meta.name} needs ALLOW FILTERING: {server}",
                              hint="pass --allow-filtering to let Cassandra scan (slow on big tables)")
+        what = "filter and sort" if plan.check is not None and by_dbsh else "filter" if plan.check is not None else "sort"
+        raise UsageError(f"this {what} on {meta.keyspace}.{meta.name} reads the whole table: {scan}",
+                         hint="pass --allow-filtering to let dbsh scan it (slow on big tables)")
+    if server:
         text += " ALLOW FILTERING"
-    return Statement(text, values, reason)
+    never = plan.never or ("--limit 0 asks for no row" if limit == 0 and not count else None)
+    return Statement(text, values, server or scan, check=plan.check, order=by_dbsh, never=never,
+                     fields=list(fields) if fields and client else None, skip=skip, limit=limit, work=work)
 
 
 def full_key(meta: TableMeta, where: q.Filter) -> dict[str, Any] | None:
-    """The primary key when the filter is exactly ``key column = value`` for every key column."""
+    """The primary key (values as bound) when the filter is exactly ``key column = value`` for every key column."""
     if where.is_empty:
         return None
-    conds = restrictions(meta, where.ast)
-    eqs = {c.field: c.value for c in conds if c.op == "eq"}
-    if len(conds) != len(eqs) or set(eqs) != set(meta.primary_key):
+    plan = plan_where(meta, where)
+    eqs = {c.field: c.value for c in plan.conds if c.op == "eq"}
+    if plan.never or plan.check is not None or len(plan.conds) != len(eqs) or set(eqs) != set(meta.primary_key):
         return None
     return eqs
 
 
-def compile_insert(meta: TableMeta, columns: tuple[str, ...], ttl: int | None = None) -> str:
+def compile_read(meta: TableMeta, columns: list[str]) -> str:
+    """One row by its whole primary key (the values bound in key order)."""
+    names = ", ".join(quote_name(c) for c in dict.fromkeys([*meta.primary_key, *columns]))
+    where = " AND ".join(f"{quote_name(k)} = ?" for k in meta.primary_key)
+    return f"SELECT {names} FROM {meta.qualified} WHERE {where}"
+
+
+# -- writes -------------------------------------------------------------------------------------------
+def compile_insert(meta: TableMeta, columns: tuple[str, ...], ttl: int | None = None, *,
+                   if_not_exists: bool = False) -> str:
     missing = [k for k in meta.primary_key if k not in columns]
     if missing:
         raise UsageError(f"missing primary key column(s) {', '.join(map(repr, missing))} for "
@@ -230,13 +384,30 @@ def compile_insert(meta: TableMeta, columns: tuple[str, ...], ttl: int | None = 
     names = ", ".join(meta.column(c) for c in columns)
     marks = ", ".join("?" for _ in columns)
     text = f"INSERT INTO {meta.qualified} ({names}) VALUES ({marks})"
-    return text + (" USING TTL ?" if ttl else "")
+    return text + (" IF NOT EXISTS" if if_not_exists else "") + (" USING TTL ?" if ttl else "")
 
 
-def compile_update(meta: TableMeta, change: q.Update, ttl: int | None = None) -> tuple[str, list[Any], list[str]]:
-    """``UPDATE t SET ... WHERE <every key column> = ?``; returns the text, the SET values and key order."""
-    sets, values = [], []
+@dataclass
+class UpdateStatement:
+    """``UPDATE t SET ... WHERE <every key column> = ?``. Bound in order: the TTL (if any), ``values``, then
+    per row the new value of each of ``increments``, the key (``keys``), and the values it read: an $inc of a
+    column that is not a counter is a compare-and-set (IF col = <what dbsh read>), so a concurrent change
+    is never lost."""
+
+    text: str
+    values: list[Any]
+    keys: list[str]
+    increments: list[tuple[str, int | float]] = field(default_factory=list)
+
+
+def compile_update(meta: TableMeta, change: q.Update, ttl: int | None = None) -> UpdateStatement:
+    sets, values, increments = [], [], []
     for item in change.changes:
+        if item.field not in meta.columns and "." in item.field:
+            fragment, bound_values = _map_entry(meta, item)
+            sets.append(fragment)
+            values += bound_values
+            continue
         col = meta.column(item.field)
         if item.field in meta.primary_key:
             raise Unsupported(f"cannot change primary key column {item.field!r} in Cassandra",
@@ -250,17 +421,40 @@ def compile_update(meta: TableMeta, change: q.Update, ttl: int | None = None) ->
         elif isinstance(item, q.Unset):
             sets.append(f"{col} = ?")
             values.append(None)
-        else:
-            if kind != "counter":
-                raise Unsupported(f"$inc on {item.field!r} ({kind}): Cassandra increments counter columns only")
+        elif kind == "counter":
             if not isinstance(item.amount, int):
                 raise UsageError(f"$inc on counter {item.field!r} needs an integer")
             sets.append(f"{col} = {col} + ?")
             values.append(item.amount)
+        else:
+            if family(kind) != "number":
+                raise UsageError(f"cannot $inc {item.field!r}: it is a {kind} column, not a number")
+            if split_type(kind)[0] in INTEGERS and item.amount != int(item.amount):
+                raise UsageError(f"cannot $inc {item.field!r} by {item.amount}: it is a {kind} column (whole numbers)")
+            increments.append((item.field, item.amount))
+    sets += [f"{quote_name(name)} = ?" for name, _ in increments]
     keys = list(meta.primary_key)
     where = " AND ".join(f"{quote_name(k)} = ?" for k in keys)
     using = " USING TTL ?" if ttl else ""
-    return f"UPDATE {meta.qualified}{using} SET {', '.join(sets)} WHERE {where}", values, keys
+    cas = (" IF " + " AND ".join(f"{quote_name(name)} = ?" for name, _ in increments)) if increments else ""
+    return UpdateStatement(f"UPDATE {meta.qualified}{using} SET {', '.join(sets)} WHERE {where}{cas}", values, keys,
+                           increments)
+
+
+def _map_entry(meta: TableMeta, item: q.Change) -> tuple[str, list[Any]]:
+    """$set/$unset of ``column.key`` on a map column: that entry (``m[?] = ?``, ``m = m - ?``)."""
+    head, key = item.field.split(".", 1)
+    kind = meta.columns.get(head)
+    if kind is None:
+        meta.column(item.field)   # an unknown column: its own error
+    name, args = split_type(kind)
+    if name != "map" or kind.lower().startswith("frozen") or isinstance(item, q.Inc) or "." in key:
+        raise Unsupported(f"cannot change {item.field!r} in Cassandra: a change writes a whole column, "
+                          "or with $set/$unset one entry of a map column that is not frozen")
+    col = quote_name(head)
+    if isinstance(item, q.Unset):
+        return f"{col} = {col} - ?", [{coerce(args[0], key, head)}]
+    return f"{col}[?] = ?", [coerce(args[0], key, head), coerce(args[1], item.value, item.field)]
 
 
 def compile_delete(meta: TableMeta) -> tuple[str, list[str]]:

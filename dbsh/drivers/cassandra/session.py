@@ -4,10 +4,8 @@ CQL passthrough with ``:name`` parameters; the uniform verbs come from ``documen
 from __future__ import annotations
 
 import datetime as dt
-import json
 import ssl
 import time
-from itertools import islice
 from typing import Any, Iterator
 
 import cassandra
@@ -24,9 +22,9 @@ from dbsh.drivers.base import Capabilities, Result
 from dbsh.drivers.cassandra.cql import NAMED_MARKER, TableMeta, split_statements, without_literals
 from dbsh.drivers.cassandra.documents import CassandraDocuments
 from dbsh.drivers.cassandra.urls import parse_url
-from dbsh.drivers.cassandra.values import coerce
+from dbsh.drivers.cassandra.values import coerce, map_json
 from dbsh.errors import ConnectError, DbshError, NotFound, QueryError, UsageError, one_line, redact
-from dbsh.output import jsonable, register_encoder
+from dbsh.output import register_encoder
 
 # what a server answers when it refuses a statement (not a connection failure)
 SERVER_ERRORS = (cassandra.RequestExecutionException, cassandra.RequestValidationException, ErrorMessage)
@@ -34,18 +32,8 @@ FETCH_SIZE = 1000
 
 
 # Values of collection and time types come back as the driver's own classes: their JSON forms.
-def _map_json(value) -> dict:
-    """A CQL map as a JSON object: keys that are not text become their JSON text (map<int, ...> -> "1")."""
-    return {k if isinstance(k, str) else _key_text(k): v for k, v in value.items()}
-
-
-def _key_text(key: Any) -> str:
-    plain = jsonable(key)
-    return plain if isinstance(plain, str) else json.dumps(plain, separators=(",", ":"), default=jsonable)
-
-
 register_encoder(cassandra.util.SortedSet, list)
-register_encoder(cassandra.util.OrderedMap, _map_json)
+register_encoder(cassandra.util.OrderedMap, map_json)
 register_encoder(cassandra.util.Time, str)          # 12:34:56.123456789 (nanoseconds)
 register_encoder(cassandra.util.Date, str)          # dates outside Python's years 1-9999
 register_encoder(cassandra.util.Duration, str)
@@ -219,10 +207,8 @@ class CassandraSession(CassandraDocuments):
         stmt = self._prepare(text).bind(values)
         return self._configure(stmt)
 
-    def _stream(self, result, skip: int = 0) -> Iterator[dict]:
+    def _stream(self, result) -> Iterator[dict]:
         rows = iter(result)
-        if skip:
-            rows = islice(rows, skip, None)   # CQL has no OFFSET: skipped rows are read and dropped
         # the driver reads a timestamp as a naive datetime in UTC: say that it is UTC
         stamps = [name for name, kind in zip(result.column_names or (), result.column_types or ())
                   if _has_timestamps(kind)]

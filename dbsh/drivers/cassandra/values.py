@@ -9,6 +9,7 @@ import datetime as dt
 import decimal
 import ipaddress
 import json
+import math
 import re
 import uuid
 from typing import Any
@@ -167,3 +168,80 @@ def parse_duration(value: Any):
 
     return Duration(sign * months, sign * days, sign * nanos)
 
+
+
+# -- filters: MongoDB's meaning on typed columns ----------------------------------------------
+INTEGERS = {"int": 32, "bigint": 64, "counter": 64, "smallint": 16, "tinyint": 8, "varint": None}   # bits
+FLOATS = ("float", "double")
+TEXTS = ("text", "varchar", "ascii")
+COLLECTIONS = ("list", "set", "map")
+
+
+def family(kind: str) -> str:
+    """How a filter compares with a column: "number", "string" and "boolean" columns hold JSON values,
+    compared as MongoDB does (34 is 34.0, "34" is not 34, 1 is not true); "collection" columns (list, set,
+    map) are checked by dbsh; the other types ("typed": uuid, timestamp, inet, ...) read a filter value
+    as their own type, as insert does."""
+    head = split_type(kind)[0]
+    if head in INTEGERS or head in FLOATS or head == "decimal":
+        return "number"
+    if head in TEXTS:
+        return "string"
+    if head == "boolean":
+        return "boolean"
+    if head in COLLECTIONS:
+        return "collection"
+    return "typed"
+
+
+def bound(kind: str, op: str, value: Any, column: str) -> tuple[str, Any] | None:
+    """``column op value`` as the CQL comparison to send (op, value of the column's type), or None when no
+    value of the column can satisfy it under MongoDB's rules (a value of another JSON type, a fraction
+    equal to an int column, a bound beyond the column's range). ``value`` is not None."""
+    head = split_type(kind)[0]
+    kind_family = family(kind)
+    if kind_family == "typed":
+        return op, coerce(kind, value, column)
+    if kind_family == "string":
+        ok = isinstance(value, str) and (head != "ascii" or value.isascii())
+        return (op, value) if ok else None
+    if kind_family == "boolean":
+        return (op, value) if isinstance(value, bool) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float, decimal.Decimal)):
+        return None
+    if head in FLOATS:
+        return op, float(value)
+    if head == "decimal":
+        return op, decimal.Decimal(str(value))
+    if value != value:   # NaN equals nothing and orders with nothing
+        return None
+    if not isinstance(value, int):
+        if value in (float("inf"), float("-inf")):
+            return None if (value > 0) == (op in ("eq", "gt", "gte")) else ("exists", None)
+        whole = int(value)
+        if whole == value:
+            value = whole
+        elif op == "eq":
+            return None
+        else:   # n > 30.5 is n > 30, n <= 30.5 is n < 31
+            op, value = ("gt", math.floor(value)) if op in ("gt", "gte") else ("lt", math.ceil(value))
+    bits = INTEGERS[head]
+    if bits is not None:   # a bound beyond the type's range: nothing, or every value
+        low, high = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+        if value > high:
+            return None if op in ("eq", "gt", "gte") else ("exists", None)
+        if value < low:
+            return None if op in ("eq", "lt", "lte") else ("exists", None)
+    return op, value
+
+
+def map_json(value) -> dict:
+    """A CQL map as a JSON object: keys that are not text become their JSON text (map<int, ...> -> "1")."""
+    return {k if isinstance(k, str) else key_text(k): v for k, v in value.items()}
+
+
+def key_text(key: Any) -> str:
+    from dbsh.output import jsonable
+
+    plain = jsonable(key)
+    return plain if isinstance(plain, str) else json.dumps(plain, separators=(",", ":"), default=jsonable)
