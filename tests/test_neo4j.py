@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from dbsh.drivers.neo4j import (CypherFilter, compile_find, compile_update, cypher_regex, plan_rows,
-                                quote_name, split_statements)
+from dbsh.drivers.neo4j.cypher import (CypherFilter, compile_find, compile_update, cypher_regex, plan_rows,
+                                       quote_name, split_statements)
 from dbsh.query import Filter, Update, parse_filter
 from tests.dbshtest import dbsh, dbsh_process
 
