@@ -6,8 +6,10 @@ the test says so and is skipped with the reason.
 """
 
 import base64
+import contextlib
 import json
 import socket
+import threading
 import urllib.error
 import urllib.request
 import uuid
@@ -17,7 +19,7 @@ import pytest
 
 from dbsh.drivers.couchdb.session import parse_request
 from dbsh.errors import UsageError
-from tests.dbshtest import dbsh
+from tests.dbshtest import dbsh, dbsh_process, port_of, silent_port
 
 
 class Couch:
@@ -247,6 +249,39 @@ def free_port():
 
 def test_server_down_is_exit_3():
     fails(dbsh("-u", f"couchdb://127.0.0.1:{free_port()}", "find", "x"), 3, "cannot connect", "refused")
+
+
+@pytest.mark.parametrize("where, why", [
+    ("nothing-answers", "no answer within 2 s"),
+    ("redis-listens", "the server there does not speak HTTP (Server disconnected without sending a response.)"),
+    ("neo4j-listens", "the server there does not answer as CouchDB does (GET / is not a JSON object)"),
+])
+def test_a_wrong_port_is_one_line_exit_3_within_the_connect_timeout(request, where, why):
+    """--connect-timeout bounds connecting and the server's first reply (its welcome, GET /, asked
+    before anything else). A real process under a generous limit: a hang fails the test; nothing
+    asserts on time."""
+    with contextlib.ExitStack() as stack:
+        if where == "nothing-answers":
+            port = stack.enter_context(silent_port())
+        else:
+            port = port_of(request.getfixturevalue("redis_url" if where == "redis-listens" else "neo4j_url"))
+        run = dbsh_process("-u", f"couchdb://127.0.0.1:{port}", "--connect-timeout", "2", "find", "x", timeout=90)
+    assert (run.code, run.out) == (3, "")
+    assert run.err == f"dbsh: error: cannot connect to couchdb://127.0.0.1:{port}: {why}\n"
+
+
+def test_the_connect_timeout_does_not_bound_a_slow_reply(couchdb_url, couch, db):
+    """A long poll that waits 3 s for a change (written by another client) answers after more than
+    --connect-timeout: only connecting and the server's first reply are bounded."""
+    change = threading.Timer(3, lambda: couch("PUT", f"/{db}/late", {"v": 1}))
+    change.start()
+    try:
+        run = dbsh_process("-u", couchdb_url, "--connect-timeout", "1", "query",
+                           f"GET /{db}/_changes?feed=longpoll&since=0", timeout=90)
+    finally:
+        change.join()
+    assert run.code == 0, run.err
+    assert [row["id"] for row in run.json_lines()] == ["late"]
 
 
 def test_credentials_from_url_or_env(couch, couchdb_url, db):

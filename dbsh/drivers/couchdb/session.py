@@ -39,7 +39,7 @@ class CouchSession(Session):
         self.url = server_url(target)
         # the native client: dbsh's CouchDB HTTP client (its httpx.Client is .client.http)
         self.client = CouchClient(self.url, username=target.username, password=target.password,
-                                  display=target.display())
+                                  display=target.display(), timeout=self.connect_timeout)
         self._known: set[str] = set()
 
     def close(self) -> None:
@@ -62,18 +62,15 @@ class CouchSession(Session):
         return path
 
     # -- connection ------------------------------------------------------------------------
-    def _welcome(self) -> dict:
-        return self.client.request("GET", "/")
-
     def server_info(self) -> dict[str, Any]:
-        info = self._welcome()
+        info = self.client.greet()
         vendor = (info.get("vendor") or {}).get("name") or ""
         backend = self.name if "couchdb" in vendor.lower() or not vendor else f"CouchDB API ({vendor})"
         return {"backend": backend, "version": info.get("version")}
 
     def ping(self) -> float:
         start = time.perf_counter()
-        self._welcome()
+        self.client.request("GET", "/")
         return time.perf_counter() - start
 
     # -- catalog ---------------------------------------------------------------------------

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import time
 from typing import Any, Iterable, Iterator
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -32,33 +31,11 @@ COMPLETION_LABELS = 200   # labels whose nodes the shell's completion samples (e
 COMPLETION_SAMPLE = 100   # nodes sampled per label
 
 
-# -- the driver's log --------------------------------------------------------------------------
-class NotificationLines(logging.Handler):
-    """The driver logs every server notification of severity WARNING (``The label `Persn` does not
-    exist``) as the repr of the whole status object and the query, which Python's last-resort
-    handler prints on stderr. One line instead: ``dbsh: warning: ... (01N50)``."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            status = getattr(record.args[0], "notification", None) if record.args else None
-            text = (getattr(status, "status_description", None) or getattr(status, "description", None)
-                    or record.getMessage())
-            code = getattr(status, "gql_status", None) or getattr(status, "code", None)
-            text = one_line(str(text)).removeprefix("warn: ")
-            print(f"dbsh: warning: {text}" + (f" ({code})" if code else ""), file=sys.stderr)
-        except Exception:  # noqa: BLE001 - logging must never break a command
-            self.handleError(record)
-
-
-_notifications = logging.getLogger("neo4j.notifications")
-if not any(isinstance(h, NotificationLines) for h in _notifications.handlers):
-    _notifications.addHandler(NotificationLines())
-_notifications.propagate = False
-# the rest of the driver's log (a retried deadlock, a routing table it is still waiting for) is not
-# the user's business: what fails for good reaches them as one error line
+# The driver logs each server notification (``The label `Persn` does not exist``) as the repr of the
+# whole status object and the query; dbsh reads them from each statement's summary instead and says them
+# through Session.notice, one line each. The driver's log (those records, a retried deadlock, a routing
+# table it is still waiting for) is not the user's business: what fails for good reaches them as one
+# error line. A NullHandler keeps Python's last-resort handler from printing it.
 logging.getLogger("neo4j").addHandler(logging.NullHandler())
 
 # refused logins the driver raises as plain ClientErrors (AuthError covers Unauthorized): after
@@ -103,8 +80,11 @@ class Neo4jSession(Session):
                     config[conf] = float(options.pop(key))
                 except ValueError:
                     raise UsageError(f"?{key}= needs a number of seconds") from None
-        config.setdefault("connection_timeout", 10.0)
-        config.setdefault("connection_acquisition_timeout", 15.0)
+        # --connect-timeout bounds connecting (connection_timeout: the TCP connect) and the server's first
+        # reply (the acquisition deadline bounds the Bolt handshake and HELLO/LOGON as well), so a port
+        # where another protocol listens fails in time; the replies to statements wait as long as they take
+        config.setdefault("connection_timeout", self.connect_timeout)
+        config.setdefault("connection_acquisition_timeout", self.connect_timeout)
         uri = f"{scheme}://{host}:{port}"
         try:
             self.client = neo4j.GraphDatabase.driver(uri, auth=auth, **config)
@@ -130,7 +110,7 @@ class Neo4jSession(Session):
             return ConnectError(f"cannot authenticate to {self.target.display()}: {text}")
         if isinstance(e, (nx.ServiceUnavailable, nx.SessionExpired, nx.ConnectionAcquisitionTimeoutError)) or \
                 getattr(e, "code", None) == "Neo.ClientError.Database.DatabaseNotFound":
-            return ConnectError(f"cannot connect to {self.target.display()}: {text}")
+            return ConnectError(f"cannot connect to {self.target.display()}: {self._unreachable(e) or text}")
         if isinstance(e, nx.Neo4jError):
             code = getattr(e, "code", None)
             return QueryError(f"{text} ({code})" if code and code not in text else text)
@@ -141,6 +121,23 @@ class Neo4jSession(Session):
         if isinstance(e, (TypeError, ValueError)):
             return UsageError(text)
         return QueryError(text)
+
+    def _unreachable(self, e: Exception) -> str | None:
+        """Why connecting failed, in the user's words, from the driver's chain of errors (a routing
+        failure wraps the connection's own in an ExceptionGroup); None: the driver's text says it."""
+        pending, seen = [e], 0
+        while pending and seen < 32:
+            error = pending.pop(0)
+            seen += 1
+            if isinstance(error, TimeoutError):
+                return f"no answer within {self.connect_timeout:g} s (is a Neo4j server listening there?)"
+            if isinstance(error, ConnectionRefusedError):
+                return "connection refused"
+            if "looks like HTTP" in str(error):
+                return "the server there speaks HTTP, not Bolt (Bolt's port is 7687 by default)"
+            pending += [x for x in (*getattr(error, "exceptions", ()), error.__cause__, error.__context__)
+                        if x is not None]
+        return None
 
     def _neo(self) -> neo4j.Session:
         if self._session is None:
@@ -161,7 +158,9 @@ class Neo4jSession(Session):
         """A small, bounded result (catalog queries) as plain dicts."""
         try:
             result = self._run(text, params)
-            return [dict(zip(r.keys(), r.values())) for r in result]
+            rows = [dict(zip(r.keys(), r.values())) for r in result]
+            self._notify(result.consume())
+            return rows
         except DbshError:
             raise
         except Exception as e:  # noqa: BLE001
@@ -169,20 +168,33 @@ class Neo4jSession(Session):
 
     def _summary(self, result: neo4j.Result):
         try:
-            return result.consume()
+            summary = result.consume()
         except Exception as e:  # noqa: BLE001
             raise self._error(e) from None
+        self._notify(summary)
+        return summary
+
+    def _notify(self, summary) -> None:
+        """The server's warnings about a statement, each as one line through notice():
+        ``dbsh: warning: The label `Persn` does not exist ... (01N50)``. Once per summary."""
+        if summary is None or getattr(summary, "_dbsh_told", False):
+            return
+        summary._dbsh_told = True
+        for text, code in _warnings(summary):
+            text = one_line(str(text)).removeprefix("warn: ")
+            self.notice(f"dbsh: warning: {text}" + (f" ({code})" if code else ""))
 
     def _closer(self, result: neo4j.Result):
         """Result.close for a streamed result: the rest consumed. A result whose rows raised the
         server's error already answers ResultFailedError then, which would hide that error."""
         def close() -> None:
             try:
-                result.consume()
+                summary = result.consume()
             except nx.ResultFailedError:
-                pass
+                return
             except Exception as e:  # noqa: BLE001
                 raise self._error(e) from None
+            self._notify(summary)
         return close
 
     def _stream(self, result: neo4j.Result, keys: list[str], convert=None) -> Iterator[dict]:
@@ -454,3 +466,21 @@ class Neo4jSession(Session):
             return Result.status("the server returned no plan for this statement")
         columns = ["operator", "details", "estimated_rows"] + (["rows", "db_hits"] if profiled else [])
         return Result(plan_rows(plan, profiled), columns)
+
+
+def _warnings(summary) -> Iterator[tuple[str, str | None]]:
+    """(description, code) of each notification of severity WARNING in a result summary: GQL status
+    objects where the driver has them (5.22+), else the older notifications."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # a preview feature before driver 6: it warns when read
+        statuses = getattr(summary, "gql_status_objects", None)
+    if statuses is not None:
+        for status in statuses:
+            if status.is_notification and str(getattr(status.severity, "value", status.severity)) == "WARNING":
+                yield status.status_description, status.gql_status
+        return
+    for notification in getattr(summary, "summary_notifications", None) or []:
+        if str(getattr(notification.severity_level, "value", notification.severity_level)) == "WARNING":
+            yield notification.description, notification.code
