@@ -245,12 +245,44 @@ def end_script(session: Session, *, failed: bool, single: bool = False,
         notice("the transaction left open at the end was rolled back (end it with COMMIT to keep its changes)")
 
 
-def collections(session: Session, out: Renderer) -> None:
-    out.result(Result(({"name": n} for n in session.collections()), ["name"]))
+def collections(session: Session, out: Renderer, pattern: str | None = None) -> None:
+    names = session.collections()
+    if pattern:
+        from fnmatch import fnmatchcase
+
+        names = [n for n in names if fnmatchcase(n, pattern)]
+    out.result(Result(({"name": n} for n in names), ["name"]))
+
+
+def is_pattern(name: str) -> bool:
+    return any(c in name for c in "*?[")
 
 
 def describe(session: Session, out: Renderer, collection: str) -> None:
-    out.result(session.describe(collection))
+    """One collection, or each one a pattern (peo*) matches: a titled table each on a terminal,
+    rows with a "collection" field otherwise."""
+    if not is_pattern(collection):
+        out.result(session.describe(collection))
+        return
+    from fnmatch import fnmatchcase
+
+    from dbsh.errors import NotFound
+
+    names = [n for n in session.collections() if fnmatchcase(n, collection)]
+    if not names:
+        raise NotFound(f"no collection matches {collection!r}")
+    for name in names:
+        result = session.describe(name)
+        if out.fmt == "table":
+            out.console.print(f"{name}:", markup=False, highlight=False, style="bold")
+            out.result(result)
+        else:
+            columns = ["collection", *(result.columns or [])]
+            out.rows(({"collection": name, **row} for row in result), columns)
+
+
+def databases(session: Session, out: Renderer) -> None:
+    out.result(session.databases())
 
 
 def connect_report(session: Session, out: Renderer) -> dict[str, Any]:
@@ -288,7 +320,7 @@ def connect(call) -> int:
         save = call.values.get("save")
         if save:
             path = config.save_profile(save, session.target.without_password(),
-                                       readonly=call.values.get("readonly") or None)
+                                       readonly=call.values.get("readonly") or None, ssh=s.ssh)
             note = " (password not saved: use DBSH_PASSWORD or -W)" if session.target.password else ""
             print(f"saved connection {save!r} in {path}{note}", file=sys.stderr)
         elif sys.stdin.isatty() and sys.stdout.isatty():

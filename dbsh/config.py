@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from dbsh.errors import NotFound, UsageError
 
@@ -60,15 +60,16 @@ def profile(name: str) -> dict[str, Any]:
     return found
 
 
-def save_profile(name: str, url: str, **extra: Any) -> Path:
-    """Store a profile. The URL passed here must already be free of any password.
+def _check_name(name: str, what: str) -> None:
+    if not name or not all(c.isalnum() or c in "-_." for c in name):
+        raise UsageError(f"invalid {what} name {name!r}: use letters, digits, '-', '_' or '.'")
 
-    The file is edited, not rewritten: the user's comments, order and other tables stay as they were
-    (tomlkit), and a profile saved again keeps its place and its own comments."""
+
+def _edit(change: Callable[[Any, Path], None]) -> Path:
+    """Edit config.toml in place with tomlkit: the user's comments, order and other tables stay as they
+    were. ``change(doc, path)`` edits the parsed document; the file is replaced atomically, mode 0600."""
     import tomlkit
 
-    if not name or not all(c.isalnum() or c in "-_." for c in name):
-        raise UsageError(f"invalid profile name {name!r}: use letters, digits, '-', '_' or '.'")
     path = config_path()
     try:
         text = path.read_text(encoding="utf-8")
@@ -77,27 +78,71 @@ def save_profile(name: str, url: str, **extra: Any) -> Path:
     try:
         doc = tomlkit.parse(text)
     except tomlkit.exceptions.ParseError as e:
-        raise UsageError(f"cannot read {path}: {e}", hint="fix the file, then save the profile again") from None
-    profiles = doc.get("profiles")
-    if profiles is None:
-        profiles = tomlkit.table(is_super_table=True)
-        doc["profiles"] = profiles
-    elif not isinstance(profiles, dict):
-        raise UsageError(f"cannot save a profile in {path}: 'profiles' is not a table")
-    values = {"url": url, **{k: v for k, v in extra.items() if v is not None}}
-    entry = profiles.get(name)
-    if isinstance(entry, dict):
-        for key in [k for k in entry if k not in values]:
-            del entry[key]
-        for key, value in values.items():
-            entry[key] = value
-    else:
-        entry = tomlkit.table()
-        entry.update(values)
-        profiles[name] = entry
+        raise UsageError(f"cannot read {path}: {e}", hint="fix the file, then save again") from None
+    change(doc, path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(tomlkit.dumps(doc), encoding="utf-8")
     os.chmod(tmp, 0o600)
     tmp.replace(path)
     return path
+
+
+def _table(doc: Any, key: str, path: Path, *, super_table: bool = False) -> Any:
+    import tomlkit
+
+    found = doc.get(key)
+    if found is None:
+        found = tomlkit.table(is_super_table=super_table)
+        doc[key] = found
+    elif not isinstance(found, dict):
+        raise UsageError(f"cannot save in {path}: {key!r} is not a table")
+    return found
+
+
+def save_profile(name: str, url: str, **extra: Any) -> Path:
+    """Store a profile. The URL passed here must already be free of any password. A profile saved
+    again keeps its place and its own comments."""
+    import tomlkit
+
+    _check_name(name, "profile")
+    values = {"url": url, **{k: v for k, v in extra.items() if v is not None}}
+
+    def change(doc: Any, path: Path) -> None:
+        profiles = _table(doc, "profiles", path, super_table=True)
+        entry = profiles.get(name)
+        if isinstance(entry, dict):
+            for key in [k for k in entry if k not in values]:
+                del entry[key]
+            for key, value in values.items():
+                entry[key] = value
+        else:
+            entry = tomlkit.table()
+            entry.update(values)
+            profiles[name] = entry
+
+    return _edit(change)
+
+
+NAMED = "named_queries"
+
+
+def named_queries() -> dict[str, str]:
+    """The shell's named queries ([named_queries] in config.toml: name = "query text")."""
+    return {k: v for k, v in settings(NAMED).items() if isinstance(v, str)}
+
+
+def save_named_query(name: str, text: str | None) -> Path:
+    """Store a named query (None: delete it)."""
+    _check_name(name, "query")
+
+    def change(doc: Any, path: Path) -> None:
+        table = _table(doc, NAMED, path)
+        if text is None:
+            if name not in table:
+                raise NotFound(f"no named query {name!r}", hint="\\n lists them")
+            del table[name]
+        else:
+            table[name] = text
+
+    return _edit(change)

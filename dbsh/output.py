@@ -247,7 +247,7 @@ def check_format(fmt: str | None) -> str | None:
 
 
 class Renderer:
-    def __init__(self, fmt: str | None = None, out: TextIO | None = None, *, expanded: bool = False,
+    def __init__(self, fmt: str | None = None, out: TextIO | None = None, *, expanded: bool | str = False,
                  max_rows: int = TABLE_MAX_ROWS, console=None):
         self.out = out or sys.stdout
         self.fmt = check_format(fmt) or default_format(self.out)
@@ -378,7 +378,10 @@ class Renderer:
         if columns is None:
             columns = list({k: None for row in shown for k in row})
         console = self.console
-        if self.expanded:
+        expanded = self.expanded
+        if expanded == "auto":      # \x auto: one field per line when a row would not fit the width
+            expanded = _table_width(shown, columns) > console.width
+        if expanded:
             for i, row in enumerate(shown, 1):
                 table = Table(title=f"row {i}", box=box.SIMPLE_HEAD, show_header=False, title_justify="left")
                 table.add_column(style="bold")
@@ -447,6 +450,17 @@ class _Counted:
         item = next(self.items)
         self.n += 1
         return item
+
+
+def _table_width(rows: list[dict], columns: list) -> int:
+    """The width a table of these rows takes (cells as shown, widest line of each, 3 columns of padding
+    and rule between columns)."""
+    widths = [len(str(c)) for c in columns]
+    for row in rows:
+        for i, c in enumerate(columns):
+            text = cell_text(row.get(c)) if row.get(c) is not None else "null"
+            widths[i] = max(widths[i], max((len(line) for line in text.splitlines()), default=0))
+    return sum(widths) + 3 * len(columns)
 
 
 _TSV_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})

@@ -26,6 +26,7 @@ def rules(language: str):
 def one_per_line(language: str) -> bool:
     return language == "redis" or getattr(rules(language), "ONE_COMMAND_PER_LINE", False)
 
+
 # comment markers per language family; Cypher has no '--' comment ((a)--(b) is a pattern)
 _COMMENTS = {
     "sql": ("--", "/*"),
@@ -38,6 +39,15 @@ def comment_markers(language: str) -> tuple[str, ...]:
     return _COMMENTS.get(language, ("--", "/*") if language in ("postgresql", "mysql", "sqlite") else ())
 
 
+SQL = ("sql", "postgresql", "mysql", "sqlite")
+# statements whose body holds ';'-terminated statements between BEGIN and END
+_ROUTINES = {"TRIGGER", "PROCEDURE", "FUNCTION", "EVENT", "PACKAGE"}
+# END IF, END LOOP ... close blocks that open without a counted word
+_UNCOUNTED_ENDS = {"IF", "LOOP", "WHILE", "REPEAT", "FOR"}
+_DELIMITER = re.compile(r"delimiter[ \t]+(\S+)[ \t]*(?=\n|$)", re.I)
+DIRECTIVE = "DELIMITER"
+
+
 @dataclass
 class Scan:
     """What a left-to-right scan found: code outside strings/comments, and the state at the end."""
@@ -46,17 +56,87 @@ class Scan:
     depth: int            # open brackets ({[ minus closing ones
     open_quote: bool      # the text ends inside a string, quoted name or block comment
     cuts: list[int]       # offsets just after each terminator outside strings and comments
+    # what made each cut: the terminator's text, or DIRECTIVE for a client-side `DELIMITER X` line
+    ends: list[str] = field(default_factory=list)
+    terminator: str | None = None    # the terminator in force at the end (DELIMITER changes it)
+    pending: bool = False            # code after the last cut (an unfinished statement)
     # [start, end) offsets in the text of each run of code (what ``code`` keeps of it), for callers
     # that must edit the code and leave strings and comments alone (SQL parameters)
     spans: list[list[int]] = field(default_factory=list)
+
+
+class _Blocks:
+    """Where ';' ends nothing: inside the BEGIN ... END body of CREATE TRIGGER / PROCEDURE / FUNCTION /
+    EVENT (SQLite triggers, MariaDB routines, PostgreSQL BEGIN ATOMIC) and MariaDB's BEGIN NOT ATOMIC,
+    counting nested BEGIN and CASE against END (END IF, END LOOP ... close nothing counted); and inside
+    CQL's BEGIN BATCH ... APPLY BATCH."""
+
+    def __init__(self, language: str):
+        self.language = language
+        self.reset()
+
+    def reset(self) -> None:
+        self.head: list[str] = []      # the statement's first words
+        self.routine = False
+        self.depth = 0
+        self.last = ""
+
+    def word(self, word: str) -> None:
+        w = word.upper()
+        if len(self.head) < 8:
+            self.head.append(w)
+            if self.language == "cql":
+                if self.head[0] == "BEGIN" and w == "BATCH" and len(self.head) <= 3:
+                    self.depth = 1
+            elif self.head[0] == "CREATE" and w in _ROUTINES:
+                self.routine = True
+            elif self.head == ["BEGIN", "NOT", "ATOMIC"]:
+                self.routine, self.depth = True, 1
+        if self.language == "cql":
+            if self.last == "APPLY" and w == "BATCH":
+                self.depth = 0
+        elif self.routine:
+            if w in ("BEGIN", "CASE") and not (w == "CASE" and self.last == "END"):
+                self.depth += 1
+            elif self.last == "END" and w in _UNCOUNTED_ENDS:
+                self.depth += 1       # the END before it was not a counted one
+            if w == "END":
+                self.depth -= 1
+        self.last = w
+
+    @property
+    def open(self) -> bool:
+        return self.depth > 0
 
 
 def scan(text: str, language: str = "sql", terminator: str | None = ";") -> Scan:
     markers = comment_markers(language)
     out: list[str] = []
     cuts: list[int] = []
+    ends: list[str] = []
     spans: list[list[int]] = []
     depth = 0
+    blocks = _Blocks(language)
+    pending = False             # code since the last cut
+    directives = terminator is not None and language in SQL
+
+    def cut(at: int, how: str) -> None:
+        nonlocal pending
+        cuts.append(at)
+        ends.append(how)
+        blocks.reset()
+        pending = False
+
+    def result(open_quote: bool) -> Scan:
+        return Scan("".join(out), depth, open_quote, cuts, ends, terminator, pending or open_quote, spans)
+
+    def code(start: int, end: int) -> None:
+        """text[start:end] is code, kept as it is in ``out``."""
+        if spans and spans[-1][1] == start:
+            spans[-1][1] = end
+        else:
+            spans.append([start, end])
+
     i, n = 0, len(text)
     while i < n:
         c = text[i]
@@ -72,26 +152,34 @@ def scan(text: str, language: str = "sql", terminator: str | None = ";") -> Scan
                         continue
                     break
                 j += 1
+            pending = True
             if j >= n:
                 out.append(c)
-                return Scan("".join(out), depth, True, cuts, spans)
+                return result(True)
             out.append(c + " " * (j - i - 1) + c)
             i = j + 1
+            continue
+        if terminator and terminator != ";" and text.startswith(terminator, i):
+            out.append(terminator)           # a DELIMITER-set terminator ends a statement whatever is open
+            code(i, i + len(terminator))
+            i += len(terminator)
+            cut(i, terminator)
             continue
         if c == "$" and language in ("sql", "postgresql", "cql"):
             m = re.match(r"\$([A-Za-z_]\w*)?\$", text[i:])
             if m and not (i and (text[i - 1].isalnum() or text[i - 1] == "_")):
                 tag = m.group(0)
                 end = text.find(tag, i + len(tag))
+                pending = True
                 if end < 0:
-                    return Scan("".join(out), depth, True, cuts, spans)
+                    return result(True)
                 out.append("''")
                 i = end + len(tag)
                 continue
         if "/*" in markers and text.startswith("/*", i):
             end = text.find("*/", i + 2)
             if end < 0:
-                return Scan("".join(out), depth, True, cuts, spans)
+                return result(True)
             out.append(" ")
             i = end + 2
             continue
@@ -99,19 +187,49 @@ def scan(text: str, language: str = "sql", terminator: str | None = ";") -> Scan
             end = text.find("\n", i)
             i = n if end < 0 else end
             continue
+        if c.isalpha() or c == "_":
+            m = re.compile(r"[A-Za-z_]\w*").match(text, i)
+            word = m.group(0) if m else c
+            if i and (text[i - 1].isalnum() or text[i - 1] in "_$"):
+                out.append(word)             # the rest of a word (a1b, x$y): not a keyword
+                code(i, i + len(word))
+                i += len(word)
+                continue
+            if directives and not pending and word.lower() == "delimiter" \
+                    and text[text.rfind("\n", 0, i) + 1:i].strip() == "":
+                d = _DELIMITER.match(text, i)
+                if d:                        # DELIMITER // (mysql's client-side directive): a line of its own
+                    out.append(d.group(0))
+                    code(i, d.end())
+                    i = d.end()
+                    terminator = d.group(1)
+                    cut(i, DIRECTIVE)
+                    continue
+            out.append(word)
+            code(i, i + len(word))
+            pending = True
+            i += len(word)
+            if terminator == ";":
+                blocks.word(word)
+            continue
         if c in "([{":
             depth += 1
         elif c in ")]}":
             depth -= 1
         out.append(c)
-        if spans and spans[-1][1] == i:
-            spans[-1][1] = i + 1
-        else:
-            spans.append([i, i + 1])
+        code(i, i + 1)
         i += 1
-        if terminator and c == terminator:
-            cuts.append(i)
-    return Scan("".join(out), depth, False, cuts, spans)
+        if terminator == ";" and c == ";" and not blocks.open:
+            cut(i, terminator)
+        elif not c.isspace():
+            pending = True
+    return result(False)
+
+
+def delimiter(statement: str) -> str | None:
+    """The new terminator of a `DELIMITER X` directive line, or None for any other statement."""
+    m = _DELIMITER.fullmatch(statement.strip())
+    return m.group(1) if m else None
 
 
 def is_complete(text: str, language: str, terminator: str | None) -> bool:
@@ -126,7 +244,7 @@ def is_complete(text: str, language: str, terminator: str | None) -> bool:
     if found.open_quote:
         return False
     if terminator:
-        return found.code.rstrip().endswith(terminator)
+        return bool(found.cuts) and not found.pending
     return found.depth <= 0
 
 
@@ -167,25 +285,42 @@ def split(text: str, language: str, terminator: str | None) -> list[str]:
     return statements
 
 
+def _pieces(chunk: str, language: str, terminator: str) -> list[tuple[str, str]]:
+    """(statement, what ended it) for each statement of a chunk; the last one may have no end ("")."""
+    found = scan(chunk, language, terminator)
+    pieces, start = [], 0
+    for cut, end in zip(found.cuts, found.ends):
+        pieces.append((chunk[start:cut].strip(), end))
+        start = cut
+    pieces.append((chunk[start:].strip(), ""))
+    return [(text, end) for text, end in pieces if text and text != end]
+
+
 def _cut(chunk: str, language: str, terminator: str | None) -> list[str]:
+    """The statements of a chunk: each keeps its ';' (drivers strip it), loses a DELIMITER-set
+    terminator (the server would not understand it); a DELIMITER directive is a statement of its
+    own, for the shell to follow."""
     if not terminator:
         return [chunk]
-    found = scan(chunk, language, terminator)
-    parts, start = [], 0
-    for cut in found.cuts:
-        parts.append(chunk[start:cut])
-        start = cut
-    parts.append(chunk[start:])
-    return [p.strip() for p in parts if p.strip() and p.strip() != terminator]
+    parts = []
+    for text, end in _pieces(chunk, language, terminator):
+        if end not in ("", ";", DIRECTIVE):
+            text = text[: -len(end)].rstrip()
+        if text:
+            parts.append(text)
+    return parts
 
 
 def split_terminated(text: str, language: str, terminator: str = ";") -> list[str]:
     """The statements of a script in a ';'-terminated language (what drivers run one by one):
-    cut outside strings, quoted names, $$ blocks and comments; parts with no code are dropped."""
+    cut outside strings, quoted names, $$ blocks, comments and BEGIN ... END bodies of triggers and
+    routines, following DELIMITER directives (which are dropped); parts with no code are dropped."""
     parts = []
-    for part in _cut(text.strip(), language, terminator):
-        if part.endswith(terminator):
-            part = part[: -len(terminator)].rstrip()
+    for part, end in _pieces(text.strip(), language, terminator):
+        if end == DIRECTIVE:
+            continue
+        if end:
+            part = part[: -len(end)].rstrip()
         if scan(part, language, None).code.strip():
             parts.append(part)
     return parts
@@ -355,3 +490,55 @@ def arguments(text: str) -> list[str]:
         args.append(text[i:j])
         i = j
     return args
+
+
+# -- $1-style arguments of the shell's named queries ------------------------------------------
+
+_SKIPPED = {"--": r"--[^\n]*", "//": r"//[^\n]*", "/*": r"/\*.*?\*/"}
+
+
+def _positional_pattern(language: str) -> re.Pattern:
+    skipped = [r"'(?:[^'\\]|''|\\.)*'", r'"(?:[^"\\]|\\.)*"'] + [_SKIPPED[m] for m in comment_markers(language)]
+    return re.compile(f"({'|'.join(skipped)})|\\$(\\d+)(?!\\w)", re.S)
+
+
+def positional(text: str, language: str, values: list) -> tuple[str, dict]:
+    """(text, params) for a named query's ``$1``, ``$2`` ... (not inside strings or comments), each
+    value bound the backend's way: ``:p1`` (SQL, CQL, a whole Redis argument), ``$p1`` (Cypher); the
+    JSON-shaped languages, which take no parameters, get the value's JSON text (in a CouchDB path,
+    the value URL-quoted). Every $N needs its value and every value a $N."""
+    import json
+    from urllib.parse import quote
+
+    used: set[int] = set()
+    params: dict = {}
+    first_line = len(text.split("\n", 1)[0])
+
+    def replace(m: re.Match) -> str:
+        if m.group(1) is not None:
+            return m.group(1)
+        n = int(m.group(2))
+        if not 1 <= n <= len(values):
+            raise UsageError(f"${n} has no value: {len(values)} argument{'s' if len(values) != 1 else ''} given")
+        used.add(n)
+        value = values[n - 1]
+        if language in ("javascript", "js", "mongo", "mongodb"):
+            return json.dumps(value, ensure_ascii=False)
+        if language in ("http", "couchdb"):
+            return quote(str(value), safe="") if m.start() < first_line else json.dumps(value, ensure_ascii=False)
+        if language == "redis":
+            start, end = m.start(), m.end()
+            whole = (start == 0 or text[start - 1].isspace()) and (end == len(text) or text[end].isspace())
+            if not whole:       # part of a word (users:$1): the value must be a plain word itself
+                word = str(value)
+                if not word or any(c.isspace() or c in "'\"" for c in word):
+                    raise UsageError(f"${n} is part of a word, and its value {word!r} is not one plain word")
+                return word
+        params[f"p{n}"] = value
+        return f"$p{n}" if language in ("cypher", "cyp") else f":p{n}"
+
+    bound = _positional_pattern(language).sub(replace, text)
+    extra = sorted(set(range(1, len(values) + 1)) - used)
+    if extra:
+        raise UsageError(f"too many arguments: the query has no ${extra[0]}")
+    return bound, params

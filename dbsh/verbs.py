@@ -91,7 +91,9 @@ SINGLE = Opt("single_transaction", ("--single-transaction", "-1"), "Run a script
 CONNECT_TIMEOUT = Opt("connect_timeout", ("--connect-timeout",), "Give up connecting (and waiting for the "
                       f"server's first reply) after SECONDS (default {DEFAULT_CONNECT_TIMEOUT:g}).", type="float",
                       metavar="SECONDS", min=0.1)
-GLOBALS: tuple[Opt, ...] = (URL, CONN, FORMAT, PASSWORD, DEBUG, YES, SINGLE, CONNECT_TIMEOUT)
+SSH = Opt("ssh", ("--ssh",), "Reach the server through an SSH tunnel (the system's ssh -L) via this host.",
+          type="str", metavar="USER@HOST[:PORT]")
+GLOBALS: tuple[Opt, ...] = (URL, CONN, FORMAT, PASSWORD, DEBUG, YES, SINGLE, CONNECT_TIMEOUT, SSH)
 # what `dbsh copy` takes of them (its targets are its arguments)
 COPY_GLOBALS = ("fmt", "debug", "yes", "ask_password", "connect_timeout")
 
@@ -174,11 +176,17 @@ VERBS: tuple[Verb, ...] = (
          (Opt("params", ("--param", "-p"), "name=value (the value is read as JSON if it is JSON).", type="list",
               metavar="NAME=VALUE"),),
          f"{M}:query", shell="\\query"),
-    Verb("collections", "List collections: tables, labels, key prefixes, databases.",
-         "dbsh -u mongodb://localhost/shop collections", (), (), f"{M}:collections", shell="\\collections",
-         aliases=("\\dt",)),
-    Verb("describe", "Describe a collection: columns or fields, types, indexes.",
-         "dbsh describe people", (COLLECTION,), (), f"{M}:describe", shell="\\describe", aliases=("\\d",)),
+    Verb("collections", "List collections (tables, labels, key prefixes, databases), or those matching PATTERN.",
+         "dbsh -u mongodb://localhost/shop collections 'prod*'",
+         (Arg("pattern", "PATTERN", "Only names matching this (* ? [...] wildcards).", required=False,
+              complete="collection"),), (), f"{M}:collections", shell="\\collections", aliases=("\\dt",)),
+    Verb("describe", "Describe a collection (or each one matching a pattern): columns or fields, types, indexes, "
+         "references.",
+         "dbsh describe people", (replace(COLLECTION, help="Table, collection, label, key prefix... or a pattern "
+                                          "(peo*)."),), (), f"{M}:describe", shell="\\describe", aliases=("\\d",)),
+    Verb("databases", "List the databases on the server (keyspaces, Redis db numbers), the current one marked.",
+         "dbsh -u postgresql://me@db.internal/shop databases", (), (), f"{M}:databases", shell="\\databases",
+         aliases=("\\l",)),
     Verb("explain", "Show how the backend would run a find.",
          """dbsh explain people '{"name": "Bob"}'""",
          (COLLECTION, FILTER), (FIELDS, SORT, LIMIT, SKIP), f"{M}:explain", shell="\\explain"),

@@ -325,11 +325,23 @@ def postgres_bindir() -> Path:
 
 
 class Postgres(Server):
-    """PostgreSQL from Debian: private initdb (scram-sha-256 over TCP), fsync off."""
+    """PostgreSQL from Debian: private initdb (scram-sha-256 over TCP), fsync off; ``ssl=True`` serves
+    TLS with a self-signed certificate (``self.cert``)."""
 
     name = "postgres"
     user = "postgres"
     stop_signal = signal.SIGINT  # "fast" shutdown: does not wait for clients to disconnect
+
+    def __init__(self, ssl: bool = False) -> None:
+        super().__init__()
+        self.ssl = ssl
+        self.cert: Path | None = None
+
+    def _ssl_args(self, owner: str | None) -> list[str]:
+        if not self.ssl:
+            return []
+        self.cert, key = self_signed(self.dir, "postgres", owner)
+        return ["-c", "ssl=on", "-c", f"ssl_cert_file={self.cert}", "-c", f"ssl_key_file={key}"]
 
     def _start(self) -> str:
         bindir = postgres_bindir()
@@ -347,7 +359,7 @@ class Postgres(Server):
         port = free_port()
         self.spawn([str(bindir / "postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(port),
                     "-k", str(self.dir), "-c", "fsync=off", "-c", "synchronous_commit=off",
-                    "-c", "full_page_writes=off", "-c", "max_connections=200"],
+                    "-c", "full_page_writes=off", "-c", "max_connections=200", *self._ssl_args(owner)],
                    log=self.dir / "postgres.log", user=owner, env=_as_env(owner))
         isready = str(bindir / "pg_isready")
         self.wait_until(lambda: subprocess.run([isready, "-q", "-h", "127.0.0.1", "-p", str(port), "-t", "1"],
@@ -356,6 +368,19 @@ class Postgres(Server):
         self.run([str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", self.user, DATABASE],
                  env=_clean_env(PGPASSWORD=PASSWORD))
         return f"postgresql://{self.user}:{PASSWORD}@127.0.0.1:{port}/{DATABASE}"
+
+
+def self_signed(directory: Path, name: str = "localhost", owner: str | None = None) -> tuple[Path, Path]:
+    """A self-signed certificate and its key (openssl req -x509) for 127.0.0.1 and localhost."""
+    cert, key = directory / f"{name}.crt", directory / f"{name}.key"
+    subprocess.run([find_binary("openssl"), "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", f"/CN={name}", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    key.chmod(0o600)
+    if owner:
+        for path in (cert, key):
+            shutil.chown(path, owner, owner)
+    return cert, key
 
 
 def _as_env(owner: str | None) -> dict:
@@ -728,6 +753,73 @@ class Neo4j(Server):
         finally:
             quiet.disabled = was
         return f"bolt://{NEO4J_USER}:{self.password}@127.0.0.1:{port}"
+
+
+class RedisTLS(Server):
+    """Debian redis-server serving TLS only (--port 0 --tls-port P), self-signed: rediss://127.0.0.1:P/0;
+    ``self.cert`` is the CA a client trusts."""
+
+    name = "redis-tls"
+
+    def _start(self) -> str:
+        binary = find_binary("redis-server")
+        self.cert, key = self_signed(self.dir, "redis")
+        port = free_port()
+        args = redis_args(binary, port, self.dir)
+        args[args.index("--port") + 1] = "0"
+        self.spawn(args + ["--tls-port", str(port), "--tls-cert-file", str(self.cert), "--tls-key-file", str(key),
+                           "--tls-ca-cert-file", str(self.cert), "--tls-auth-clients", "no"],
+                   log=self.dir / "redis.log")
+
+        def answers() -> bool:
+            import ssl
+
+            context = ssl.create_default_context(cafile=str(self.cert))
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as raw, \
+                    context.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+
+        self.wait_until(answers, f"PING over TLS on port {port}")
+        return f"rediss://127.0.0.1:{port}/0"
+
+
+class OpenSSH(Server):
+    """Debian's sshd on 127.0.0.1:P with a generated host key, accepting one generated client key for the
+    current user. ``self.config`` is an ssh_config for the client (`ssh -F config`: the key, the host key
+    pinned in a known_hosts of its own); ``self.destination`` is user@127.0.0.1:P."""
+
+    name = "sshd"
+
+    def _start(self) -> str:
+        sshd, keygen = find_binary("sshd", "/usr/sbin/sshd"), find_binary("ssh-keygen")
+        for kind in ("host", "client"):
+            self.run([keygen, "-q", "-t", "ed25519", "-N", "", "-f", str(self.dir / kind)])
+        (self.dir / "authorized_keys").write_text((self.dir / "client.pub").read_text())
+        Path("/run/sshd").mkdir(exist_ok=True)     # sshd's privilege separation directory
+        port = free_port()
+        user = pwd.getpwuid(os.getuid()).pw_name
+        (self.dir / "sshd_config").write_text(
+            f"Port {port}\nListenAddress 127.0.0.1\nHostKey {self.dir / 'host'}\n"
+            f"AuthorizedKeysFile {self.dir / 'authorized_keys'}\nPidFile {self.dir / 'sshd.pid'}\n"
+            "StrictModes no\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+            "PermitRootLogin prohibit-password\nAllowTcpForwarding yes\nLogLevel VERBOSE\n")
+        host_key = (self.dir / "host.pub").read_text().split()
+        (self.dir / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_key[0]} {host_key[1]}\n")
+        self.config = self.dir / "ssh_config"
+        self.config.write_text(
+            f"Host *\n  IdentityFile {self.dir / 'client'}\n  IdentitiesOnly yes\n"
+            f"  UserKnownHostsFile {self.dir / 'known_hosts'}\n  StrictHostKeyChecking yes\n"
+            "  GlobalKnownHostsFile /dev/null\n  ConnectTimeout 10\n")
+        self.spawn([sshd, "-D", "-e", "-f", str(self.dir / "sshd_config")], log=self.dir / "sshd.log")
+
+        def accepts() -> bool:
+            return subprocess.run(["ssh", "-F", str(self.config), "-p", str(port), "-o", "BatchMode=yes",
+                                   f"{user}@127.0.0.1", "true"], capture_output=True, timeout=20).returncode == 0
+
+        self.wait_until(accepts, f"ssh on port {port}")
+        self.destination = f"{user}@127.0.0.1:{port}"
+        return f"ssh://{self.destination}"
 
 
 SERVERS = {"postgres": Postgres, "mariadb": MariaDB, "redis": Redis, "redis_cluster": RedisCluster,

@@ -6,6 +6,7 @@ Keys go in as a person types them ("\\r" is Enter, "\\x03" Ctrl-C, "\\x04" Ctrl-
 from __future__ import annotations
 
 import io
+import json
 import os
 import sqlite3
 import stat
@@ -445,3 +446,217 @@ def test_highlighting_per_language(language, lexer):
     from dbsh.repl.lexers import lexer_class
 
     assert lexer_class(language).__name__ == lexer
+
+
+# -- the power commands: \watch, \o, \tee, named queries, \x auto, \l, patterns, references -----
+
+def test_help_lists_every_registered_command_and_alias(db):
+    from dbsh.repl.meta import COMMANDS
+
+    run = Typed(url_of(db), "\\?\r\\q\r")
+    for cmd in COMMANDS.values():
+        for name in (cmd.name, *cmd.aliases):
+            assert f"{name} " in run.output or f"{name})" in run.output or f"{name}," in run.output, name
+    for name in ("\\dt", "\\d", "\\c", "\\l", "\\watch", "\\o", "\\tee", "\\n", "\\ns", "\\nd", "\\x"):
+        assert any(line.lstrip().startswith(name + " ") or f"({name})" in line or f" {name}," in line
+                   for line in run.output.splitlines()), name
+
+
+def test_timing_on_does_not_time_itself(db):
+    run = Typed(url_of(db), "\\timing on\rselect 1 as one;\r\\timing off\r\\q\r")
+    lines = run.errors.splitlines()
+    assert lines[0] == "timing is on" and lines[1].startswith("Time: ") and lines[2] == "timing is off"
+    assert len(lines) == 3
+
+
+def test_watch_runs_the_last_statement_count_times(db):
+    run = Typed(url_of(db), "select count(*) as n from people;\r\\watch 0 c=3\r\\q\r")
+    assert run.output.count("(1 row)") == 4
+    runs = [line for line in run.errors.splitlines() if line.startswith("\\watch")]
+    assert [line.split(" at ")[0] for line in runs] == ["\\watch every 0s, run 1", "\\watch every 0s, run 2",
+                                                        "\\watch every 0s, run 3"]
+    assert runs[0].endswith(": select count(*) as n from people;")
+
+
+def test_watch_a_verb_and_nothing_to_watch(db):
+    run = Typed(url_of(db), "\\watch 1\r\\count people\r\\watch 0 c=2\r\\watch 1 x\r\\q\r")
+    errors = run.errors.splitlines()
+    assert errors[0] == "dbsh: error: no statement to watch: run one first"
+    assert run.output.splitlines() == ["3", "3", "3"]
+    assert errors[-1].startswith("dbsh: error: \\watch: 'x' is not a number of seconds nor c=COUNT")
+
+
+def test_o_sends_results_to_a_file_and_tee_to_both(db, tmp_path):
+    out, tee = tmp_path / "out.txt", tmp_path / "tee.txt"
+    tee.write_text("before\n")
+    run = Typed(url_of(db), f"\\o {out}\rselect name from people where id = 1;\r\\o\r"
+                            f"select name from people where id = 2;\r"
+                            f"\\tee {tee}\rselect name from people where id = 3;\r\\tee\r"
+                            "select name from people where id = 1;\r\\q\r")
+    assert out.read_text().split() == ["name", "──────", "Ann", "(1", "row)"]
+    assert tee.read_text().split() == ["before", "name", "──────", "Cy", "(1", "row)"]
+    assert " Ann " in run.output.split(" Bob ")[1] and " Cy " in run.output    # the screen after \o
+    assert run.output.count(" Ann ") == 1
+    assert run.errors.splitlines() == [f"results go to {out}", "results go to the screen",
+                                       f"results are also written to {tee}", "results go to the screen only"]
+
+
+def test_named_queries_are_saved_run_with_bound_arguments_listed_and_deleted(db, tmp_path):
+    run = Typed(url_of(db), "\\ns older select name from people where age > $1 and name <> $2 order by name;\r"
+                            "\\n older 30 Cy\r"
+                            "\\n older 0 \"x' or 1=1 --\"\r"
+                            "\\n\r\\nd older\r\\n older 1 a\r\\n older 1\r\\q\r")
+    config = (tmp_path / "config" / "dbsh" / "config.toml").read_text()
+    assert "[named_queries]" not in config or "older" not in config     # deleted again
+    lines = run.output.splitlines()
+    assert lines[:4] == [" name ", "──────", " Ann  ", "(1 row)"]
+    assert "Bob" in run.output and "(3 rows)" in run.output        # the quote is a value, not SQL
+    assert " older   select name from people where age > $1 and name <> $2 order by name; " in run.output
+    errors = run.errors.splitlines()
+    assert errors[0].startswith("saved 'older' in ") and errors[1] == "deleted 'older'"
+    assert errors[2] == "dbsh: error: no named query 'older' (known: none saved) (save one with \\ns NAME QUERY)"
+
+
+def test_named_query_argument_count_must_match(db):
+    run = Typed(url_of(db), "\\ns one select name from people where id = $1;\r\\n one\r\\n one 1 2\r\\n one 2\r\\q\r")
+    errors = run.errors.splitlines()
+    assert errors[1] == "dbsh: error: $1 has no value: 0 arguments given"
+    assert errors[2] == "dbsh: error: too many arguments: the query has no $2"
+    assert " Bob " in run.output
+
+
+def test_expanded_auto_only_for_rows_wider_than_the_terminal(db, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "60")
+    wide = "select " + ", ".join(f"'{'x' * 10}' as c{i}" for i in range(8)) + ";"
+    run = Typed(url_of(db), f"\\x auto\rselect name, age from people where id = 1;\r{wide}\r\\q\r")
+    out = run.output
+    assert " name   age " in out.split("row 1")[0]          # narrow: a table
+    assert " c0   xxxxxxxxxx " in out and "row 1" in out    # wide: one field per line
+    assert "expanded display is auto" in run.errors
+
+
+def test_l_lists_databases_and_dt_d_take_patterns_and_references(db):
+    with sqlite3.connect(db) as conn:
+        conn.execute("create table orders (id integer primary key, person_id int references people(id), total real)")
+        conn.execute("create table pets (id integer primary key, owner int references people(id))")
+    run = Typed(url_of(db), "\\format jsonl\r\\l\r\\dt pe*\r\\d pe*\r\\d orders\r\\q\r")
+    lines = [json.loads(line) for line in run.output.splitlines()]
+    assert lines[0] == {"name": "main", "file": str(db), "current": True}
+    assert lines[1:3] == [{"name": "people"}, {"name": "pets"}]
+    described = [(row["collection"], row["column"]) for row in lines[3:8]]
+    assert described == [("people", "id"), ("people", "name"), ("people", "age"), ("pets", "id"), ("pets", "owner")]
+    assert lines[7]["references"] == "people(id)"
+    assert {row["column"]: row["references"] for row in lines[8:]} == {
+        "id": None, "person_id": "people(id)", "total": None}
+
+
+# -- bodies: triggers, routines, DELIMITER, $$ ---------------------------------------------------
+
+PROCEDURE = """DELIMITER //
+CREATE PROCEDURE p(IN x INT)
+BEGIN
+  IF x > 0 THEN SELECT 1; ELSE SELECT 2; END IF;
+  CASE x WHEN 1 THEN SELECT 'one'; ELSE SELECT 'other'; END CASE;
+END //
+DELIMITER ;
+CALL p(1);"""
+
+
+@pytest.mark.parametrize("text, language, expected", [
+    ("CREATE TRIGGER t AFTER INSERT ON a BEGIN\n INSERT INTO b VALUES (CASE WHEN new.x THEN 1 ELSE 2 END);\n"
+     " UPDATE c SET n = n + 1;\nEND;\nSELECT 1;", "sql",
+     ["CREATE TRIGGER t AFTER INSERT ON a BEGIN\n INSERT INTO b VALUES (CASE WHEN new.x THEN 1 ELSE 2 END);\n"
+      " UPDATE c SET n = n + 1;\nEND;", "SELECT 1;"]),
+    (PROCEDURE, "sql", ["DELIMITER //", PROCEDURE.split("\n", 1)[1].split(" //")[0], "DELIMITER ;", "CALL p(1);"]),
+    ("CREATE PROCEDURE q()\nBEGIN\n WHILE 1 DO SELECT 1; END WHILE;\n SELECT 2;\nEND;\nCALL q();", "sql",
+     ["CREATE PROCEDURE q()\nBEGIN\n WHILE 1 DO SELECT 1; END WHILE;\n SELECT 2;\nEND;", "CALL q();"]),
+    ("create function f() returns int as $$ begin return 1; end; $$ language plpgsql; select f();", "sql",
+     ["create function f() returns int as $$ begin return 1; end; $$ language plpgsql;", "select f();"]),
+    ("DELIMITER $$\ncreate function g() returns int begin return 1; end$$\nDELIMITER ;", "sql",
+     ["DELIMITER $$", "create function g() returns int begin return 1; end", "DELIMITER ;"]),
+    ("BEGIN BATCH INSERT INTO t (a) VALUES (1); INSERT INTO t (a) VALUES (2); APPLY BATCH; SELECT a FROM t;", "cql",
+     ["BEGIN BATCH INSERT INTO t (a) VALUES (1); INSERT INTO t (a) VALUES (2); APPLY BATCH;", "SELECT a FROM t;"]),
+    ("begin; insert into t values (1); commit;", "sql", ["begin;", "insert into t values (1);", "commit;"]),
+])
+def test_bodies_are_one_statement(text, language, expected):
+    assert statements.split(text, language, ";") == expected
+    assert statements.split_terminated(text, language) == [
+        e.rstrip(";") for e in expected if not e.startswith("DELIMITER")]
+
+
+@pytest.mark.parametrize("text, terminator, complete", [
+    ("CREATE TRIGGER t AFTER INSERT ON a BEGIN\n INSERT INTO b VALUES (1);", ";", False),
+    ("CREATE TRIGGER t AFTER INSERT ON a BEGIN\n INSERT INTO b VALUES (1);\nEND;", ";", True),
+    ("DELIMITER //", ";", True),
+    ("select 1;", "//", False),
+    ("select 1 //", "//", True),
+    ("select 1; -- done", ";", True),
+])
+def test_where_a_body_ends(text, terminator, complete):
+    assert statements.is_complete(text, "sql", terminator) is complete
+
+
+SQLITE_SCRIPT = """create table items (id integer primary key, name text);
+create table log (what text);
+create trigger logged after insert on items
+begin
+  insert into log values ('added ' || new.name);
+  insert into log values (case when new.id > 1 then 'more' else 'first' end);
+end;
+insert into items (name) values ('pen'), ('ink');
+"""
+
+
+def test_sqlite_trigger_body_at_the_prompt_in_a_file_and_piped(tmp_path):
+    expected = [("added pen",), ("first",), ("added ink",), ("more",)]
+    typed = tmp_path / "typed.db"
+    Typed(url_of(typed), SQLITE_SCRIPT.replace("\n", "\r") + "\\q\r")
+    assert rows(typed, "select what from log order by rowid") == expected
+    script = tmp_path / "script.sql"
+    script.write_text(SQLITE_SCRIPT)
+    included = tmp_path / "included.db"
+    run = Typed(url_of(included), f"\\i {script}\r\\q\r")
+    assert run.errors == ""
+    assert rows(included, "select what from log order by rowid") == expected
+    piped = tmp_path / "piped.db"
+    run = dbsh("-u", url_of(piped), input=SQLITE_SCRIPT)
+    assert run.code == 0, run.err
+    assert rows(piped, "select what from log order by rowid") == expected
+
+
+def test_sql_completion_knows_aliases_and_join_conditions(db):
+    with sqlite3.connect(db) as conn:
+        conn.execute("create table orders (id integer primary key, person_id int references people(id), total real)")
+        conn.execute("create table notes (body text)")
+    with create_pipe_input() as pipe:
+        pipe.send_text("\\q\r")
+        shell = Shell(resolve(url_of(db)), settings={}, out=io.StringIO(), err=io.StringIO(), pt_input=pipe,
+                      pt_output=DummyOutput())
+        shell.prompt_session = shell._prompt_session()
+        assert shell.catalog.wait(60)
+        completer = shell.prompt_session.completer
+
+        def offered(text, cursor=None):
+            doc = Document(text, cursor if cursor is not None else len(text))
+            return [c.text for c in completer.get_completions(doc, CompleteEvent())]
+
+        assert offered("select p. from people p", cursor=len("select p.")) == ["id", "name", "age"]
+        assert offered("select o.to from orders as o", cursor=len("select o.to")) == ["total"]
+        assert offered("select * from orders o where o.to") == ["total"]
+        assert offered("select * from people p join orders o on ") == ["o.person_id = p.id"]
+        assert offered("select * from orders join people on ") == ["people.id = orders.person_id"]
+        assert offered("select * from people p join ")[:1] == ["orders"]        # related tables first
+        assert "notes" in offered("select * from people p join ")
+        shell.loop()
+
+
+def test_the_readme_lists_every_shell_command_as_backslash_help_does():
+    from pathlib import Path
+
+    from dbsh.repl.meta import help_lines
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    shell = readme[readme.index("## The shell"):readme.index("## Backends")]
+    missing = [line for line in help_lines() if line not in shell]
+    assert not missing, "README's shell section is out of date (paste \\? output):\n" + "\n".join(missing)
+

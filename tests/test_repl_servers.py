@@ -4,6 +4,7 @@ every language, read-only sessions, reconnects and Ctrl-C. Data is checked with 
 from __future__ import annotations
 
 import io
+import re
 import shutil
 import sys
 import time
@@ -202,7 +203,7 @@ def redis_client(redis_url):
 def test_redis_completion_lists_prefixes_fields_and_commands(redis_url, redis_client):
     shell = open_shell(redis_url)
     try:
-        assert "users" in completions(shell, "HGETALL us")
+        assert completions(shell, "HGETALL us") == ["users:", "users:1", "users:2"]     # prefixes, then keys
         assert completions(shell, "\\find users {\"ci") == ["city"]
         assert completions(shell, "hgeta") == ["hgetall"] and completions(shell, "HGETA") == ["HGETALL"]
     finally:
@@ -427,3 +428,291 @@ def test_cassandra_completion_and_truncate_asks(cassandra_url):
         keyspace = cassandra_url.split("?", 1)[0].rsplit("/", 1)[1]
         assert not cluster.connect().execute("SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s "
                                              "AND table_name = %s", (keyspace, table)).all()
+
+
+# -- bodies on the real servers: MariaDB DELIMITER routines, PostgreSQL $$ functions ------------
+
+def _three_ways(url, script: str, tmp_path):
+    """The script typed at the prompt, run with \\i, and piped into `dbsh`: each must succeed."""
+    from tests.dbshtest import dbsh
+
+    typed = Typed(url, script.replace("\n", "\r") + "\\q\r", yes=True)
+    assert "error" not in typed.errors, typed.errors
+    path = tmp_path / "script.sql"
+    path.write_text(script)
+    included = Typed(url, f"\\i {path}\r\\q\r", yes=True)
+    assert "error" not in included.errors, included.errors
+    piped = dbsh("-u", url, "--yes", input=script)
+    assert piped.code == 0, piped.err
+    return typed, included, piped
+
+
+def test_mariadb_routines_with_delimiter_and_without(mariadb_url, tmp_path):
+    import pymysql
+
+    from dbsh.target import Target
+
+    name = unique("p")
+    script = (f"DROP PROCEDURE IF EXISTS {name};\n"
+              "DELIMITER //\n"
+              f"CREATE PROCEDURE {name}(IN x INT)\n"
+              "BEGIN\n"
+              "  IF x > 0 THEN SELECT 'positive' AS s; ELSE SELECT 'not' AS s; END IF;\n"
+              "END //\n"
+              "DELIMITER ;\n"
+              f"CALL {name}(1);\n"
+              f"DROP FUNCTION IF EXISTS {name}_f;\n"
+              f"CREATE FUNCTION {name}_f(x INT) RETURNS INT DETERMINISTIC\n"
+              "BEGIN\n"
+              "  DECLARE y INT DEFAULT 0;\n"
+              "  WHILE y < x DO SET y = y + 1; END WHILE;\n"
+              "  RETURN y * 10;\n"
+              "END;\n"
+              f"SELECT {name}_f(4) AS f;\n")
+    typed, included, piped = _three_ways(mariadb_url, script, tmp_path)
+    assert " positive " in typed.output and " 40 " in typed.output
+    assert " positive " in included.output and " 40 " in included.output
+    assert piped.json_lines()[-1] == {"f": 40} and {"s": "positive"} in piped.json_lines()
+    t = Target(mariadb_url)
+    conn = pymysql.connect(host="127.0.0.1", port=t.parts.port, user=t.username, password=t.password,
+                           database=t.parts.path.lstrip("/"))
+    try:
+        with conn.cursor() as cur:
+            cur.execute("select routine_name from information_schema.routines where routine_name like %s "
+                        "order by 1", (f"{name}%",))
+            assert cur.fetchall() == ((name,), (f"{name}_f",))
+            cur.execute(f"drop procedure {name}")
+            cur.execute(f"drop function {name}_f")
+    finally:
+        conn.close()
+
+
+def test_postgres_dollar_quoted_function_bodies(postgres_url, tmp_path):
+    name = unique("f")
+    script = (f"create or replace function {name}(x int) returns int language plpgsql as $$\n"
+              "begin\n"
+              "  if x > 0 then return x * 10; end if;\n"
+              "  return 0;\n"
+              "end;\n"
+              "$$;\n"
+              f"create or replace function {name}_t() returns text language sql as $body$ select 'a;b' $body$;\n"
+              f"select {name}(4) as f, {name}_t() as t;\n")
+    typed, included, piped = _three_ways(postgres_url, script, tmp_path)
+    for run in (typed, included):
+        assert " 40 " in run.output and " a;b " in run.output
+    assert piped.json_lines()[-1] == {"f": 40, "t": "a;b"}
+    assert pg_rows(postgres_url, f"select count(*) from pg_proc where proname like '{name}%'") == [(2,)]
+    import psycopg
+
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f"drop function {name}; drop function {name}_t")
+
+
+# -- context-aware completion on the real servers -----------------------------------------------
+
+def test_redis_command_table_from_the_server_hints_and_key_names(redis_url, redis_client):
+    from dbsh.repl import redis_commands
+    from dbsh.repl.completer import argument_hint
+
+    redis_client.set("user:counter", "1")
+    shell = open_shell(redis_url)
+    try:
+        commands = shell.catalog.snapshot.commands
+        assert len(commands) > 200 and commands["HGET"].syntax == "key field"      # COMMAND DOCS answered
+        assert commands["HGET"].summary == redis_commands.table()["HGET"].summary   # as the shipped table
+        assert set(completions(shell, "HGET ")) == {"users:", "user:", "users:1", "users:2", "counter", "user:counter"}
+        assert completions(shell, "HGET users:") == ["users:", "users:1", "users:2"]
+        assert completions(shell, "HGET users:1 ") == []            # a field: no key names there
+        assert completions(shell, "DEL counter u") == ["user:", "users:", "user:counter", "users:1", "users:2"]
+        assert completions(shell, "SET counter 8 E") == ["EX", "EXAT"]
+        assert completions(shell, "set counter 8 x") == ["xx"]
+        assert completions(shell, "config g") == ["get"]
+        assert "zrangebyscore" in completions(shell, "zrange")
+        assert argument_hint(shell, "HGET ") == "HGET key field: Get the value of a hash field"
+        assert argument_hint(shell, "config get ").startswith("CONFIG GET parameter [parameter ...]")
+    finally:
+        done(shell)
+
+
+@pytest.mark.secantusdb
+def test_mongo_dotted_paths_complete_their_sub_fields(mongo_url, mongo_db):
+    db, name = mongo_db
+    db[name].insert_one({"name": "Phone", "specs": {"ram": 8, "cpu": {"cores": 8}}})
+    shell = open_shell(mongo_url)
+    try:
+        assert completions(shell, f"db.{name}.find({{specs.") == ["ram", "cpu", "cpu.cores"]
+        assert completions(shell, f'db.{name}.find({{"specs.c') == ["cpu", "cpu.cores"]
+        assert completions(shell, f'db.{name}.find({{"address.') == ["city"]
+        assert completions(shell, f'\\find {name} {{"specs.') == ["specs.ram", "specs.cpu", "specs.cpu.cores"]
+    finally:
+        done(shell)
+
+
+def test_postgres_join_conditions_from_foreign_keys(postgres_url):
+    import psycopg
+
+    people, orders = unique("people"), unique("orders")
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f"create table {people} (id serial primary key, name text)")
+        conn.execute(f"create table {orders} (id serial primary key, buyer int references {people}(id), total int)")
+    shell = open_shell(postgres_url)
+    try:
+        assert completions(shell, f"select * from {people} p join {orders} o on ") == ["o.buyer = p.id"]
+        assert completions(shell, f"select * from {orders} o where o.") == ["id", "buyer", "total"]
+        assert completions(shell, f"select * from {people} p join ")[0] == orders
+        shell.run_statement(f"\\d {orders}")
+    finally:
+        done(shell)
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(f"drop table {orders}; drop table {people}")
+    assert f"{people}(id)" in shell.out.getvalue()
+
+
+def test_cypher_completion_of_relationship_types_and_bound_properties(neo4j_url):
+    label, kind = unique("Person"), unique("KNOWS").upper()
+    shell = open_shell(neo4j_url)
+    try:
+        assert shell.run_statement(f"CREATE (:{label} {{name: 'Ann', age: 3}})-[:{kind} {{since: 2020}}]->"
+                                   f"(:{label} {{name: 'Bob'}});") == 0
+        shell.refresh_catalog()
+        assert shell.catalog.wait(60)
+        assert completions(shell, f"MATCH (a)-[:{kind[:6]}") == [kind]
+        assert completions(shell, f"MATCH (a)-[r:{kind[:6]}") == [kind]
+        assert set(completions(shell, f"MATCH (p:{label}) RETURN p.")) == {"name", "age"}
+        assert "since" in completions(shell, "MATCH ()-[r]->() RETURN r.s")
+        shell.pipe.send_text("y\r")
+        shell.run_statement(f"MATCH (n:{label}) DETACH DELETE n;")
+    finally:
+        done(shell)
+
+
+# -- in a real terminal ------------------------------------------------------------------------------
+
+tmux = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (scripts/install-test-deps)")
+
+
+def terminal_on(url, tmp_path, dbsh_env):
+    from tests.test_repl_tmux import Terminal
+
+    return Terminal(tmp_path, [sys.executable, "-m", "dbsh", "-u", url], dbsh_env)
+
+
+@tmux
+def test_redis_hints_and_key_names_on_a_terminal(redis_url, redis_client, tmp_path, dbsh_env):
+    term = terminal_on(redis_url, tmp_path, dbsh_env)
+    try:
+        term.wait_for("0>")
+        term.type("HGET ")
+        term.wait_for("HGET key field: Get the value of a hash field")     # the toolbar's hint
+        term.type("users:")
+        screen = term.wait_for("users:2")                                   # key names, from SCAN
+        assert "users:1" in screen and " key" in screen
+        term.type("1 name")
+        term.keys("Enter")
+        term.wait_for("Ann")
+        term.keys("C-l")
+        term.type("\\l")
+        term.keys("Enter")
+        screen = term.wait_for(" current")
+        screen = term.wait_for(" true")
+        assert re.search(r"^ 0 +3 +0 +true", screen, re.M), screen               # db 0 holds the 3 keys
+    finally:
+        term.close()
+
+
+@pytest.mark.secantusdb
+@tmux
+def test_mongo_sub_fields_and_collections_on_a_terminal(mongo_url, mongo_db, tmp_path, dbsh_env):
+    db, name = mongo_db
+    db[name].insert_one({"name": "Phone", "specs": {"ram": 8, "cpu": {"cores": 8}}})
+    db["dbsh_migrations"].insert_one({"_id": "r1", "state": "applied"})
+    term = terminal_on(mongo_url, tmp_path, dbsh_env)
+    try:
+        term.wait_for("dbsh_test>")
+        term.type(f"db.{name}.find({{specs.")
+        screen = term.wait_for("cpu.cores")
+        assert "ram" in screen and "field of specs" in screen
+        term.keys("C-c")
+        term.type(f"\\dt {name[:6]}*")
+        term.keys("Enter")
+        screen = term.wait_for("row")
+        assert name in screen
+        term.keys("C-l")
+        term.type("\\dt dbsh_*")
+        term.keys("Enter")
+        term.wait_for("(0 rows)")
+    finally:
+        term.close()
+        db["dbsh_migrations"].drop()
+
+
+@tmux
+def test_mariadb_delimiter_typed_on_a_terminal(mariadb_url, tmp_path, dbsh_env):
+    name = unique("p")
+    term = terminal_on(mariadb_url, tmp_path, dbsh_env)
+    try:
+        term.wait_for("dbsh_test>")
+        for line in ("DELIMITER //", f"CREATE PROCEDURE {name}()", "BEGIN", "  SELECT 'inside' AS s;", "END //",
+                     "DELIMITER ;", f"CALL {name}();"):
+            term.type(line)
+            term.keys("Enter")
+        term.wait_for(" inside")
+        term.keys("C-l")
+        term.type(f"DROP PROCEDURE {name};")
+        term.keys("Enter")
+        term.wait_for("Run it? [y/N]")
+        term.type("y")
+        term.keys("Enter")
+        term.wait_for("rows affected")
+    finally:
+        term.close()
+
+
+@tmux
+def test_postgres_join_completion_and_a_dollar_body_on_a_terminal(pg, tmp_path, dbsh_env):
+    import psycopg
+
+    url, table = pg
+    orders = unique("orders")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"create table {orders} (id serial primary key, buyer int references {table}(id))")
+    term = terminal_on(url, tmp_path, dbsh_env)
+    try:
+        term.wait_for("dbsh_test>")
+        for _ in range(60):     # the catalog arrives in the background: type again until it has
+            term.type(f"select * from {orders} o join {table} p on ")
+            term.keys("Tab")
+            time.sleep(0.5)
+            if "p.id = o.buyer" in term.screen():
+                break
+            term.keys("C-c")
+        term.wait_for("p.id = o.buyer")
+        term.keys("C-c")
+        for line in (f"create function {table}_f() returns int language plpgsql as $$", "begin",
+                     "  return 7;", "end;", "$$;", f"select {table}_f() as f;"):
+            term.type(line)
+            term.keys("Enter")
+        term.wait_for(" 7")
+    finally:
+        term.close()
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"drop table {orders}; drop function if exists {table}_f")
+
+
+def test_redis_without_command_docs_completes_from_the_shipped_table(redis_url, redis_client):
+    """A server before Redis 7 answers no COMMAND DOCS (its catalog has no command table): the table
+    shipped with dbsh answers instead."""
+    import dataclasses
+
+    from dbsh.repl import redis_commands
+    from dbsh.repl.completer import argument_hint
+
+    shell = open_shell(redis_url)
+    try:
+        shell.catalog.snapshot = dataclasses.replace(shell.catalog.snapshot, commands={}, vocabulary={})
+        assert len(redis_commands.table()) > 300
+        assert completions(shell, "xad") == ["xadd"] and completions(shell, "CLIENT KI") == ["KILL"]
+        assert completions(shell, "HGETALL users:") == ["users:", "users:1", "users:2"]
+        assert argument_hint(shell, "ZADD ").startswith("ZADD key [NX|XX] [GT|LT] [CH] [INCR] score member")
+    finally:
+        done(shell)

@@ -4,6 +4,7 @@ send-keys, the screen read with capture-pane, the data checked with sqlite3."""
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import sqlite3
 import subprocess
@@ -19,10 +20,13 @@ pytestmark = pytest.mark.skipif(shutil.which("tmux") is None,
 class Terminal:
     """A 100x30 tmux pane on a private tmux server."""
 
-    def __init__(self, tmp_path, command: list[str], env: dict[str, str]):
+    def __init__(self, tmp_path, command: list[str], env: dict[str, str], *, remain: bool = False):
+        """``remain``: the pane stays when the command ends, so its last words can be read."""
         self.socket = str(tmp_path / "tmux.sock")
         self.env = {**os.environ, **env, "TERM": "xterm-256color"}
-        self.tmux("new-session", "-d", "-s", "dbsh", "-x", "100", "-y", "30", " ".join(command))
+        keep = [";", "set-option", "-g", "remain-on-exit", "on"] if remain else []
+        self.started = self.tmux("new-session", "-d", "-s", "dbsh", "-x", "100", "-y", "30", shlex.join(command),
+                                 *keep)
 
     def tmux(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(["tmux", "-S", self.socket, *args], env=self.env, capture_output=True, text=True)
@@ -47,7 +51,10 @@ class Terminal:
             if text in screen:
                 return screen
             if time.monotonic() > end:
-                raise AssertionError(f"{text!r} never appeared on the screen:\n{screen}")
+                state = self.tmux("list-panes", "-t", "dbsh", "-F", "#{pane_dead} #{pane_dead_status}")
+                raise AssertionError(f"{text!r} never appeared on the screen:\n{screen}\n(tmux: started "
+                                     f"{self.started.returncode} {self.started.stderr.strip()!r}; pane dead, "
+                                     f"status: {state.stdout.strip() or state.stderr.strip()!r})")
             time.sleep(0.05)
 
     def alive(self) -> bool:
@@ -125,10 +132,20 @@ def test_a_person_at_the_embedded_default(terminal, tmp_path):
     # Ctrl-C clears the line and keeps the shell; Ctrl-D quits
     terminal.type("drop table people")
     terminal.keys("C-c")
-    terminal.keys("C-d")
-    end = time.monotonic() + 60
-    while terminal.alive() and time.monotonic() < end:
+    end = time.monotonic() + 60      # a person presses Ctrl-D once the cleared prompt shows
+    while [line.rstrip() for line in terminal.screen().splitlines() if line.strip()][-2:-1] != ["dbsh.db>"]:
+        assert time.monotonic() < end, terminal.screen()
         time.sleep(0.05)
+    # (a key sent in the instant between two prompts can reach the terminal before the new prompt reads
+    # it: press Ctrl-D again, as a person would, if the shell is still there a moment later)
+    end = time.monotonic() + 60
+    while terminal.alive():
+        assert time.monotonic() < end, terminal.screen()
+        terminal.keys("C-d")
+        for _ in range(40):
+            if not terminal.alive():
+                break
+            time.sleep(0.05)
     assert not terminal.alive()
     with sqlite3.connect(tmp_path / "data" / "dbsh" / "dbsh.db") as conn:
         assert conn.execute("select name, age from people order by name").fetchall() == [("Ann", 34), ("Bob", 20)]
@@ -150,3 +167,150 @@ def test_ctrl_c_cancels_a_long_sqlite_statement(terminal):
     terminal.keys("Enter")
     screen = terminal.wait_for("(1 row)")
     assert " still here" in screen
+
+
+@pytest.fixture
+def shop(tmp_path):
+    """A SQLite file with a people table, and a terminal factory for dbsh on it."""
+    path = tmp_path / "shop.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("create table people (id integer primary key, name text, age int)")
+        conn.executemany("insert into people (name, age) values (?, ?)", [("Ann", 34), ("Bob", 20), ("Cy", 51)])
+    return path
+
+
+def open_terminal(tmp_path, *args: str, env: dict | None = None) -> Terminal:
+    base = {"XDG_DATA_HOME": str(tmp_path / "data"), "XDG_CONFIG_HOME": str(tmp_path / "config"),
+            "PAGER": "less -SRXF"}
+    return Terminal(tmp_path, [sys.executable, "-m", "dbsh", *args], {**base, **(env or {})})
+
+
+def test_ctrl_r_finds_an_earlier_statement(shop, tmp_path):
+    term = open_terminal(tmp_path, "-u", f"sqlite:///{shop}")
+    try:
+        term.wait_for("shop.db>")
+        term.type("select name from people where id = 3;")
+        term.keys("Enter")
+        term.wait_for(" Cy")
+        term.type("select name from people where id = 1;")
+        term.keys("Enter")
+        term.wait_for(" Ann")
+        term.keys("C-l")
+        term.keys("C-r")
+        for ch in "id = 3":        # typed as a person types: one key at a time
+            term.type(ch)
+        screen = term.wait_for("I-search backward: id = 3")
+        assert "shop.db> select name from people where id = 3;" in screen
+        term.keys("Enter")         # takes the match
+        term.keys("Enter")         # runs it
+        screen = term.wait_for("(1 row)")
+        assert " Cy" in screen and " Ann" not in screen
+    finally:
+        term.close()
+
+
+# -- the power commands, as a person uses them ----------------------------------------------------
+
+def run_line(term: Terminal, text: str, until: str) -> str:
+    term.type(text)
+    term.keys("Enter")
+    return term.wait_for(until)
+
+
+def test_watch_until_ctrl_c_and_timing(shop, tmp_path):
+    term = open_terminal(tmp_path, "-u", f"sqlite:///{shop}")
+    try:
+        term.wait_for("shop.db>")
+        run_line(term, "\\timing on", "timing is on")
+        screen = run_line(term, "select count(*) as n from people;", "Time: ")
+        assert screen.count("Time: ") == 1                 # \timing on did not time itself
+        run_line(term, "\\timing off", "timing is off")
+        run_line(term, "\\watch 0.2", "run 3 at")          # counted runs, no clock in the assertion
+        term.keys("C-c")
+        term.keys("C-l")
+        screen = run_line(term, "select 'after' as w;", " after")
+        assert "shop.db>" in screen
+    finally:
+        term.close()
+
+
+def test_output_to_files_named_queries_and_expanded_auto(shop, tmp_path):
+    out, tee = tmp_path / "out.txt", tmp_path / "tee.txt"
+    term = open_terminal(tmp_path, "-u", f"sqlite:///{shop}")
+    try:
+        term.wait_for("shop.db>")
+        run_line(term, f"\\o {out}", "results go to")
+        run_line(term, "select name from people where id = 1;", "shop.db>")
+        run_line(term, "\\o", "results go to the screen")
+        run_line(term, f"\\tee {tee}", "also written to")
+        run_line(term, "select name from people where id = 2;", " Bob")
+        run_line(term, "\\tee", "screen only")
+        assert out.read_text().split() == ["name", "──────", "Ann", "(1", "row)"]
+        assert tee.read_text().split() == ["name", "──────", "Bob", "(1", "row)"]
+        assert " Ann" not in term.screen()
+        term.keys("C-l")
+        run_line(term, "\\ns by_age select name from people where age > $1 order by age;", "saved 'by_age'")
+        screen = run_line(term, "\\n by_age 30", "(2 rows)")
+        assert " Ann" in screen and " Cy" in screen and " Bob" not in screen
+        run_line(term, "\\n", "by_age")
+        run_line(term, "\\nd by_age", "deleted 'by_age'")
+        term.keys("C-l")
+        run_line(term, "\\x auto", "expanded display is auto")
+        screen = run_line(term, "select name, age from people where id = 1;", "(1 row)")
+        assert " name   age" in screen                     # fits: a table
+        wide = "select " + ", ".join(f"'{'w' * 12}' as column_{i}" for i in range(7)) + ";"
+        term.keys("C-l")
+        screen = run_line(term, wide, "(1 row)")
+        assert "row 1" in screen and " column_6   wwwwwwwwwwww" in screen     # wider than 100 columns
+    finally:
+        term.close()
+
+
+def test_databases_patterns_references_and_help(shop, tmp_path):
+    with sqlite3.connect(shop) as conn:
+        conn.execute("create table pets (id integer primary key, owner int references people(id), kind text)")
+    term = open_terminal(tmp_path, "-u", f"sqlite:///{shop}")
+    try:
+        term.wait_for("shop.db>")
+        screen = run_line(term, "\\l", "(1 row)")
+        assert " main " in screen and str(shop) in screen
+        term.keys("C-l")
+        screen = run_line(term, "\\dt pe*", "(2 rows)")
+        assert " people" in screen and " pets" in screen
+        term.keys("C-l")
+        screen = run_line(term, "\\d pets", "(3 rows)")
+        assert "people(id)" in screen and "references" in screen
+        term.keys("C-l")
+        run_line(term, "\\?", "\\q  (\\quit)")
+        term.keys("C-l")
+        run_line(term, "\\? ", "This help")
+        screen = term.tmux("capture-pane", "-p", "-S", "-200", "-t", "dbsh").stdout
+        for name in ("(\\dt)", "(\\d)", "(\\c)", "(\\l)", "\\watch", "\\o [FILE]", "\\tee", "\\ns NAME QUERY"):
+            assert name in screen, name
+    finally:
+        term.close()
+
+
+def test_alias_and_join_completion_and_a_trigger_typed_over_lines(shop, tmp_path):
+    with sqlite3.connect(shop) as conn:
+        conn.execute("create table pets (id integer primary key, owner int references people(id), kind text)")
+    term = open_terminal(tmp_path, "-u", f"sqlite:///{shop}")
+    try:
+        term.wait_for("shop.db>")
+        term.type("select * from pets t join people p on ")
+        term.keys("Tab")
+        term.wait_for("p.id = t.owner")
+        term.keys("C-c")
+        term.type("select t.k")
+        term.wait_for("kind")                                  # no FROM yet: any table's kind
+        term.keys("C-c")
+        for line in ("create trigger counted after insert on pets", "begin",
+                     "  update people set age = age + 1 where id = new.owner;", "end;"):
+            term.type(line)
+            term.keys("Enter")
+        term.wait_for("done")
+        run_line(term, "insert into pets (owner, kind) values (1, 'cat');", "1 row affected")
+    finally:
+        term.close()
+    with sqlite3.connect(shop) as conn:
+        assert conn.execute("select age from people where id = 1").fetchall() == [(35,)]

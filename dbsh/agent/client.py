@@ -15,7 +15,8 @@ FORWARDED = frozenset({"insert", "find", "update", "delete", "count", "query", "
 IN_PROCESS_WORDS = frozenset({"-W", "--password", "-h", "--help", "--install-completion", "--show-completion",
                               "-V", "--version"})
 # the global options that take a value (a test checks this against dbsh.verbs)
-VALUED_GLOBALS = frozenset({"-u", "--url", "-c", "--conn", "-f", "--format", "--consistency", "--connect-timeout"})
+VALUED_GLOBALS = frozenset({"-u", "--url", "-c", "--conn", "-f", "--format", "--consistency", "--connect-timeout",
+                            "--ssh"})
 
 
 def main() -> None:

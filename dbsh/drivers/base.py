@@ -219,6 +219,31 @@ class Session:
     def describe(self, name: str) -> Result:
         raise Unsupported(f"{self.name} cannot describe {name}")
 
+    def databases(self) -> Result:
+        """The databases (keyspaces, db numbers) on the server, the current one marked: the shell's \\l."""
+        raise Unsupported(f"{self.name} cannot list databases")
+
+    def vocabulary(self) -> dict[str, Any]:
+        """What completion may know beyond collections and fields, from the server (read by the shell's
+        background catalog): "command_docs" (Redis COMMAND DOCS), "relationships" and "properties"
+        (graph), ... Default: nothing."""
+        return {}
+
+    def references(self) -> dict[str, list[dict[str, Any]]]:
+        """Every collection's foreign_keys() at once (join completion); default: none."""
+        return {}
+
+    lists_keys = False   # key_names() can list every key at once (the shell reads them in the background)
+
+    def key_names(self, prefix: str = "", limit: int = 100) -> list[str]:
+        """Names of keys that begin with ``prefix`` (a bounded scan), for completion. Default: none."""
+        return []
+
+    def foreign_keys(self, name: str) -> list[dict[str, Any]]:
+        """References from a collection to others: {"name", "columns", "table", "referred"} each
+        (columns of ``name`` -> columns of ``table``). For \\d and join completion; default: none."""
+        return []
+
     def completions(self) -> dict[str, list[str]]:
         """Field names per collection, for the REPL's completion. Schemaless backends override this
         with fields of sampled documents (or key patterns, property keys); the default asks describe()."""
@@ -231,10 +256,6 @@ class Session:
             fields[name] = [str(r.get("column") or r.get("field") or r.get("name") or next(iter(r.values()), ""))
                             for r in rows if r]
         return fields
-
-    def key_names(self) -> list[str]:
-        """Key names the shell completes in the native language, on key-value stores. Default: none."""
-        return []
 
     # -- uniform verbs ---------------------------------------------------------------------
     def insert(self, name: str, docs: Iterable[dict], *, batch: int = 1000, create: bool = False,

@@ -690,6 +690,12 @@ class CassandraSession(Session):
         self._meta[name] = TableMeta.from_driver(tables[table])
         return self._meta[name]
 
+    def databases(self) -> Result:
+        """The keyspaces (Cassandra's databases), the current one marked."""
+        self.client
+        return Result(({"keyspace": ks, "current": ks == self.keyspace}
+                       for ks in sorted(self.cluster.metadata.keyspaces)), ["keyspace", "current"])
+
     def collections(self) -> list[str]:
         if self.keyspace:
             return sorted(self._keyspace_meta(self.keyspace).tables)

@@ -7,7 +7,9 @@ interactive shell; in a script the first error stops the run with its exit code.
 
 from __future__ import annotations
 
+import io
 import os
+import re
 import shutil
 import signal
 import sys
@@ -69,6 +71,30 @@ class GuardedRenderer(Renderer):
         return super().result(self.shell.guard(result, self))
 
 
+class Tee(io.TextIOBase):
+    """\\tee: what the screen gets, also written to a file (without terminal colours)."""
+
+    _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
+
+    def __init__(self, screen, file):
+        self.screen, self.file = screen, file
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self.screen.write(text)
+        self.file.write(self._ANSI.sub("", text))
+        return len(text)
+
+    def flush(self) -> None:
+        self.screen.flush()
+        self.file.flush()
+
+
 class Shell:
     def __init__(self, target, *, session=None, fmt: str | None = None, yes: bool = False,
                  interactive: bool = True, settings: dict | None = None, out=None, err=None,
@@ -85,8 +111,12 @@ class Shell:
         self.backend_options = backend_options or {}
         self.single_transaction = single_transaction   # a script on stdin runs in one transaction (-1)
         self.fmt = fmt or ("table" if interactive else Renderer(None, self.out).fmt)
-        self.expanded = False
+        self.expanded: bool | str = False      # True, False or "auto" (\x auto)
         self.timing = False
+        self.redirect = None          # \o FILE: results go to this file instead of the screen
+        self.tee = None               # \tee FILE: results go to the screen and this file
+        self.watching = False         # \watch runs: no pager in between
+        self.delimiter: str | None = None    # set by a DELIMITER line (SQL), as the mysql client does
         self.row_limit = int(self.settings.get("row_limit", DEFAULT_ROW_LIMIT) or 0) if interactive else 0
         pager = self.settings.get("pager", os.environ.get("PAGER") or DEFAULT_PAGER)
         self.pager = pager if isinstance(pager, str) else None     # pager = false turns it off
@@ -96,6 +126,7 @@ class Shell:
         self.prompt_session = None
         self.target = target
         self.session = session if session is not None else self._open(target)
+        self.target = self.session.target      # with the password typed at a prompt, if one was
         self.session.notify = self.notice
         self._after_connect()
         self.catalog = Catalog(self._catalog_session)
@@ -109,7 +140,7 @@ class Shell:
 
     def _catalog_session(self):
         # its own connection: the shell's may be inside the user's transaction
-        return context.open_session(self.target, options=self.backend_options)
+        return context.open_session(self.target, options=self.backend_options, ask=False)
 
     def _after_connect(self, info: dict | None = None) -> None:
         if info is None:
@@ -125,6 +156,7 @@ class Shell:
 
         new_target = targets.resolve(where, None) if "://" in where else targets.resolve(None, where)
         session = self._open(new_target)
+        new_target = session.target
         try:
             info = dict(session.server_info())     # drivers may connect lazily: make sure it answers
         except BaseException:
@@ -138,6 +170,7 @@ class Shell:
         from dbsh import commands
 
         commands.connect_report(self.session, self.report_renderer())
+        self.catalog.close()
         self.catalog = Catalog(self._catalog_session)
         self.refresh_catalog()
         if self.prompt_session is not None:
@@ -172,11 +205,31 @@ class Shell:
         except Exception:  # noqa: BLE001 - any failure to ping means the connection is gone
             self.dropped = True
 
+    def set_output(self, path: str | None, *, tee: bool = False) -> None:
+        """\\o FILE (results to the file only, truncated first) or \\tee FILE (to the screen and the
+        file, appended); no path ends either."""
+        for current in (self.redirect, self.tee):
+            if current is not None:
+                current.close()
+        self.redirect = self.tee = None
+        if not path:
+            return
+        try:
+            handle = open(os.path.expanduser(path), "a" if tee else "w", encoding="utf-8")
+        except OSError as e:
+            raise UsageError(f"cannot write {path}: {e.strerror}") from None
+        if tee:
+            self.tee = handle
+        else:
+            self.redirect = handle
+
     def close(self) -> None:
         """At \\q, Ctrl-D or the end of a script: a transaction still open is rolled back (with a
         notice), as the server does when psql's connection ends."""
         from dbsh.commands import end_script
 
+        self.set_output(None)
+        self.catalog.close()
         try:
             end_script(self.session, failed=False, notice=self.notice)
         except Exception:  # noqa: BLE001 - closing at exit must not raise
@@ -193,7 +246,8 @@ class Shell:
 
     @property
     def terminator(self) -> str | None:
-        return self.session.capabilities.statement_terminator
+        """What ends a statement: the language's (';', or none), or what a DELIMITER line set."""
+        return self.delimiter or self.session.capabilities.statement_terminator
 
     def in_transaction(self) -> bool:
         try:
@@ -268,15 +322,29 @@ class Shell:
         """A renderer for one command: through the pager on a terminal when the output is long;
         Ctrl-C cancels the command."""
         stream, console, paged = self.out, None, None
-        if self._terminal():
+        if self.redirect is not None:
+            from rich.console import Console
+
+            stream = self.redirect
+            console = Console(file=stream, force_terminal=False, no_color=True, soft_wrap=False,
+                              width=shutil.get_terminal_size().columns)
+        elif self._terminal():
             size = shutil.get_terminal_size()
-            if self.pager:
+            if self.pager and not self.watching:
                 from dbsh.repl.pager import PagedOutput
 
                 paged = stream = PagedOutput(self.pager, self.out, size.lines)
             from rich.console import Console
 
+            if self.tee is not None:
+                stream = Tee(stream, self.tee)
             console = Console(file=stream, force_terminal=True, width=size.columns, soft_wrap=False)
+        elif self.tee is not None:
+            stream = Tee(stream, self.tee)
+        if console is None and self.expanded == "auto":     # the terminal's width decides, even in a pipe
+            from rich.console import Console
+
+            console = Console(file=stream, width=shutil.get_terminal_size().columns, soft_wrap=False)
         renderer = GuardedRenderer(self, self.fmt, stream, expanded=self.expanded,
                                    max_rows=self.row_limit or sys.maxsize, console=console)
         try:
@@ -312,6 +380,7 @@ class Shell:
         if not text:
             return 0
         start = time.perf_counter()
+        timed = self.timing        # \timing on does not time itself
         try:
             word = text.rstrip(";").strip().lower()
             if word in ("\\q", "\\quit", "quit", "exit"):
@@ -322,6 +391,9 @@ class Shell:
                 meta.dispatch(self, text)
             elif word == "help":
                 meta.dispatch(self, "\\?")
+            elif self.language in statements.SQL and statements.delimiter(text) is not None:
+                new = statements.delimiter(text)
+                self.delimiter = None if new == ";" else new
             else:
                 self.native(text)
         except Quit:
@@ -343,17 +415,17 @@ class Shell:
         except Exception as error:  # noqa: BLE001 - one line, the shell goes on
             self.notice(f"dbsh: error: {type(error).__name__}: {redact(one_line(str(error)), self.target.password)}")
             return EXIT_RUNTIME
-        if self.timing:
+        if timed and self.timing:
             self.notice(f"Time: {(time.perf_counter() - start) * 1000:.3f} ms")
         return 0
 
-    def native(self, text: str) -> None:
+    def native(self, text: str, params: dict | None = None) -> None:
         from dbsh import commands
 
         writes = statements.writes(text, self.language)
         self.last_statement = text
         with self.output() as out:
-            commands.query(self.session, out, text, params={}, ask=self.confirm_question, script=False)
+            commands.query(self.session, out, text, params=params or {}, ask=self.confirm_question, script=False)
         if writes:
             self.refresh_catalog()   # DDL and writes may add collections or fields
 
@@ -402,6 +474,28 @@ class Shell:
                 except OSError:
                     pass   # full: it has data to wake up to anyway
                 watcher.join()
+
+    def watch(self, interval: float, count: int | None = None) -> None:
+        """\\watch: the last statement again every ``interval`` seconds, ``count`` times or until Ctrl-C
+        (or an error). Each run is announced on stderr with its number."""
+        text = self.last_statement
+        if not text:
+            raise UsageError("no statement to watch: run one first")
+        first = text.strip().splitlines()[0]
+        runs = 0
+        self.watching = True
+        try:
+            while count is None or runs < count:
+                if runs:
+                    time.sleep(interval)
+                runs += 1
+                self.notice(f"\\watch every {interval:g}s, run {runs} at {time.strftime('%H:%M:%S')}: {first}")
+                if self.run_statement(text):
+                    return
+        except KeyboardInterrupt:
+            self.notice("")         # Ctrl-C ends the watch; the shell goes on
+        finally:
+            self.watching = False
 
     def run_lines(self, lines: Iterable[str]) -> int:
         """Run a script line by line: statements end as at the prompt; the first error stops it."""
@@ -455,11 +549,13 @@ class Shell:
         self.next_default = (edited or "").rstrip("\n")
 
     # -- the interactive loop --------------------------------------------------------------
+    def input_complete(self, text: str) -> bool:
+        """Whether Enter runs the text typed at the prompt (else it starts a new line)."""
+        return statements.is_complete(text, self.language, self.terminator)
+
     def _prompt_session(self):
         from prompt_toolkit import PromptSession
-        from prompt_toolkit.application.current import get_app
         from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
-        from prompt_toolkit.filters import Condition
         from prompt_toolkit.lexers import PygmentsLexer
         from prompt_toolkit.styles import Style
 
@@ -467,17 +563,15 @@ class Shell:
         from dbsh.repl.completer import ShellCompleter
         from dbsh.repl.history import RedactingHistory, history_path
 
-        def unfinished() -> bool:
-            return not statements.is_complete(get_app().current_buffer.text, self.language, self.terminator)
-
         history = RedactingHistory(history_path(self.target), secrets=(self.target.password,))
         return PromptSession(
             message=lambda: toolbar.prompt_text(self),
-            multiline=Condition(unfinished),
+            multiline=True,            # Enter runs a complete statement: keys.py
             prompt_continuation=toolbar.continuation(self),
             lexer=PygmentsLexer(lexers.lexer_class(self.language)),
             completer=ShellCompleter(self),
             complete_while_typing=True,
+            complete_in_thread=True,   # a key-name scan (Redis) runs beside the prompt, never in its way
             history=history,
             auto_suggest=AutoSuggestFromHistory(),
             vi_mode=str(self.settings.get("keys", "emacs")).lower() == "vi",

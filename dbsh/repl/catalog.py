@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 from dbsh.errors import DbshError
 
@@ -40,7 +41,14 @@ def _silence_this_thread() -> None:
 class Snapshot:
     collections: list[str] = field(default_factory=list)
     fields: dict[str, list[str]] = field(default_factory=dict)
-    keys: list[str] = field(default_factory=list)     # key names, on key-value stores (Session.key_names)
+    # collection -> its references to others ({"columns", "table", "referred"}: Session.foreign_keys)
+    references: dict[str, list[dict]] = field(default_factory=dict)
+    vocabulary: dict[str, Any] = field(default_factory=dict)     # Session.vocabulary()
+    commands: dict[str, Any] = field(default_factory=dict)       # Redis: the server's command table
+    keys: list[str] = field(default_factory=list)     # key names read up front (Memcached's metadump)
+
+
+KEY_CACHE_SECONDS = 5.0
 
 
 class Catalog:
@@ -54,6 +62,9 @@ class Catalog:
         self._lock = threading.Lock()
         self._again = False
         self._running = False
+        self._keys_session = None
+        self._keys_lock = threading.Lock()
+        self._keys: dict[str, tuple[float, list[str]]] = {}
 
     def refresh(self) -> None:
         """Start a refresh (or queue one after the running one); returns at once."""
@@ -64,6 +75,34 @@ class Catalog:
                 return
             self._running = True
         threading.Thread(target=self._work, name="dbsh-catalog", daemon=True).start()
+
+    def key_names(self, prefix: str, limit: int = 100) -> list[str]:
+        """Key names beginning with ``prefix`` (Redis): a bounded scan on the catalog's own connection,
+        kept for a few seconds. Called from the completion thread, never from the prompt's."""
+        now = time.monotonic()
+        for cached, (when, names) in list(self._keys.items()):
+            if now - when > KEY_CACHE_SECONDS:
+                del self._keys[cached]
+            elif prefix.startswith(cached) and len(names) < limit:   # that scan saw every match
+                return [n for n in names if n.startswith(prefix)]
+        with self._keys_lock:
+            try:
+                if self._keys_session is None:
+                    self._keys_session = self._open()
+                names = self._keys_session.key_names(prefix, limit)
+            except Exception:  # noqa: BLE001 - completion is best effort
+                self.close()
+                return []
+        self._keys[prefix] = (now, names)
+        return names
+
+    def close(self) -> None:
+        session, self._keys_session = self._keys_session, None
+        if session is not None:
+            try:
+                session.close()
+            except Exception:  # noqa: BLE001 - closing must not raise
+                pass
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the latest refresh finished (tests and scripts only; the prompt never waits)."""
@@ -88,12 +127,26 @@ class Catalog:
                         fields = {name: [] for name in session.collections()}
                     names = sorted(fields)
                     try:
-                        keys = session.key_names()
+                        references = session.references()
+                    except Exception:  # noqa: BLE001 - join completion is best effort
+                        references = {}
+                    try:
+                        vocabulary = session.vocabulary()
+                    except Exception:  # noqa: BLE001 - extra words are best effort
+                        vocabulary = {}
+                    try:   # key-value stores that list every key at once (Memcached); Redis scans per prefix
+                        keys = session.key_names() if getattr(session, "lists_keys", False) else []
                     except DbshError:
                         keys = []
                 finally:
                     session.close()
-                self.snapshot = Snapshot(names, {k: list(v) for k, v in fields.items()}, keys)
+                commands = {}
+                if vocabulary.get("command_docs"):
+                    from dbsh.repl import redis_commands
+
+                    commands = redis_commands.table(redis_commands.docs_table(vocabulary["command_docs"]))
+                self.snapshot = Snapshot(names, {k: list(v) for k, v in fields.items()}, references, vocabulary,
+                                         commands, keys)
                 self.error = None
             except BaseException as e:  # noqa: BLE001 - completion is best effort; keep the last snapshot
                 self.error = str(e)
@@ -104,3 +157,4 @@ class Catalog:
                 self._running = False
                 self._done.set()
                 return
+

@@ -55,6 +55,8 @@ def dispatch(shell, text: str) -> None:
     cmd = lookup(head)
     if cmd is None:
         raise UsageError(f"unknown command {head}", hint="\\? lists the commands")
+    if cmd.verb is not None:
+        shell.last_statement = text.strip()     # \\watch and \\e take it up
     cmd.run(shell, rest.strip())
 
 
@@ -213,11 +215,15 @@ def format_(shell, arg: str) -> None:
     shell.notice(f"format: {fmt}")
 
 
-@command("\\x", usage="\\x [on|off]", args=("on|off",))
+@command("\\x", usage="\\x [on|off|auto]", args=("on|off|auto",))
 def expanded(shell, arg: str) -> None:
-    """Expanded rows: one field per line."""
-    shell.expanded = on_off(arg, shell.expanded, "x")
-    shell.notice(f"expanded display is {'on' if shell.expanded else 'off'}")
+    """Expanded rows, one field per line (auto: when a row is wider than the terminal)."""
+    if arg.strip().lower() == "auto":
+        shell.expanded = "auto"
+    else:
+        shell.expanded = on_off(arg, bool(shell.expanded), "x")
+    state = "auto" if shell.expanded == "auto" else "on" if shell.expanded else "off"
+    shell.notice(f"expanded display is {state}")
 
 
 @command("\\timing", usage="\\timing [on|off]", args=("on|off",))
@@ -225,6 +231,96 @@ def timing(shell, arg: str) -> None:
     """Show how long each command took."""
     shell.timing = on_off(arg, shell.timing, "timing")
     shell.notice(f"timing is {'on' if shell.timing else 'off'}")
+
+
+@command("\\o", "\\out", usage="\\o [FILE]", args=("file",))
+def out(shell, arg: str) -> None:
+    """Send results to FILE instead of the screen (\\o alone: back to the screen)."""
+    positional = plain(arg, COMMANDS["\\o"].usage, 1)
+    shell.set_output(positional[0] if positional else None)
+    shell.notice(f"results go to {positional[0]}" if positional else "results go to the screen")
+
+
+@command("\\tee", usage="\\tee [FILE]", args=("file",))
+def tee(shell, arg: str) -> None:
+    """Also append results to FILE, as shown (\\tee alone: stop)."""
+    positional = plain(arg, COMMANDS["\\tee"].usage, 1)
+    shell.set_output(positional[0] if positional else None, tee=True)
+    shell.notice(f"results are also written to {positional[0]}" if positional else "results go to the screen only")
+
+
+@command("\\watch", usage="\\watch [SECONDS] [c=COUNT]")
+def watch(shell, arg: str) -> None:
+    """Run the last statement again every SECONDS (default 2) until Ctrl-C, or COUNT times."""
+    usage = COMMANDS["\\watch"].usage
+    interval, count = 2.0, None
+    for word in plain(arg, usage, 2):
+        key, eq, value = word.partition("=")
+        try:
+            if eq and key in ("c", "count"):
+                count = int(value)
+            elif eq and key in ("i", "interval"):
+                interval = float(value)
+            elif not eq:
+                interval = float(word)
+            else:
+                raise ValueError(word)
+        except ValueError:
+            raise UsageError(f"\\watch: {word!r} is not a number of seconds nor c=COUNT", hint=f"usage: {usage}") from None
+    if interval < 0 or (count is not None and count < 1):
+        raise UsageError(f"usage: {usage} (SECONDS at least 0, COUNT at least 1)")
+    shell.watch(interval, count)
+
+
+# -- named queries: [named_queries] in config.toml -------------------------------------------
+
+@command("\\n", usage="\\n [NAME [ARG...]]", args=("named",))
+def named(shell, arg: str) -> None:
+    """Run a named query with its $1, $2 ... arguments (bound, never pasted); \\n alone lists them."""
+    from dbsh import config
+    from dbsh.statements import positional
+
+    words = arguments(arg)
+    saved = config.named_queries()
+    if not words:
+        with shell.output() as out:
+            out.rows(({"name": k, "query": v} for k, v in sorted(saved.items())), ["name", "query"])
+        return
+    name, values = words[0], [_value(w) for w in words[1:]]
+    if name not in saved:
+        known = ", ".join(sorted(saved)) or "none saved"
+        raise UsageError(f"no named query {name!r} (known: {known})", hint="save one with \\ns NAME QUERY")
+    text, params = positional(saved[name], shell.language, values)
+    shell.native(text, params)
+
+
+def _value(word: str):
+    """An argument is read as JSON when it is JSON (42, true, "42"), else as text: as -p does."""
+    return commands.parse_params([f"v={word}"])["v"]
+
+
+@command("\\ns", usage="\\ns NAME QUERY")
+def named_save(shell, arg: str) -> None:
+    """Save QUERY (with $1, $2 ... for arguments) as NAME in the config file."""
+    from dbsh import config
+
+    name, _, text = arg.strip().partition(" ")
+    text = text.strip()
+    if not name or not text:
+        raise UsageError("usage: " + COMMANDS["\\ns"].usage)
+    path = config.save_named_query(name, text)
+    shell.notice(f"saved {name!r} in {path}")
+
+
+@command("\\nd", usage="\\nd NAME", args=("named",))
+def named_delete(shell, arg: str) -> None:
+    """Delete the named query NAME."""
+    from dbsh import config
+
+    positional = plain(arg, COMMANDS["\\nd"].usage, 1)
+    needs(positional, 1, COMMANDS["\\nd"].usage, 1)
+    config.save_named_query(positional[0], None)
+    shell.notice(f"deleted {positional[0]!r}")
 
 
 # -- input -----------------------------------------------------------------------------------
@@ -246,14 +342,25 @@ def include(shell, arg: str) -> None:
 @command("\\?", "\\help", usage="\\?")
 def help_(shell, arg: str) -> None:
     """This help."""
-    width = max(len(c.usage) for c in COMMANDS.values())
-    lines = [f"  {c.usage:<{width}}  {c.help}" for c in COMMANDS.values()]
+    lines = help_lines()
     terminator = shell.terminator
     ending = (f"end statements with {terminator!r}" if terminator else "one statement per line, or a balanced "
               "JSON document")
     lines += ["", f"Anything else is {shell.backend_label()} {shell.language}: {ending}.",
               "Tab completes; Ctrl-R searches history; Alt-Enter runs the buffer as is; Ctrl-D quits."]
     shell.notice("\n".join(lines), to_stdout=True)
+
+
+def help_lines() -> list[str]:
+    """One line per command: its usage, its other names, what it does (the README's list too)."""
+    entries = []
+    for c in COMMANDS.values():
+        usage = c.usage
+        if c.aliases:
+            usage += f"  ({', '.join(c.aliases)})"
+        entries.append((usage, c.help))
+    width = max(len(u) for u, _ in entries)
+    return [f"  {u:<{width}}  {h}" for u, h in entries]
 
 
 @command("\\q", "\\quit", usage="\\q")

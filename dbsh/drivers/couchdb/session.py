@@ -78,6 +78,10 @@ class CouchSession(Session):
     def collections(self) -> list[str]:
         return sorted(n for n in self.client.request("GET", "/_all_dbs") if not n.startswith("_"))
 
+    def databases(self) -> Result:
+        """CouchDB's databases are dbsh's collections."""
+        return Result(({"name": n} for n in self.collections()), ["name"])
+
     def describe(self, name: str) -> Result:
         path = self._existing(name)
         indexes = self.client.request("GET", f"{path}/_index").get("indexes", [])

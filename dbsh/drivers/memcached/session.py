@@ -819,10 +819,12 @@ class MemcachedSession(Session):
             out[prefix.decode("utf-8", "replace")] = list(fields)
         return out
 
+    lists_keys = True
+
     @_resets
-    def key_names(self) -> list[str]:
-        names = [key.decode("utf-8", "replace") for _, key in self._all_keys(10_000)]
-        return sorted(names)
+    def key_names(self, prefix: str = "", limit: int = 10_000) -> list[str]:
+        names = [key.decode("utf-8", "replace") for _, key in self._all_keys(limit)]
+        return sorted(n for n in names if n.startswith(prefix))
 
 
 def _json_type(value: Any) -> str:

@@ -35,6 +35,10 @@ def connect(target) -> "MongoSession":
     return MongoSession(target)
 
 
+# where `dbsh migrate` keeps its records and lock (dbsh.drivers.mongo.migrate.MongoStore): not the user's data
+DBSH_COLLECTIONS = frozenset({"dbsh_migrations", "dbsh_migrate_lock"})
+
+
 class MongoSession(Session):
     # transactions need a replica set or mongos; a standalone mongod refuses them at the first statement
     capabilities = Capabilities(language="javascript", transactions=True, statement_terminator=None, dates=True)
@@ -178,8 +182,15 @@ class MongoSession(Session):
 
     # -- catalog ---------------------------------------------------------------------------
     def collections(self) -> list[str]:
+        """The user's collections: not dbsh's own migration records (DBSH_COLLECTIONS) nor system.*."""
         with self._errors():
-            return sorted(self.db.list_collection_names())
+            return sorted(n for n in self.db.list_collection_names()
+                          if n not in DBSH_COLLECTIONS and not n.startswith("system."))
+
+    def databases(self) -> Result:
+        with self._errors():
+            names = self.db.client.list_database_names()
+        return Result(({"name": n, "current": n == self.db.name} for n in sorted(names)), ["name", "current"])
 
     def _collection(self, name: str, *, must_exist: bool = True):
         if not isinstance(name, str) or not name or "\x00" in name or name.startswith("$"):

@@ -280,6 +280,17 @@ class Neo4jSession(Session):
     def collections(self) -> list[str]:
         return sorted(str(r["label"]) for r in self._all("CALL db.labels() YIELD label RETURN label"))
 
+    def vocabulary(self) -> dict[str, Any]:
+        """Relationship types and property keys, for completion."""
+        found: dict[str, Any] = {}
+        for key, text in (("relationships", "CALL db.relationshipTypes() YIELD relationshipType AS n RETURN n"),
+                          ("properties", "CALL db.propertyKeys() YIELD propertyKey AS n RETURN n")):
+            try:
+                found[key] = sorted(str(r["n"]) for r in self._all(text))
+            except DbshError:
+                found[key] = []
+        return found
+
     def completions(self) -> dict[str, list[str]]:
         """For the shell: every label (db.labels()) with the property keys of a sample of its nodes;
         past COMPLETION_LABELS labels, every property key the database has (db.propertyKeys())."""
@@ -294,6 +305,11 @@ class Neo4jSession(Session):
                                                            "RETURN key"))
             fields.update((name, keys) for name in labels[COMPLETION_LABELS:])
         return fields
+
+    def databases(self) -> Result:
+        rows = self._all("SHOW DATABASES YIELD name, currentStatus, default RETURN name, currentStatus AS status, "
+                         "default")
+        return Result(rows, ["name", "status", "default"])
 
     def describe(self, name: str) -> Result:
         label = quote_name(name, "label")

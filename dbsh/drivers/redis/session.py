@@ -18,7 +18,7 @@ from redis import exceptions as rexc
 from redis.cluster import RedisCluster
 
 from dbsh.drivers.base import Capabilities, Result, batched
-from dbsh.drivers.redis.documents import RedisDocuments
+from dbsh.drivers.redis.documents import SCAN_COUNT, RedisDocuments, _glob_escape
 from dbsh.drivers.redis.inserts import _Inserter
 from dbsh.drivers.redis.native import CONNECTION_STATE, STREAMING, _bind, _name, reply_result, split_args, text
 from dbsh.errors import ConnectError, DbshError, QueryError, Unsupported, UsageError, one_line, redact
@@ -155,6 +155,47 @@ class RedisSession(RedisDocuments):
         with self._errors():
             self.client.ping()
         return 0.0
+
+    def databases(self) -> Result:
+        """The numbered databases that hold keys (INFO keyspace), and the current one."""
+        if self.cluster:
+            raise Unsupported("a Redis Cluster has one database (0)")
+        with self._errors():
+            keyspace = self.client.info("keyspace")
+        current = int(urlsplit(self._url).path.strip("/") or 0)
+        found = {int(k[2:]): v for k, v in keyspace.items() if k.startswith("db") and k[2:].isdigit()}
+        found.setdefault(current, {"keys": 0, "expires": 0})
+        return Result(({"db": n, "keys": found[n].get("keys", 0), "expires": found[n].get("expires", 0),
+                        "current": n == current} for n in sorted(found)), ["db", "keys", "expires", "current"])
+
+    def vocabulary(self) -> dict[str, Any]:
+        """The server's own command table (COMMAND DOCS, Redis 7+) as it answered it; none from an
+        older server (the shell then uses the table shipped with dbsh). Read raw: redis-py's reply
+        parser for COMMAND fails on DOCS and COUNT replies."""
+        try:
+            return {"command_docs": self.raw.execute_command("COMMAND", "DOCS")}
+        except Exception:  # noqa: BLE001 - completion is best effort
+            return {}
+
+    def key_names(self, prefix: str = "", limit: int = 100) -> list[str]:
+        """Keys beginning with ``prefix``: SCAN MATCH, at most 20 rounds of SCAN_COUNT keys, so a large
+        keyspace costs a bounded time."""
+        pattern = _glob_escape(prefix) + "*"
+        found: list[str] = []
+        with self._errors():
+            if self.cluster:
+                for key in self.client.scan_iter(match=pattern, count=SCAN_COUNT):
+                    found.append(text(key))
+                    if len(found) >= limit:
+                        break
+            else:
+                cursor = 0
+                for _ in range(20):
+                    cursor, keys = self.client.scan(cursor, match=pattern, count=SCAN_COUNT)
+                    found += [text(k) for k in keys]
+                    if not cursor or len(found) >= limit:
+                        break
+        return sorted({k for k in found if isinstance(k, str)})[:limit]
 
     def close(self) -> None:
         for client in (self._raw, self.client):

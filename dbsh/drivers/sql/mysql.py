@@ -87,7 +87,7 @@ class MysqlSession(SqlSession):
         try:
             conn = pymysql.connect(host=parts["host"] or "localhost", port=parts["port"], user=parts["user"],
                                    password=parts["password"] or "", database=parts["database"],
-                                   connect_timeout=10, read_timeout=10, autocommit=True, conv=_DECODERS,
+                                   connect_timeout=self.connect_timeout, read_timeout=self.connect_timeout, autocommit=True, conv=_DECODERS,
                                    client_flag=CLIENT.FOUND_ROWS, **options)
         except TypeError as e:   # an option PyMySQL does not know, from the URL's query
             raise UsageError(f"invalid URL {self.target.display()}: {e}") from None
@@ -131,6 +131,15 @@ class MysqlSession(SqlSession):
         return self.conn.cursor(pymysql.cursors.SSCursor if stream else pymysql.cursors.Cursor)
 
     # -- catalog -----------------------------------------------------------------------------
+    DATABASES_SQL = ("SELECT schema_name AS name, schema_name = database() AS current "
+                     "FROM information_schema.schemata ORDER BY schema_name")
+    COLUMNS_SQL = ("SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = database() "
+                   "ORDER BY table_name, ordinal_position")
+    REFERENCES_SQL = ("SELECT table_name, constraint_name, column_name, referenced_table_name, "
+                      "referenced_column_name FROM information_schema.key_column_usage "
+                      "WHERE table_schema = database() AND referenced_table_name IS NOT NULL "
+                      "ORDER BY table_name, constraint_name, ordinal_position")
+
     def _collections(self) -> list[str]:
         return [r[0] for r in self._all("SELECT table_name FROM information_schema.tables "
                                         "WHERE table_schema = DATABASE()")]

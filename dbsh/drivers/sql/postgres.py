@@ -69,10 +69,12 @@ class PostgresSession(SqlSession):
         return isinstance(e, psycopg.OperationalError) and (conn is None or conn.broken or conn.closed)
 
     def _connect(self):
-        parts = urls.server_parts(self.target, 5432)
+        # what the URL leaves out stays None, so libpq fills it in as psql would: PG* variables,
+        # ~/.pgpass, a pg_service entry (postgresql:///?service=shop), the local socket
+        parts = urls.server_parts(self.target, None)
         kwargs = {"host": parts["host"], "port": parts["port"], "user": parts["user"], "password": parts["password"],
-                  "dbname": parts["database"], "connect_timeout": 10, "application_name": "dbsh",
-                  **parts["options"]}
+                  "dbname": parts["database"], "connect_timeout": max(2, round(self.connect_timeout)),
+                  "application_name": "dbsh", **parts["options"]}
         try:
             conn = psycopg.connect(autocommit=True, **kwargs)
         except psycopg.ProgrammingError as e:   # a bad option in the URL
@@ -113,6 +115,20 @@ class PostgresSession(SqlSession):
         return self.conn.cursor(name=f"dbsh_{PostgresSession._cursors}")
 
     # -- catalog -----------------------------------------------------------------------------
+    DATABASES_SQL = ("SELECT datname AS name, datname = current_database() AS current FROM pg_database "
+                     "WHERE NOT datistemplate ORDER BY datname")
+    COLUMNS_SQL = ("SELECT c.relname, a.attname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                   "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+                   "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p', 'v', 'm', 'f') "
+                   "ORDER BY c.relname, a.attnum")
+    REFERENCES_SQL = ("SELECT cl.relname, con.conname, a.attname, rc.relname, ra.attname FROM pg_constraint con "
+                      "JOIN pg_class cl ON cl.oid = con.conrelid JOIN pg_namespace n ON n.oid = cl.relnamespace "
+                      "JOIN pg_class rc ON rc.oid = con.confrelid "
+                      "CROSS JOIN LATERAL unnest(con.conkey, con.confkey) WITH ORDINALITY AS k(mine, theirs, i) "
+                      "JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.mine "
+                      "JOIN pg_attribute ra ON ra.attrelid = con.confrelid AND ra.attnum = k.theirs "
+                      "WHERE con.contype = 'f' AND n.nspname = current_schema() ORDER BY cl.relname, con.conname, k.i")
+
     def _collections(self) -> list[str]:
         return [r[0] for r in self._all(
             "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "

@@ -234,10 +234,55 @@ class SqlSession(Session):
 
     def describe(self, name: str) -> Result:
         table = self.table(name)
+        references: dict[str, str] = {}
+        for fk in self.foreign_keys(name):
+            for mine, theirs in zip(fk["columns"], fk["referred"]):
+                references[mine] = f"{fk['table']}({theirs})"
         rows = [{"column": c.name, "type": c.type, "nullable": c.nullable, "default": c.default,
-                 "primary_key": c.primary_key, "indexes": ", ".join(table.indexes.get(c.name, [])) or None}
+                 "primary_key": c.primary_key, "indexes": ", ".join(table.indexes.get(c.name, [])) or None,
+                 "references": references.get(c.name)}
                 for c in table.columns.values()]
-        return Result(rows, ["column", "type", "nullable", "default", "primary_key", "indexes"])
+        return Result(rows, ["column", "type", "nullable", "default", "primary_key", "indexes", "references"])
+
+    # each dialect's catalog queries: (name, current[, ...]); (table, column); and
+    # (table, constraint, column, referred table, referred column) in constraint order
+    DATABASES_SQL = ""
+    COLUMNS_SQL = ""
+    REFERENCES_SQL = ""
+
+    def databases(self) -> Result:
+        """The server's databases (schemas on MySQL, attached files on SQLite), the current one marked."""
+        cursor = self._run(self.DATABASES_SQL)
+        try:
+            names = [d[0].lower() for d in cursor.description]
+            rows = [dict(zip(names, r)) for r in cursor.fetchall()]
+        finally:
+            cursor.close()
+        for row in rows:
+            row["current"] = bool(row["current"])
+        return Result(rows, names)
+
+    def completions(self) -> dict[str, list[str]]:
+        """Every table's and view's columns in one catalog read."""
+        fields: dict[str, list[str]] = {}
+        for table, column in self._all(self.COLUMNS_SQL):
+            fields.setdefault(table, []).append(column)
+        return fields
+
+    def references(self) -> dict[str, list[dict[str, Any]]]:
+        """Every table's foreign keys, in one catalog read (join completion and \\d)."""
+        found: dict[str, dict[Any, dict[str, Any]]] = {}
+        for table, constraint, column, referred_table, referred in self._all(self.REFERENCES_SQL):
+            fk = found.setdefault(table, {}).setdefault(constraint, {
+                "name": None if isinstance(constraint, int) else constraint, "columns": [],
+                "table": referred_table, "referred": []})
+            fk["columns"].append(column)
+            fk["referred"].append(referred)
+        return {table: list(fks.values()) for table, fks in found.items()}
+
+    def foreign_keys(self, name: str) -> list[dict[str, Any]]:
+        table = self.table(name)
+        return self.references().get(table.name, [])
 
     # -- reading -----------------------------------------------------------------------------
     def _stream(self, sql: str, params: Any, *, stream: bool = True, convert=None, own_transaction=False) -> Result:

@@ -192,6 +192,13 @@ class SqliteSession(SqlSession):
         return {"backend": "SQLite", "version": sqlite3.sqlite_version, "database": self.path}
 
     # -- catalog -----------------------------------------------------------------------------
+    DATABASES_SQL = "SELECT name, file, name = 'main' AS current FROM pragma_database_list ORDER BY seq"
+    COLUMNS_SQL = ("SELECT m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p "
+                   "WHERE m.type IN ('table', 'view') AND m.name NOT LIKE 'sqlite\\_%' ESCAPE '\\' "
+                   "ORDER BY m.name, p.cid")
+    REFERENCES_SQL = ("SELECT m.name, f.id, f.\"from\", f.\"table\", f.\"to\" FROM sqlite_master m "
+                      "JOIN pragma_foreign_key_list(m.name) f WHERE m.type = 'table' ORDER BY m.name, f.id, f.seq")
+
     def _collections(self) -> list[str]:
         return [r[0] for r in self._all("SELECT name FROM sqlite_master WHERE type IN ('table', 'view') "
                                         "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'")]

@@ -39,7 +39,7 @@ def sqlalchemy_url(url: str) -> str:
     return f"{SQLALCHEMY[base]}://{rest}"
 
 
-def server_parts(target, default_port: int) -> dict[str, Any]:
+def server_parts(target, default_port: int | None) -> dict[str, Any]:
     """host, port, user, password, database and the query's options of a server URL; a malformed
     URL is a usage error (exit 2), not a driver's traceback."""
     try:
