@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from tests.dbshtest import dbsh
+from tests.dbshtest import dbsh, dbsh_process
 from tests.servers import cassandra_cluster
 
 pytestmark = pytest.mark.cassandra
@@ -25,6 +25,34 @@ def test_unreachable_server_is_exit_3_without_the_password():
     run = dbsh("-u", f"cassandra://me:s3cret@127.0.0.1:{port}/ks", "collections")
     assert run.code == 3 and run.err.startswith("dbsh: error: cannot connect to cassandra://me:***@")
     assert "s3cret" not in run.out + run.err and len(run.err.strip().splitlines()) == 1
+
+
+@pytest.fixture
+def silent_port():
+    """A TCP port that accepts connections and never says a word."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        yield listener.getsockname()[1]   # connections wait in the backlog, unanswered
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("where", ["silent", "redis"])
+def test_a_port_of_another_protocol_or_none_is_exit_3_within_the_connect_timeout(where, request):
+    """--connect-timeout bounds connecting and the first reply: a real process under a generous limit (a
+    hang fails the test), and the message names the limit it hit."""
+    if where == "redis":
+        port = int(request.getfixturevalue("redis_url").split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])
+    else:
+        port = request.getfixturevalue("silent_port")
+    run = dbsh_process("-u", f"cassandra://me:s3cret@127.0.0.1:{port}/ks", "--connect-timeout", "1.5",
+                       "find", "t", timeout=120)
+    assert run.code == 3, (run.code, run.err)
+    assert run.err == (f"dbsh: error: cannot connect to cassandra://me:***@127.0.0.1:{port}/ks: 127.0.0.1:{port}: "
+                       "no CQL answer within 1.5 s (--connect-timeout; is this a Cassandra port?)\n")
+    # the URL's own ?connect_timeout= counts when no --connect-timeout is given
+    run = dbsh_process("-u", f"cassandra://127.0.0.1:{port}/ks?connect_timeout=1", "collections", timeout=120)
+    assert run.code == 3 and "no CQL answer within 1 s" in run.err and len(run.err.splitlines()) == 1, run.err
 
 
 def test_bad_options_are_exit_2_before_connecting():
@@ -222,24 +250,102 @@ def test_filters_that_need_allow_filtering(readings, cql, where, expected, why):
         cql[1].prepare(plan["cql"].removesuffix(" ALLOW FILTERING"))
 
 
-@pytest.mark.parametrize("where, operator", [
-    ({"ts": {"$ne": 1}, "sensor": "a"}, "$ne"), ({"ts": {"$nin": [1]}, "sensor": "a"}, "$nin"),
-    ({"tag": {"$exists": True}}, "$exists"), ({"tag": {"$regex": "^o"}}, "$regex"),
-    ({"$or": [{"sensor": "a"}, {"sensor": "b"}]}, "$or"), ({"$nor": [{"sensor": "a"}]}, "$not/$nor"),
-    ({"ts": {"$not": {"$gt": 1}}}, "$not/$nor"),
-])
-def test_operators_cql_has_not_are_exit_2_naming_them(readings, where, operator):
-    run = dbsh("-u", readings, "find", "readings", json.dumps(where), "--allow-filtering")
-    assert run.code == 2 and run.out == "" and len(run.err.splitlines()) == 1
-    assert operator in run.err and "not supported on Cassandra" in run.err
+CHECKED = [   # what CQL cannot say: dbsh checks it on the rows the server returns (MongoDB's answer)
+    ({"ts": {"$ne": 1}, "sensor": "a"}, [("a", t) for t in range(10) if t != 1], "$ne"),
+    ({"ts": {"$nin": [1, 2]}, "sensor": "a"}, [("a", t) for t in range(10) if t not in (1, 2)], "$nin"),
+    ({"sensor": "b", "$or": [{"ts": 1}, {"v": 50}]}, [("b", 1), ("b", 5)], "$or"),
+    ({"tag": {"$exists": True}}, ALL, "$exists"),
+    ({"tag": {"$regex": "^O", "$options": "i"}}, [(s, t) for s, t in ALL if t % 2], "$regex"),
+    ({"$or": [{"sensor": "a"}, {"v": 90}]}, [("a", t) for t in range(10)] + [("b", 9), ("c", 9)], "$or"),
+    ({"$nor": [{"sensor": "a"}, {"ts": {"$gt": 0}}]}, [("b", 0), ("c", 0)], "$not/$nor"),
+    ({"ts": {"$not": {"$gt": 1}}}, [(s, t) for s, t in ALL if t <= 1], "$not/$nor"),
+    ({"v": None}, [], "= null"),
+]
 
 
-def test_sort_skip_limit_within_a_partition(readings):
+@pytest.mark.parametrize("where, expected, lacks", CHECKED, ids=[json.dumps(w) for w, _, _ in CHECKED])
+def test_what_cql_cannot_say_dbsh_checks_on_each_row(readings, cql, where, expected, lacks):
+    bounded = "sensor" in where   # the partition key selects the rows: dbsh checks those, no scan
+    run = dbsh("-u", readings, "find", "readings", json.dumps(where))
+    if not bounded:
+        assert run.code == 2 and run.out == "" and run.err == (
+            f"dbsh: error: this filter on {cql[2]}.readings reads the whole table: no key or index selects the rows, "
+            f"and CQL cannot say {lacks}: dbsh checks it on each row "
+            "(pass --allow-filtering to let dbsh scan it (slow on big tables))\n")
+        run = dbsh("-u", readings, "find", "readings", json.dumps(where), "--allow-filtering")
+    assert run.code == 0, run.err
+    assert sorted((r["sensor"], r["ts"]) for r in run.json_lines()) == sorted(expected)
+    read = 10 if bounded else 30
+    assert run.err == f"dbsh: read {read} rows of {cql[2]}.readings (dbsh checks {lacks} on each row)\n"
+    run = dbsh("-u", readings, "count", "readings", json.dumps(where), "--allow-filtering")
+    assert run.json_lines() == [{"count": len(expected)}]
+    plan = dbsh("-u", readings, "explain", "readings", json.dumps(where)).json_lines()[0]
+    assert plan["plan"] == (f"served by the primary key or an index; dbsh checks {lacks} on each row" if bounded else
+                            f"reads every row: no key or index selects the rows, and CQL cannot say {lacks}: dbsh "
+                            "checks it on each row")
+
+
+@pytest.mark.parametrize("where", [{"ts": "1"}, {"tag": 1}, {"v": 12.5}, {"ts": {"$gt": "5"}}, {"v": {"$lt": None}},
+                                   {"sensor": {"$in": [1, 2]}}])
+def test_values_no_row_can_match_are_no_rows_without_a_query(readings, where):
+    """MongoDB compares values of one type: "1" is not 1, and no int is 12.5. No row, no scan, exit 0."""
+    run = dbsh("-u", readings, "find", "readings", json.dumps(where))
+    assert run.code == 0 and run.out == "" and run.err == "", run.err
+    assert dbsh("-u", readings, "count", "readings", json.dumps(where)).json_lines() == [{"count": 0}]
+    plan = dbsh("-u", readings, "explain", "readings", json.dumps(where)).json_lines()[0]
+    assert plan["cql"] is None and plan["plan"].startswith("no row can match (") and plan["plan"].endswith(
+        "): nothing is sent")
+
+
+def test_sort_skip_limit_within_a_partition_and_across(readings, cql):
     run = dbsh("-u", readings, "find", "readings", '{"sensor": "a"}', "--sort", "-ts", "--skip", "2", "--limit", "3",
                "--fields", "ts,v")
-    assert run.json_lines() == [{"ts": 7, "v": 70}, {"ts": 6, "v": 60}, {"ts": 5, "v": 50}]
-    run = dbsh("-u", readings, "find", "readings", '{"ts": 1}', "--sort", "ts", "--allow-filtering")
-    assert run.code == 2 and "partition key" in run.err
+    assert run.json_lines() == [{"ts": 7, "v": 70}, {"ts": 6, "v": 60}, {"ts": 5, "v": 50}] and run.err == ""
+    # not the clustering order, within one partition: dbsh sorts what the partition key selects
+    run = dbsh("-u", readings, "find", "readings", '{"sensor": "b"}', "--sort", "-tag,ts", "--limit", "3",
+               "--fields", "ts,tag")
+    assert run.json_lines() == [{"ts": 1, "tag": "odd"}, {"ts": 3, "tag": "odd"}, {"ts": 5, "tag": "odd"}]
+    assert run.err == f"dbsh: read 10 rows of {cql[2]}.readings (dbsh sorts by tag, ts)\n"
+    # across partitions: a scan, so --allow-filtering
+    run = dbsh("-u", readings, "find", "readings", "--sort", "v")
+    assert run.code == 2 and run.err.startswith(f"dbsh: error: this sort on {cql[2]}.readings reads the whole table: ")
+    run = dbsh("-u", readings, "find", "readings", '{"ts": {"$gte": 8}}', "--sort", "-v,sensor", "--skip", "1",
+               "--allow-filtering", "--fields", "sensor,ts")
+    assert [(r["sensor"], r["ts"]) for r in run.json_lines()] == [("b", 9), ("c", 9), ("a", 8), ("b", 8), ("c", 8)]
+
+
+def test_inc_of_a_column_that_is_not_a_counter_and_upsert(cql):
+    """$inc reads the value and writes it plus the amount IF it is still what was read (a lightweight
+    transaction); --upsert writes the row the filter names unless one with its key is there."""
+    url, session, ks = cql
+    session.execute(f"CREATE TABLE {ks}.scores (id int PRIMARY KEY, name text, n int, x double, d decimal, "
+                    "m map<text, int>)")
+    session.execute(f"INSERT INTO {ks}.scores (id, name, n, x, d) VALUES (1, 'a', 5, 1.5, 2.25)")
+    session.execute(f"INSERT INTO {ks}.scores (id, name) VALUES (2, 'b')")
+    run = dbsh("-u", url, "--yes", "update", "scores", "{}", '{"$inc": {"n": 2, "x": 0.25, "d": 1}}', "--all")
+    assert run.code == 2   # (update takes no --all)
+    run = dbsh("-u", url, "--yes", "update", "scores", '{"name": {"$in": ["a", "b"]}}',
+               '{"$inc": {"n": 2, "x": 0.25, "d": 1}, "$set": {"m.k": 7}}', "--allow-filtering")
+    assert run.code == 0 and run.json_lines()[0]["count"] == 2, run.err
+    got = {r["id"]: r for r in rows(cql, "SELECT id, n, x, d, m FROM KS.scores")}
+    assert (got[1]["n"], got[1]["x"], str(got[1]["d"]), got[1]["m"]) == (7, 1.75, "3.25", {"k": 7})
+    assert (got[2]["n"], got[2]["x"], str(got[2]["d"])) == (2, 0.25, "1")   # a missing value counts as 0
+    run = dbsh("-u", url, "update", "scores", '{"id": 1}', '{"$inc": {"name": 1}}')
+    assert run.code == 2 and "cannot $inc 'name': it is a text column, not a number" in run.err
+    # --upsert: the row the filter names, with the change applied
+    run = dbsh("-u", url, "--yes", "update", "scores", '{"id": 3, "name": "c"}', '{"$inc": {"n": 4}}', "--upsert",
+               "--allow-filtering")
+    assert run.json_lines()[0] == {"action": "upserted", "collection": "scores", "count": 1, "matched": 0}
+    assert rows(cql, "SELECT name, n FROM KS.scores WHERE id = 3") == [{"name": "c", "n": 4}]
+    # a row with that key that the filter does not match is not overwritten (MongoDB: a duplicate key)
+    run = dbsh("-u", url, "--yes", "update", "scores", '{"id": 2, "name": "zed"}', '{"$set": {"n": 0}}', "--upsert",
+               "--allow-filtering")
+    assert run.code == 1 and run.err.splitlines()[-1] == (
+        "dbsh: error: --upsert on scores: the row id=2 exists but does not match the filter; dbsh does not overwrite it")
+    assert rows(cql, "SELECT name, n FROM KS.scores WHERE id = 2") == [{"name": "b", "n": 2}]
+    run = dbsh("-u", url, "update", "scores", '{"name": "c"}', '{"$set": {"n": 0}}', "--upsert", "--yes",
+               "--allow-filtering")
+    assert run.code == 2 and "--upsert on scores needs the whole primary key (id)" in run.err
 
 
 # -- consistency levels (one node: ONE, QUORUM and ALL are one replica; TWO cannot be met) -----------
@@ -264,7 +370,7 @@ def test_consistency_reaches_the_server(readings, cql):
 
 # -- paging: more rows than a page ------------------------------------------------------------------
 def test_paging_through_more_rows_than_a_page(cql, tmp_path, monkeypatch):
-    import dbsh.drivers.cassandra as driver
+    import dbsh.drivers.cassandra.session as driver
 
     url, session, ks = cql
     session.execute(f"CREATE TABLE {ks}.big (id int PRIMARY KEY, v text)")

@@ -218,13 +218,15 @@ def test_a_verb_through_an_ssh_tunnel(sshd, postgres_url, redis_url, tmp_path):
     assert log.read_text().count("Accepted publickey") >= before + 3       # each went through sshd
 
 
-def test_a_bad_bastion_is_one_line_exit_3(sshd, postgres_url):
+def test_a_bad_bastion_is_one_line_exit_3(sshd, postgres_url, tmp_path):
     run = dbsh_process("-u", postgres_url, "--ssh", "nobody@127.0.0.1:1", "query", "select 1", env=ssh_env(sshd))
     assert run.code == 3 and len(run.err.splitlines()) == 1
     assert run.err.startswith("dbsh: error: cannot open the SSH tunnel through nobody@127.0.0.1:1: ")
     assert "Connection refused" in run.err
-    run = dbsh_process("-u", "sqlite:///x.db", "--ssh", sshd.destination, "query", "select 1", env=ssh_env(sshd))
+    local = tmp_path / "x.db"
+    run = dbsh_process("-u", f"sqlite:///{local}", "--ssh", sshd.destination, "query", "select 1", env=ssh_env(sshd))
     assert run.code == 2 and "a SQLite database is a local file" in run.err
+    assert not local.exists()   # refused before anything was opened
 
 
 @tmux
