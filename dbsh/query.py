@@ -363,6 +363,34 @@ def matches(node: Node, doc: dict) -> bool:
     return any(_ordered(v, node.value, op) for v in _candidates(value))
 
 
+def order_key(value: Any, descending: bool = False) -> tuple:
+    """A key that sorts values in MongoDB's order: missing and null, numbers (by value, 34 = 34.0),
+    strings (by code point), objects, arrays, booleans; an empty array before null. An array sorts
+    by its smallest element ascending and by its largest descending, as MongoDB does."""
+    if isinstance(value, list):
+        if not value:
+            return (0,)
+        keys = [_element_key(v) for v in value]
+        return max(keys) if descending else min(keys)
+    return _element_key(value)
+
+
+def _element_key(value: Any) -> tuple:
+    if value is _MISSING or value is None:
+        return (1,)
+    if isinstance(value, bool):
+        return (8, value)
+    if isinstance(value, (int, float)):
+        return (2, value)
+    if isinstance(value, str):
+        return (3, value)
+    if isinstance(value, dict):
+        return (4, tuple((k, _element_key(v)) for k, v in value.items()))
+    if isinstance(value, list):
+        return (5, tuple(_element_key(v) for v in value))
+    return (9, type(value).__name__, repr(value))
+
+
 def apply_update(changes: Iterable[Change], doc: dict) -> dict:
     """Apply changes to a copy of a flat-or-nested document (client-side update)."""
     result = json.loads(json.dumps(doc, default=str)) if any("." in c.field for c in changes) else dict(doc)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -97,3 +98,48 @@ def dbsh_on_terminal(*args: str, env: dict) -> Run:
     os.close(master)
     out = proc.stdout.read()
     return Run(proc.wait(), out, b"".join(chunks).decode(errors="replace"))
+
+
+@contextlib.contextmanager
+def silent_port():
+    """A TCP port on 127.0.0.1 that accepts connections and never says a word (for connect timeouts)."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    listener.settimeout(0.2)
+    held, stop = [], threading.Event()
+
+    def accept():
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join()
+        for conn in held:
+            conn.close()
+        listener.close()
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 where nothing listens (connections are refused)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_of(url: str) -> int:
+    """The port of a server URL (scheme://[user[:password]@]host:port/...)."""
+    return int(url.split("://", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1].rsplit(":", 1)[1])

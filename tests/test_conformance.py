@@ -102,19 +102,8 @@ def expect_refusal(run, store: Store, features: set[str]) -> None:
 
 
 # Divergences found by this suite and not fixed yet: each fails today, and the mark is strict, so a
-# fix must remove its line. (Issue 15: the SQL driver rewrite and the CouchDB driver take them.)
+# fix must remove its line. None is left.
 KNOWN: dict[tuple[str, str], str] = {
-    **{("couchdb", c): "CouchDB's collation orders null before numbers: $lt/$lte/$gt null match nulls"
-       for c in ("lt", "lte", "gt-null", "not-gt", "delete-range")},
-    **{("couchdb", c): "CouchDB: $in/$nin with null, and $nin over missing fields, differ"
-       for c in ("in-with-null", "nin-numbers")},
-    **{("couchdb", c): "CouchDB: $options is refused (write (?i) in the pattern) but not declared"
-       for c in ("regex-i", "regex-i-city", "not-regex")},
-    ("couchdb", "array-contains"): "CouchDB: a scalar does not match inside an array",
-    **{("couchdb", c): "CouchDB sorts only with an index, and does not declare it"
-       for c in ("sort-int-asc", "sort-int-desc", "sort-string", "sort-float-desc", "limit", "skip", "limit-skip",
-                 "round-trip")},
-    ("couchdb", "inc-missing"): "CouchDB: $inc of a null field",
 }
 
 

@@ -14,7 +14,7 @@ import bson
 import pymongo
 import pytest
 
-from dbsh.drivers.mongo import parse_shell
+from dbsh.drivers.mongo.language import parse_shell
 from dbsh.errors import QueryError, UsageError
 from tests.dbshtest import dbsh
 

@@ -4,18 +4,20 @@ The server is a real Neo4j 5.26 Community with auth on (tests/servers.py, starte
 or the one DBSH_TEST_NEO4J_URL names.
 """
 
+import contextlib
 import csv
 import json
 import socket
+import threading
 import uuid
 from urllib.parse import urlsplit
 
 import pytest
 
-from dbsh.drivers.neo4j import (CypherFilter, compile_find, compile_update, cypher_regex, plan_rows,
-                                quote_name, split_statements)
+from dbsh.drivers.neo4j.cypher import (CypherFilter, compile_find, compile_update, cypher_regex, plan_rows,
+                                       quote_name, split_statements)
 from dbsh.query import Filter, Update, parse_filter
-from tests.dbshtest import dbsh, dbsh_process
+from tests.dbshtest import closed_port, dbsh, dbsh_process, port_of, silent_port
 
 pytestmark = pytest.mark.neo4j
 
@@ -403,6 +405,53 @@ def test_a_missing_database_cannot_be_connected_to(graph, cli):
     assert run.err.startswith("dbsh: error: cannot connect to ") and "nosuchdb" in run.err
     assert "dbsh-test-pw" not in run.err
     assert dbsh("-u", f"{graph[0]}/neo4j", "query", "RETURN 1 AS one").json_lines() == [{"one": 1}]
+
+
+# -- connecting ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("scheme", ["bolt", "neo4j"])
+@pytest.mark.parametrize("where", ["nothing-answers", "redis-listens", "closed"])
+def test_a_wrong_port_is_one_line_exit_3_within_the_connect_timeout(request, scheme, where):
+    """--connect-timeout bounds connecting and the server's first reply (the Bolt handshake, the login):
+    a port that accepts and never answers, one where Redis listens (it waits for a newline the Bolt
+    handshake never sends), a closed one. A real process under a generous limit: a hang fails the test;
+    nothing asserts on time."""
+    with contextlib.ExitStack() as stack:
+        if where == "nothing-answers":
+            port = stack.enter_context(silent_port())
+        elif where == "redis-listens":
+            port = port_of(request.getfixturevalue("redis_url"))
+        else:
+            port = closed_port()
+        run = dbsh_process("-u", f"{scheme}://neo4j:s3cret@127.0.0.1:{port}", "--connect-timeout", "2",
+                           "query", "RETURN 1", timeout=90)
+    why = "connection refused" if where == "closed" else "no answer within 2 s (is a Neo4j server listening there?)"
+    assert (run.code, run.out, run.err) == (3, "", f"dbsh: error: cannot connect to {scheme}://neo4j:***@127.0.0.1:"
+                                                   f"{port}: {why}\n")
+
+
+def test_a_port_where_http_listens_is_named(couchdb_url):
+    port = port_of(couchdb_url)
+    run = dbsh_process("-u", f"bolt://127.0.0.1:{port}", "query", "RETURN 1", timeout=90)
+    assert (run.code, run.out) == (3, "")
+    assert run.err == (f"dbsh: error: cannot connect to bolt://127.0.0.1:{port}: the server there speaks HTTP, not "
+                       "Bolt (Bolt's port is 7687 by default)\n")
+
+
+def test_the_connect_timeout_does_not_bound_a_slow_reply(graph, label):
+    """A statement that waits (here for a lock another transaction holds for 3 s) answers after more than
+    --connect-timeout: the timeout bounds only connecting and the server's first reply."""
+    native(graph, f"CREATE (:{label} {{k: 1, n: 1}})")
+    with graph[1].session() as holder:
+        tx = holder.begin_transaction()
+        tx.run(f"MATCH (n:{label}) SET n.n = 2").consume()      # holds the node's write lock
+        release = threading.Timer(3, tx.commit)
+        release.start()
+        try:
+            run = dbsh("-u", graph[0], "--connect-timeout", "1", "update", label, '{"k": 1}', '{"$set": {"m": 1}}')
+        finally:
+            release.join()
+    assert run.code == 0, run.err
+    assert native(graph, f"MATCH (n:{label}) RETURN n.n AS n, n.m AS m") == [{"n": 2, "m": 1}]
 
 
 # -- authentication ------------------------------------------------------------------------------

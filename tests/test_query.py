@@ -100,3 +100,26 @@ def test_sort_and_fields():
     assert q.parse_sort("-price, name") == [("price", -1), ("name", 1)]
     assert q.parse_fields("name, price") == ["name", "price"]
     assert q.equalities(q.parse_filter({"a": 1, "b": {"$gt": 2}})) == {"a": 1}
+
+
+def test_order_key_is_mongodbs_sort_order():
+    from dbsh.query import order_key
+
+    values = [True, "b", {"a": 1}, [], 3.5, None, "B", -1, [2, 9], False]
+    assert sorted(values, key=order_key) == [[], None, -1, [2, 9], 3.5, "B", "b", {"a": 1}, False, True]
+    # an array sorts by its smallest element ascending and by its largest descending
+    assert sorted([[2, 9], 5], key=lambda v: order_key(v, True), reverse=True) == [[2, 9], 5]
+    assert order_key(34) == order_key(34.0)
+
+
+def test_client_side_sort_spills_long_inputs_keeps_ties_and_mixed_directions(monkeypatch):
+    from dbsh.drivers import client_side
+
+    monkeypatch.setattr(client_side, "SPILL", 4)
+    docs = [{"i": i, "g": i % 3, "s": f"x{i % 2}"} for i in range(11)]
+    want = sorted(sorted(docs, key=lambda d: d["i"]), key=lambda d: (-d["g"], d["s"]))
+    got = list(client_side.sort_documents(iter(docs), [("g", -1), ("s", 1)]))
+    assert got == want
+    assert list(client_side.sort_documents(iter(docs), [("g", -1), ("s", 1)], keep=3)) == want[:3]
+    assert list(client_side.find_steps(docs, check=q.parse_filter({"g": 1}), sort=[("i", -1)], skip=1, limit=2,
+                                       fields=["i"])) == [{"i": 7}, {"i": 4}]

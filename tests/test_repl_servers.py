@@ -273,7 +273,7 @@ def test_mongo_multiline_json_confirmation_and_readonly(mongo_url, mongo_db):
 def few_sampled_labels(monkeypatch):
     """The session's graph holds the labels of every test so far: the shell samples the nodes of 5 of
     them (not 200) for its completion, so each catalog refresh here stays short."""
-    monkeypatch.setattr("dbsh.drivers.neo4j.COMPLETION_LABELS", 5)
+    monkeypatch.setattr("dbsh.drivers.neo4j.session.COMPLETION_LABELS", 5)
 
 
 def test_cypher_completion_and_detach_delete_confirmation(neo4j_url, few_sampled_labels):

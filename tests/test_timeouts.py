@@ -5,42 +5,17 @@ the test instead of stopping the suite; nothing asserts on time."""
 
 from __future__ import annotations
 
-import socket
-import threading
-
 import pytest
 
-from tests.dbshtest import dbsh_process
+from tests import dbshtest
+from tests.dbshtest import dbsh_process, port_of
 
 
 @pytest.fixture
 def silent_port():
     """A TCP port that accepts connections and never says a word."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
-    listener.settimeout(0.2)
-    held, stop = [], threading.Event()
-
-    def accept():
-        while not stop.is_set():
-            try:
-                held.append(listener.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield listener.getsockname()[1]
-    stop.set()
-    thread.join()
-    for conn in held:
-        conn.close()
-    listener.close()
-
-
-def port_of(url: str) -> int:
-    return int(url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])
+    with dbshtest.silent_port() as port:
+        yield port
 
 
 def gives_up(run) -> None:

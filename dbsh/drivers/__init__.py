@@ -85,14 +85,14 @@ BUILTIN: tuple[Backend, ...] = (
             extra="mysql", client="pymysql", bench="dbsh.drivers.sql.bench:SqlAdapter", migrate="alembic",
             example="mysql://user@host:3306/db", cannot=SQL_CANNOT,
             differs=SQL_DIFFERS),
-    Backend("mongo", "MongoDB", ("mongodb", "mongodb+srv"), "dbsh.drivers.mongo:connect", "javascript",
-            extra="mongo", client="pymongo", bench="dbsh.bench.backends:MongoAdapter",
-            migrate="dbsh.migrate.stores:MongoStore", example="mongodb://host:27017/db"),
+    Backend("mongo", "MongoDB", ("mongodb", "mongodb+srv"), "dbsh.drivers.mongo.session:connect", "javascript",
+            extra="mongo", client="pymongo", bench="dbsh.drivers.mongo.bench:MongoAdapter",
+            migrate="dbsh.drivers.mongo.migrate:MongoStore", example="mongodb://host:27017/db"),
     Backend("redis", "Redis", ("redis", "rediss", "redis+cluster", "rediss+cluster"), "dbsh.drivers.redis:connect",
             "redis", extra="redis", client="redis",
             flags=(TTL, Flag("count", ("--count",), "SUBSCRIBE/MONITOR: stop after N messages.", type="int",
                              metavar="N", min=1, verbs=("query",))),
-            bench="dbsh.drivers.redis.bench:RedisAdapter", migrate="dbsh.migrate.stores:RedisStore",
+            bench="dbsh.drivers.redis.bench:RedisAdapter", migrate="dbsh.drivers.redis.migrate:RedisStore",
             example="redis://host:6379/0"),
     Backend("memcached", "Memcached", ("memcached", "memcached+unix"), "dbsh.drivers.memcached.session:connect",
             "memcached", extra="memcached", client="pymemcache", flags=(TTL,),
@@ -119,8 +119,8 @@ BUILTIN: tuple[Backend, ...] = (
                      "create": "insert --create types columns from the first documents it sees; a nested object or "
                                "an array becomes a text column holding its JSON"}),
     Backend("neo4j", "Neo4j", ("neo4j", "neo4j+s", "neo4j+ssc", "bolt", "bolt+s", "bolt+ssc"),
-            "dbsh.drivers.neo4j:connect", "cypher", extra="neo4j", client="neo4j",
-            bench="dbsh.bench.backends:Neo4jAdapter", migrate="dbsh.migrate.stores:Neo4jStore",
+            "dbsh.drivers.neo4j.session:connect", "cypher", extra="neo4j", client="neo4j",
+            bench="dbsh.drivers.neo4j.bench:Neo4jAdapter", migrate="dbsh.drivers.neo4j.migrate:Neo4jStore",
             example="neo4j://host:7687",
             cannot={"nested-values": "properties are scalars or lists of scalars: a nested object is refused",
                     "nested": "properties are flat: a filter on a nested path (a.b) is refused"},
@@ -128,8 +128,8 @@ BUILTIN: tuple[Backend, ...] = (
                      "arrays": "a list property is compared as a whole, as Cypher's = does: a value does not match "
                                "an element of it (so equality keeps its index seek)"}),
     Backend("couchdb", "CouchDB", ("couchdb", "couchdbs"), "dbsh.drivers.couchdb.session:connect", "http",
-            extra="couchdb", client="httpx", bench="dbsh.bench.backends:CouchAdapter",
-            migrate="dbsh.migrate.stores:CouchStore", example="couchdb://host:5984"),
+            extra="couchdb", client="httpx", bench="dbsh.drivers.couchdb.bench:CouchAdapter",
+            migrate="dbsh.drivers.couchdb.migrate:CouchStore", example="couchdb://host:5984"),
 )
 
 _plugins: tuple[Backend, ...] | None = None

@@ -6,17 +6,23 @@ has expired, ``renew`` extends it only for its owner, ``unlock`` frees it only f
 killed while holding the lock blocks the next one for at most one lease. Every store works through the
 session's native client (``session.client``), whose library the driver module already imported.
 
-    MongoDB    collection dbsh_migrations; lock: a lease document in dbsh_migrate_lock (unique _id)
-    Redis      hash {dbsh:migrate}:versions; lock: SET {dbsh:migrate}:lock NX PX, renewed by a Lua check
-    CouchDB    database dbsh_migrations; lock: document "lock", every change guarded by its _rev
-    Neo4j      (:DbshMigration) nodes; lock: a (:DbshMigrateLock) node under a unique constraint
-    Cassandra  tables dbsh_migrations and dbsh_migrate_lock; lock: INSERT ... IF NOT EXISTS USING TTL
-               (dbsh.drivers.cassandra.migrate; Store and Lease, the base classes, stay here)
+Here: the base classes (Store, Lease, LockTimeout) and store_for. Each backend's store lives with its
+driver and is named by its record's ``migrate`` field:
+
+    MongoDB    dbsh.drivers.mongo.migrate: collection dbsh_migrations; lock: a lease document in
+               dbsh_migrate_lock (unique _id)
+    Redis      dbsh.drivers.redis.migrate: hash {dbsh:migrate}:versions; lock: SET {dbsh:migrate}:lock NX PX,
+               renewed by a Lua check
+    CouchDB    dbsh.drivers.couchdb.migrate: database dbsh_migrations; lock: document "lock", every change
+               guarded by its _rev
+    Neo4j      dbsh.drivers.neo4j.migrate: (:DbshMigration) nodes; lock: a (:DbshMigrateLock) node under a
+               unique constraint
+    Cassandra  dbsh.drivers.cassandra.migrate: tables dbsh_migrations and dbsh_migrate_lock; lock: INSERT ...
+               IF NOT EXISTS USING TTL
 """
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from typing import Any
@@ -128,244 +134,9 @@ class Store:
         raise NotImplementedError
 
 
-def _clean(record: dict) -> dict:
+def clean(record: dict) -> dict:
+    """A record without its empty fields, as the stores save it."""
     return {k: v for k, v in record.items() if v is not None}
-
-
-# -- MongoDB -----------------------------------------------------------------------------------
-class MongoStore(Store):
-    def __init__(self, session):
-        super().__init__(session)
-        self.versions = self.client["dbsh_migrations"]
-        self.locks = self.client["dbsh_migrate_lock"]
-
-    def records(self, create: bool = True) -> dict[str, dict]:
-        return {d["_id"]: {"revision": d.pop("_id"), **d} for d in self.versions.find({})}
-
-    def save(self, record: dict) -> None:
-        doc = {k: v for k, v in _clean(record).items() if k != "revision"}
-        self.versions.replace_one({"_id": record["revision"]}, doc, upsert=True)
-
-    def remove(self, revision: str) -> None:
-        self.versions.delete_one({"_id": revision})
-
-    def try_lock(self, owner: str, lease_ms: int) -> bool:
-        from pymongo.errors import DuplicateKeyError
-
-        now = now_ms()
-        try:
-            # matches only an expired lease; when there is none, the upsert's insert collides with a
-            # live lock on the unique _id, so exactly one run wins
-            self.locks.update_one({"_id": "lock", "expires": {"$lt": now}},
-                                  {"$set": {"owner": owner, "expires": now + lease_ms}}, upsert=True)
-            return True
-        except DuplicateKeyError:
-            return False
-
-    def renew(self, owner: str, lease_ms: int) -> bool:
-        return self.locks.update_one({"_id": "lock", "owner": owner},
-                                     {"$set": {"expires": now_ms() + lease_ms}}).matched_count == 1
-
-    def unlock(self, owner: str) -> None:
-        self.locks.delete_one({"_id": "lock", "owner": owner})
-
-    def holder(self) -> dict | None:
-        doc = self.locks.find_one({"_id": "lock"})
-        return {"owner": doc.get("owner"), "expires_in": (doc.get("expires", 0) - now_ms()) / 1000} if doc else None
-
-
-# -- Redis -------------------------------------------------------------------------------------
-_RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
-_UNLOCK = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
-
-
-def _text(value) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
-
-
-class RedisStore(Store):
-    # one hash tag: both keys live in the same cluster slot
-    VERSIONS = "{dbsh:migrate}:versions"
-    LOCK = "{dbsh:migrate}:lock"
-
-    def records(self, create: bool = True) -> dict[str, dict]:
-        return {_text(k): json.loads(_text(v)) for k, v in (self.client.hgetall(self.VERSIONS) or {}).items()}
-
-    def save(self, record: dict) -> None:
-        self.client.hset(self.VERSIONS, record["revision"], json.dumps(_clean(record)))
-
-    def remove(self, revision: str) -> None:
-        self.client.hdel(self.VERSIONS, revision)
-
-    def try_lock(self, owner: str, lease_ms: int) -> bool:
-        return bool(self.client.set(self.LOCK, owner, nx=True, px=lease_ms))
-
-    def renew(self, owner: str, lease_ms: int) -> bool:
-        return bool(self.client.eval(_RENEW, 1, self.LOCK, owner, lease_ms))
-
-    def unlock(self, owner: str) -> None:
-        self.client.eval(_UNLOCK, 1, self.LOCK, owner)
-
-    def holder(self) -> dict | None:
-        owner = self.client.get(self.LOCK)
-        if owner is None:
-            return None
-        return {"owner": _text(owner), "expires_in": max(0, self.client.pttl(self.LOCK)) / 1000}
-
-
-# -- CouchDB -----------------------------------------------------------------------------------
-class CouchStore(Store):
-    """Records are documents ``revision:<id>`` of the database dbsh_migrations; the lock is the
-    document ``lock`` there, every change to it guarded by its _rev (a stale _rev is a Conflict)."""
-
-    DB = "dbsh_migrations"
-    PREFIX = "revision:"
-
-    def __init__(self, session):
-        super().__init__(session)
-        self._ready = False
-
-    def setup(self) -> None:
-        self.db(create=True)
-
-    def db(self, create: bool = False) -> str | None:
-        """The records' database name, or None when it does not exist (and ``create`` is false)."""
-        if not self._ready:
-            if not self.client.exists(self.DB):
-                if not create:
-                    return None
-                self.client.create(self.DB)   # False: another run created it first, which is fine
-            self._ready = True
-        return self.DB
-
-    def records(self, create: bool = True) -> dict[str, dict]:
-        db = self.db(create)
-        if db is None:
-            return {}
-        out = {}
-        with self.client.all_docs(db, start=self.PREFIX, end=self.PREFIX + "\ufff0", include_docs=True) as rows:
-            for row in rows:
-                doc = {k: v for k, v in (row.get("doc") or {}).items() if not k.startswith("_")}
-                if "revision" in doc:
-                    out[doc["revision"]] = doc
-        return out
-
-    def save(self, record: dict) -> None:
-        db = self.db(True)
-        doc_id = self.PREFIX + record["revision"]
-        old = self.client.get(db, doc_id)
-        doc = {"_id": doc_id, **_clean(record)}
-        if old is not None:
-            doc["_rev"] = old["_rev"]
-        self.client.put(db, doc)
-
-    def remove(self, revision: str) -> None:
-        db = self.db(True)
-        old = self.client.get(db, self.PREFIX + revision)
-        if old is not None:
-            self.client.remove(db, old)
-
-    def try_lock(self, owner: str, lease_ms: int) -> bool:
-        from dbsh.drivers.couchdb.client import Conflict
-
-        db = self.db(True)
-        now = now_ms()
-        doc = self.client.get(db, "lock")
-        if doc is not None and doc.get("owner") and doc.get("expires", 0) >= now:
-            return False
-        new = {"_id": "lock", "owner": owner, "expires": now + lease_ms}
-        if doc is not None:
-            new["_rev"] = doc["_rev"]   # taking over an expired lease: only if nobody changed it meanwhile
-        try:
-            self.client.put(db, new)
-            return True
-        except Conflict:
-            return False
-
-    def renew(self, owner: str, lease_ms: int) -> bool:
-        from dbsh.drivers.couchdb.client import Conflict
-
-        db = self.db(True)
-        doc = self.client.get(db, "lock")
-        if doc is None or doc.get("owner") != owner:
-            return False
-        doc["expires"] = now_ms() + lease_ms
-        try:
-            self.client.put(db, doc)
-            return True
-        except Conflict:
-            return False
-
-    def unlock(self, owner: str) -> None:
-        from dbsh.drivers.couchdb.client import Conflict
-
-        db = self.db(True)
-        doc = self.client.get(db, "lock")
-        if doc is not None and doc.get("owner") == owner:
-            doc["owner"], doc["expires"] = None, 0
-            try:
-                self.client.put(db, doc)
-            except Conflict:
-                pass
-
-    def holder(self) -> dict | None:
-        db = self.db(False)
-        doc = self.client.get(db, "lock") if db is not None else None
-        if not doc or not doc.get("owner"):
-            return None
-        return {"owner": doc["owner"], "expires_in": (doc.get("expires", 0) - now_ms()) / 1000}
-
-
-# -- Neo4j -------------------------------------------------------------------------------------
-class Neo4jStore(Store):
-    def _q(self, text: str, **params) -> list[dict]:
-        try:
-            records, _, _ = self.client.execute_query(text, params, database_=self.session.database)
-        except Exception as e:  # noqa: BLE001 - one line, and exit 3 for a refused login
-            raise self.session._error(e) from None
-        return [r.data() for r in records]
-
-    def setup(self) -> None:
-        # the lock is only safe under its unique constraint: a failure here stops the run
-        for text in ("CREATE CONSTRAINT dbsh_migrate_lock IF NOT EXISTS FOR (l:DbshMigrateLock) "
-                     "REQUIRE l.name IS UNIQUE",
-                     "CREATE CONSTRAINT dbsh_migration IF NOT EXISTS FOR (v:DbshMigration) "
-                     "REQUIRE v.revision IS UNIQUE"):
-            self._q(text)
-
-    def records(self, create: bool = True) -> dict[str, dict]:
-        rows = self._q("MATCH (v:DbshMigration) RETURN properties(v) AS v")
-        return {r["v"]["revision"]: dict(r["v"]) for r in rows}
-
-    def save(self, record: dict) -> None:
-        self._q("MERGE (v:DbshMigration {revision: $rev}) SET v = $props", rev=record["revision"],
-                props=_clean(record))
-
-    def remove(self, revision: str) -> None:
-        self._q("MATCH (v:DbshMigration {revision: $rev}) DELETE v", rev=revision)
-
-    def try_lock(self, owner: str, lease_ms: int) -> bool:
-        now = now_ms()
-        # SET before the check takes the node's write lock, so the check reads the latest committed lease
-        rows = self._q("MERGE (l:DbshMigrateLock {name: 'lock'}) SET l.touched = $now "
-                       "WITH l WHERE l.owner IS NULL OR l.expires < $now OR l.owner = $owner "
-                       "SET l.owner = $owner, l.expires = $expires RETURN l.owner AS owner",
-                       now=now, owner=owner, expires=now + lease_ms)
-        return bool(rows) and rows[0]["owner"] == owner
-
-    def renew(self, owner: str, lease_ms: int) -> bool:
-        rows = self._q("MATCH (l:DbshMigrateLock {name: 'lock'}) WHERE l.owner = $owner "
-                       "SET l.expires = $expires RETURN l.owner AS owner", owner=owner, expires=now_ms() + lease_ms)
-        return bool(rows)
-
-    def unlock(self, owner: str) -> None:
-        self._q("MATCH (l:DbshMigrateLock {name: 'lock'}) WHERE l.owner = $owner SET l.owner = NULL, l.expires = 0",
-                owner=owner)
-
-    def holder(self) -> dict | None:
-        rows = self._q("MATCH (l:DbshMigrateLock {name: 'lock'}) WHERE l.owner IS NOT NULL "
-                       "RETURN l.owner AS owner, l.expires AS expires")
-        return {"owner": rows[0]["owner"], "expires_in": (rows[0]["expires"] - now_ms()) / 1000} if rows else None
 
 
 def store_for(backend: str, session) -> Store:

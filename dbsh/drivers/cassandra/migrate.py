@@ -8,7 +8,7 @@ import math
 
 from cassandra import InvalidRequest
 
-from dbsh.migrate.stores import Store, _clean
+from dbsh.migrate.stores import Store, clean
 
 
 class CassandraStore(Store):
@@ -27,7 +27,7 @@ class CassandraStore(Store):
 
     def save(self, record: dict) -> None:
         self.client.execute("INSERT INTO dbsh_migrations (revision, record) VALUES (%s, %s)",
-                            (record["revision"], json.dumps(_clean(record))))
+                            (record["revision"], json.dumps(clean(record))))
 
     def remove(self, revision: str) -> None:
         self.client.execute("DELETE FROM dbsh_migrations WHERE revision = %s", (revision,))

@@ -1,6 +1,10 @@
-"""The HTTP client of the CouchDB backend: one ``httpx.Client`` (kept-alive connections, Basic auth,
-a timeout on every request), CouchDB's error answers turned into dbsh errors, and answers read as
-streams of rows (``_all_docs``, ``_find``, ``_changes``, views) rather than loaded whole.
+"""The HTTP client of the CouchDB backend: one ``httpx.Client`` (kept-alive connections, Basic auth),
+CouchDB's error answers turned into dbsh errors, and answers read as streams of rows (``_all_docs``,
+``_find``, ``_changes``, views) rather than loaded whole.
+
+Timeouts: the connect timeout bounds connecting (every time) and the server's first reply: before its
+first request the client asks for the server's welcome (``GET /``), bounded; every later reply waits
+as long as it takes (a long-poll feed, a _find without an index over a big database).
 
 The session, the migration store and the bench adapter all talk to CouchDB through it.
 """
@@ -18,7 +22,7 @@ import httpx
 from dbsh.drivers.couchdb.stream import JsonStream
 from dbsh.errors import ConnectError, DbshError, QueryError, UsageError, one_line, redact
 
-TIMEOUT = 10                 # seconds for connecting and for each read
+TIMEOUT = 10                 # seconds for connecting and for the server's first reply (the session's connect timeout)
 DATABASE_NAME = re.compile(r"[a-z][a-z0-9_$()+/-]*\Z")
 
 
@@ -119,27 +123,35 @@ class CouchClient:
     """CouchDB's HTTP API at ``base`` (``http(s)://host:port/prefix/``)."""
 
     def __init__(self, base: str, *, username: str | None = None, password: str | None = None,
-                 display: str | None = None):
+                 display: str | None = None, timeout: float = TIMEOUT):
         self.base = base
         self.display = display or base
         self.password = password
+        self.timeout = timeout
+        self.welcome: dict | None = None    # the server's answer to GET /, once it has answered
         auth = httpx.BasicAuth(username, password or "") if username else None
-        self.http = httpx.Client(base_url=base, auth=auth, timeout=TIMEOUT, follow_redirects=True,
+        # connecting is bounded; a reply is waited for as long as it takes (the first one: see greet)
+        self.http = httpx.Client(base_url=base, auth=auth, follow_redirects=True,
+                                 timeout=httpx.Timeout(timeout, read=None, write=None, pool=None),
                                  headers={"Accept": "application/json", "User-Agent": "dbsh"})
 
     # -- errors ------------------------------------------------------------------------------
     def _text(self, text: str) -> str:
         return redact(one_line(text), self.password)
 
-    def transport_error(self, e: Exception) -> DbshError:
-        """A request that got no (complete) answer, as one line (exit 3; exit 2 for a bad URL)."""
+    def transport_error(self, e: Exception, *, connecting: bool = False) -> DbshError:
+        """A request that got no (complete) answer, as one line (exit 3; exit 2 for a bad URL).
+        ``connecting``: the server's first reply, where anything but an answer means it cannot be used."""
         if isinstance(e, (httpx.InvalidURL, httpx.UnsupportedProtocol)):
             return UsageError(f"bad CouchDB URL {self.display}: {self._text(str(e))}")
         reason = re.sub(r"^\[Errno -?\d+\]\s*", "", str(e)) or type(e).__name__
-        if isinstance(e, (httpx.ConnectError, httpx.ConnectTimeout)):
+        if isinstance(e, httpx.RemoteProtocolError) and connecting:   # another protocol listens there
+            return ConnectError(f"cannot connect to {self.display}: the server there does not speak HTTP "
+                                f"({self._text(reason)})")
+        if isinstance(e, httpx.TimeoutException) and not isinstance(e, httpx.ConnectTimeout):
+            return ConnectError(f"cannot connect to {self.display}: no answer within {self.timeout:g} s")
+        if connecting or isinstance(e, (httpx.ConnectError, httpx.ConnectTimeout)):
             return ConnectError(f"cannot connect to {self.display}: {self._text(reason)}")
-        if isinstance(e, httpx.TimeoutException):
-            return ConnectError(f"{self.display} did not answer within {TIMEOUT} s")
         return ConnectError(f"lost the connection to {self.display}: {self._text(reason)}")
 
     def answer_error(self, response: httpx.Response) -> DbshError:
@@ -180,9 +192,39 @@ class CouchClient:
         finally:
             response.close()
 
+    def greet(self) -> dict:
+        """The server's welcome (``GET /``), asked before the first request: connecting and this reply
+        are bounded by the connect timeout, so a port where nothing answers, or where another protocol
+        listens, is a ConnectError in time. A refused login is one too (exit 3)."""
+        if self.welcome is not None:
+            return self.welcome
+        request = self._build("GET", "/", None, None)
+        request.extensions["timeout"] = httpx.Timeout(self.timeout).as_dict()
+        try:
+            response = self.http.send(request)
+        except httpx.HTTPError as e:
+            raise self.transport_error(e, connecting=True) from None
+        if response.status_code >= 400:
+            error = self.answer_error(response)
+            if isinstance(error, ConnectError):
+                raise error
+            raise ConnectError(f"cannot connect to {self.display}: GET / answers {error.message} "
+                               "(not a CouchDB server?)")
+        try:
+            welcome = response.json()
+        except ValueError:
+            welcome = None
+        if not isinstance(welcome, dict):
+            raise ConnectError(f"cannot connect to {self.display}: the server there does not answer as CouchDB "
+                               "does (GET / is not a JSON object)")
+        self.welcome = welcome
+        return welcome
+
     def open(self, method: str, path: str, *, params: dict | None = None, body: Any = None) -> httpx.Response:
         """Send a request and return the response with its body unread (the caller closes it); an
         error status raises, with CouchDB's reason."""
+        if self.welcome is None:
+            self.greet()
         try:
             response = self.http.send(self._build(method, path, params, body), stream=True)
         except httpx.HTTPError as e:

@@ -15,7 +15,8 @@ from urllib.parse import quote
 from dbsh import query as q
 from dbsh.drivers.base import Capabilities, Result, Session, WriteResult, batched, sampled_fields
 from dbsh.drivers.couchdb.client import CouchClient, Rows, database_path, server_url
-from dbsh.drivers.couchdb.mango import check_selector, find_body, sort_fields
+from dbsh.drivers.client_side import find_steps
+from dbsh.drivers.couchdb.mango import FindPlan, find_plan, parse
 from dbsh.errors import DbshError, NotFound, PartialWrite, QueryError, Unsupported, UsageError
 
 PAGE = 1000                  # documents per _find page and per _bulk_docs write
@@ -39,7 +40,7 @@ class CouchSession(Session):
         self.url = server_url(target)
         # the native client: dbsh's CouchDB HTTP client (its httpx.Client is .client.http)
         self.client = CouchClient(self.url, username=target.username, password=target.password,
-                                  display=target.display())
+                                  display=target.display(), timeout=self.connect_timeout)
         self._known: set[str] = set()
 
     def close(self) -> None:
@@ -62,18 +63,15 @@ class CouchSession(Session):
         return path
 
     # -- connection ------------------------------------------------------------------------
-    def _welcome(self) -> dict:
-        return self.client.request("GET", "/")
-
     def server_info(self) -> dict[str, Any]:
-        info = self._welcome()
+        info = self.client.greet()
         vendor = (info.get("vendor") or {}).get("name") or ""
         backend = self.name if "couchdb" in vendor.lower() or not vendor else f"CouchDB API ({vendor})"
         return {"backend": backend, "version": info.get("version")}
 
     def ping(self) -> float:
         start = time.perf_counter()
-        self._welcome()
+        self.client.request("GET", "/")
         return time.perf_counter() - start
 
     # -- catalog ---------------------------------------------------------------------------
@@ -97,9 +95,29 @@ class CouchSession(Session):
         return sampled_fields(docs, _type_name, indexed, first=lambda path: path.startswith("_"))
 
     # -- Mango paging ----------------------------------------------------------------------
-    def _docs(self, path: str, body: dict[str, Any], name: str) -> Iterator[dict]:
+    @property
+    def stand_in(self) -> bool:
+        """Whether the server is pouchdb-server, the CouchDB API stand-in of the tests (its welcome
+        says so), whose Mango differs from CouchDB's (see mango.find_plan)."""
+        welcome = self.client.greet()
+        vendor = str((welcome.get("vendor") or {}).get("name") or "")
+        return "express-pouchdb" in welcome or "pouchdb" in vendor.lower()
+
+    def _plan(self, where: q.Filter, fields=None, sort=None, limit=None, skip=None) -> FindPlan:
+        return find_plan(where, fields, sort, limit, skip, stand_in=self.stand_in)
+
+    def _run(self, path: str, plan: FindPlan, name: str, *, note: bool = True) -> Iterator[dict]:
+        """The documents of a find: what the server sends for the plan's body, then dbsh's own steps."""
+        if plan.reads_all and note:
+            why = "pouchdb-server's Mango is not CouchDB's" if self.stand_in else "Mango cannot say this filter"
+            self.notice(f"dbsh: note: every document of {name} is read and filtered by dbsh ({why})")
+            note = False
+        return find_steps(self._docs(path, dict(plan.body), name, note=note), check=plan.check, sort=plan.sort,
+                          skip=plan.skip, limit=plan.limit, fields=plan.fields)
+
+    def _docs(self, path: str, body: dict[str, Any], name: str, *, note: bool = True) -> Iterator[dict]:
         """The documents a _find body selects, in pages of at most PAGE (bookmarks where the server
-        has them, else skip), each page streamed as it arrives."""
+        has them, else skip), each page streamed as it arrives. ``note``: say when no index serves it."""
         remaining = body.pop("limit", None)
         skip = body.pop("skip", 0)
         bookmark = None
@@ -111,13 +129,7 @@ class CouchSession(Session):
                 request["bookmark"] = bookmark
             elif skip:
                 request["skip"] = skip
-            try:
-                rows = self.client.rows("POST", f"{path}/_find", body=request)
-            except UsageError as e:
-                if "sort" in e.message.lower() and sort_fields(body):
-                    raise UsageError(e.message, hint="CouchDB sorts only with an index: dbsh query 'POST /"
-                                     f"{name}/_index {json.dumps({'index': {'fields': sort_fields(body)}})}'") from None
-                raise
+            rows = self.client.rows("POST", f"{path}/_find", body=request)
             n = 0
             with rows:
                 for doc in rows:
@@ -125,7 +137,7 @@ class CouchSession(Session):
                     yield doc
             answer = rows.rest
             warning = answer.get("warning")
-            if warning and not warned and "index" in warning.lower():
+            if warning and note and not warned and "index" in warning.lower():
                 warned = True
                 self.notice(f"dbsh: note: no index serves this query on {name}: CouchDB reads every document "
                             f"({warning.strip()})")
@@ -143,18 +155,18 @@ class CouchSession(Session):
     def _matching(self, path: str, where: q.Filter, name: str, fields=None, one=False) -> list[dict]:
         """Every match (only the given fields), read fully before anything is written, so writes cannot
         shift the pages still to be read."""
-        return list(self._docs(path, find_body(where, fields=fields, limit=1 if one else None), name))
+        return list(self._run(path, self._plan(where, fields=fields, limit=1 if one else None), name, note=False))
 
     # -- uniform verbs ---------------------------------------------------------------------
     def find(self, name, where, *, fields=None, sort=None, limit=None, skip=None) -> Result:
-        body = find_body(where, fields, sort, limit, skip)
-        docs = self._docs(self._existing(name), body, name)
+        plan = self._plan(where, fields, sort, limit, skip)
+        docs = self._run(self._existing(name), plan, name)
         head = list(itertools.islice(docs, 1))   # the first request now: a bad query fails before any output
         return Result(itertools.chain(head, docs), None, close=docs.close)
 
     def count(self, name, where) -> int:
-        body = find_body(where, fields=["_id"])
-        return sum(1 for _ in self._docs(self._existing(name), body, name))
+        plan = self._plan(where, fields=["_id"])
+        return sum(1 for _ in self._run(self._existing(name), plan, name))
 
     def _bulk_docs(self, path: str, docs: list[dict]) -> list[dict]:
         return self.client.request("POST", f"{path}/_bulk_docs", body={"docs": docs})
@@ -195,7 +207,7 @@ class CouchSession(Session):
         changes = change.changes    # $set $unset $inc; anything else is bad input (exit 2)
         if any(c.field.startswith("_") for c in changes):
             raise UsageError("CouchDB's _id, _rev and other _ fields cannot be changed")
-        check_selector(where.doc)
+        parse(where)
         path = self._existing(name)
         matches = self._matching(path, where, name, one=one)
         if not matches:
@@ -207,9 +219,10 @@ class CouchSession(Session):
             if failed:
                 raise QueryError(_failures("upserted", failed, 1))
             return WriteResult("upserted", name, 1, ids=[results[0]["id"]], matched=0)
-        changed = ([new for doc in chunk if (new := q.apply_update(changes, doc)) != doc]
-                   for chunk in batched(matches, PAGE))
-        written = self._bulk_write(path, changed, name, "updated", "in", len(matches))
+        # every change worked out before the first write: one that cannot be made ($inc of a string or a
+        # null, as MongoDB refuses it) stops the update with nothing written
+        changed = [new for doc in matches if (new := q.apply_update(changes, doc)) != doc]
+        written = self._bulk_write(path, batched(changed, PAGE), name, "updated", "in", len(matches))
         return WriteResult("updated", name, written, matched=len(matches))
 
     def _bulk_write(self, path: str, chunks: Iterable[list[dict]], name: str, action: str, preposition: str,
@@ -232,7 +245,7 @@ class CouchSession(Session):
         return written
 
     def delete(self, name, where, *, one=False) -> WriteResult:
-        check_selector(where.doc)
+        parse(where)
         path = self._existing(name)
         matches = self._matching(path, where, name, fields=["_id", "_rev"], one=one)
         tombstones = ([{"_id": d["_id"], "_rev": d["_rev"], "_deleted": True} for d in chunk]
@@ -241,15 +254,18 @@ class CouchSession(Session):
                                                              len(matches)))
 
     def explain(self, name, where, **find_options) -> Result:
-        body = find_body(where, find_options.get("fields"), find_options.get("sort"),
-                         find_options.get("limit"), find_options.get("skip"))
+        """CouchDB's plan for the _find dbsh sends, and what dbsh does itself on the answer
+        (``dbsh_does``: filter, sort, skip, limit)."""
+        steps = self._plan(where, find_options.get("fields"), find_options.get("sort"),
+                           find_options.get("limit"), find_options.get("skip"))
         path = self._existing(name)
-        plan = self.client.request("POST", f"{path}/_explain", body=body)
+        plan = self.client.request("POST", f"{path}/_explain", body=steps.body)
         index = plan.get("index") or {}
         fields = [f for spec in (index.get("def") or {}).get("fields") or [] for f in spec]
         row = {"index": index.get("name"), "type": index.get("type"), "design_doc": index.get("ddoc"),
                "fields": ", ".join(fields) or None, "selector": plan.get("selector"),
-               "full_scan": index.get("type") == "special" and index.get("name") == "_all_docs"}
+               "full_scan": index.get("type") == "special" and index.get("name") == "_all_docs",
+               "dbsh_does": ", ".join(steps.client_side) or None}
         return Result([row], list(row))
 
     # -- native HTTP -----------------------------------------------------------------------

@@ -1,30 +1,27 @@
-"""Neo4j driver (the official ``neo4j`` package, Bolt): Cypher passthrough and the uniform verbs.
+"""The Neo4j session (the official ``neo4j`` package, Bolt): Cypher passthrough and the uniform verbs.
 
-Collection = label. Filters compile to a Cypher WHERE with ``$parameters``; labels and property
-names are validated and backtick-quoted, so no identifier or value is pasted into query text.
-A dbsh Session holds one neo4j Driver and one neo4j session: a CLI run opens one connection.
+Collection = label. The verbs' Cypher comes from cypher.py (filters with ``$parameters``, quoted names);
+graph values are rendered by values.py. A dbsh Session holds one neo4j Driver and one neo4j session: a
+CLI run opens one connection.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
-import sys
 import time
 from typing import Any, Iterable, Iterator
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import neo4j
 import neo4j.exceptions as nx
-import neo4j.graph
-import neo4j.spatial
-import neo4j.time
 
 from dbsh import query as q
 from dbsh.drivers.base import Capabilities, Result, Session, WriteResult, batched
-from dbsh.errors import ConnectError, DbshError, QueryError, Unsupported, UsageError, one_line, redact
-from dbsh.output import register_encoder
+from dbsh.drivers.neo4j.cypher import (PLAN, check_properties, compile_find, compile_update, compile_where,
+                                       counters_text, plan_rows, quote_name, same_keys, split_statements)
+from dbsh.drivers.neo4j.values import plain, type_name
+from dbsh.errors import ConnectError, DbshError, QueryError, UsageError, one_line, redact
 
 SCHEMES = ("neo4j", "neo4j+s", "neo4j+ssc", "bolt", "bolt+s", "bolt+ssc")
 FETCH_SIZE = 1000
@@ -32,305 +29,20 @@ DESCRIBE_SAMPLE = 1000
 DELETE_BATCH = 10000      # nodes deleted per transaction by the delete verb (outside \begin)
 COMPLETION_LABELS = 200   # labels whose nodes the shell's completion samples (each one query)
 COMPLETION_SAMPLE = 100   # nodes sampled per label
-MAX_NAME = 255
 
 
-# -- how graph values look in json (lossless) and in tables (the same, as one JSON cell) -------
-def node_json(node: neo4j.graph.Node) -> dict[str, Any]:
-    return {"element_id": node.element_id, "labels": sorted(node.labels), "properties": plain(dict(node))}
-
-
-def relationship_json(rel: neo4j.graph.Relationship) -> dict[str, Any]:
-    return {"element_id": rel.element_id, "type": rel.type,
-            "start": rel.start_node.element_id if rel.start_node is not None else None,
-            "end": rel.end_node.element_id if rel.end_node is not None else None,
-            "properties": plain(dict(rel))}
-
-
-def path_json(path: neo4j.graph.Path) -> dict[str, Any]:
-    return {"nodes": [node_json(n) for n in path.nodes],
-            "relationships": [relationship_json(r) for r in path.relationships]}
-
-
-_FRACTION = re.compile(r"\.(\d*[1-9])?0+(?=\D|$)")
-
-
-def temporal_text(value) -> str:
-    """A date, time, datetime or duration in ISO 8601 as Neo4j's toString() writes it: the driver's
-    iso_format() without its trailing zeros of nanoseconds, UTC as Z, a named zone after the offset
-    in brackets (``2024-05-01T10:00:00+02:00[Europe/Stockholm]``)."""
-    text = _FRACTION.sub(lambda m: "." + m.group(1) if m.group(1) else "", value.iso_format(), count=1)
-    tz = getattr(value, "tzinfo", None)
-    if tz is not None:
-        if text.endswith("+00:00"):
-            text = text[:-6] + "Z"
-        zone = getattr(tz, "zone", None) or getattr(tz, "key", None)
-        if zone and zone != "UTC":
-            text += f"[{zone}]"
-    return text
-
-
-def point_json(point: neo4j.spatial.Point) -> dict[str, Any]:
-    return {"srid": point.srid, "coordinates": list(point)}
-
-
-def plain(value: Any) -> Any:
-    """Duration and Point are tuples: JSON encoders write any tuple as a bare list (``[0, 1, 0, 0]``
-    for P1D) and never ask a registered encoder. Give them (in lists and maps too) their own form."""
-    if isinstance(value, neo4j.time.Duration):
-        return temporal_text(value)
-    if isinstance(value, neo4j.spatial.Point):
-        return point_json(value)
-    if isinstance(value, list):
-        return [plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    return value
-
-
-register_encoder(neo4j.graph.Node, node_json)
-register_encoder(neo4j.graph.Relationship, relationship_json)
-register_encoder(neo4j.graph.Path, path_json)
-for _kind in (neo4j.time.Date, neo4j.time.Time, neo4j.time.DateTime, neo4j.time.Duration):
-    register_encoder(_kind, temporal_text)
-register_encoder(neo4j.spatial.Point, point_json)
-
-
-# -- the driver's log --------------------------------------------------------------------------
-class NotificationLines(logging.Handler):
-    """The driver logs every server notification of severity WARNING (``The label `Persn` does not
-    exist``) as the repr of the whole status object and the query, which Python's last-resort
-    handler prints on stderr. One line instead: ``dbsh: warning: ... (01N50)``."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            status = getattr(record.args[0], "notification", None) if record.args else None
-            text = (getattr(status, "status_description", None) or getattr(status, "description", None)
-                    or record.getMessage())
-            code = getattr(status, "gql_status", None) or getattr(status, "code", None)
-            text = one_line(str(text)).removeprefix("warn: ")
-            print(f"dbsh: warning: {text}" + (f" ({code})" if code else ""), file=sys.stderr)
-        except Exception:  # noqa: BLE001 - logging must never break a command
-            self.handleError(record)
-
-
-_notifications = logging.getLogger("neo4j.notifications")
-if not any(isinstance(h, NotificationLines) for h in _notifications.handlers):
-    _notifications.addHandler(NotificationLines())
-_notifications.propagate = False
-# the rest of the driver's log (a retried deadlock, a routing table it is still waiting for) is not
-# the user's business: what fails for good reaches them as one error line
+# The driver logs each server notification (``The label `Persn` does not exist``) as the repr of the
+# whole status object and the query; dbsh reads them from each statement's summary instead and says them
+# through Session.notice, one line each. The driver's log (those records, a retried deadlock, a routing
+# table it is still waiting for) is not the user's business: what fails for good reaches them as one
+# error line. A NullHandler keeps Python's last-resort handler from printing it.
 logging.getLogger("neo4j").addHandler(logging.NullHandler())
-
-
-# -- identifiers ---------------------------------------------------------------------------------
-def quote_name(name: Any, what: str = "name") -> str:
-    """A label, relationship type or property name as a backtick-quoted Cypher identifier."""
-    if not isinstance(name, str) or not name or len(name) > MAX_NAME or "\x00" in name:
-        raise UsageError(f"invalid {what} {name!r}")
-    # backticks are escaped by doubling; nothing inside `...` can end the identifier
-    return "`" + name.replace("`", "``") + "`"
-
-
-# -- filter compilation (pure: AST -> Cypher text + parameters) --------------------------------
-class CypherFilter:
-    """Compile the shared filter AST to a Cypher boolean expression over ``var`` with ``$p<N>``."""
-
-    def __init__(self, var: str = "n", params: dict[str, Any] | None = None):
-        self.var = var
-        self.params = params if params is not None else {}
-
-    def param(self, value: Any) -> str:
-        name = f"p{len(self.params)}"
-        self.params[name] = value
-        return "$" + name
-
-    def prop(self, field: str) -> str:
-        if "." in field:
-            raise Unsupported(f"nested field {field!r}: Neo4j properties are flat, so a filter on a nested path "
-                              "is not supported")
-        return f"{self.var}.{quote_name(field, 'property name')}"
-
-    def compile(self, node: q.Node) -> str:
-        if isinstance(node, q.And):
-            if not node.items:
-                return "true"
-            return "(" + " AND ".join(self.compile(n) for n in node.items) + ")"
-        if isinstance(node, q.Or):
-            return "(" + " OR ".join(self.compile(n) for n in node.items) + ")"
-        if isinstance(node, q.Not):
-            # MongoDB semantics: NOT(age > 5) also matches nodes without age (Cypher gives null)
-            return f"(NOT coalesce({self.compile(node.item)}, false))"
-        return self.compare(node)
-
-    def compare(self, node: q.Cmp) -> str:
-        prop, op, value = self.prop(node.field), node.op, node.value
-        values = value if op in ("in", "nin") else (value,)
-        if op != "exists" and any(isinstance(v, dict) for v in values):
-            raise Unsupported(f"comparing property {node.field!r} with a JSON object is not supported on Neo4j "
-                              "(property values are scalars or lists)")
-        if op == "eq":
-            return f"{prop} IS NULL" if value is None else f"{prop} = {self.param(value)}"
-        if op == "ne":
-            return f"{prop} IS NOT NULL" if value is None else f"({prop} <> {self.param(value)} OR {prop} IS NULL)"
-        if op in ("gt", "gte", "lt", "lte"):
-            if value is None:
-                return "false"
-            sign = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[op]
-            return f"{prop} {sign} {self.param(value)}"
-        # a list property is compared as a whole, as Cypher's = does: an element test would cost every
-        # equality filter its index seek (the backend record declares this difference)
-        if op == "in":
-            plain = [v for v in value if v is not None]
-            text = f"{prop} IN {self.param(plain)}"
-            return f"({text} OR {prop} IS NULL)" if None in value else text
-        if op == "nin":
-            plain = [v for v in value if v is not None]
-            if None in value:
-                return f"({prop} IS NOT NULL AND NOT {prop} IN {self.param(plain)})"
-            return f"({prop} IS NULL OR NOT {prop} IN {self.param(plain)})"
-        if op == "exists":
-            return f"{prop} IS NOT NULL" if value else f"{prop} IS NULL"
-        if op == "regex":
-            return f"{prop} =~ {self.param(cypher_regex(value, node.options))}"
-        raise Unsupported(f"operator ${op} is not supported on Neo4j")
-
-
-def cypher_regex(pattern: str, options: str = "") -> str:
-    """MongoDB's $regex searches; Cypher's =~ must match the whole string: wrap it (Java regex flags)."""
-    flags = "".join(sorted(set(options)))
-    prefix = f"(?{flags})" if flags else ""
-    return rf"{prefix}[\s\S]*(?:{pattern})[\s\S]*"
-
-
-def compile_where(where: q.Filter, var: str = "n", params: dict[str, Any] | None = None) -> tuple[str, dict]:
-    """A filter as `` WHERE ...`` (empty for the empty filter) and its parameters."""
-    compiler = CypherFilter(var, params)
-    if where.is_empty:
-        return "", compiler.params
-    return " WHERE " + compiler.compile(where.ast), compiler.params
-
-
-def compile_find(label: str, where: q.Filter, *, sort=None, limit=None, skip=None,
-                 returns: str = "n") -> tuple[str, dict]:
-    clause, params = compile_where(where)
-    text = f"MATCH (n:{quote_name(label, 'label')}){clause} RETURN {returns}"
-    if sort:
-        # MongoDB's order: a missing value sorts first ascending, last descending (Cypher puts null
-        # last ascending): order by "has a value" first
-        keys = []
-        for f, d in sort:
-            prop = f"n.{quote_name(f, 'property name')}"
-            desc = " DESC" if d < 0 else ""
-            keys += [f"{prop} IS NOT NULL{desc}", f"{prop}{desc}"]
-        text += " ORDER BY " + ", ".join(keys)
-    if skip:
-        if skip < 0:
-            raise UsageError("--skip must not be negative")
-        params["skip"] = int(skip)
-        text += " SKIP $skip"
-    if limit is not None:
-        if limit < 0:
-            raise UsageError("--limit must not be negative")
-        params["limit"] = int(limit)
-        text += " LIMIT $limit"
-    return text, params
-
-
-def compile_update(label: str, where: q.Filter, change: q.Update, *, one: bool = False) -> tuple[str, dict]:
-    clause, params = compile_where(where)
-    text = f"MATCH (n:{quote_name(label, 'label')}){clause}"
-    if one:
-        text += " WITH n LIMIT 1"
-    assignments: list[str] = []
-    removes: list[str] = []
-    for item in change.changes:
-        if isinstance(item, q.Set):
-            if isinstance(item.value, dict):
-                raise Unsupported(f"$set {item.field!r} to a JSON object: Neo4j properties are scalars or lists")
-            name = f"set{len(assignments)}"
-            params[name] = item.value
-            assignments.append(f"n.{quote_name(item.field, 'property name')} = ${name}")
-        elif isinstance(item, q.Unset):
-            removes.append(f"n.{quote_name(item.field, 'property name')}")
-        else:
-            prop = f"n.{quote_name(item.field, 'property name')}"
-            name = f"inc{len(assignments)}"
-            params[name] = item.amount
-            assignments.append(f"{prop} = coalesce({prop}, 0) + ${name}")
-    if assignments:
-        text += " SET " + ", ".join(assignments)
-    if removes:
-        text += " REMOVE " + ", ".join(removes)
-    return text + " RETURN count(n) AS matched", params
-
-
-def check_properties(doc: Any, where: str) -> dict:
-    if not isinstance(doc, dict):
-        raise UsageError(f"{where}: a document must be a JSON object")
-    for key, value in doc.items():
-        quote_name(key, "property name")
-        items = value if isinstance(value, list) else [value]
-        if any(isinstance(v, dict | list) for v in items):
-            raise UsageError(f"{where}: property {key!r} holds a nested object or list; Neo4j properties are "
-                             "scalars or lists of scalars")
-    return doc
-
-
-# -- native statements -----------------------------------------------------------------------
-_PLAN = re.compile(r"^\s*(EXPLAIN|PROFILE)\b", re.IGNORECASE)
-
-
-def split_statements(text: str) -> list[str]:
-    """Split Cypher on ';' outside strings, quoted names and comments; drop empty statements."""
-    from dbsh.statements import split_terminated
-
-    return split_terminated(text, "cypher")
-
-
-def plan_rows(plan: dict, profiled: bool) -> Iterator[dict]:
-    """A query plan as rows whose ``operator`` column draws the tree."""
-
-    def walk(node: dict, prefix: str, last: bool, root: bool) -> Iterator[dict]:
-        args = node.get("args") or node.get("arguments") or {}
-        branch = "" if root else ("└─ " if last else "├─ ")
-        row = {"operator": prefix + branch + str(node.get("operatorType", "?")).split("@", 1)[0],
-               "details": args.get("Details") or ", ".join(node.get("identifiers") or []) or None,
-               "estimated_rows": _round(args.get("EstimatedRows"))}
-        if profiled:
-            row["rows"] = node.get("rows", args.get("Rows"))
-            row["db_hits"] = node.get("dbHits", args.get("DbHits"))
-        yield row
-        children = node.get("children") or []
-        deeper = prefix + ("" if root else ("   " if last else "│  "))
-        for i, child in enumerate(children):
-            yield from walk(child, deeper, i == len(children) - 1, False)
-
-    yield from walk(plan, "", True, True)
-
-
-def _round(value):
-    return round(value, 1) if isinstance(value, float) else value
-
 
 # refused logins the driver raises as plain ClientErrors (AuthError covers Unauthorized): after
 # dbms.security.auth_max_failed_attempts wrong passwords the user is locked out for a while
 AUTH_CODES = frozenset({"Neo.ClientError.Security.AuthenticationRateLimit",
                         "Neo.ClientError.Security.CredentialsExpired"})
 TX_FAILED = "the transaction failed at an earlier statement and the server rolled it back"
-
-COUNTERS = ("nodes_created", "nodes_deleted", "relationships_created", "relationships_deleted",
-            "properties_set", "labels_added", "labels_removed", "indexes_added", "indexes_removed",
-            "constraints_added", "constraints_removed")
-
-
-def counters_text(counters) -> str:
-    parts = [f"{name.replace('_', ' ')}: {getattr(counters, name)}" for name in COUNTERS
-             if getattr(counters, name, 0)]
-    return ", ".join(parts) if parts else "no changes"
 
 
 # -- connection --------------------------------------------------------------------------------
@@ -368,8 +80,11 @@ class Neo4jSession(Session):
                     config[conf] = float(options.pop(key))
                 except ValueError:
                     raise UsageError(f"?{key}= needs a number of seconds") from None
-        config.setdefault("connection_timeout", 10.0)
-        config.setdefault("connection_acquisition_timeout", 15.0)
+        # --connect-timeout bounds connecting (connection_timeout: the TCP connect) and the server's first
+        # reply (the acquisition deadline bounds the Bolt handshake and HELLO/LOGON as well), so a port
+        # where another protocol listens fails in time; the replies to statements wait as long as they take
+        config.setdefault("connection_timeout", self.connect_timeout)
+        config.setdefault("connection_acquisition_timeout", self.connect_timeout)
         uri = f"{scheme}://{host}:{port}"
         try:
             self.client = neo4j.GraphDatabase.driver(uri, auth=auth, **config)
@@ -395,7 +110,7 @@ class Neo4jSession(Session):
             return ConnectError(f"cannot authenticate to {self.target.display()}: {text}")
         if isinstance(e, (nx.ServiceUnavailable, nx.SessionExpired, nx.ConnectionAcquisitionTimeoutError)) or \
                 getattr(e, "code", None) == "Neo.ClientError.Database.DatabaseNotFound":
-            return ConnectError(f"cannot connect to {self.target.display()}: {text}")
+            return ConnectError(f"cannot connect to {self.target.display()}: {self._unreachable(e) or text}")
         if isinstance(e, nx.Neo4jError):
             code = getattr(e, "code", None)
             return QueryError(f"{text} ({code})" if code and code not in text else text)
@@ -406,6 +121,23 @@ class Neo4jSession(Session):
         if isinstance(e, (TypeError, ValueError)):
             return UsageError(text)
         return QueryError(text)
+
+    def _unreachable(self, e: Exception) -> str | None:
+        """Why connecting failed, in the user's words, from the driver's chain of errors (a routing
+        failure wraps the connection's own in an ExceptionGroup); None: the driver's text says it."""
+        pending, seen = [e], 0
+        while pending and seen < 32:
+            error = pending.pop(0)
+            seen += 1
+            if isinstance(error, TimeoutError):
+                return f"no answer within {self.connect_timeout:g} s (is a Neo4j server listening there?)"
+            if isinstance(error, ConnectionRefusedError):
+                return "connection refused"
+            if "looks like HTTP" in str(error):
+                return "the server there speaks HTTP, not Bolt (Bolt's port is 7687 by default)"
+            pending += [x for x in (*getattr(error, "exceptions", ()), error.__cause__, error.__context__)
+                        if x is not None]
+        return None
 
     def _neo(self) -> neo4j.Session:
         if self._session is None:
@@ -426,7 +158,9 @@ class Neo4jSession(Session):
         """A small, bounded result (catalog queries) as plain dicts."""
         try:
             result = self._run(text, params)
-            return [dict(zip(r.keys(), r.values())) for r in result]
+            rows = [dict(zip(r.keys(), r.values())) for r in result]
+            self._notify(result.consume())
+            return rows
         except DbshError:
             raise
         except Exception as e:  # noqa: BLE001
@@ -434,20 +168,33 @@ class Neo4jSession(Session):
 
     def _summary(self, result: neo4j.Result):
         try:
-            return result.consume()
+            summary = result.consume()
         except Exception as e:  # noqa: BLE001
             raise self._error(e) from None
+        self._notify(summary)
+        return summary
+
+    def _notify(self, summary) -> None:
+        """The server's warnings about a statement, each as one line through notice():
+        ``dbsh: warning: The label `Persn` does not exist ... (01N50)``. Once per summary."""
+        if summary is None or getattr(summary, "_dbsh_told", False):
+            return
+        summary._dbsh_told = True
+        for text, code in _warnings(summary):
+            text = one_line(str(text)).removeprefix("warn: ")
+            self.notice(f"dbsh: warning: {text}" + (f" ({code})" if code else ""))
 
     def _closer(self, result: neo4j.Result):
         """Result.close for a streamed result: the rest consumed. A result whose rows raised the
         server's error already answers ResultFailedError then, which would hide that error."""
         def close() -> None:
             try:
-                result.consume()
+                summary = result.consume()
             except nx.ResultFailedError:
-                pass
+                return
             except Exception as e:  # noqa: BLE001
                 raise self._error(e) from None
+            self._notify(summary)
         return close
 
     def _stream(self, result: neo4j.Result, keys: list[str], convert=None) -> Iterator[dict]:
@@ -573,7 +320,7 @@ class Neo4jSession(Session):
         seen: dict[str, dict[str, None]] = {}
         for row in sample:
             for key, value in (row["p"] or {}).items():
-                seen.setdefault(key, {})[_type_name(value)] = None
+                seen.setdefault(key, {})[type_name(value)] = None
         total = len(sample)
         for key in sorted(seen):
             present = sum(1 for row in sample if key in (row["p"] or {}))
@@ -626,7 +373,7 @@ class Neo4jSession(Session):
                 check_properties(doc, f"document {i}")
             # one statement per run of documents with the same keys; rows travel as lists, so property
             # names appear only quoted in the text (never as parameter map keys)
-            for keys, rows in _same_keys(chunk):
+            for keys, rows in same_keys(chunk):
                 sets = ", ".join(f"n.{quote_name(k, 'property name')} = r[{i}]" for i, k in enumerate(keys))
                 text = f"UNWIND $rows AS r CREATE (n:{label})" + (f" SET {sets}" if sets else "")
                 try:
@@ -710,7 +457,7 @@ class Neo4jSession(Session):
         for statement in statements[:-1]:
             self._summary(self._run(statement, params))
         last = statements[-1]
-        match = _PLAN.match(last)
+        match = PLAN.match(last)
         if match:
             return self._plan(last, params, profiled=match.group(1).upper() == "PROFILE")
         result = self._run(last, params)
@@ -737,31 +484,19 @@ class Neo4jSession(Session):
         return Result(plan_rows(plan, profiled), columns)
 
 
-def _same_keys(docs: list[dict]) -> Iterator[tuple[tuple[str, ...], list[list[Any]]]]:
-    """Consecutive documents with the same keys, as (keys, rows of values)."""
-    keys: tuple[str, ...] | None = None
-    rows: list[list[Any]] = []
-    for doc in docs:
-        k = tuple(doc)
-        if rows and k != keys:
-            yield keys, rows
-            rows = []
-        keys = k
-        rows.append(list(doc.values()))
-    if rows:
-        yield keys, rows
+def _warnings(summary) -> Iterator[tuple[str, str | None]]:
+    """(description, code) of each notification of severity WARNING in a result summary: GQL status
+    objects where the driver has them (5.22+), else the older notifications."""
+    import warnings
 
-
-def _type_name(value: Any) -> str:
-    if isinstance(value, bool):
-        return "BOOLEAN"
-    if isinstance(value, int):
-        return "INTEGER"
-    if isinstance(value, float):
-        return "FLOAT"
-    if isinstance(value, str):
-        return "STRING"
-    if isinstance(value, list):
-        inner = sorted({_type_name(v) for v in value})
-        return f"LIST<{' | '.join(inner) or 'ANY'}>"
-    return type(value).__name__.upper()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # a preview feature before driver 6: it warns when read
+        statuses = getattr(summary, "gql_status_objects", None)
+    if statuses is not None:
+        for status in statuses:
+            if status.is_notification and str(getattr(status.severity, "value", status.severity)) == "WARNING":
+                yield status.status_description, status.gql_status
+        return
+    for notification in getattr(summary, "summary_notifications", None) or []:
+        if str(getattr(notification.severity_level, "value", notification.severity_level)) == "WARNING":
+            yield notification.description, notification.code
