@@ -38,7 +38,7 @@ class Settings:
     # global backend flags (e.g. Cassandra's --consistency), by dest
     options: dict[str, Any] = field(default_factory=dict)
 
-    def merge(self, **overrides: Any) -> "Settings":
+    def merge(self, **overrides: Any) -> Settings:
         """These settings with the given ones taken over (None/False/empty mean "not given")."""
         values = {k: v for k, v in overrides.items() if v not in (None, False, {}, ())}
         if "options" in values:

@@ -13,9 +13,10 @@ import json
 import math
 import re
 import sys
-from pathlib import Path
+from collections.abc import Iterator
 from itertools import chain, islice, repeat
-from typing import Any, Iterator
+from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -51,7 +52,7 @@ class ExactNumber(float):
 
     __slots__ = ("text",)
 
-    def __new__(cls, text: str) -> "ExactNumber":
+    def __new__(cls, text: str) -> ExactNumber:
         number = super().__new__(cls, text)
         number.text = text
         return number
@@ -519,7 +520,7 @@ class Batch:
             self.docs = infer_rows(self.header, self.cells)
         return self.docs
 
-    def part(self, start: int, stop: int) -> "Batch":
+    def part(self, start: int, stop: int) -> Batch:
         """Rows start:stop of this batch (to find a refused row by halving)."""
         def cut(rows):
             return None if rows is None else rows[start:stop]

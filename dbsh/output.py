@@ -13,9 +13,10 @@ import decimal
 import re
 import sys
 import uuid
+from collections.abc import Callable, Iterable, Iterator
 from itertools import chain
 from operator import itemgetter
-from typing import Any, Callable, Iterable, Iterator, TextIO
+from typing import Any, TextIO
 
 import orjson
 

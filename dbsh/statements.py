@@ -416,7 +416,7 @@ def writes(text: str, language: str) -> bool:
         return True
     if language == "cypher" or first in ("match", "optional", "unwind", "return", "call"):
         bad = {"create", "merge", "delete", "set", "remove", "drop", "detach", "load", "foreach"}
-        return bool(bad & set(words)) or first == "call" and "db.create" in code.lower()
+        return bool(bad & set(words)) or (first == "call" and "db.create" in code.lower())
     if first in _REDIS_READS and language not in ("sql", "cql"):
         return False
     if first in _SQL_READS:

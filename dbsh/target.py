@@ -10,7 +10,6 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 from dbsh import config
 from dbsh.errors import UsageError, redact
 
-
 # profile keys that say how to connect, not what the backend gets
 CONNECTION_KEYS = ("url", "readonly", "ssh", "password_command", "keyring")
 

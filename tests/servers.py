@@ -196,7 +196,7 @@ class Server:
         self.startup_seconds: float | None = None
 
     # context manager --------------------------------------------------------------------------
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         self.start()
         return self
 
@@ -996,7 +996,7 @@ def cassandra_cluster(url: str, **kwargs):
 class CassandraNode:
     """One CassandraDaemon JVM of a Cassandra server or ring: its dir, yaml, process and log."""
 
-    def __init__(self, server: "Server", node_dir: Path, address: str, native_port: int, storage_port: int,
+    def __init__(self, server: Server, node_dir: Path, address: str, native_port: int, storage_port: int,
                  seeds: str, initial_token: int, auth: bool) -> None:
         self.server, self.dir, self.address, self.port = server, node_dir, address, native_port
         self.storage_port = storage_port

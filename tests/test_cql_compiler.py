@@ -9,9 +9,21 @@ import uuid
 
 import pytest
 
-from dbsh.drivers.cassandra import (TableMeta, coerce, compile_delete, compile_insert, compile_select,
-                                    compile_update, full_key, parse_url, quote_name, split_statements,
-                                    split_type, _without_literals, NAMED_MARKER)
+from dbsh.drivers.cassandra import (
+    NAMED_MARKER,
+    TableMeta,
+    _without_literals,
+    coerce,
+    compile_delete,
+    compile_insert,
+    compile_select,
+    compile_update,
+    full_key,
+    parse_url,
+    quote_name,
+    split_statements,
+    split_type,
+)
 from dbsh.errors import Unsupported, UsageError
 from dbsh.query import Filter, Update
 
@@ -58,7 +70,7 @@ def test_regular_column_range_needs_allow_filtering_and_says_why():
 def test_every_range_operator_on_a_clustering_column(op, sign):
     stmt = select(READINGS, {"sensor": "s1", "day": "2024-05-01", "ts": {op: "2024-05-01T10:00:00Z"}})
     assert stmt.text == f'SELECT * FROM "app"."readings" WHERE "sensor" = ? AND "day" = ? AND "ts" {sign} ?'
-    assert stmt.values == ["s1", dt.date(2024, 5, 1), dt.datetime(2024, 5, 1, 10, tzinfo=dt.timezone.utc)]
+    assert stmt.values == ["s1", dt.date(2024, 5, 1), dt.datetime(2024, 5, 1, 10, tzinfo=dt.UTC)]
     assert stmt.filtering is None
 
 
@@ -193,7 +205,7 @@ def test_values_are_coerced_to_the_column_type():
     assert coerce("bigint", "42", "n") == 42
     assert coerce("double", 3, "x") == 3.0 and isinstance(coerce("double", 3, "x"), float)
     assert coerce("decimal", 1.1, "d") == decimal.Decimal("1.1")
-    assert coerce("timestamp", 0, "t") == dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+    assert coerce("timestamp", 0, "t") == dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
     assert coerce("time", "10:20:30", "t") == dt.time(10, 20, 30)
     assert coerce("inet", "::1", "ip") == "::1"
     assert coerce("blob", "hi", "b") == b"hi"

@@ -317,7 +317,7 @@ class Agent:
             enc = request["encodings"] + ["utf-8", "strict"] * 3
             tty_out = request["ttys"][1:2] == "1"
             # as Python makes its own: stdout line-buffered on a terminal, stderr always
-            sys.stdin = open(0, "r", encoding=enc[0], errors=enc[1], newline="\n", closefd=False)
+            sys.stdin = open(0, encoding=enc[0], errors=enc[1], newline="\n", closefd=False)
             sys.stdout = open(1, "w", buffering=1 if tty_out else -1, encoding=enc[2], errors=enc[3],
                               newline="\n", closefd=False)
             sys.stderr = open(2, "w", buffering=1, encoding=enc[4], errors=enc[5], newline="\n", closefd=False)
@@ -374,8 +374,8 @@ def main(argv: list[str] | None = None) -> int:
     if "--idle-timeout" in args:
         idle = float(args[args.index("--idle-timeout") + 1])
     # imports a command needs, loaded once here rather than by the first command
-    import dbsh.cli  # noqa: F401
-    import dbsh.commands  # noqa: F401
+    import dbsh.cli
+    import dbsh.commands
     import dbsh.output  # noqa: F401
     return Agent(idle).serve()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import random
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 FNV_OFFSET_BASIS_64 = 0xCBF29CE484222325
 FNV_PRIME_64 = 1099511628211
@@ -113,7 +113,7 @@ class ZipfianGenerator:
         self.next_value()
 
     @classmethod
-    def of_items(cls, items: int, rng: random.Random) -> "ZipfianGenerator":
+    def of_items(cls, items: int, rng: random.Random) -> ZipfianGenerator:
         return cls(0, items - 1, rng)
 
     def next_long(self, itemcount: int) -> int:

@@ -18,8 +18,8 @@ import random
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from hdrh.histogram import HdrHistogram
 

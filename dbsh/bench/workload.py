@@ -166,7 +166,7 @@ class Workload:
     insertcount: int
 
     @classmethod
-    def from_properties(cls, props: dict[str, Any]) -> "Workload":
+    def from_properties(cls, props: dict[str, Any]) -> Workload:
         table = str(props["table"])
         if not NAME.match(table):
             raise UsageError(f"invalid table name {table!r}", hint="letters, digits and _, starting with a letter")

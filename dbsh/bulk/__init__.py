@@ -13,15 +13,16 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from dbsh import DEFAULT_BATCH
+from dbsh.bulk import readahead
 from dbsh.bulk.checkpoint import Checkpoint
 from dbsh.bulk.load import ErrorLog, Load, Outcome, Progress, _finish, _resume
 from dbsh.bulk.locations import open_location
-from dbsh.bulk import readahead
 from dbsh.bulk.values import converter, parse_map
 from dbsh.drivers.base import Session
 from dbsh.errors import UsageError

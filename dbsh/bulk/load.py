@@ -7,8 +7,9 @@ import gc
 import signal
 import sys
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from dbsh.bulk.checkpoint import Checkpoint, destination_count
 from dbsh.drivers.base import Session, WriteResult
@@ -105,12 +106,12 @@ class Progress:
             from rich.progress import (
                 BarColumn,
                 MofNCompleteColumn,
+                Progress as Bar,
                 TaskProgressColumn,
                 TextColumn,
                 TimeElapsedColumn,
                 TimeRemainingColumn,
             )
-            from rich.progress import Progress as Bar
 
             count = MofNCompleteColumn() if size is None else TaskProgressColumn()
             columns = [TextColumn("{task.description}"), BarColumn(), count]
@@ -186,7 +187,7 @@ class Load:
     written: int = 0
     ids: list | None = field(default_factory=list)
 
-    def drive(self, batches: Iterator[Batch], *closers) -> tuple["StopSignal", float]:
+    def drive(self, batches: Iterator[Batch], *closers) -> tuple[StopSignal, float]:
         """Run the batches under Ctrl-C/SIGTERM handling, then close what the caller opened,
         whatever happens; returns the signal state and the seconds it took."""
         started = time.perf_counter()

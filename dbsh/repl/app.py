@@ -15,17 +15,25 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from contextlib import ExitStack, contextmanager
 from itertools import chain, islice
-from typing import Iterable
 
-from dbsh import context
+from dbsh import context, statements
 from dbsh.commands import Declined
 from dbsh.drivers.base import Result
-from dbsh.errors import (EXIT_INTERRUPTED, EXIT_RUNTIME, ConnectError, DbshError, QueryError, Unsupported,
-                         UsageError, one_line, redact)
+from dbsh.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_RUNTIME,
+    ConnectError,
+    DbshError,
+    QueryError,
+    Unsupported,
+    UsageError,
+    one_line,
+    redact,
+)
 from dbsh.output import Renderer
-from dbsh import statements
 from dbsh.repl import meta
 from dbsh.repl.catalog import Catalog
 from dbsh.repl.meta import Quit

@@ -5,7 +5,7 @@ completer offers keywords and commands only."""
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 from prompt_toolkit.completion import Completer, Completion, PathCompleter
 from prompt_toolkit.document import Document
@@ -13,7 +13,6 @@ from prompt_toolkit.document import Document
 from dbsh.repl import lexers
 from dbsh.repl.catalog import Snapshot
 from dbsh.statements import rules
-
 
 _WORD = re.compile(r"([\w$:]*)$")
 _DOTTED = re.compile(r"([\w$]+(?:\.[\w$]+)*)\.([\w$]*)$")

@@ -5,8 +5,8 @@ The verbs call the same functions as the CLI subcommands (``dbsh.commands``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from dbsh import commands
 from dbsh.errors import UsageError

@@ -91,7 +91,7 @@ def _line_writes(line: str) -> bool:
         return True                      # unknown: refused anyway; errs on the side of writing
     if name == "stats":                  # stats reset, stats detail on|off change the server
         rest = [w.lower() for w in words[1:]]
-        return bool(rest) and (rest[0] == "reset" or rest[0] == "detail" and rest[1:2] != ["dump"])
+        return bool(rest) and (rest[0] == "reset" or (rest[0] == "detail" and rest[1:2] != ["dump"]))
     if name == "mg":                     # N vivifies a missing item, T changes the expiry
         return any(w[:1] in ("N", "T") for w in words[2:])
     if name == "lru_crawler":

@@ -9,9 +9,8 @@ client's socket. Each exchange reads its replies to the end, so the socket is al
 
 from __future__ import annotations
 
-import socket
 import time
-from typing import Iterator
+from collections.abc import Iterator
 from urllib.parse import unquote_to_bytes
 
 from pymemcache.client.base import Client
@@ -97,7 +96,7 @@ class Node:
             self.client._connect()
         except _AuthFailed as e:
             raise ConnectError(f"cannot authenticate to memcached at {self.name}: {e}") from None
-        except (OSError, socket.timeout) as e:
+        except (TimeoutError, OSError) as e:
             raise ConnectError(f"cannot connect to memcached at {self.name}: {e.strerror or e}") from None
 
     def lost(self, error: BaseException | None = None) -> ConnectError:

@@ -20,7 +20,8 @@ import json
 import random
 import sys
 import time
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import orjson
@@ -43,7 +44,7 @@ MAX_ROUNDS = 1000          # cas conflicts on one batch before an update or dele
 OPTIONS = {"timeout", "connect_timeout"}
 
 
-def connect(target) -> "MemcachedSession":
+def connect(target) -> MemcachedSession:
     return MemcachedSession(target)
 
 

@@ -26,9 +26,9 @@ class RedisAdapter(Adapter):
         self.conn = None
         if pool is not None and not getattr(session, "cluster", False):
             import hiredis
-            from redis.exceptions import ResponseError   # the driver has imported redis already
+            from redis.exceptions import ResponseError  # the driver has imported redis already
 
-            from dbsh.drivers.redis import resp_bulk, resp_commands   # built inside the timed call
+            from dbsh.drivers.redis import resp_bulk, resp_commands  # built inside the timed call
 
             self.pool, self.conn, self.ResponseError = pool, pool.get_connection(), ResponseError
             self.conn.connect()

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from redis import exceptions as rexc
 
 from dbsh import query as q
 from dbsh.drivers.base import Result, Session, WriteResult, batched
-from dbsh.drivers.redis.inserts import (INSERT_SCRIPT, SEQ_SUFFIX, _document_ids, _Inserter, _Prepared,
-                                        _script_args, decode_value, encode_value)
+from dbsh.drivers.redis.inserts import (
+    INSERT_SCRIPT,
+    SEQ_SUFFIX,
+    _document_ids,
+    _Inserter,
+    _Prepared,
+    _script_args,
+    decode_value,
+    encode_value,
+)
 from dbsh.drivers.redis.native import _key_text, text
 from dbsh.errors import DbshError, PartialWrite, QueryError, Unsupported, UsageError
 

@@ -7,10 +7,11 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterable, Sequence
 from itertools import chain, pairwise, repeat
-from typing import Any, Iterable, Sequence
+from typing import Any
 
-import orjson   # prints columns of numbers in one C call
+import orjson  # prints columns of numbers in one C call
 from redis import exceptions as rexc
 
 from dbsh.drivers.base import int_texts
@@ -371,7 +372,7 @@ class _Inserter:
         return head
 
     def request(self, keys: list[str], group: list[dict], ttl_bulk: str, repeats: bool,
-                 shaped: tuple[int, list[str], bytes] | None | bool = True) -> bytes | None:
+                 shaped: tuple[int, list[str], bytes] | bool | None = True) -> bytes | None:
         """EVAL of an insert script writing group[n] to keys[n], in RESP; None: not encodable here.
         ``shaped``: _shaped_values(group) when it was worked out ahead (True: work it out now)."""
         n = len(keys)

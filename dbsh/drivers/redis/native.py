@@ -4,7 +4,8 @@ RESP requests encoded straight into one buffer."""
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 from dbsh.drivers.base import Result
 from dbsh.errors import UsageError
@@ -107,7 +108,7 @@ def reply_result(name: str, args: list[Any], reply: Any) -> Result:
     """A Redis reply as rows: value; field/value for maps; member(/score) for sets and sorted sets."""
     if isinstance(reply, dict):
         return Result(({"field": k, "value": v} for k, v in text(reply).items()), ["field", "value"])
-    if isinstance(reply, bytes) and (name == "INFO" or name == "CLUSTER" and _has(args[:2], b"INFO")):
+    if isinstance(reply, bytes) and (name == "INFO" or (name == "CLUSTER" and _has(args[:2], b"INFO"))):
         return Result(_info_rows(text(reply)), ["field", "value"])
     if isinstance(reply, list | tuple | set):
         items = text(list(reply))

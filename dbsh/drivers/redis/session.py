@@ -9,8 +9,9 @@ JSON-encoded, so every type comes back as it went in. Standalone servers and Red
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis

@@ -13,14 +13,27 @@ import json
 import math
 import re
 import sqlite3
+from collections.abc import Iterator
 from itertools import chain
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from dbsh.drivers.base import Result
 from dbsh.drivers.sql import sqlite_json
-from dbsh.drivers.sql.compile import (BOOL, DATE, DATETIME, JSON, NUMBER, PLAIN, TEXT, TIME, Column, Compiler,
-                                      Dialect, Table)
+from dbsh.drivers.sql.compile import (
+    BOOL,
+    DATE,
+    DATETIME,
+    JSON,
+    NUMBER,
+    PLAIN,
+    TEXT,
+    TIME,
+    Column,
+    Compiler,
+    Dialect,
+    Table,
+)
 from dbsh.drivers.sql.session import SqlSession, same_keys
 from dbsh.errors import ConnectError, UsageError
 

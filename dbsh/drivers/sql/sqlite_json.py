@@ -5,7 +5,7 @@ so Python handles one string a window instead of a tuple a row."""
 from __future__ import annotations
 
 import sqlite3
-from typing import Iterator
+from collections.abc import Iterator
 
 from dbsh.drivers.sql.compile import BOOL, NUMBER, PLAIN, TEXT, Dialect, Table
 
