@@ -140,7 +140,7 @@ def test_json_output_is_byte_for_byte_json_dumps_for_every_type():
               decimal.Decimal("1E+3"), dt.datetime(2024, 1, 2, 3, 4, 5, 6), dt.date(2024, 1, 2), dt.time(3, 4),
               dt.datetime(2024, 1, 2, tzinfo=dt.UTC), dt.timedelta(seconds=1.5), b"hi", b"\xff\x00",
               uuid.UUID(int=5), (1, 2), {"nested": [1.5e-7, {"x": float("nan")}]}, {1: "int key", 2.5: "float key",
-              None: "null key", True: "bool key"}, {1e20: "exponent key"}]
+              None: "null key"}, {True: "bool key", False: "false key"}, {1e20: "exponent key"}]
     rows = [{"i": i, "f": f, "t": rnd.choice(texts), "o": rnd.choice(others)} for i, f in enumerate(floats)]
     rows += [{"o": o} for o in others]
     want_jsonl = "".join(_as_json_wrote(r) + "\n" for r in rows)
