@@ -136,7 +136,7 @@ def _parse(args: list[str], settings, plugins: bool) -> Call:
     call, given = argv.parse(rest, verb, globals=globals_)
     options = {k: v for k, v in call.flags.items() if k not in {o.dest for o in verb.options}}
     call.flags = {k: v for k, v in call.flags.items() if k not in options}
-    call.settings = Settings(**{k: v for k, v in given.items()}, options=options)
+    call.settings = Settings(**given, options=options)
     if settings is not None:
         settings.debug = call.settings.debug
     return call
@@ -311,7 +311,6 @@ def build_app():
     """The Typer app, built from the verb table: each command's callback builds the same Call the
     command-line parser would and runs it through ``execute``."""
     import inspect
-    from typing import Optional
 
     import typer
 
@@ -326,12 +325,12 @@ def build_app():
     def typer_param(opt, *, argument=None):
         if argument is not None:
             a = argument
-            kind = Optional[list[str]] if a.many else (str if a.required else Optional[str])
+            kind = list[str] | None if a.many else (str if a.required else str | None)
             default = ... if a.required and not a.many else (None if a.many else a.default)
             return kind, typer.Argument(default, metavar=a.metavar, help=a.help, show_default=False,
                                         autocompletion=_completer(a.complete))
-        kind = {"bool": bool, "int": Optional[int], "float": Optional[float], "str": Optional[str],
-                "list": Optional[list[str]]}[opt.type]
+        kind = {"bool": bool, "int": int | None, "float": float | None, "str": str | None,
+                "list": list[str] | None}[opt.type]
         extra = {}
         if opt.min is not None:
             extra["min"] = opt.min
@@ -348,7 +347,7 @@ def build_app():
             params.append(inspect.Parameter(a.dest, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default,
                                             annotation=kind))
             annotations[a.dest] = kind
-        own = [o for o in verb.options]
+        own = list(verb.options)
         takes = own + ([o for o in globals_ if o.dest not in {x.dest for x in own}]
                        if verb.globals else [])
         for o in takes:

@@ -102,7 +102,7 @@ def checked_json(value: Any, text: str | bytes | None = None) -> Any:
 def _check_depth(value: Any, *, many: bool = False) -> None:
     """BadValue when ``value`` (``many``: each of the values of the list) nests deeper than MAX_DEPTH."""
     level = value if many else [value]
-    for depth in range(MAX_DEPTH + 1):
+    for _ in range(MAX_DEPTH + 1):
         level = [v for item in level if isinstance(item, dict | list)
                  for v in (item.values() if isinstance(item, dict) else item) if isinstance(v, dict | list)]
         if not level:
@@ -337,7 +337,7 @@ class _JsonText:
         return self._lines
 
 
-class ElementLines:
+class ElementLines:  # noqa: PLW1641 - unhashable like the list it stands for (__eq__ sets __hash__ to None)
     """The lines the documents of a batch from a JSON array start on (``Batch.positions``): a list,
     whose runs read whole by orjson are counted only when a line is asked for."""
 
@@ -934,7 +934,7 @@ def _open_binary(path: str):
     if path == "-":
         return sys.stdin.buffer, None
     try:
-        raw = open(path, "rb")
+        raw = open(path, "rb")  # noqa: SIM115 - returned to the caller, which closes it
     except OSError as e:
         raise UsageError(f"cannot read {path}: {e.strerror}") from None
     lower = path.lower()

@@ -10,7 +10,7 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 from dbsh.errors import UsageError
 
@@ -42,7 +42,7 @@ class Not:
     item: Node
 
 
-Node = Union[Cmp, And, Or, Not]
+Node = Cmp | And | Or | Not
 EVERYTHING = And(())
 
 
@@ -63,7 +63,7 @@ class Inc:
     amount: int | float
 
 
-Change = Union[Set, Unset, Inc]
+Change = Set | Unset | Inc
 
 
 class Filter:

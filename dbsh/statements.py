@@ -1,4 +1,5 @@
-"""Reading the user's text (shared by the REPL, the CLI's read-only guard and the drivers): where a statement ends, what it does (destructive? a write?), arguments.
+"""Reading the user's text (shared by the REPL, the CLI's read-only guard and the drivers): where a
+statement ends, what it does (destructive? a write?), arguments.
 
 One small scanner knows strings, quoted names and comments for each language, so a ';' or a
 '{' inside a string never ends or opens anything.

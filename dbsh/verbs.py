@@ -288,7 +288,7 @@ def backend_options(plugins: bool = True) -> dict[str, Opt]:
     merged: dict[str, tuple[Any, list[str], set[str]]] = {}
     for backend in backends(with_plugins=plugins):
         for flag in backend.flags:
-            first, names, verbs = merged.setdefault(flag.dest, (flag, [], set()))
+            _, names, verbs = merged.setdefault(flag.dest, (flag, [], set()))
             if backend.name not in names:
                 names.append(backend.name)
             verbs.update(flag.verbs)

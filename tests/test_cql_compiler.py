@@ -169,7 +169,7 @@ def test_sort_follows_the_clustering_order_or_its_reverse():
 def test_insert_statement_and_missing_key():
     assert compile_insert(USERS, ("user_id", "name")) == 'INSERT INTO "app"."users" ("user_id", "name") VALUES (?, ?)'
     assert compile_insert(USERS, ("user_id",), ttl=60).endswith("VALUES (?) USING TTL ?")
-    with pytest.raises(UsageError, match="missing primary key column.*'user_id'.*--generate-id"):
+    with pytest.raises(UsageError, match=r"missing primary key column.*'user_id'.*--generate-id"):
         compile_insert(USERS, ("name",))
 
 

@@ -142,7 +142,7 @@ class Agent:
 
         directory = os.path.dirname(self.path)
         paths.make_private_dir(directory)
-        self._lock_file = open(os.path.join(directory, paths.LOCK), "a")
+        self._lock_file = open(os.path.join(directory, paths.LOCK), "a")  # noqa: SIM115 - held while the agent runs
         try:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -317,10 +317,12 @@ class Agent:
             enc = request["encodings"] + ["utf-8", "strict"] * 3
             tty_out = request["ttys"][1:2] == "1"
             # as Python makes its own: stdout line-buffered on a terminal, stderr always
-            sys.stdin = open(0, encoding=enc[0], errors=enc[1], newline="\n", closefd=False)
-            sys.stdout = open(1, "w", buffering=1 if tty_out else -1, encoding=enc[2], errors=enc[3],
+            # (SIM115: the command's streams, closed with the others in `streams` when it ends)
+            sys.stdin = open(0, encoding=enc[0], errors=enc[1], newline="\n", closefd=False)  # noqa: SIM115
+            sys.stdout = open(1, "w", buffering=1 if tty_out else -1, encoding=enc[2], errors=enc[3],  # noqa: SIM115
                               newline="\n", closefd=False)
-            sys.stderr = open(2, "w", buffering=1, encoding=enc[4], errors=enc[5], newline="\n", closefd=False)
+            sys.stderr = open(2, "w", buffering=1, encoding=enc[4], errors=enc[5], newline="\n",  # noqa: SIM115
+                              closefd=False)
             streams = [sys.stdin, sys.stdout, sys.stderr]
             _replace_environ(request["env"])
             os.chdir(request["cwd"])

@@ -29,7 +29,7 @@ class ErrorLog:
         self._file = None
         if path:
             try:
-                self._file = open(path, "a" if append else "w", encoding="utf-8")
+                self._file = open(path, "a" if append else "w", encoding="utf-8")  # noqa: SIM115 - close() closes it
             except OSError as e:
                 raise UsageError(f"cannot write --errors {path}: {e.strerror}") from None
 

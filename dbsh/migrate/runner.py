@@ -156,12 +156,12 @@ class NoSqlMigrations:
                                  hint="run dbsh migrate init to make it, or use --dir PATH")
             try:
                 self._script = ScriptDirectory(str(self.dir), version_locations=[str(self.dir)])
-                self._script.revision_map.heads   # load and check every file now
+                self._script.revision_map.heads  # noqa: B018 - load and check every file now
             except CommandError as e:
                 raise UsageError(one_line(str(e))) from None
             except DbshError:
                 raise
-            except Exception as e:  # a revision file that does not even import
+            except Exception as e:  # noqa: BLE001 - a revision file that does not even import
                 raise UsageError(f"cannot load the revisions in {self.dir}: {one_line(f'{type(e).__name__}: {e}')}") \
                     from None
         return self._script
@@ -331,7 +331,8 @@ class NoSqlMigrations:
                 for rev_id in records:
                     if rev_id not in keep:
                         store.remove(rev_id)
-                        rows.append({"action": "unstamp", "revision": rev_id, "message": records[rev_id].get("message")})
+                        rows.append({"action": "unstamp", "revision": rev_id,
+                                     "message": records[rev_id].get("message")})
         finally:
             session.close()
         self.report.rows(rows, lambda r: f"{r['action']} {r['revision']}: {r['message']}",

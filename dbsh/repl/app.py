@@ -223,7 +223,8 @@ class Shell:
         if not path:
             return
         try:
-            handle = open(os.path.expanduser(path), "a" if tee else "w", encoding="utf-8")
+            # (SIM115: open until the next \o or \tee closes it)
+            handle = open(os.path.expanduser(path), "a" if tee else "w", encoding="utf-8")  # noqa: SIM115
         except OSError as e:
             raise UsageError(f"cannot write {path}: {e.strerror}") from None
         if tee:

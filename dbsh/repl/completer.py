@@ -146,7 +146,7 @@ class ShellCompleter(Completer):
             if sql:
                 name = table_refs(whole or text, snap.collections).get(name.lower(), name)
             elif cypher:
-                bound = {v: label for v, label in _CYPHER_BOUND.findall(whole or text)}
+                bound = dict(_CYPHER_BOUND.findall(whole or text))
                 if name in bound and snap.fields.get(bound[name]):
                     name = bound[name]
                 elif name not in snap.fields:

@@ -315,7 +315,7 @@ class MemcachedSession(Session):
                 requests.append((number, self.parser.parse(line, params, strict=False)))
             except UsageError as e:
                 raise UsageError(f"line {number}: {e}") from None
-        for name in {p for p in params} - {a for _, line in lines for a in _param_names(line)}:
+        for name in set(params) - {a for _, line in lines for a in _param_names(line)}:
             raise UsageError(f"parameter {name!r} is not used", hint=f"write :{name} as a whole argument")
 
         @_resets
@@ -364,7 +364,7 @@ class MemcachedSession(Session):
         start = len(prefix)
         for node in self.nodes:
             keys = []
-            for key in node.keys():
+            for key in node.keys():  # noqa: SIM118 - a Node, not a dict: keys() lists the server's keys
                 if key.startswith(prefix) and len(key) > start and key.find(b":", start) < 0 and key[start:] != SEQ:
                     keys.append(key)
             counter[0] += len(keys)
@@ -436,7 +436,7 @@ class MemcachedSession(Session):
              sort: list[tuple[str, int]] | None = None, limit: int | None = None,
              skip: int | None = None) -> Result:
         collection = check_collection(name)
-        where.ast   # a bad filter fails here, before any scanning
+        where.ast  # noqa: B018 - a bad filter fails here, before any scanning
         counter, skipped = [0], [0]
 
         def rows() -> Iterator[dict]:
@@ -461,13 +461,13 @@ class MemcachedSession(Session):
     @_resets
     def count(self, name: str, where: q.Filter) -> int:
         collection = check_collection(name)
-        where.ast
+        where.ast  # noqa: B018 - a bad filter fails here
         counter, skipped = [0], [0]
         return sum(1 for _ in self._documents(collection, where, counter, skipped))
 
     def explain(self, name: str, where: q.Filter, **find_options) -> Result:
         collection = check_collection(name)
-        where.ast
+        where.ast  # noqa: B018 - a bad filter fails here
         pinned = self._pinned(where)
         if pinned is not None:
             plan = f"mg {collection.decode()}:{pinned} (the filter pins the id), then the filter client-side"
@@ -561,7 +561,8 @@ class MemcachedSession(Session):
             parts = []
             if existing:
                 more = f" and {len(existing) - 5} more" if len(existing) > 5 else ""
-                parts.append(f"{len(existing)} already existed and were left unchanged: {', '.join(existing[:5])}{more}")
+                parts.append(f"{len(existing)} already existed and were left unchanged: "
+                             f"{', '.join(existing[:5])}{more}")
             if failed_only:
                 parts.append(f"{len(failed_only)} were refused by the server: {failed_only[0][1]}")
             raise PartialWrite(f"inserted {inserted} documents into {collection.decode()}; " + "; ".join(parts),
@@ -615,7 +616,7 @@ class MemcachedSession(Session):
                 else:   # an error line carries no opaque: which item it was is settled below
                     unattributed.append((node, positions, line))
         if unattributed:
-            for node, positions, line in unattributed:
+            for _, _, line in unattributed:
                 error = server_error(line)
                 if isinstance(error, ConnectError):
                     raise error
@@ -716,7 +717,7 @@ class MemcachedSession(Session):
             ttl = b" T%d" % max(item.ttl, 1) if item.ttl >= 0 else b""
             return b"ms %b %d C%d F%d%b\r\n%b\r\n" % (item.key, len(value), item.cas, item.flags, ttl, value)
 
-        for attempt in range(MAX_ROUNDS):
+        for _ in range(MAX_ROUNDS):
             counter, skipped = [0], [0]
             updated = 0
             matched = False
@@ -759,7 +760,7 @@ class MemcachedSession(Session):
     def _all_keys(self, limit: int = SAMPLE_KEYS) -> Iterator[tuple[Node, bytes]]:
         seen = 0
         for node in self.nodes:
-            for key in node.keys():
+            for key in node.keys():  # noqa: SIM118 - a Node, not a dict: keys() lists the server's keys
                 if seen < limit:
                     yield node, key
                 seen += 1
@@ -793,7 +794,8 @@ class MemcachedSession(Session):
                 kinds = fields.setdefault(field, {})
                 kind = _json_type(value)
                 kinds[kind] = kinds.get(kind, 0) + 1
-        rows = [{"field": f, "type": "|".join(sorted(kinds)), "count": sum(kinds.values())} for f, kinds in fields.items()]
+        rows = [{"field": f, "type": "|".join(sorted(kinds)), "count": sum(kinds.values())}
+                for f, kinds in fields.items()]
         expiring = sum(1 for item in items if item.ttl >= 0)
         message = (f"{collection.decode()}: {counter[0]} keys; {len(items)} documents read, {expiring} with a TTL"
                    + (f"; {skipped[0]} values that are not JSON documents" if skipped[0] else ""))

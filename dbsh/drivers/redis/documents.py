@@ -96,7 +96,7 @@ class RedisDocuments(Session):
              skip: int | None = None) -> Result:
         collection = _check_collection(name)
         counter = [0]
-        where.ast   # a bad filter fails here, before any scanning
+        where.ast  # noqa: B018 - a bad filter fails here, before any scanning
 
         def rows() -> Iterator[dict]:
             docs: Iterable[dict] = (doc for _, doc in self._documents(collection, where, counter))

@@ -87,8 +87,8 @@ class MysqlSession(SqlSession):
         try:
             conn = pymysql.connect(host=parts["host"] or "localhost", port=parts["port"], user=parts["user"],
                                    password=parts["password"] or "", database=parts["database"],
-                                   connect_timeout=self.connect_timeout, read_timeout=self.connect_timeout, autocommit=True, conv=_DECODERS,
-                                   client_flag=CLIENT.FOUND_ROWS, **options)
+                                   connect_timeout=self.connect_timeout, read_timeout=self.connect_timeout,
+                                   autocommit=True, conv=_DECODERS, client_flag=CLIENT.FOUND_ROWS, **options)
         except TypeError as e:   # an option PyMySQL does not know, from the URL's query
             raise UsageError(f"invalid URL {self.target.display()}: {e}") from None
         except (pymysql.err.MySQLError, OSError) as e:

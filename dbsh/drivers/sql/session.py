@@ -353,7 +353,8 @@ class SqlSession(Session):
 
     def find(self, name, where, *, fields=None, sort=None, limit=None, skip=None) -> Result:
         table, sql, params, names = self._select(name, where, fields, sort, limit, skip)
-        return self._stream(sql, params, convert=self._converter(table, names), own_transaction=self.streams_in_transaction)
+        return self._stream(sql, params, convert=self._converter(table, names),
+                            own_transaction=self.streams_in_transaction)
 
     streams_in_transaction = False   # PostgreSQL: a server-side cursor lives in a transaction
 
@@ -512,13 +513,14 @@ class SqlSession(Session):
         inferred = infer_columns(docs)
         for column in names:
             self.dialect.check_name(column, "column")
+        name = table.name
         for column in names:
             sql = f"ALTER TABLE {self.dialect.table_name(table)} ADD COLUMN {self.dialect.quote(column)} " \
                   f"{self.dialect.column_type(inferred.get(column, 'text'))}"
 
             def added(column=column) -> Table | None:
-                self._tables.pop(table.name, None)
-                now = self.table(table.name)
+                self._tables.pop(name, None)
+                now = self.table(name)
                 return now if column in now.columns else None
 
             table = self._ddl(sql, added)
@@ -559,7 +561,8 @@ class SqlSession(Session):
 
 def partial(message: str, committed: int, name: str, in_tx: bool) -> str:
     if committed and not in_tx:
-        return f"{message} ({committed} rows were committed to {name} before this batch; the failing batch was rolled back)"
+        return (f"{message} ({committed} rows were committed to {name} before this batch; "
+                "the failing batch was rolled back)")
     return message
 
 

@@ -355,7 +355,8 @@ class SqliteSession(SqlSession):
             values = list(chain.from_iterable(rows))
             kinds = set(map(type, values))
             # a number too large for a float (1e400 in JSON): written by the documents' path, which says so
-            plain = kinds <= _SCALARS and not (float in kinds and (_NOT_FINITE[0] in values or _NOT_FINITE[1] in values))
+            plain = kinds <= _SCALARS and not (float in kinds
+                                               and (_NOT_FINITE[0] in values or _NOT_FINITE[1] in values))
             prepared.append((keys, len(group), values if plain else None))
         batch.prepared = prepared
 
