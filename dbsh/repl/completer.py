@@ -103,9 +103,6 @@ class ShellCompleter(Completer):
                 yield from _matching(sorted(config.profiles()), partial, "saved connection")
             except Exception:  # noqa: BLE001 - a broken config file must not break typing
                 return
-        elif kind:
-            yield from _matching(kind.split("|"), partial, "")
-
         elif kind == "named":
             from dbsh import config
 
@@ -113,6 +110,8 @@ class ShellCompleter(Completer):
                 yield from _matching(sorted(config.named_queries()), partial, "named query")
             except Exception:  # noqa: BLE001 - a broken config file must not break typing
                 return
+        elif kind:
+            yield from _matching(kind.split("|"), partial, "")
 
     def _fields_for(self, collection: str, partial: str) -> Iterable[Completion]:
         partial = partial.lstrip('{"[,')
