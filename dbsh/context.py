@@ -11,9 +11,12 @@ import re
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dbsh.errors import ConnectError, UsageError
+
+if TYPE_CHECKING:
+    from dbsh.agent.server import SessionPool
 
 # what each backend says when it wants a (right) password: PostgreSQL, MariaDB, Redis, Neo4j, CouchDB,
 # MongoDB, Cassandra
@@ -155,7 +158,7 @@ def open_session(target, *, yes: bool = False, options: dict[str, Any] | None = 
 
 # Set by the warm agent (dbsh.agent.server.SessionPool): sessions kept open between commands. None in
 # a command line run in-process: each command opens its session and closes it.
-pool = None
+pool: SessionPool | None = None
 
 
 @contextmanager

@@ -113,11 +113,13 @@ def _close_unread(conn: socket.socket) -> None:
 
 
 def peer_uid(conn: socket.socket) -> int:
+    """The user id of the process at the other end: SO_PEERCRED (Linux). Elsewhere an OSError, and the
+    connection is closed unserved: Python has no getpeereid(), and a peer that cannot be checked is
+    never served."""
     if hasattr(socket, "SO_PEERCRED"):
         _, uid, _ = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
         return uid
-    uid, _ = os.getpeereid(conn.fileno())   # BSD, macOS   # pragma: no cover
-    return uid
+    raise OSError("no SO_PEERCRED: cannot tell which user connected")   # pragma: no cover
 
 
 class Agent:
@@ -127,7 +129,7 @@ class Agent:
         self.pool = SessionPool()
         self.jobs: queue.Queue = queue.Queue()
         self.lock = threading.Lock()
-        self.running = None            # the connection whose command runs now
+        self.running: socket.socket | None = None   # the connection whose command runs now
         self.interruptible = False
         self.stopping = False
         self.started = time.time()

@@ -214,7 +214,7 @@ class Load:
                 self.errors.add({self.where_name: row.line}, row.reason, row.text)
             bad = len(batch.bad)
             if self.convert is not None:
-                batch, failed = self._converted(batch)
+                batch, failed = self._converted(batch, self.convert)
                 bad += failed
             if ck is not None:
                 ck.pending = {"end": batch.end, "good": len(batch), "bad": bad}
@@ -231,13 +231,13 @@ class Load:
             if stop.requested:
                 return
 
-    def _converted(self, batch: Batch) -> tuple[Batch, int]:
+    def _converted(self, batch: Batch, convert: Callable[[dict], dict]) -> tuple[Batch, int]:
         """The batch's documents through ``convert`` (copy's type mapping); a document it refuses
         goes to the errors file."""
         docs, positions, source, failed = [], [], [], 0
         for position, doc in zip(batch.positions, batch.documents()):
             try:
-                docs.append(self.convert(doc))
+                docs.append(convert(doc))
             except (DbshError, ValueError, TypeError) as e:
                 failed += 1
                 self.errors.add({self.where_name: position}, str(e), doc)
@@ -282,7 +282,7 @@ class Load:
         return result.count, 0
 
     def _partial(self, e: DbshError) -> DbshError:
-        if getattr(e, "counted", False):
+        if e.counted:
             return e
         e.counted = True
         if isinstance(e, PartialWrite):

@@ -395,7 +395,9 @@ class NoSqlMigrations:
         rows = []
         for rev in self.revisions():
             r = records.get(rev.revision, {})
-            state = {"running": "interrupted"}.get(r.get("state"), r.get("state") or "pending")
+            state = r.get("state") or "pending"
+            if state == "running":   # a run that never finished
+                state = "interrupted"
             row = {"revision": rev.revision, "down_revision": _ids(rev.down_revision), "message": rev.doc or "",
                    "state": state, "applied_at": r.get("applied_at"),
                    "checksum_changed": bool(r.get("checksum")) and r["checksum"] != checksum(rev.path)}

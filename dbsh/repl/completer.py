@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import cast
 
-from prompt_toolkit.completion import Completer, Completion, PathCompleter
+from prompt_toolkit.completion import CompleteEvent, Completer, Completion, PathCompleter
 from prompt_toolkit.document import Document
 
 from dbsh.repl import lexers
@@ -75,10 +76,10 @@ class ShellCompleter(Completer):
         from dbsh.repl.meta import COMMANDS, lookup
 
         if " " not in text:
-            for name, cmd in COMMANDS.items():
-                for spelling in (name, *cmd.aliases):
+            for name, command in COMMANDS.items():
+                for spelling in (name, *command.aliases):
                     if spelling.startswith(text):
-                        yield Completion(spelling, -len(text), display_meta=cmd.help)
+                        yield Completion(spelling, -len(text), display_meta=command.help)
             return
         name, rest = text.split(" ", 1)
         cmd = lookup(name)
@@ -95,7 +96,7 @@ class ShellCompleter(Completer):
         elif kind == "filter":
             yield from self._fields_for(words[0] if position else "", partial)
         elif kind == "file":
-            yield from self.paths.get_completions(Document(partial), None)
+            yield from self.paths.get_completions(Document(partial), CompleteEvent())
         elif kind == "profile":
             from dbsh import config
 
@@ -165,7 +166,7 @@ class ShellCompleter(Completer):
             if label:
                 yield from _matching(snap.collections, label.group(1), "label")
                 return
-        partial = _WORD.search(text).group(1)
+        partial = cast(re.Match[str], _WORD.search(text)).group(1)   # (it matches the empty string too)
         if sql:
             on = _JOIN_ON.search(text)
             if on:
@@ -266,7 +267,7 @@ class ShellCompleter(Completer):
             return
         first = done[0].upper()
         two = f"{first} {done[1].upper()}" if len(done) > 1 else None
-        if two in commands:
+        if two is not None and two in commands:
             command, position = commands[two], len(done) - 2
         elif first in commands:
             command, position = commands[first], len(done) - 1

@@ -21,7 +21,7 @@ import random
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import orjson
@@ -158,7 +158,7 @@ def _mongo_order(value: Any) -> tuple:
 def sort_docs(docs: Iterable[dict], sort: list[tuple[str, int]]) -> list[dict]:
     items = list(docs)
     for name, direction in reversed(sort):
-        items.sort(key=lambda doc, name=name: _mongo_order(q.lookup(doc, name)), reverse=direction < 0)
+        items.sort(key=lambda doc: _mongo_order(q.lookup(doc, name)), reverse=direction < 0)
     return items
 
 
@@ -513,7 +513,8 @@ class MemcachedSession(Session):
                progress=None, prepared: _Prepared | None = None) -> WriteResult:
         collection = check_collection(name)
         ttl = int(self.option("ttl") or 0)
-        inserted, ids, existing, rejected, offset = 0, [], [], [], 0
+        inserted, existing, rejected, offset = 0, [], [], 0
+        ids: list[Any] = []
         for chunk in batched(docs, batch):
             ahead = prepared if prepared is not None and prepared.docs is chunk else None
             chunk_ids = ahead.ids if ahead is not None else self._ids(chunk)
@@ -529,7 +530,8 @@ class MemcachedSession(Session):
                         stored_docs[n] = {"id": first + k, **chunk[n]}
                         values[n] = encode_doc(stored_docs[n])
                 generated = set(missing)
-                keys = {n: collection + b":" + chunk_ids[n] for n in todo}
+                # (every id is set now: the missing ones were just numbered)
+                keys = {n: collection + b":" + cast(bytes, chunk_ids[n]) for n in todo}
                 for n in todo:
                     try:
                         check_key(keys[n])
@@ -550,7 +552,7 @@ class MemcachedSession(Session):
                     else:
                         inserted += 1
                         if len(ids) <= 1000:
-                            ids.append(id_of_key(chunk_ids[n]) if n in generated else stored_docs[n].get(
+                            ids.append(id_of_key(cast(bytes, chunk_ids[n])) if n in generated else stored_docs[n].get(
                                 "id", stored_docs[n].get("_id")))
                 todo = again
             offset += len(chunk)
@@ -678,7 +680,7 @@ class MemcachedSession(Session):
     def _settle(self, collection: bytes, items: list[_Item], ast, build, change=None, limit: int | None = None):
         """Write items with their cas tokens until every one is written or no longer matches: what
         someone else changed meanwhile is read, matched and changed again (no lost updates)."""
-        written = []
+        written: list[_Item] = []
         rounds = 0
         while items:
             if change is not None:
@@ -815,9 +817,9 @@ class MemcachedSession(Session):
         for prefix in sorted(by_prefix)[:200]:
             fields: dict[str, None] = {}
             for node in self.nodes:
-                keys = [k for n, k in by_prefix[prefix] if n is node]
-                if keys and len(out) < 50:
-                    for item in self._items(prefix, node, keys, None, [0]):
+                node_keys = [k for n, k in by_prefix[prefix] if n is node]
+                if node_keys and len(out) < 50:
+                    for item in self._items(prefix, node, node_keys, None, [0]):
                         fields.update(dict.fromkeys(item.doc))
             out[prefix.decode("utf-8", "replace")] = list(fields)
         return out
