@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from dbsh.verbs import Call
@@ -112,6 +112,7 @@ def _parse(args: list[str], settings, plugins: bool) -> Call:
     if name == "--":
         name = None
     rest = args[:i] + args[i + 1:] if name is not None else args
+    verb: Verb | None
     if name is None:
         verb = Verb("", HELP, "", run="dbsh.repl:start_from_cli", session=False)
     elif name == "migrate":
@@ -325,9 +326,9 @@ def build_app():
     def typer_param(opt, *, argument=None):
         if argument is not None:
             a = argument
-            kind = list[str] | None if a.many else (str if a.required else str | None)
+            arg_kind = list[str] | None if a.many else (str if a.required else str | None)
             default = ... if a.required and not a.many else (None if a.many else a.default)
-            return kind, typer.Argument(default, metavar=a.metavar, help=a.help, show_default=False,
+            return arg_kind, typer.Argument(default, metavar=a.metavar, help=a.help, show_default=False,
                                         autocompletion=_completer(a.complete))
         kind = {"bool": bool, "int": int | None, "float": float | None, "str": str | None,
                 "list": list[str] | None}[opt.type]
@@ -340,7 +341,7 @@ def build_app():
 
     def make(verb: Verb, group_app):
         params = [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)]
-        annotations = {"ctx": typer.Context}
+        annotations: dict[str, Any] = {"ctx": typer.Context}
         seen = set()
         for a in verb.args:
             kind, default = typer_param(None, argument=a)
@@ -384,15 +385,16 @@ def build_app():
             code = execute(Call(verb, values, flags, settings))
             raise typer.Exit(code)
 
-        callback.__signature__ = inspect.Signature(params)
+        # (what Typer reads: a function's signature can be set, though no type says so)
+        callback.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
         callback.__annotations__ = annotations
         callback.__name__ = verb.name.replace(" ", "_")
         name = verb.name.split()[-1]
         group_app.command(name, help=verb.help, epilog=f"Example: {verb.example}",
                           context_settings={"ignore_unknown_options": verb.name.startswith("migrate")})(callback)
 
-    common = dict(no_args_is_help=False, rich_markup_mode=None, pretty_exceptions_enable=False,
-                  context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+    common: dict[str, Any] = dict(no_args_is_help=False, rich_markup_mode=None, pretty_exceptions_enable=False,
+                                  context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
     app = typer.Typer(help=HELP, epilog=EPILOG, add_completion=True, **common)
 
     def version_callback(value: bool):
@@ -401,7 +403,7 @@ def build_app():
             raise typer.Exit()
 
     root_params = [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)]
-    root_ann = {"ctx": typer.Context}
+    root_ann: dict[str, Any] = {"ctx": typer.Context}
     for o in globals_:
         kind, default = typer_param(o)
         root_params.append(inspect.Parameter("opt_" + o.dest, inspect.Parameter.POSITIONAL_OR_KEYWORD,
@@ -421,7 +423,7 @@ def build_app():
             raise typer.Exit(execute(Call(Verb("", HELP, "", run="dbsh.repl:start_from_cli", session=False),
                                           {}, {}, settings_box["root"])))
 
-    root.__signature__ = inspect.Signature(root_params)
+    root.__signature__ = inspect.Signature(root_params)  # type: ignore[attr-defined]
     root.__annotations__ = root_ann
     app.callback(invoke_without_command=True)(root)
 

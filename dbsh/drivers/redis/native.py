@@ -27,13 +27,12 @@ def _bind(args: list[bytes], params: dict[str, Any], *, strict: bool = True) -> 
 
     The command name goes to redis-py as text (its cluster router looks commands up by name).
     """
-    if args:
-        args = [args[0].decode("utf-8", "replace"), *args[1:]]
+    words: list[Any] = [args[0].decode("utf-8", "replace"), *args[1:]] if args else args
     if not params:
-        return args
+        return words
     used: set[str] = set()
     bound: list[Any] = []
-    for arg in args:
+    for arg in words:
         name = arg[1:].decode("utf-8", "replace") if isinstance(arg, bytes) and arg.startswith(b":") else None
         if name is not None and name in params:
             used.add(name)

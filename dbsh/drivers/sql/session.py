@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from itertools import chain
 from operator import itemgetter
-from typing import Any
+from typing import Any, Literal, overload
 
 from dbsh import query as q
 from dbsh.drivers.base import Capabilities, Result, Session, WriteResult, batched
@@ -35,14 +35,14 @@ class SqlSession(Session):
     dialect: Dialect
     scanner = "sql"                  # dbsh.statements' language for this dialect's text
     paramstyle = "format"            # how language.bind writes parameters for the driver
-    Error: type = Exception          # the driver's base exception class
+    Error: type[Exception] = Exception   # the driver's base exception class
     BEGIN_WRITE = "BEGIN"            # how a transaction that will write starts
     READONLY: str = ""               # the statement that switches read-only mode ({} is the word)
 
     def __init__(self, target):
         super().__init__(target)
         self._tables: dict[str, Table] = {}
-        self.conn = None
+        self.conn: Any = None   # the DB-API connection (sqlite3, psycopg, PyMySQL)
         self.client = self.conn = self._connect()
 
     # -- driver hooks (each dialect) ---------------------------------------------------------
@@ -216,6 +216,11 @@ class SqlSession(Session):
     # -- catalog ------------------------------------------------------------------------------
     def collections(self) -> list[str]:
         return sorted(self._collections())
+
+    @overload
+    def table(self, name: str, *, missing_ok: Literal[False] = False) -> Table: ...
+    @overload
+    def table(self, name: str, *, missing_ok: bool) -> Table | None: ...
 
     def table(self, name: str, *, missing_ok: bool = False) -> Table | None:
         table = self._tables.get(name)
@@ -582,7 +587,7 @@ def same_keys(docs: list[dict]) -> Iterator[tuple[list[str], list[dict], list[tu
             yield keys, docs, rows
             return
     group: list[dict] = []
-    shape = None
+    shape: tuple[str, ...] = ()
     for doc in docs:
         k = tuple(doc)
         if group and k != shape:

@@ -16,7 +16,7 @@ import sqlite3
 from collections.abc import Iterator
 from itertools import chain
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from dbsh.drivers.base import Result
 from dbsh.drivers.sql import sqlite_json
@@ -237,11 +237,11 @@ class SqliteSession(SqlSession):
             return None
         pairs = [(i, f) for i, f in enumerate(reads) if f is not None]
 
-        def convert(row: tuple) -> tuple:
-            row = list(row)
+        def convert(row: tuple) -> list:
+            values = list(row)
             for i, f in pairs:
-                row[i] = f(row[i])
-            return row
+                values[i] = f(values[i])
+            return values
         return convert
 
     # -- reading -----------------------------------------------------------------------------
@@ -262,7 +262,11 @@ class SqliteSession(SqlSession):
                 return sqlite_json.lines(self, table, names, (sql, params))
             return sqlite_json.lines(self, table, names, None, limit)
 
-        result = Result(rows(), names, close=lambda: streamed and streamed[0].close())
+        def close() -> None:
+            if streamed:
+                streamed[0].close()
+
+        result = Result(rows(), names, close=close)
         result.json_lines = json_lines
         return result
 
@@ -332,7 +336,7 @@ class SqliteSession(SqlSession):
         cells = batch.flat_cells()
         width = len(header)
         sql = []
-        for i, kind in enumerate(kinds):
+        for i, kind in enumerate(cast(list[str], kinds)):   # (no None: that returned above)
             column = cells[i::width]
             if kind == "infer":
                 cells[i::width] = infer_column(column)
