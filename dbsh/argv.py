@@ -79,7 +79,8 @@ def parse(words: list[str], verb: Verb, *, globals: tuple[Opt, ...] = (), prog: 
         else:
             found[opt.dest] = value
     values: dict[str, Any] = {}
-    usage = f"usage: {prog + ' ' if prog else ''}{verb.shell if prog == '' and verb.shell else verb.name} {verb.usage}".rstrip()
+    name = verb.shell if prog == "" and verb.shell else verb.name
+    usage = f"usage: {prog + ' ' if prog else ''}{name} {verb.usage}".rstrip()
     for arg in verb.args:
         if arg.many:
             values[arg.dest] = positional

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from dbsh.verbs import Call
@@ -112,6 +112,7 @@ def _parse(args: list[str], settings, plugins: bool) -> Call:
     if name == "--":
         name = None
     rest = args[:i] + args[i + 1:] if name is not None else args
+    verb: Verb | None
     if name is None:
         verb = Verb("", HELP, "", run="dbsh.repl:start_from_cli", session=False)
     elif name == "migrate":
@@ -136,7 +137,7 @@ def _parse(args: list[str], settings, plugins: bool) -> Call:
     call, given = argv.parse(rest, verb, globals=globals_)
     options = {k: v for k, v in call.flags.items() if k not in {o.dest for o in verb.options}}
     call.flags = {k: v for k, v in call.flags.items() if k not in options}
-    call.settings = Settings(**{k: v for k, v in given.items()}, options=options)
+    call.settings = Settings(**given, options=options)
     if settings is not None:
         settings.debug = call.settings.debug
     return call
@@ -311,7 +312,6 @@ def build_app():
     """The Typer app, built from the verb table: each command's callback builds the same Call the
     command-line parser would and runs it through ``execute``."""
     import inspect
-    from typing import Optional
 
     import typer
 
@@ -326,12 +326,12 @@ def build_app():
     def typer_param(opt, *, argument=None):
         if argument is not None:
             a = argument
-            kind = Optional[list[str]] if a.many else (str if a.required else Optional[str])
+            arg_kind = list[str] | None if a.many else (str if a.required else str | None)
             default = ... if a.required and not a.many else (None if a.many else a.default)
-            return kind, typer.Argument(default, metavar=a.metavar, help=a.help, show_default=False,
+            return arg_kind, typer.Argument(default, metavar=a.metavar, help=a.help, show_default=False,
                                         autocompletion=_completer(a.complete))
-        kind = {"bool": bool, "int": Optional[int], "float": Optional[float], "str": Optional[str],
-                "list": Optional[list[str]]}[opt.type]
+        kind = {"bool": bool, "int": int | None, "float": float | None, "str": str | None,
+                "list": list[str] | None}[opt.type]
         extra = {}
         if opt.min is not None:
             extra["min"] = opt.min
@@ -341,14 +341,14 @@ def build_app():
 
     def make(verb: Verb, group_app):
         params = [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)]
-        annotations = {"ctx": typer.Context}
+        annotations: dict[str, Any] = {"ctx": typer.Context}
         seen = set()
         for a in verb.args:
             kind, default = typer_param(None, argument=a)
             params.append(inspect.Parameter(a.dest, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default,
                                             annotation=kind))
             annotations[a.dest] = kind
-        own = [o for o in verb.options]
+        own = list(verb.options)
         takes = own + ([o for o in globals_ if o.dest not in {x.dest for x in own}]
                        if verb.globals else [])
         for o in takes:
@@ -385,15 +385,16 @@ def build_app():
             code = execute(Call(verb, values, flags, settings))
             raise typer.Exit(code)
 
-        callback.__signature__ = inspect.Signature(params)
+        # (what Typer reads: a function's signature can be set, though no type says so)
+        callback.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
         callback.__annotations__ = annotations
         callback.__name__ = verb.name.replace(" ", "_")
         name = verb.name.split()[-1]
         group_app.command(name, help=verb.help, epilog=f"Example: {verb.example}",
                           context_settings={"ignore_unknown_options": verb.name.startswith("migrate")})(callback)
 
-    common = dict(no_args_is_help=False, rich_markup_mode=None, pretty_exceptions_enable=False,
-                  context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+    common: dict[str, Any] = dict(no_args_is_help=False, rich_markup_mode=None, pretty_exceptions_enable=False,
+                                  context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
     app = typer.Typer(help=HELP, epilog=EPILOG, add_completion=True, **common)
 
     def version_callback(value: bool):
@@ -402,7 +403,7 @@ def build_app():
             raise typer.Exit()
 
     root_params = [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)]
-    root_ann = {"ctx": typer.Context}
+    root_ann: dict[str, Any] = {"ctx": typer.Context}
     for o in globals_:
         kind, default = typer_param(o)
         root_params.append(inspect.Parameter("opt_" + o.dest, inspect.Parameter.POSITIONAL_OR_KEYWORD,
@@ -422,7 +423,7 @@ def build_app():
             raise typer.Exit(execute(Call(Verb("", HELP, "", run="dbsh.repl:start_from_cli", session=False),
                                           {}, {}, settings_box["root"])))
 
-    root.__signature__ = inspect.Signature(root_params)
+    root.__signature__ = inspect.Signature(root_params)  # type: ignore[attr-defined]
     root.__annotations__ = root_ann
     app.callback(invoke_without_command=True)(root)
 

@@ -7,7 +7,8 @@ Verbs on a session take (session, renderer, **values); the others (connect, copy
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from dbsh.drivers.base import Result, Session
 from dbsh.errors import DbshError, UsageError
@@ -324,7 +325,7 @@ def connect(call) -> int:
             note = " (password not saved: use DBSH_PASSWORD or -W)" if session.target.password else ""
             print(f"saved connection {save!r} in {path}{note}", file=sys.stderr)
         elif sys.stdin.isatty() and sys.stdout.isatty():
-            from dbsh import repl   # on a terminal the report opens the shell
+            from dbsh import repl  # on a terminal the report opens the shell
 
             return repl.start(session.target, session=session, fmt=s.fmt, yes=s.yes, interactive=True)
     finally:

@@ -11,9 +11,12 @@ import re
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dbsh.errors import ConnectError, UsageError
+
+if TYPE_CHECKING:
+    from dbsh.agent.server import SessionPool
 
 # what each backend says when it wants a (right) password: PostgreSQL, MariaDB, Redis, Neo4j, CouchDB,
 # MongoDB, Cassandra
@@ -38,7 +41,7 @@ class Settings:
     # global backend flags (e.g. Cassandra's --consistency), by dest
     options: dict[str, Any] = field(default_factory=dict)
 
-    def merge(self, **overrides: Any) -> "Settings":
+    def merge(self, **overrides: Any) -> Settings:
         """These settings with the given ones taken over (None/False/empty mean "not given")."""
         values = {k: v for k, v in overrides.items() if v not in (None, False, {}, ())}
         if "options" in values:
@@ -155,7 +158,7 @@ def open_session(target, *, yes: bool = False, options: dict[str, Any] | None = 
 
 # Set by the warm agent (dbsh.agent.server.SessionPool): sessions kept open between commands. None in
 # a command line run in-process: each command opens its session and closes it.
-pool = None
+pool: SessionPool | None = None
 
 
 @contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import cast
 
 EXIT_OK = 0
 EXIT_RUNTIME = 1
@@ -15,6 +16,7 @@ class DbshError(Exception):
     """Base class: a message for the user and the exit code that goes with it."""
 
     exit_code = EXIT_RUNTIME
+    counted = False   # (dbsh.bulk.load: the rows written so far are in the message already)
 
     def __init__(self, message: str, *, hint: str | None = None):
         super().__init__(message)
@@ -96,7 +98,7 @@ def _mask_userinfo(text: str) -> str:
     next_space = next_at = -1   # cached positions (each search runs forward only: linear overall)
     while at >= 0:
         start = at + 3
-        j = _USER.match(text, start).end()
+        j = cast(re.Match[str], _USER.match(text, start)).end()   # (it matches the empty string too)
         if j >= n or text[j] != ":":
             at = text.find("://", start)
             continue

@@ -13,9 +13,10 @@ import json
 import math
 import re
 import sys
-from pathlib import Path
+from collections.abc import Iterator, Sequence
 from itertools import chain, islice, repeat
-from typing import Any, Iterator
+from pathlib import Path
+from typing import Any, cast
 
 import orjson
 
@@ -50,8 +51,9 @@ class ExactNumber(float):
     decimal, coerced from str()) and dbsh's JSON output keep every digit (find | insert stays exact)."""
 
     __slots__ = ("text",)
+    text: str
 
-    def __new__(cls, text: str) -> "ExactNumber":
+    def __new__(cls, text: str) -> ExactNumber:
         number = super().__new__(cls, text)
         number.text = text
         return number
@@ -101,7 +103,7 @@ def checked_json(value: Any, text: str | bytes | None = None) -> Any:
 def _check_depth(value: Any, *, many: bool = False) -> None:
     """BadValue when ``value`` (``many``: each of the values of the list) nests deeper than MAX_DEPTH."""
     level = value if many else [value]
-    for depth in range(MAX_DEPTH + 1):
+    for _ in range(MAX_DEPTH + 1):
         level = [v for item in level if isinstance(item, dict | list)
                  for v in (item.values() if isinstance(item, dict) else item) if isinstance(v, dict | list)]
         if not level:
@@ -246,15 +248,17 @@ def parse_jsonl_lines(lines: list[bytes]) -> list[dict]:
 
 
 def _long_number(text: bytes | str) -> bool:
-    if type(text) is bytes:
+    if isinstance(text, bytes):
         return b"0" * 19 in text.translate(_DIGITS_TO_ZERO)
     return _NINETEEN_DIGITS.search(text) is not None
 
 
 JSON_CHUNK = 1 << 20   # text of a JSON array read at a time
-_JSON_SYMBOLS = {bytes: (b"\n", b"[", b"]", b"{", b"}", b","), str: ("\n", "[", "]", "{", "}", ",")}
-_JSON_SPACE = {bytes: re.compile(rb"[ \t\r\n]*"), str: re.compile(r"[ \t\r\n]*")}
-_BOM = {bytes: b"\xef\xbb\xbf", str: "\ufeff"}
+# by the type of the text (bytes or str): its symbols, its spaces (a pattern that always matches), its BOM
+_JSON_SYMBOLS: dict[type, tuple[Any, ...]] = {bytes: (b"\n", b"[", b"]", b"{", b"}", b","),
+                                              str: ("\n", "[", "]", "{", "}", ",")}
+_JSON_SPACE: dict[type, Any] = {bytes: re.compile(rb"[ \t\r\n]*"), str: re.compile(r"[ \t\r\n]*")}
+_BOM: dict[type, Any] = {bytes: b"\xef\xbb\xbf", str: "\ufeff"}
 _DECODER = json.JSONDecoder(parse_float=finite_float)
 
 
@@ -267,7 +271,7 @@ def _exact_elements(buf: bytes | str, pos: int, line: int, eof: bool, one: bool 
     """Elements of a JSON array from ``buf[pos:]`` (at an element or a ','), read one by one by json:
     (values, the line each starts on, the position and line reading stopped at, whether it stopped
     right after an element). It stops at ']', or, short of ``eof``, at an element the buffer cuts."""
-    if type(buf) is bytes:
+    if isinstance(buf, bytes):
         try:
             text, _ = codecs.utf_8_decode(buf[pos:], "strict", eof)
         except UnicodeDecodeError as e:
@@ -326,6 +330,7 @@ class _JsonText:
     of each element is worked out from it only if asked for (an error to report about one)."""
 
     __slots__ = ("text", "line", "_lines")
+    _lines: list[int] | None
 
     def __init__(self, text: bytes | str, line: int):
         self.text, self.line, self._lines = text, line, None
@@ -336,7 +341,7 @@ class _JsonText:
         return self._lines
 
 
-class ElementLines:
+class ElementLines:  # noqa: PLW1641 - unhashable like the list it stands for (__eq__ sets __hash__ to None)
     """The lines the documents of a batch from a JSON array start on (``Batch.positions``): a list,
     whose runs read whole by orjson are counted only when a line is asked for."""
 
@@ -433,10 +438,11 @@ def convert_cell(text: str, kind: str) -> Any:
             return json.loads(text)
         except json.JSONDecodeError as e:
             raise ValueError(f"malformed JSON: {e.msg}") from None
+    number = int if SCHEMA_TYPES[kind] is int else float   # (the other kinds returned above)
     try:
-        return SCHEMA_TYPES[kind](text)
+        return number(text)
     except ValueError:
-        raise ValueError(f"not {'an integer' if SCHEMA_TYPES[kind] is int else 'a number'}: {text!r}") from None
+        raise ValueError(f"not {'an integer' if number is int else 'a number'}: {text!r}") from None
 
 
 class Batch:
@@ -482,7 +488,7 @@ class Batch:
 
     @property
     def lines(self) -> list[bytes] | None:
-        if type(self._lines) is bytes:
+        if isinstance(self._lines, bytes):
             lines = self._lines.split(b"\n")
             if not lines[-1]:
                 lines.pop()   # each good line holds a document: only the text after the last newline is empty
@@ -491,8 +497,10 @@ class Batch:
 
     @property
     def docs(self) -> list[dict] | None:
-        if self._docs is None and self._lines is not None:
-            self._docs = parse_jsonl_lines(self.lines)
+        if self._docs is None:
+            lines = self.lines
+            if lines is not None:
+                self._docs = parse_jsonl_lines(lines)
         return self._docs
 
     @docs.setter
@@ -512,14 +520,14 @@ class Batch:
         """Every cell, row after row (plain text split in one pass)."""
         if self.text is not None:
             return self.text.replace("\n", self.delimiter).split(self.delimiter)[:-1]
-        return list(chain.from_iterable(self.cells))
+        return list(chain.from_iterable(cast(list[list[str]], self.cells)))   # (csv: text or cells)
 
     def documents(self) -> list[dict]:
-        if self.docs is None:
-            self.docs = infer_rows(self.header, self.cells)
+        if self.docs is None:   # (then csv cells under a header)
+            self.docs = infer_rows(cast(list[str], self.header), cast(list[list[str]], self.cells))
         return self.docs
 
-    def part(self, start: int, stop: int) -> "Batch":
+    def part(self, start: int, stop: int) -> Batch:
         """Rows start:stop of this batch (to find a refused row by halving)."""
         def cut(rows):
             return None if rows is None else rows[start:stop]
@@ -530,8 +538,8 @@ class Batch:
     def row(self, index: int) -> Any:
         """Row ``index`` as read: its csv text, or the document."""
         if self.header is not None:
-            return self.delimiter.join(self.cells[index])
-        return (self.source or self.docs)[index]
+            return self.delimiter.join(cast(list[list[str]], self.cells)[index])
+        return cast(list, self.source or self.docs)[index]
 
 
 def plain_block(lines: list[str], width: int, delimiter: str) -> str | None:
@@ -632,11 +640,14 @@ class DocumentReader:
                 batch = Batch(range(first, read + 1), docs, end=read,
                               lines=text if type(text) is bytes else None)   # (split if asked for)
                 # one brace a line and no bracket: every value is a JSON scalar
-                open_brace, open_bracket = ("{", "[") if type(text) is str else (b"{", b"[")
-                batch.scalars = text.count(open_brace) == len(lines) and open_bracket not in text
+                if isinstance(text, str):
+                    batch.scalars = text.count("{") == len(lines) and "[" not in text
+                else:
+                    batch.scalars = text.count(b"{") == len(lines) and b"[" not in text
                 yield batch
                 continue
-            docs, bad, positions, good = [], [], [], []
+            docs, positions, good = [], [], []
+            bad: list[BadRow] = []
             for number, raw in enumerate(lines, first):
                 doc = self._jsonl_line(number, raw, bad)
                 if doc is not None:
@@ -646,12 +657,15 @@ class DocumentReader:
             yield Batch(positions, docs, bad=bad, end=read, lines=good if type(lines[0]) is bytes else None)
 
     def _jsonl_line(self, number: int, raw: bytes | str, bad: list[BadRow]) -> dict | None:
-        try:
-            text = raw if isinstance(raw, str) else raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            bad.append(self._bad(number, f"not UTF-8 text: byte {e.start + 1} of the line",
-                                 raw.decode("utf-8", "replace").rstrip("\r\n")))
-            return None
+        if isinstance(raw, str):
+            text = raw
+        else:
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                bad.append(self._bad(number, f"not UTF-8 text: byte {e.start + 1} of the line",
+                                     raw.decode("utf-8", "replace").rstrip("\r\n")))
+                return None
         if number == 1:
             text = text.removeprefix("\ufeff")
         if not text.strip():
@@ -859,6 +873,7 @@ class DocumentReader:
             if not rows and failure is None:
                 return
             first, read = read, base + reader.line_num
+            starts: Sequence[int]
             if failure is None and read - first == len(rows):
                 starts = range(first + 1, read + 1)     # one line a row: the common case
             else:
@@ -933,7 +948,7 @@ def _open_binary(path: str):
     if path == "-":
         return sys.stdin.buffer, None
     try:
-        raw = open(path, "rb")
+        raw = open(path, "rb")  # noqa: SIM115 - returned to the caller, which closes it
     except OSError as e:
         raise UsageError(f"cannot read {path}: {e.strerror}") from None
     lower = path.lower()

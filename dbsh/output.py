@@ -13,9 +13,10 @@ import decimal
 import re
 import sys
 import uuid
+from collections.abc import Callable, Iterable, Iterator
 from itertools import chain
 from operator import itemgetter
-from typing import Any, Callable, Iterable, Iterator, TextIO
+from typing import Any, TextIO, cast
 
 import orjson
 
@@ -45,7 +46,8 @@ def jsonable(value: Any) -> Any:
         return value.total_seconds()
     if isinstance(value, decimal.Decimal):
         if value.is_finite():
-            if value == value.to_integral_value() and value.as_tuple().exponent >= 0:
+            # (finite: the exponent is an int, never one of 'n', 'N', 'F')
+            if value == value.to_integral_value() and cast(int, value.as_tuple().exponent) >= 0:
                 return int(value)
             as_float = float(value)
             # a float only when it reads back as the same decimal; else the exact text
@@ -108,7 +110,8 @@ def _make_exact_encoder() -> Callable[[Any], str]:
     lone surrogates): json's C encoder, once, reused (JSONEncoder.encode builds a new one per call);
     json's Python encoder where a non-finite float must become null. Compact, as mongoexport,
     sqlite3 -json and jq -c write JSON (and as SQLite's json_object builds it)."""
-    from json.encoder import _make_iterencode, c_encode_basestring, c_make_encoder
+    # (json's own building blocks, private or C-only: typeshed leaves them out)
+    from json.encoder import _make_iterencode, c_encode_basestring, c_make_encoder  # type: ignore[attr-defined]
 
     # allow_nan=False: a non-finite float raises ValueError, and the Python encoder writes null
     chunks = c_make_encoder(None, _exact_default, c_encode_basestring, None, ":", ",", False, False, False)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable, Union
+from typing import Any
 
 from dbsh.errors import UsageError
 
@@ -28,20 +29,20 @@ class Cmp:
 
 @dataclass(frozen=True)
 class And:
-    items: tuple["Node", ...]
+    items: tuple[Node, ...]
 
 
 @dataclass(frozen=True)
 class Or:
-    items: tuple["Node", ...]
+    items: tuple[Node, ...]
 
 
 @dataclass(frozen=True)
 class Not:
-    item: "Node"
+    item: Node
 
 
-Node = Union[Cmp, And, Or, Not]
+Node = Cmp | And | Or | Not
 EVERYTHING = And(())
 
 
@@ -62,7 +63,7 @@ class Inc:
     amount: int | float
 
 
-Change = Union[Set, Unset, Inc]
+Change = Set | Unset | Inc
 
 
 class Filter:
@@ -73,7 +74,7 @@ class Filter:
     """
 
     @classmethod
-    def parse(cls, text: str | None) -> "Filter":
+    def parse(cls, text: str | None) -> Filter:
         """A filter from the user's JSON text (none or blank: everything)."""
         if text is None or not text.strip():
             return cls({})

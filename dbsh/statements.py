@@ -1,4 +1,5 @@
-"""Reading the user's text (shared by the REPL, the CLI's read-only guard and the drivers): where a statement ends, what it does (destructive? a write?), arguments.
+"""Reading the user's text (shared by the REPL, the CLI's read-only guard and the drivers): where a
+statement ends, what it does (destructive? a write?), arguments.
 
 One small scanner knows strings, quoted names and comments for each language, so a ';' or a
 '{' inside a string never ends or opens anything.
@@ -416,7 +417,7 @@ def writes(text: str, language: str) -> bool:
         return True
     if language == "cypher" or first in ("match", "optional", "unwind", "return", "call"):
         bad = {"create", "merge", "delete", "set", "remove", "drop", "detach", "load", "foreach"}
-        return bool(bad & set(words)) or first == "call" and "db.create" in code.lower()
+        return bool(bad & set(words)) or (first == "call" and "db.create" in code.lower())
     if first in _REDIS_READS and language not in ("sql", "cql"):
         return False
     if first in _SQL_READS:

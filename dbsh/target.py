@@ -10,7 +10,6 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 from dbsh import config
 from dbsh.errors import UsageError, redact
 
-
 # profile keys that say how to connect, not what the backend gets
 CONNECTION_KEYS = ("url", "readonly", "ssh", "password_command", "keyring")
 
@@ -94,8 +93,8 @@ def check_url(url: str) -> None:
         name = host.rsplit(":", 1)[0] if not host.startswith("[") else ""
         labels = unquote(name).split(".")
         if len(unquote(name)) > 253 or any(len(label) > 63 for label in labels):
-            raise UsageError(f"invalid {_backend_name(url)}URL {redact(url)[:120]!r}...: the host name is longer than DNS allows "
-                             "(63 characters a label, 253 in all)")
+            raise UsageError(f"invalid {_backend_name(url)}URL {redact(url)[:120]!r}...: the host name is longer "
+                             "than DNS allows (63 characters a label, 253 in all)")
 
 
 def _backend_name(url: str) -> str:
@@ -174,7 +173,8 @@ def _keyring():
     try:
         import keyring
     except ModuleNotFoundError:
-        raise UsageError("keyring = true needs the Python package 'keyring'", hint="pip install 'dbsh[keyring]'") from None
+        raise UsageError("keyring = true needs the Python package 'keyring'",
+                         hint="pip install 'dbsh[keyring]'") from None
     return keyring
 
 

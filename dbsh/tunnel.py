@@ -87,7 +87,7 @@ class Tunnel:
         if ssh_port:
             command += ["-p", ssh_port]
         command.append(destination)
-        self._errors = tempfile.TemporaryFile()
+        self._errors = tempfile.TemporaryFile()  # noqa: SIM115 - read and closed when the tunnel stops
         try:
             self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                             stderr=self._errors, preexec_fn=_die_with_parent)

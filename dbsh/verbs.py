@@ -280,19 +280,20 @@ Output: a table on a terminal, jsonl when piped; --format table|json|jsonl|csv|t
 Exit codes: 0 ok, 1 query error, 2 bad input, 3 cannot connect, 130 interrupted."""
 
 
-def backend_options(plugins: bool = True) -> dict[str, Opt]:
-    """Every backend flag as an option, by dest, its help naming the backends that take it; read from
-    the backend records (built-in, and plugins unless ``plugins`` is false) without importing a driver."""
+def backend_options(plugins: bool = True) -> dict[str, tuple[Opt, set[str]]]:
+    """Every backend flag as (an option, the verbs that take it), by dest, its help naming the backends
+    that take it; read from the backend records (built-in, and plugins unless ``plugins`` is false)
+    without importing a driver."""
     from dbsh.drivers import backends
 
     merged: dict[str, tuple[Any, list[str], set[str]]] = {}
     for backend in backends(with_plugins=plugins):
         for flag in backend.flags:
-            first, names, verbs = merged.setdefault(flag.dest, (flag, [], set()))
+            _, names, verbs = merged.setdefault(flag.dest, (flag, [], set()))
             if backend.name not in names:
                 names.append(backend.name)
             verbs.update(flag.verbs)
-    found = {}
+    found: dict[str, tuple[Opt, set[str]]] = {}
     for dest, (flag, names, verbs) in merged.items():
         found[dest] = (Opt(dest, flag.flags, f"{' / '.join(names)}: {flag.help}", type=flag.type,
                            metavar=flag.metavar, min=flag.min, backend=tuple(names)), verbs)

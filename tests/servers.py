@@ -12,10 +12,10 @@ Servers and the URLs they hand out (passwords are fixed test values, never secre
     Redis(password=)  redis://:PASSWORD@127.0.0.1:P/0                            (requirepass)
     RedisCluster()    redis://127.0.0.1:P1/0?cluster=true                        3 masters, no replicas
     Memcached()       memcached://127.0.0.1:P                                    Memcached 1.6 (Debian)
-    Memcached(3)      memcached://127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3         three servers, keys hashed by the client
-    PouchDB()         couchdb://127.0.0.1:P                                      pouchdb-server 4.2.0, in memory, no admin
+    Memcached(3)      memcached://127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3         3 servers, keys hashed by the client
+    PouchDB()         couchdb://127.0.0.1:P                                      pouchdb-server 4.2.0, in RAM, no admin
     SecantusDB()      mongodb://127.0.0.1:P/dbsh_test                            MongoDB wire stand-in, in memory
-    Neo4j()           bolt://neo4j:dbsh-test-pw@127.0.0.1:P                      Neo4j 5.26 Community (Maven Central jars)
+    Neo4j()           bolt://neo4j:dbsh-test-pw@127.0.0.1:P                      Neo4j 5.26 Community (Maven Central)
     Cassandra()       cassandra://dbsh:PASSWORD@127.0.0.1:P/dbsh_test            Apache Cassandra 5.0.6 (Maven Central)
     CassandraRing()   cassandra://dbsh:PASSWORD@127.0.0.2,127.0.0.3,127.0.0.4:9042/dbsh_test   3 nodes, RF 3 keyspace
 
@@ -130,7 +130,7 @@ def _die_with_parent() -> None:
     Popen's own uid switch; servers must not switch uid themselves (the kernel would clear it)."""
     try:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except Exception:
+    except Exception:  # noqa: BLE001 - best effort: the finalizers stop the server in a normal run
         pass
 
 
@@ -196,7 +196,7 @@ class Server:
         self.startup_seconds: float | None = None
 
     # context manager --------------------------------------------------------------------------
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         self.start()
         return self
 
@@ -485,7 +485,7 @@ class RedisCluster(Server):
                 log=node_dir / "redis.log")
             ports.append(port)
         for port in ports:
-            self.wait_until(lambda: _redis_ping(port), f"PING on port {port}")
+            self.wait_until(lambda port=port: _redis_ping(port), f"PING on port {port}")
         self.run([cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports), "--cluster-yes"],
                  env=_clean_env())
 
@@ -566,10 +566,10 @@ class Memcached(Server):
             self.addresses.append(address)
         for address in self.addresses:
             if self.sasl:   # binary protocol only: ready when it accepts a connection
-                self.wait_until(lambda: socket.create_connection(address, timeout=1).close() or True,
+                self.wait_until(lambda address=address: socket.create_connection(address, timeout=1).close() or True,
                                 f"a connection to {address}")
             else:
-                self.wait_until(lambda: memcached_text(address, b"version\r\n").startswith(
+                self.wait_until(lambda address=address: memcached_text(address, b"version\r\n").startswith(
                     (b"VERSION", b"CLIENT_ERROR unauthenticated")), f"version on {address}")
         login = "%s:%s@" % (self.auth or self.sasl) if (self.auth or self.sasl) else ""
         if self.unix:
@@ -996,7 +996,7 @@ def cassandra_cluster(url: str, **kwargs):
 class CassandraNode:
     """One CassandraDaemon JVM of a Cassandra server or ring: its dir, yaml, process and log."""
 
-    def __init__(self, server: "Server", node_dir: Path, address: str, native_port: int, storage_port: int,
+    def __init__(self, server: Server, node_dir: Path, address: str, native_port: int, storage_port: int,
                  seeds: str, initial_token: int, auth: bool) -> None:
         self.server, self.dir, self.address, self.port = server, node_dir, address, native_port
         self.storage_port = storage_port
@@ -1152,7 +1152,7 @@ class CassandraRing(Server):
         """Until every node, as coordinator, reads system_auth at consistency ALL: all of them are up
         and each sees the others up."""
         for i, node in enumerate(self.nodes):
-            self.wait_until(lambda: _cassandra_read_all(self.node_url(i), node.address),
+            self.wait_until(lambda i=i, node=node: _cassandra_read_all(self.node_url(i), node.address),
                             f"a read at ALL coordinated by {node.address}")
 
     def stop_node(self, i: int, sig: int = signal.SIGTERM) -> None:

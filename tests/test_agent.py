@@ -302,7 +302,7 @@ def test_commands_that_need_the_terminal_run_in_process():
 
 def test_the_client_knows_which_global_options_take_a_value():
     valued = {f for o in verbs.global_options() if o.type != "bool" for f in o.flags}
-    assert client.VALUED_GLOBALS == valued
+    assert valued == client.VALUED_GLOBALS
 
 
 def test_the_socket_dir_is_platformdirs_user_runtime_dir(monkeypatch, tmp_path):

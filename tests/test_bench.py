@@ -391,7 +391,7 @@ def test_loading_again_says_to_pass_clean_redis(redis_db):
     run, rows = bench(url, *args, "--clean")
     assert run.code == 0, run.err
     assert (by_op(rows, "load")["INSERT"]["count"], by_op(rows, "load")["INSERT"]["errors"]) == (25, 0)
-    assert len([k for k in client.scan_iter("again:*", _type="hash")]) == 25
+    assert len(list(client.scan_iter("again:*", _type="hash"))) == 25
 
 
 def test_compare_side_by_side(redis_db, sqlite_url):

@@ -124,7 +124,7 @@ def test_hotspot_and_uniform():
     draws = [hot.next_value() for _ in range(20_000)]
     assert sum(1 for d in draws if d < 200) / len(draws) == pytest.approx(0.8, abs=0.02)
     uni = g.UniformLongGenerator(10, 19, rng)
-    assert set(uni.next_value() for _ in range(2000)) == set(range(10, 20))
+    assert {uni.next_value() for _ in range(2000)} == set(range(10, 20))
 
 
 def test_operation_chooser_proportions():

@@ -341,7 +341,8 @@ def test_inc_of_a_column_that_is_not_a_counter_and_upsert(cql):
     run = dbsh("-u", url, "--yes", "update", "scores", '{"id": 2, "name": "zed"}', '{"$set": {"n": 0}}', "--upsert",
                "--allow-filtering")
     assert run.code == 1 and run.err.splitlines()[-1] == (
-        "dbsh: error: --upsert on scores: the row id=2 exists but does not match the filter; dbsh does not overwrite it")
+        "dbsh: error: --upsert on scores: the row id=2 exists but does not match the filter; "
+        "dbsh does not overwrite it")
     assert rows(cql, "SELECT name, n FROM KS.scores WHERE id = 2") == [{"name": "b", "n": 2}]
     run = dbsh("-u", url, "update", "scores", '{"name": "c"}', '{"$set": {"n": 0}}', "--upsert", "--yes",
                "--allow-filtering")
@@ -399,7 +400,8 @@ def test_ttl_applies_to_every_column_written(cql):
     run = dbsh("-u", url, "insert", "sessions", '{"id": "s1", "user": "ann", "hits": 1}', "--ttl", "3600")
     assert run.code == 0, run.err
     assert dbsh("-u", url, "insert", "sessions", '{"id": "s2", "user": "bob", "hits": 2}').code == 0
-    ttls = {r.id: (r.tu, r.th) for r in session.execute(f"SELECT id, TTL(user) AS tu, TTL(hits) AS th FROM {ks}.sessions")}
+    ttls = {r.id: (r.tu, r.th)
+            for r in session.execute(f"SELECT id, TTL(user) AS tu, TTL(hits) AS th FROM {ks}.sessions")}
     assert 0 < ttls["s1"][0] <= 3600 and 0 < ttls["s1"][1] <= 3600
     assert ttls["s2"] == (None, None)
     run = dbsh("-u", url, "insert", "sessions", '{"id": "s3"}', "--ttl", "0")

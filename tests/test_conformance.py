@@ -17,8 +17,7 @@ from typing import Any
 
 import pytest
 
-from dbsh import drivers
-from dbsh import query as q
+from dbsh import drivers, query as q
 from dbsh.errors import UsageError
 from tests.conformance_cases import COLUMNS, DELETES, DOCS, FILTERS, PAGES, SORTS, UPDATES
 from tests.dbshtest import dbsh
@@ -264,4 +263,4 @@ def test_delete(store, delete_id, flt, options):
         assert len(left) == len(DOCS) - 1 and set(matched) - set(left)
         return
     assert run.json_lines()[0]["count"] == len(matched)
-    assert store.find_ids(name, {}) == sorted(set(d["id"] for d in DOCS) - set(matched))
+    assert store.find_ids(name, {}) == sorted({d["id"] for d in DOCS} - set(matched))

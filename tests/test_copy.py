@@ -300,7 +300,7 @@ def test_cassandra_types_into_postgres_and_a_missing_table_needs_create(cassandr
         conn.execute("set time zone 'America/New_York'")   # a timestamp must not be read as local time
         row = conn.execute(f'select id, tags, attrs, seen, at, price from "{b}"').fetchone()
     assert row == (str(row_id), ["a", "b"], {"x": 1}, ["2024-01-02T03:04:05+00:00"],
-                   dt.datetime(2024, 2, 29, 23, 30, tzinfo=dt.timezone.utc), decimal.Decimal("19.99"))
+                   dt.datetime(2024, 2, 29, 23, 30, tzinfo=dt.UTC), decimal.Decimal("19.99"))
 
 
 # -- interruption ----------------------------------------------------------------------------------

@@ -174,7 +174,7 @@ def test_update_one_upsert_and_errors(cli, couch, db):
     assert sum("tag" in d for d in couch.docs(db)) == 1
     [row] = ok(cli("update", db, '{"_id": "z", "k": 2}', '{"$set": {"n": 0}}', "--upsert"))
     assert row["action"] == "upserted" and row["ids"] == ["z"]
-    assert {k: v for k, v in next(d for d in couch.docs(db) if d["_id"] == "z").items()} == {"_id": "z", "k": 2, "n": 0}
+    assert dict(next(d for d in couch.docs(db) if d["_id"] == "z")) == {"_id": "z", "k": 2, "n": 0}
     before = couch.docs(db)
     fails(cli("update", db, '{"k": 1}', '{"$push": {"n": 1}}'), 2, "$push")
     fails(cli("update", db, '{"k": 1}', '{"$set": {"_id": "q"}}'), 2, "_id")

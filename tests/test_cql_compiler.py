@@ -11,11 +11,21 @@ import uuid
 
 import pytest
 
-from dbsh.drivers.cassandra.cql import (NAMED_MARKER, TableMeta, compile_delete, compile_insert, compile_select,
-                                        compile_update, full_key, quote_name, split_statements, without_literals)
+from dbsh import query as q
+from dbsh.drivers.cassandra.cql import (
+    NAMED_MARKER,
+    TableMeta,
+    compile_delete,
+    compile_insert,
+    compile_select,
+    compile_update,
+    full_key,
+    quote_name,
+    split_statements,
+    without_literals,
+)
 from dbsh.drivers.cassandra.urls import parse_url
 from dbsh.drivers.cassandra.values import coerce, split_type
-from dbsh import query as q
 from dbsh.errors import Unsupported, UsageError
 from dbsh.query import Filter, Update
 
@@ -62,7 +72,7 @@ def test_regular_column_range_needs_allow_filtering_and_says_why():
 def test_every_range_operator_on_a_clustering_column(op, sign):
     stmt = select(READINGS, {"sensor": "s1", "day": "2024-05-01", "ts": {op: "2024-05-01T10:00:00Z"}})
     assert stmt.text == f'SELECT * FROM "app"."readings" WHERE "sensor" = ? AND "day" = ? AND "ts" {sign} ?'
-    assert stmt.values == ["s1", dt.date(2024, 5, 1), dt.datetime(2024, 5, 1, 10, tzinfo=dt.timezone.utc)]
+    assert stmt.values == ["s1", dt.date(2024, 5, 1), dt.datetime(2024, 5, 1, 10, tzinfo=dt.UTC)]
     assert stmt.filtering is None
 
 
@@ -164,7 +174,7 @@ def test_paths_into_maps_and_collections_are_checked_by_dbsh():
     stmt = select(meta, {"address.city": "Oslo", "tags": "red"}, fields=["id"], allow_filtering=True)
     assert stmt.text == 'SELECT "id", "address", "tags" FROM "app"."people"'
     assert stmt.work == "checks the path 'address.city', a condition on 'tags' (list<text>) on each row"
-    with pytest.raises(UsageError, match="unknown column 'nope.city'"):
+    with pytest.raises(UsageError, match=r"unknown column 'nope\.city'"):
         select(meta, {"nope.city": 1}, allow_filtering=True)
 
 
@@ -217,7 +227,7 @@ def test_sort_follows_the_clustering_order_or_its_reverse_else_dbsh_sorts():
 def test_insert_statement_and_missing_key():
     assert compile_insert(USERS, ("user_id", "name")) == 'INSERT INTO "app"."users" ("user_id", "name") VALUES (?, ?)'
     assert compile_insert(USERS, ("user_id",), ttl=60).endswith("VALUES (?) USING TTL ?")
-    with pytest.raises(UsageError, match="missing primary key column.*'user_id'.*--generate-id"):
+    with pytest.raises(UsageError, match=r"missing primary key column.*'user_id'.*--generate-id"):
         compile_insert(USERS, ("name",))
 
 
@@ -235,7 +245,7 @@ def test_update_statement_and_rules():
     assert stmt.values == ["Bo"] and stmt.increments == [("age", -2)]
     with pytest.raises(UsageError, match="cannot \\$inc 'name': it is a text column, not a number"):
         compile_update(USERS, Update({"$inc": {"name": 1}}))
-    with pytest.raises(UsageError, match="cannot \\$inc 'age' by 0.5: it is a int column"):
+    with pytest.raises(UsageError, match=r"cannot \$inc 'age' by 0\.5: it is a int column"):
         compile_update(USERS, Update({"$inc": {"age": 0.5}}))
     with pytest.raises(Unsupported, match="primary key column 'user_id'"):
         compile_update(USERS, Update({"$set": {"user_id": UID}}))
@@ -252,7 +262,7 @@ def test_update_of_one_map_entry():
     for change in ({"$set": {"f.a": 1}}, {"$set": {"n.a": 1}}, {"$inc": {"m.a": 1}}, {"$set": {"m.a.b": 1}}):
         with pytest.raises(Unsupported, match="one entry of a map column that is not frozen"):
             compile_update(meta, Update(change))
-    with pytest.raises(UsageError, match="unknown column 'x.a'"):
+    with pytest.raises(UsageError, match=r"unknown column 'x\.a'"):
         compile_update(meta, Update({"$set": {"x.a": 1}}))
 
 
@@ -272,7 +282,7 @@ def test_values_are_coerced_to_the_column_type():
     assert coerce("bigint", "42", "n") == 42
     assert coerce("double", 3, "x") == 3.0 and isinstance(coerce("double", 3, "x"), float)
     assert coerce("decimal", 1.1, "d") == decimal.Decimal("1.1")
-    assert coerce("timestamp", 0, "t") == dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+    assert coerce("timestamp", 0, "t") == dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
     assert coerce("inet", "::1", "ip") == "::1"
     assert coerce("blob", "hi", "b") == b"hi"
     assert coerce("set<text>", ["a", "b", "a"], "s") == {"a", "b"}

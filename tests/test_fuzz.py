@@ -15,8 +15,7 @@ import os
 import re
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tests.dbshtest import dbsh
 from tests.native import KINDS, fixture_of, snapshot

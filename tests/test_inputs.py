@@ -50,7 +50,8 @@ def test_csv_inference_and_width_errors():
 
 
 def test_infer_scalar():
-    assert [infer_scalar(v) for v in ["", "0", "-7", "1e3", "007", "TRUE", "x"]] == [None, 0, -7, 1000.0, "007", True, "x"]
+    got = [infer_scalar(v) for v in ["", "0", "-7", "1e3", "007", "TRUE", "x"]]
+    assert got == [None, 0, -7, 1000.0, "007", True, "x"]
 
 
 def test_format_from_extension_and_gzip(tmp_path):
@@ -64,7 +65,7 @@ def test_format_from_extension_and_gzip(tmp_path):
 
 
 def test_missing_file():
-    with pytest.raises(UsageError, match="cannot read /nonexistent.jsonl"):
+    with pytest.raises(UsageError, match=r"cannot read /nonexistent\.jsonl"):
         open_documents("/nonexistent.jsonl")
 
 
@@ -196,7 +197,7 @@ def test_a_20_mb_element_is_read_whole(tmp_path):
     big = {"blob": "x" * 20_000_000, "list": [{"a": i, "s": "}]"} for i in range(1000)]}
     path = tmp_path / "big.json"
     path.write_bytes(b'[{"before": 1},\n' + json.dumps(big).encode() + b',\n{"after": 2}]')
-    got = [b for b in open_documents(str(path)).batches(1000)]
+    got = list(open_documents(str(path)).batches(1000))
     assert [len(d) for d in got[0].docs] == [1, 2, 1] and got[0].docs[1] == big
     assert list(got[0].positions) == [1, 2, 3]
 

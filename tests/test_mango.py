@@ -14,8 +14,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from dbsh import query as q
 from dbsh.drivers.couchdb.mango import NOTHING, find_plan, regex, selector

@@ -260,8 +260,9 @@ def test_failed_revision_blocks_until_resolved(target, revs):
     (revs / "r3_breaks.py").write_text(FAILING)
     first = run(url, "upgrade", "--dir", d)
     assert first.code == 1
-    assert first.err.strip().splitlines()[-1] == ("dbsh: error: revision r3 failed: RuntimeError: boom in r3; it is recorded as "
-                                 "failed and later runs refuse until `dbsh migrate resolve r3` (or --force)")
+    assert first.err.strip().splitlines()[-1] == ("dbsh: error: revision r3 failed: RuntimeError: boom in r3; it is "
+                                                  "recorded as failed and later runs refuse until "
+                                                  "`dbsh migrate resolve r3` (or --force)")
     assert native.records() == {"r1": "applied", "r2": "applied", "r3": "failed"}
     assert native.users() == [("Ann", 2)]
 
@@ -447,7 +448,8 @@ def test_dry_run_lists_operations_and_says_when_it_cannot(target, revs):
         "would upgrade r1: seed users",
         "    insert mig_users 1 document",
         "would upgrade r2: count a visit",
-        '    update mig_users {"filter":{"name":"Ann"},"update":' + json.dumps(change(kind), separators=(",", ":")) + '}',
+        '    update mig_users {"filter":{"name":"Ann"},"update":' + json.dumps(change(kind), separators=(",", ":"))
+        + '}',
         "would upgrade r3: native index",
         "    (uses the native client: operations not listed)",
     ]

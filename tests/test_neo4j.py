@@ -14,8 +14,16 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from dbsh.drivers.neo4j.cypher import (CypherFilter, compile_find, compile_update, cypher_regex, plan_rows,
-                                       quote_name, split_statements)
+from dbsh.drivers.neo4j.cypher import (
+    CypherFilter,
+    compile_find,
+    compile_update,
+    cypher_regex,
+    plan_rows,
+    quote_name,
+    split_statements,
+)
+from dbsh.errors import UsageError
 from dbsh.query import Filter, Update, parse_filter
 from tests.dbshtest import closed_port, dbsh, dbsh_process, port_of, silent_port
 
@@ -551,7 +559,7 @@ def test_cypher_compiler_quotes_names_and_binds_values():
     assert c.compile(parse_filter({"a": {"$not": {"$gt": 1}}})) == "(NOT coalesce(n.`a` > $p0, false))"
     assert cypher_regex("^a", "i") == r"(?i)[\s\S]*(?:^a)[\s\S]*"
     for bad in ("", "a\x00b", 5):
-        with pytest.raises(Exception):
+        with pytest.raises(UsageError):
             quote_name(bad)
 
 

@@ -288,6 +288,21 @@ def test_completion_from_the_live_schema(db):
         shell.loop()
 
 
+def test_named_query_names_complete(db):
+    from dbsh import config
+
+    config.save_named_query("older", "select name from people where age > $1;")
+    config.save_named_query("oldest", "select max(age) from people;")
+    with create_pipe_input() as pipe:
+        pipe.send_text("\\q\r")
+        shell = Shell(resolve(url_of(db)), settings={}, out=io.StringIO(), err=io.StringIO(), pt_input=pipe,
+                      pt_output=DummyOutput())
+        shell.prompt_session = shell._prompt_session()
+        assert completions(shell, "\\n ol") == ["older", "oldest"]
+        assert completions(shell, "\\nd olde") == ["older", "oldest"]
+        shell.loop()
+
+
 # -- the command line: `dbsh` alone ------------------------------------------------------------
 
 def test_dbsh_alone_reads_statements_from_stdin(db):

@@ -326,8 +326,9 @@ def test_cypher_completion_offers_every_label_and_only_property_keys(neo4j_url, 
 
 
 def cypher(url, text, **params) -> list[dict]:
-    import neo4j
     from urllib.parse import urlsplit
+
+    import neo4j
 
     parts = urlsplit(url)
     with neo4j.GraphDatabase.driver(f"bolt://{parts.hostname}:{parts.port}",

@@ -32,7 +32,8 @@ def test_resume_without_a_checkpoint_refuses_a_destination_with_rows(request, tm
 
 def test_resume_after_a_finished_import_writes_nothing(sqlite_url, tmp_path):
     """A run that finished (killed, say, before it could exit) leaves its checkpoint marked finished:
-    --resume then writes nothing more (and reports the import's total), where starting over would add every row again."""
+    --resume then writes nothing more (and reports the import's total), where starting over would add every row
+    again."""
     path = tmp_path / "rows.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
     assert dbsh("-u", sqlite_url, "insert", "people", "--file", str(path), "--create").code == 0

@@ -147,15 +147,15 @@ def test_neo4j_is_the_real_community_server_with_auth_and_routing(neo4j_url):
         assert [r["i"] for r in records] == [7]
         driver.execute_query("MATCH (n:Smoke) DELETE n")
     for bad in (("neo4j", "wrong"), None):   # auth is on: a wrong password, or none, is refused
-        with neo4j.GraphDatabase.driver(f"bolt://127.0.0.1:{parts.port}", auth=bad) as driver:
-            with pytest.raises(neo4j.exceptions.AuthError):
-                driver.verify_connectivity()
+        with (neo4j.GraphDatabase.driver(f"bolt://127.0.0.1:{parts.port}", auth=bad) as driver,
+              pytest.raises(neo4j.exceptions.AuthError)):
+            driver.verify_connectivity()
 
 
 def test_neo4j_without_its_jars_is_an_error_not_a_skip(monkeypatch, tmp_path):
     monkeypatch.setattr(servers, "NEO4J_DIR", tmp_path)
     server = servers.Neo4j()
-    with pytest.raises(servers.ServerError, match="Neo4j jars not found .*run scripts/install-test-deps"):
+    with pytest.raises(servers.ServerError, match=r"Neo4j jars not found .*run scripts/install-test-deps"):
         server.start()
     assert server.dir is None and not server.procs
 

@@ -8,6 +8,7 @@ import pytest
 
 from tests.dbshtest import dbsh, dbsh_process
 
+
 @pytest.fixture(params=["postgres", "mariadb"])
 def server(request):
     url = request.getfixturevalue(f"{request.param}_url")

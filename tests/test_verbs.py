@@ -13,12 +13,11 @@ import json
 import sqlite3
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
-
-from pathlib import Path
 
 from dbsh import argv, cli, verbs
 from dbsh.repl import meta

@@ -15,7 +15,6 @@ terminal (the shell, -W, connect) always run in-process. The server is dbsh.agen
 
 from __future__ import annotations
 
-
 DEFAULT_IDLE_TIMEOUT = 900.0   # seconds without a command before the agent exits
 
 

@@ -98,7 +98,8 @@ def forward(args: list[str]) -> int | None:
 
 
 def _wait(sock, protocol) -> int:
-    import _signal
+    # signal's C core: no enum to import (start-up time); typeshed has no stub for it
+    import _signal  # type: ignore[import-not-found]
 
     def interrupt(signum, frame):
         try:

@@ -65,8 +65,8 @@ def command(call) -> int:
     action = call.values["action"]
     out = Renderer(call.settings.fmt)
     if action == "status":
-        found = status() or {"running": False, "socket": paths.socket_path()}
-        out.rows([found], list(found))
+        shown = status() or {"running": False, "socket": paths.socket_path()}
+        out.rows([shown], list(shown))
         return 0
     if action == "start":
         found = status()

@@ -72,8 +72,9 @@ def recv_with_fds(sock, most: int = 3) -> tuple[bytes | None, list[int]]:
     return (None if whole is None else whole[4:]), fds
 
 
-def encode_request(op: str, *, argv: list[str] = (), cwd: str = "", umask: int = 0o022, ttys: str = "000",
-                   encodings: list[str] = (), env: dict[str, str] | None = None) -> bytes:
+def encode_request(op: str, *, argv: list[str] | tuple[str, ...] = (), cwd: str = "", umask: int = 0o022,
+                   ttys: str = "000", encodings: list[str] | tuple[str, ...] = (),
+                   env: dict[str, str] | None = None) -> bytes:
     fields = [VERSION, op.encode(), os.fsencode(cwd), b"%d" % umask, ttys.encode(),
               "\n".join(encodings).encode(), b"%d" % len(argv)]
     fields += [os.fsencode(a) for a in argv]

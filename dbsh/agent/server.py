@@ -113,11 +113,13 @@ def _close_unread(conn: socket.socket) -> None:
 
 
 def peer_uid(conn: socket.socket) -> int:
+    """The user id of the process at the other end: SO_PEERCRED (Linux). Elsewhere an OSError, and the
+    connection is closed unserved: Python has no getpeereid(), and a peer that cannot be checked is
+    never served."""
     if hasattr(socket, "SO_PEERCRED"):
         _, uid, _ = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
         return uid
-    uid, _ = os.getpeereid(conn.fileno())   # BSD, macOS   # pragma: no cover
-    return uid
+    raise OSError("no SO_PEERCRED: cannot tell which user connected")   # pragma: no cover
 
 
 class Agent:
@@ -127,7 +129,7 @@ class Agent:
         self.pool = SessionPool()
         self.jobs: queue.Queue = queue.Queue()
         self.lock = threading.Lock()
-        self.running = None            # the connection whose command runs now
+        self.running: socket.socket | None = None   # the connection whose command runs now
         self.interruptible = False
         self.stopping = False
         self.started = time.time()
@@ -142,7 +144,7 @@ class Agent:
 
         directory = os.path.dirname(self.path)
         paths.make_private_dir(directory)
-        self._lock_file = open(os.path.join(directory, paths.LOCK), "a")
+        self._lock_file = open(os.path.join(directory, paths.LOCK), "a")  # noqa: SIM115 - held while the agent runs
         try:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -317,10 +319,12 @@ class Agent:
             enc = request["encodings"] + ["utf-8", "strict"] * 3
             tty_out = request["ttys"][1:2] == "1"
             # as Python makes its own: stdout line-buffered on a terminal, stderr always
-            sys.stdin = open(0, "r", encoding=enc[0], errors=enc[1], newline="\n", closefd=False)
-            sys.stdout = open(1, "w", buffering=1 if tty_out else -1, encoding=enc[2], errors=enc[3],
+            # (SIM115: the command's streams, closed with the others in `streams` when it ends)
+            sys.stdin = open(0, encoding=enc[0], errors=enc[1], newline="\n", closefd=False)  # noqa: SIM115
+            sys.stdout = open(1, "w", buffering=1 if tty_out else -1, encoding=enc[2], errors=enc[3],  # noqa: SIM115
                               newline="\n", closefd=False)
-            sys.stderr = open(2, "w", buffering=1, encoding=enc[4], errors=enc[5], newline="\n", closefd=False)
+            sys.stderr = open(2, "w", buffering=1, encoding=enc[4], errors=enc[5], newline="\n",  # noqa: SIM115
+                              closefd=False)
             streams = [sys.stdin, sys.stdout, sys.stderr]
             _replace_environ(request["env"])
             os.chdir(request["cwd"])
@@ -374,8 +378,8 @@ def main(argv: list[str] | None = None) -> int:
     if "--idle-timeout" in args:
         idle = float(args[args.index("--idle-timeout") + 1])
     # imports a command needs, loaded once here rather than by the first command
-    import dbsh.cli  # noqa: F401
-    import dbsh.commands  # noqa: F401
+    import dbsh.cli
+    import dbsh.commands
     import dbsh.output  # noqa: F401
     return Agent(idle).serve()
 

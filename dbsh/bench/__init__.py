@@ -15,7 +15,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 
-from dbsh.errors import ConnectError, DbshError, EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNTIME, QueryError, UsageError
+from dbsh.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNTIME, ConnectError, DbshError, QueryError, UsageError
 
 __all__ = ["bench", "parse_duration"]
 

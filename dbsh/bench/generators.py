@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 import random
 import threading
-from typing import Callable
+from collections.abc import Callable
+from typing import Protocol
 
 FNV_OFFSET_BASIS_64 = 0xCBF29CE484222325
 FNV_PRIME_64 = 1099511628211
@@ -71,6 +72,12 @@ def zeta_large(n: int, theta: float, exact: int = 100_000) -> float:
     return head + integral + ends + slope
 
 
+class NumberGenerator(Protocol):
+    """What the workload draws key numbers and lengths from: any of the integer generators here."""
+
+    def next_value(self) -> int: ...
+
+
 class CounterGenerator:
     """A counter from ``start``; lastValue() is the last number handed out."""
 
@@ -109,11 +116,11 @@ class ZipfianGenerator:
         self.zetan = zetastatic(0, self.items, self.theta, 0) if zetan is None else zetan
         self.countforzeta = self.items
         self.eta = (1 - (2.0 / self.items) ** (1 - self.theta)) / (1 - self.zeta2theta / self.zetan)
-        self.last = None
+        self.last: int | None = None
         self.next_value()
 
     @classmethod
-    def of_items(cls, items: int, rng: random.Random) -> "ZipfianGenerator":
+    def of_items(cls, items: int, rng: random.Random) -> ZipfianGenerator:
         return cls(0, items - 1, rng)
 
     def next_long(self, itemcount: int) -> int:

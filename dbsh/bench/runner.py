@@ -18,8 +18,8 @@ import random
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from hdrh.histogram import HdrHistogram
 
@@ -156,6 +156,8 @@ class _Worker:
         seed = None if spec.seed is None else spec.seed * 1000 + self.index
         rng = random.Random(seed)
         shared = self.shared
+        inserts: g.LocalInsertSequence | g.SharedInsertSequence
+        total: int | None
         if spec.phase == "load":
             lo, hi = split(w.insertcount, spec.threads, self.index)
             keys = iter(range(w.insertstart + lo, w.insertstart + hi))
@@ -194,8 +196,9 @@ class _Worker:
         stop, progress, slot = self.shared["stop"], self.shared["progress"], 2 * self.index
         perf, sleep, acknowledge, fail = time.perf_counter, time.sleep, inserts.acknowledge, self.fail
         deadline = None if spec.duration is None else perf() + spec.duration
-        interval = None if not spec.rate else spec.threads / spec.rate
-        t0 = perf() + (0 if interval is None else self.index * (1 / spec.rate))
+        rate = spec.rate
+        interval = None if not rate else spec.threads / rate
+        t0 = perf() + (0 if not rate else self.index * (1 / rate))
         for kind in OPERATIONS:
             tallies[kind] = {}
         done = 0
@@ -343,7 +346,9 @@ def run_phase(target, workload: Workload, spec: PhaseSpec,
         "insert_lock": ctx.Lock(),
     }
     results = ctx.Queue()
-    procs = [ctx.Process(target=_child, args=(i, target, workload, spec, shared, results), daemon=True)
+    # (typeshed gives get_context(str) the BaseContext, which lacks Process; every real context has it)
+    procs = [ctx.Process(target=_child, args=(i, target, workload, spec, shared, results),  # type: ignore[attr-defined]
+                         daemon=True)
              for i in range(threads)]
     for p in procs:
         p.start()

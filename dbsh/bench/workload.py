@@ -5,9 +5,10 @@ from __future__ import annotations
 import random
 import re
 import string
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from dbsh.bench import generators as g
 from dbsh.errors import UsageError
@@ -166,7 +167,7 @@ class Workload:
     insertcount: int
 
     @classmethod
-    def from_properties(cls, props: dict[str, Any]) -> "Workload":
+    def from_properties(cls, props: dict[str, Any]) -> Workload:
         table = str(props["table"])
         if not NAME.match(table):
             raise UsageError(f"invalid table name {table!r}", hint="letters, digits and _, starting with a letter")
@@ -237,7 +238,7 @@ class Operations:
         self.pool = bytes(rng.choice(_PRINTABLE) for _ in range(8192)).decode() * (2 + w.fieldlength // 8192)
         self.fieldlength = self._length_generator(w.fieldlengthdistribution, 1, w.fieldlength)
         self.scanlength = self._length_generator(w.scanlengthdistribution, w.minscanlength, w.maxscanlength)
-        self.keychooser = None
+        self.keychooser: g.NumberGenerator | None = None   # (the run phase's; loading inserts in order)
         # without inserts in the mix nothing moves the acknowledged insert counter: read its limit once
         self.fixed_limit = inserts.last_value() if phase == "run" and not dict(w.proportions)["INSERT"] else None
         self._keys: dict[int, str] = {}   # keynum -> key name (FNV hash + padding), bounded
@@ -257,9 +258,10 @@ class Operations:
                 self.keychooser = g.HotspotIntegerGenerator(start, start + count - 1, w.hotspotdatafraction,
                                                             w.hotspotopnfraction, rng)
 
-    def _length_generator(self, dist: str, low: int, high: int):
+    def _length_generator(self, dist: str, low: int, high: int) -> Callable[[], int]:
         if dist == "constant":
             return lambda: high
+        gen: g.NumberGenerator
         if dist == "uniform":
             gen = g.UniformLongGenerator(low, high, self.rng)
         else:
@@ -281,8 +283,9 @@ class Operations:
     def next_keynum(self) -> int:
         """CoreWorkload.nextKeynum: never a key beyond the last acknowledged insert."""
         limit = self.fixed_limit if self.fixed_limit is not None else self.inserts.last_value()
+        chooser = cast(g.NumberGenerator, self.keychooser)   # (set: only the run phase draws keys)
         while True:
-            keynum = self.keychooser.next_value()
+            keynum = chooser.next_value()
             if keynum <= limit:
                 return keynum
 

@@ -13,15 +13,16 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from dbsh import DEFAULT_BATCH
+from dbsh.bulk import readahead
 from dbsh.bulk.checkpoint import Checkpoint
 from dbsh.bulk.load import ErrorLog, Load, Outcome, Progress, _finish, _resume
 from dbsh.bulk.locations import open_location
-from dbsh.bulk import readahead
 from dbsh.bulk.values import converter, parse_map
 from dbsh.drivers.base import Session
 from dbsh.errors import UsageError
@@ -54,7 +55,7 @@ def import_file(session: Session, collection: str, path: str, *, input_format: s
     log = ErrorLog(errors, max_errors, append=resumed)
     bar = Progress(f"{Path(path).name if path != '-' else 'stdin'} → {collection}", None, progress, size=reader.size)
     load = Load(session, collection, create, None, log, ck, bar, "line")
-    batches = reader.batches(batch, ck.position if resumed else 0)
+    batches = reader.batches(batch, ck.position if ck is not None and resumed else 0)
     closers = [bar.close, log.close]
     apart = readahead.CAN_FORK and session.prepares_apart
     if apart or not session.capabilities.embedded:   # (SQLite gains nothing from a thread reading ahead)

@@ -78,7 +78,7 @@ class Checkpoint:
     _fd: int | None = None
 
     @classmethod
-    def for_run(cls, source: str, destination: str) -> "Checkpoint":
+    def for_run(cls, source: str, destination: str) -> Checkpoint:
         key = hashlib.sha256(f"{source}\n{destination}".encode()).hexdigest()[:24]
         _prune(checkpoint_dir())
         return cls(checkpoint_dir() / f"{key}.json", source, destination)

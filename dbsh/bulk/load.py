@@ -7,8 +7,9 @@ import gc
 import signal
 import sys
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from dbsh.bulk.checkpoint import Checkpoint, destination_count
 from dbsh.drivers.base import Session, WriteResult
@@ -28,7 +29,7 @@ class ErrorLog:
         self._file = None
         if path:
             try:
-                self._file = open(path, "a" if append else "w", encoding="utf-8")
+                self._file = open(path, "a" if append else "w", encoding="utf-8")  # noqa: SIM115 - close() closes it
             except OSError as e:
                 raise UsageError(f"cannot write --errors {path}: {e.strerror}") from None
 
@@ -105,12 +106,12 @@ class Progress:
             from rich.progress import (
                 BarColumn,
                 MofNCompleteColumn,
+                Progress as Bar,
                 TaskProgressColumn,
                 TextColumn,
                 TimeElapsedColumn,
                 TimeRemainingColumn,
             )
-            from rich.progress import Progress as Bar
 
             count = MofNCompleteColumn() if size is None else TaskProgressColumn()
             columns = [TextColumn("{task.description}"), BarColumn(), count]
@@ -186,7 +187,7 @@ class Load:
     written: int = 0
     ids: list | None = field(default_factory=list)
 
-    def drive(self, batches: Iterator[Batch], *closers) -> tuple["StopSignal", float]:
+    def drive(self, batches: Iterator[Batch], *closers) -> tuple[StopSignal, float]:
         """Run the batches under Ctrl-C/SIGTERM handling, then close what the caller opened,
         whatever happens; returns the signal state and the seconds it took."""
         started = time.perf_counter()
@@ -213,7 +214,7 @@ class Load:
                 self.errors.add({self.where_name: row.line}, row.reason, row.text)
             bad = len(batch.bad)
             if self.convert is not None:
-                batch, failed = self._converted(batch)
+                batch, failed = self._converted(batch, self.convert)
                 bad += failed
             if ck is not None:
                 ck.pending = {"end": batch.end, "good": len(batch), "bad": bad}
@@ -230,13 +231,13 @@ class Load:
             if stop.requested:
                 return
 
-    def _converted(self, batch: Batch) -> tuple[Batch, int]:
+    def _converted(self, batch: Batch, convert: Callable[[dict], dict]) -> tuple[Batch, int]:
         """The batch's documents through ``convert`` (copy's type mapping); a document it refuses
         goes to the errors file."""
         docs, positions, source, failed = [], [], [], 0
         for position, doc in zip(batch.positions, batch.documents()):
             try:
-                docs.append(self.convert(doc))
+                docs.append(convert(doc))
             except (DbshError, ValueError, TypeError) as e:
                 failed += 1
                 self.errors.add({self.where_name: position}, str(e), doc)
@@ -281,7 +282,7 @@ class Load:
         return result.count, 0
 
     def _partial(self, e: DbshError) -> DbshError:
-        if getattr(e, "counted", False):
+        if e.counted:
             return e
         e.counted = True
         if isinstance(e, PartialWrite):

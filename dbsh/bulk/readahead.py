@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from typing import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 
 from dbsh.errors import DbshError
 from dbsh.inputs import Batch
@@ -19,7 +19,8 @@ class _ReadFailed:
         self.error = error
 
 
-def read_ahead(batches: Iterator[Batch], prepare: Callable[[Batch], None], *, apart: bool = False) -> Iterator[Batch]:
+def read_ahead(batches: Iterator[Batch], prepare: Callable[[Batch], None], *,
+               apart: bool = False) -> Generator[Batch, None, None]:
     """The batches, read, parsed and prepared (``prepare``: the destination's prepare_batch) ahead of
     the writer: while the database server works on one batch, the next one is made ready. With
     ``apart`` (the destination's prepares_apart, where CAN_FORK), by a forked process, which shares
@@ -37,7 +38,7 @@ CAN_FORK = sys.platform.startswith("linux")
 _FRAME = "<Q"   # each batch handed over: its pickle's length, then the pickle
 
 
-def _read_ahead_forked(batches: Iterator[Batch], prepare: Callable[[Batch], None]) -> Iterator[Batch]:
+def _read_ahead_forked(batches: Iterator[Batch], prepare: Callable[[Batch], None]) -> Generator[Batch, None, None]:
     """read_ahead in a forked child, which reads and prepares each batch and hands it over, pickled,
     through a pipe (jsonl documents as their lines: Batch.__getstate__). The child ignores Ctrl-C,
     which the writer handles; it ends when the writer stops reading (it is killed) or goes away
@@ -84,11 +85,11 @@ def _read_ahead_forked(batches: Iterator[Batch], prepare: Callable[[Batch], None
                     import traceback
 
                     try:   # the error itself if it pickles (and unpickles), else its text
-                        error = pickle.dumps(e, protocol=pickle.HIGHEST_PROTOCOL)
+                        pickled: bytes | None = pickle.dumps(e, protocol=pickle.HIGHEST_PROTOCOL)
                     except Exception:  # noqa: BLE001
-                        error = None
+                        pickled = None
                     try:
-                        send(("error", (error, f"{type(e).__name__}: {e}", traceback.format_exc())))
+                        send(("error", (pickled, f"{type(e).__name__}: {e}", traceback.format_exc())))
                     except BrokenPipeError:
                         pass
         finally:
@@ -106,9 +107,9 @@ def _read_ahead_forked(batches: Iterator[Batch], prepare: Callable[[Batch], None
                 if kind == "end":
                     return
                 if kind == "error":
-                    error, text, where = item
+                    sent, text, where = item
                     try:
-                        error = pickle.loads(error)
+                        error = pickle.loads(sent)
                     except Exception:  # noqa: BLE001 - (one whose class takes other arguments)
                         error = DbshError(text)
                     error.add_note(f"raised in the process reading ahead:\n{where}")   # (what --debug shows)
@@ -122,7 +123,8 @@ def _read_ahead_forked(batches: Iterator[Batch], prepare: Callable[[Batch], None
             pass
 
 
-def _read_ahead_thread(batches: Iterator[Batch], prepare: Callable[[Batch], None], depth: int = 2) -> Iterator[Batch]:
+def _read_ahead_thread(batches: Iterator[Batch], prepare: Callable[[Batch], None],
+                       depth: int = 2) -> Generator[Batch, None, None]:
     """read_ahead in a background thread, up to ``depth`` batches ahead (the writer waits on its
     socket without the GIL)."""
     import queue

@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from dbsh.drivers.base import Session
 from dbsh.errors import UsageError

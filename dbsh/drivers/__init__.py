@@ -108,7 +108,8 @@ BUILTIN: tuple[Backend, ...] = (
                    Flag("trace", ("--trace",), "Show the query trace.", verbs=("query",)),
                    TTL,
                    Flag("generate_id", ("--generate-id",), "Generate a missing id (a uuid).", verbs=("insert",))),
-            bench="dbsh.drivers.cassandra.bench:CassandraAdapter", migrate="dbsh.drivers.cassandra.migrate:CassandraStore",
+            bench="dbsh.drivers.cassandra.bench:CassandraAdapter",
+            migrate="dbsh.drivers.cassandra.migrate:CassandraStore",
             example="cassandra://host:9042/keyspace",
             # every filter, sort and update of the conformance suite gets MongoDB's answer: what CQL cannot say
             # ($or, $ne, $regex, null, paths into maps, any sort) dbsh checks or sorts on the rows it reads

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from dbsh.errors import DbshError, Unsupported, UsageError
 from dbsh.query import Filter, Update
@@ -68,7 +69,7 @@ class Result:
             close()
 
     @classmethod
-    def status(cls, message: str) -> "Result":
+    def status(cls, message: str) -> Result:
         return cls((), None, message=message)
 
 
@@ -140,7 +141,7 @@ class Session:
                 setattr(cls, name, _guarded(name, method))
         execute = cls.__dict__.get("execute")
         if execute is not None and not getattr(execute, "_guarded", False):
-            setattr(cls, "execute", _guarded_execute(execute))
+            setattr(cls, "execute", _guarded_execute(execute))  # noqa: B010 - mypy refuses assigning a method
 
     def option(self, name: str, default: Any = None) -> Any:
         return self.options.get(name, default)
@@ -472,7 +473,7 @@ def _guarded(verb: str, method):
             self.require_writable("insert" if verb == "insert_batch" else verb)
         return method(self, *args, **kwargs)
 
-    guarded._guarded = True
+    guarded._guarded = True  # type: ignore[attr-defined]  # a marker on the function: no type says it has one
     return guarded
 
 
@@ -485,5 +486,5 @@ def _guarded_execute(method):
             self.check_statement(text)
         return method(self, text, *args, **kwargs)
 
-    guarded._guarded = True
+    guarded._guarded = True  # type: ignore[attr-defined]  # a marker on the function: no type says it has one
     return guarded

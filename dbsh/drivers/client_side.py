@@ -13,7 +13,8 @@ import heapq
 import itertools
 import pickle
 import tempfile
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from dbsh import query as q
 
@@ -25,6 +26,7 @@ class _Descending:
     """A sort key in reverse, so that one tuple of keys sorts fields in mixed directions."""
 
     __slots__ = ("key",)
+    __hash__ = None   # compared, never hashed
 
     def __init__(self, key: tuple):
         self.key = key
@@ -67,7 +69,7 @@ def sort_documents(docs: Iterable[dict], sort: list[tuple[str, int]], *, keep: i
                 return
             if not chunk:
                 break
-            run = tempfile.TemporaryFile(prefix="dbsh-sort-")
+            run = tempfile.TemporaryFile(prefix="dbsh-sort-")  # noqa: SIM115 - kept open in runs, closed after the merge
             runs.append(run)
             for item in chunk:   # one pickle each (a shared memo would outgrow memory)
                 pickle.dump(item, run, protocol=pickle.HIGHEST_PROTOCOL)

@@ -11,11 +11,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
-import socket   # gethostname: os.uname() does not exist on Windows
+import socket  # gethostname: os.uname() does not exist on Windows
 import sys
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
@@ -65,7 +66,7 @@ def checksum(path: str) -> str:
 
 
 def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
 
 class PlanOnly(Exception):
@@ -155,12 +156,12 @@ class NoSqlMigrations:
                                  hint="run dbsh migrate init to make it, or use --dir PATH")
             try:
                 self._script = ScriptDirectory(str(self.dir), version_locations=[str(self.dir)])
-                self._script.revision_map.heads   # load and check every file now
+                self._script.revision_map.heads  # noqa: B018 - load and check every file now
             except CommandError as e:
                 raise UsageError(one_line(str(e))) from None
             except DbshError:
                 raise
-            except Exception as e:  # a revision file that does not even import
+            except Exception as e:  # noqa: BLE001 - a revision file that does not even import
                 raise UsageError(f"cannot load the revisions in {self.dir}: {one_line(f'{type(e).__name__}: {e}')}") \
                     from None
         return self._script
@@ -330,7 +331,8 @@ class NoSqlMigrations:
                 for rev_id in records:
                     if rev_id not in keep:
                         store.remove(rev_id)
-                        rows.append({"action": "unstamp", "revision": rev_id, "message": records[rev_id].get("message")})
+                        rows.append({"action": "unstamp", "revision": rev_id,
+                                     "message": records[rev_id].get("message")})
         finally:
             session.close()
         self.report.rows(rows, lambda r: f"{r['action']} {r['revision']}: {r['message']}",
@@ -393,7 +395,9 @@ class NoSqlMigrations:
         rows = []
         for rev in self.revisions():
             r = records.get(rev.revision, {})
-            state = {"running": "interrupted"}.get(r.get("state"), r.get("state") or "pending")
+            state = r.get("state") or "pending"
+            if state == "running":   # a run that never finished
+                state = "interrupted"
             row = {"revision": rev.revision, "down_revision": _ids(rev.down_revision), "message": rev.doc or "",
                    "state": state, "applied_at": r.get("applied_at"),
                    "checksum_changed": bool(r.get("checksum")) and r["checksum"] != checksum(rev.path)}

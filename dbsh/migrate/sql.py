@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 import socket
-from argparse import Namespace
 import sys
 import time
 import zlib
+from argparse import Namespace
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import command

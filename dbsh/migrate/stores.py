@@ -41,7 +41,7 @@ def now_ms() -> int:
 class Lease:
     """Hold a store's lock for a ``with`` block, renewing it every third of the lease in a thread."""
 
-    def __init__(self, store: "Store", owner: str, *, lease: float, timeout: float | None, where: str):
+    def __init__(self, store: Store, owner: str, *, lease: float, timeout: float | None, where: str):
         self.store = store
         self.owner = owner
         self.lease_ms = int(lease * 1000)
@@ -51,7 +51,7 @@ class Lease:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def __enter__(self) -> "Lease":
+    def __enter__(self) -> Lease:
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         pause = 0.05
         while not self.store.try_lock(self.owner, self.lease_ms):

@@ -15,20 +15,32 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from contextlib import ExitStack, contextmanager
 from itertools import chain, islice
-from typing import Iterable
+from typing import TYPE_CHECKING, TextIO
 
-from dbsh import context
+from dbsh import context, statements
 from dbsh.commands import Declined
 from dbsh.drivers.base import Result
-from dbsh.errors import (EXIT_INTERRUPTED, EXIT_RUNTIME, ConnectError, DbshError, QueryError, Unsupported,
-                         UsageError, one_line, redact)
+from dbsh.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_RUNTIME,
+    ConnectError,
+    DbshError,
+    QueryError,
+    Unsupported,
+    UsageError,
+    one_line,
+    redact,
+)
 from dbsh.output import Renderer
-from dbsh import statements
 from dbsh.repl import meta
 from dbsh.repl.catalog import Catalog
 from dbsh.repl.meta import Quit
+
+if TYPE_CHECKING:
+    from prompt_toolkit import PromptSession
 
 DEFAULT_ROW_LIMIT = 1000
 DEFAULT_PAGER = "less -SRXF"
@@ -113,8 +125,8 @@ class Shell:
         self.fmt = fmt or ("table" if interactive else Renderer(None, self.out).fmt)
         self.expanded: bool | str = False      # True, False or "auto" (\x auto)
         self.timing = False
-        self.redirect = None          # \o FILE: results go to this file instead of the screen
-        self.tee = None               # \tee FILE: results go to the screen and this file
+        self.redirect: TextIO | None = None   # \o FILE: results go to this file instead of the screen
+        self.tee: TextIO | None = None        # \tee FILE: results go to the screen and this file
         self.watching = False         # \watch runs: no pager in between
         self.delimiter: str | None = None    # set by a DELIMITER line (SQL), as the mysql client does
         self.row_limit = int(self.settings.get("row_limit", DEFAULT_ROW_LIMIT) or 0) if interactive else 0
@@ -123,7 +135,7 @@ class Shell:
         self.dropped = False
         self.last_statement = ""
         self.next_default = ""
-        self.prompt_session = None
+        self.prompt_session: PromptSession[str] | None = None
         self.target = target
         self.session = session if session is not None else self._open(target)
         self.target = self.session.target      # with the password typed at a prompt, if one was
@@ -215,7 +227,8 @@ class Shell:
         if not path:
             return
         try:
-            handle = open(os.path.expanduser(path), "a" if tee else "w", encoding="utf-8")
+            # (SIM115: open until the next \o or \tee closes it)
+            handle = open(os.path.expanduser(path), "a" if tee else "w", encoding="utf-8")  # noqa: SIM115
         except OSError as e:
             raise UsageError(f"cannot write {path}: {e.strerror}") from None
         if tee:
@@ -294,7 +307,7 @@ class Shell:
         from prompt_toolkit import PromptSession
 
         try:
-            answer = PromptSession(input=self.pt_input, output=self.pt_output).prompt(question)
+            answer: str = PromptSession(input=self.pt_input, output=self.pt_output).prompt(question)
         except (KeyboardInterrupt, EOFError):
             return False
         return answer.strip().lower() in ("y", "yes")
@@ -553,7 +566,7 @@ class Shell:
         """Whether Enter runs the text typed at the prompt (else it starts a new line)."""
         return statements.is_complete(text, self.language, self.terminator)
 
-    def _prompt_session(self):
+    def _prompt_session(self) -> PromptSession[str]:
         from prompt_toolkit import PromptSession
         from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
         from prompt_toolkit.lexers import PygmentsLexer

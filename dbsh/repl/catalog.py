@@ -9,10 +9,14 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from dbsh.errors import DbshError
+
+if TYPE_CHECKING:
+    from dbsh.drivers.base import Session
 
 
 class _QuietThreads:
@@ -54,7 +58,7 @@ KEY_CACHE_SECONDS = 5.0
 class Catalog:
     """Collections and fields of one target, refreshed in the background."""
 
-    def __init__(self, open_session: Callable[[], object]):
+    def __init__(self, open_session: Callable[[], Session]):
         self._open = open_session
         self.snapshot = Snapshot()
         self.error: str | None = None
@@ -62,7 +66,7 @@ class Catalog:
         self._lock = threading.Lock()
         self._again = False
         self._running = False
-        self._keys_session = None
+        self._keys_session: Session | None = None
         self._keys_lock = threading.Lock()
         self._keys: dict[str, tuple[float, list[str]]] = {}
 

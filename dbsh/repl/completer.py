@@ -5,15 +5,15 @@ completer offers keywords and commands only."""
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from collections.abc import Iterable
+from typing import cast
 
-from prompt_toolkit.completion import Completer, Completion, PathCompleter
+from prompt_toolkit.completion import CompleteEvent, Completer, Completion, PathCompleter
 from prompt_toolkit.document import Document
 
 from dbsh.repl import lexers
 from dbsh.repl.catalog import Snapshot
 from dbsh.statements import rules
-
 
 _WORD = re.compile(r"([\w$:]*)$")
 _DOTTED = re.compile(r"([\w$]+(?:\.[\w$]+)*)\.([\w$]*)$")
@@ -76,10 +76,10 @@ class ShellCompleter(Completer):
         from dbsh.repl.meta import COMMANDS, lookup
 
         if " " not in text:
-            for name, cmd in COMMANDS.items():
-                for spelling in (name, *cmd.aliases):
+            for name, command in COMMANDS.items():
+                for spelling in (name, *command.aliases):
                     if spelling.startswith(text):
-                        yield Completion(spelling, -len(text), display_meta=cmd.help)
+                        yield Completion(spelling, -len(text), display_meta=command.help)
             return
         name, rest = text.split(" ", 1)
         cmd = lookup(name)
@@ -96,7 +96,7 @@ class ShellCompleter(Completer):
         elif kind == "filter":
             yield from self._fields_for(words[0] if position else "", partial)
         elif kind == "file":
-            yield from self.paths.get_completions(Document(partial), None)
+            yield from self.paths.get_completions(Document(partial), CompleteEvent())
         elif kind == "profile":
             from dbsh import config
 
@@ -104,9 +104,6 @@ class ShellCompleter(Completer):
                 yield from _matching(sorted(config.profiles()), partial, "saved connection")
             except Exception:  # noqa: BLE001 - a broken config file must not break typing
                 return
-        elif kind:
-            yield from _matching(kind.split("|"), partial, "")
-
         elif kind == "named":
             from dbsh import config
 
@@ -114,6 +111,8 @@ class ShellCompleter(Completer):
                 yield from _matching(sorted(config.named_queries()), partial, "named query")
             except Exception:  # noqa: BLE001 - a broken config file must not break typing
                 return
+        elif kind:
+            yield from _matching(kind.split("|"), partial, "")
 
     def _fields_for(self, collection: str, partial: str) -> Iterable[Completion]:
         partial = partial.lstrip('{"[,')
@@ -147,7 +146,7 @@ class ShellCompleter(Completer):
             if sql:
                 name = table_refs(whole or text, snap.collections).get(name.lower(), name)
             elif cypher:
-                bound = {v: label for v, label in _CYPHER_BOUND.findall(whole or text)}
+                bound = dict(_CYPHER_BOUND.findall(whole or text))
                 if name in bound and snap.fields.get(bound[name]):
                     name = bound[name]
                 elif name not in snap.fields:
@@ -167,7 +166,7 @@ class ShellCompleter(Completer):
             if label:
                 yield from _matching(snap.collections, label.group(1), "label")
                 return
-        partial = _WORD.search(text).group(1)
+        partial = cast(re.Match[str], _WORD.search(text)).group(1)   # (it matches the empty string too)
         if sql:
             on = _JOIN_ON.search(text)
             if on:
@@ -268,7 +267,7 @@ class ShellCompleter(Completer):
             return
         first = done[0].upper()
         two = f"{first} {done[1].upper()}" if len(done) > 1 else None
-        if two in commands:
+        if two is not None and two in commands:
             command, position = commands[two], len(done) - 2
         elif first in commands:
             command, position = commands[first], len(done) - 1

@@ -6,7 +6,7 @@ has the language); CQL borrows the SQL lexer, Redis gets a small lexer of its ow
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 from pygments.lexer import RegexLexer, bygroups
 from pygments.token import Keyword, Name, Number, String, Text
@@ -92,7 +92,7 @@ HTTP_WORDS = """GET PUT POST DELETE HEAD COPY _all_docs _find _bulk_docs _design
 _all_dbs""".split()
 
 
-@lru_cache(maxsize=None)
+@cache
 def words(language: str) -> tuple[list[str], list[str]]:
     """(keywords, functions) of a language, for completion."""
     if language in ("sql", "postgresql", "mysql", "sqlite"):

@@ -5,8 +5,8 @@ The verbs call the same functions as the CLI subcommands (``dbsh.commands``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from dbsh import commands
 from dbsh.errors import UsageError
@@ -266,7 +266,8 @@ def watch(shell, arg: str) -> None:
             else:
                 raise ValueError(word)
         except ValueError:
-            raise UsageError(f"\\watch: {word!r} is not a number of seconds nor c=COUNT", hint=f"usage: {usage}") from None
+            raise UsageError(f"\\watch: {word!r} is not a number of seconds nor c=COUNT",
+                             hint=f"usage: {usage}") from None
     if interval < 0 or (count is not None and count < 1):
         raise UsageError(f"usage: {usage} (SECONDS at least 0, COUNT at least 1)")
     shell.watch(interval, count)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import shlex
 import subprocess
+from typing import IO, cast
 
 
 class PagedOutput(io.TextIOBase):
@@ -13,10 +14,10 @@ class PagedOutput(io.TextIOBase):
     def __init__(self, command: str, out, height: int):
         self.command = command
         self.out = out
-        self.height = max(height - 2, 1)
+        self.height: float = max(height - 2, 1)   # (infinity once there is no pager)
         self._held: list[str] = []
         self._lines = 0
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[str] | None = None
 
     def writable(self) -> bool:
         return True
@@ -26,7 +27,7 @@ class PagedOutput(io.TextIOBase):
 
     def write(self, text: str) -> int:
         if self.proc is not None:
-            self.proc.stdin.write(text)
+            _stdin(self.proc).write(text)
             return len(text)
         self._held.append(text)
         self._lines += text.count("\n")
@@ -45,17 +46,17 @@ class PagedOutput(io.TextIOBase):
             self._held = []
             self.height = float("inf")
             return
-        self.proc.stdin.write("".join(self._held))
+        _stdin(self.proc).write("".join(self._held))
         self._held = []
 
     def flush(self) -> None:
         if self.proc is not None:
-            self.proc.stdin.flush()
+            _stdin(self.proc).flush()
 
     def close(self) -> None:
         if self.proc is not None:
             try:
-                self.proc.stdin.close()
+                _stdin(self.proc).close()
             except BrokenPipeError:
                 pass
             self.proc.wait()
@@ -65,3 +66,8 @@ class PagedOutput(io.TextIOBase):
             self._held = []
             self.out.flush()
         super().close()
+
+
+def _stdin(proc: subprocess.Popen[str]) -> IO[str]:
+    """The pager's stdin: never None, as it was started with stdin=PIPE."""
+    return cast(IO[str], proc.stdin)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +118,7 @@ def command(name: str, doc: dict) -> Command:
                    tuple(keys), keys_from)
 
 
-@lru_cache(maxsize=None)
+@cache
 def shipped() -> dict[str, dict]:
     with SHIPPED.open(encoding="utf-8") as f:
         return json.load(f)
@@ -131,7 +131,7 @@ def table(server: dict[str, dict] | None = None) -> dict[str, Command]:
     return {name: command(name, doc) for name, doc in server.items()}
 
 
-@lru_cache(maxsize=None)
+@cache
 def _shipped_table() -> dict[str, Command]:
     return {name: command(name, doc) for name, doc in shipped().items()}
 

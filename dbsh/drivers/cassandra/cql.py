@@ -57,7 +57,7 @@ class TableMeta:
         return quote_name(name)
 
     @classmethod
-    def from_driver(cls, table) -> "TableMeta":
+    def from_driver(cls, table) -> TableMeta:
         clustering = tuple(c.name for c in table.clustering_key)
         order = tuple("DESC" if c.is_reversed else "ASC" for c in table.clustering_key)
         indexed = set()
@@ -338,14 +338,16 @@ def compile_select(meta: TableMeta, where: q.Filter, *, fields: list[str] | None
     scan = None
     if client and server is None and not plan.conds:
         scan = "no key or index selects the rows, and " + "; ".join(filter(None, [
-            f"CQL cannot say {cql_lacks(meta, plan.check)}: dbsh checks it on each row" if plan.check is not None else "",
+            (f"CQL cannot say {cql_lacks(meta, plan.check)}: dbsh checks it on each row"
+             if plan.check is not None else ""),
             "Cassandra sorts only by clustering columns within one partition: dbsh sorts by "
             + ", ".join(name for name, _ in by_dbsh) if by_dbsh else ""]))
     if (server or scan) and not allow_filtering and not plan.never:
         if server:
             raise UsageError(f"this filter on {meta.keyspace}.{meta.name} needs ALLOW FILTERING: {server}",
                              hint="pass --allow-filtering to let Cassandra scan (slow on big tables)")
-        what = "filter and sort" if plan.check is not None and by_dbsh else "filter" if plan.check is not None else "sort"
+        checked = plan.check is not None
+        what = "filter and sort" if checked and by_dbsh else "filter" if checked else "sort"
         raise UsageError(f"this {what} on {meta.keyspace}.{meta.name} reads the whole table: {scan}",
                          hint="pass --allow-filtering to let dbsh scan it (slow on big tables)")
     if server:

@@ -10,8 +10,9 @@ import heapq
 import json
 import re
 import uuid
+from collections.abc import Iterable, Iterator
 from itertools import islice
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import cassandra.util
 from cassandra.concurrent import execute_concurrent_with_args
@@ -19,8 +20,18 @@ from cassandra.query import SimpleStatement
 
 from dbsh import query as q
 from dbsh.drivers.base import Result, Session, WriteResult, batched
-from dbsh.drivers.cassandra.cql import (TableMeta, column_of, compile_delete, compile_insert, compile_read,
-                                        compile_select, compile_update, full_key, quote_name, row_check)
+from dbsh.drivers.cassandra.cql import (
+    TableMeta,
+    column_of,
+    compile_delete,
+    compile_insert,
+    compile_read,
+    compile_select,
+    compile_update,
+    full_key,
+    quote_name,
+    row_check,
+)
 from dbsh.drivers.cassandra.values import INTEGERS, bound, coerce, infer_columns, map_json, split_type
 from dbsh.errors import NotFound, QueryError, Unsupported, UsageError
 

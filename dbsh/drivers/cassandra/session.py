@@ -6,7 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import ssl
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import cassandra
 import cassandra.cqltypes
@@ -47,7 +48,7 @@ def consistency_level(name: Any) -> int:
     return ConsistencyLevel.name_to_value[key]
 
 
-def connect(target) -> "CassandraSession":
+def connect(target) -> CassandraSession:
     return CassandraSession(target)
 
 
@@ -221,7 +222,7 @@ class CassandraSession(CassandraDocuments):
 
     # -- catalog ---------------------------------------------------------------------------
     def _keyspace_meta(self, name: str):
-        self.client   # connect (metadata comes with the control connection)
+        _ = self.client   # connect (metadata comes with the control connection)
         ks = self.cluster.metadata.keyspaces.get(name)
         if ks is None:
             raise NotFound(f"no keyspace named {name!r}")
@@ -246,14 +247,14 @@ class CassandraSession(CassandraDocuments):
 
     def databases(self) -> Result:
         """The keyspaces (Cassandra's databases), the current one marked."""
-        self.client
+        _ = self.client
         return Result(({"keyspace": ks, "current": ks == self.keyspace}
                        for ks in sorted(self.cluster.metadata.keyspaces)), ["keyspace", "current"])
 
     def collections(self) -> list[str]:
         if self.keyspace:
             return sorted(self._keyspace_meta(self.keyspace).tables)
-        self.client
+        _ = self.client
         return sorted(f"{ks}.{t}" for ks, meta in self.cluster.metadata.keyspaces.items()
                       if not ks.startswith("system") for t in meta.tables)
 
@@ -329,7 +330,7 @@ def _in_utc(row: dict, names: list[str]) -> dict:
 
 def _utc(value: Any) -> Any:
     if isinstance(value, dt.datetime):
-        return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
     if isinstance(value, list):
         return [_utc(v) for v in value]
     if isinstance(value, tuple):

@@ -17,7 +17,7 @@ def parse_url(url: str) -> dict[str, Any]:
         raise UsageError(f"not a Cassandra URL: {scheme}://")
     rest, _, query = rest.partition("?")
     netloc, _, path = rest.partition("/")
-    userinfo, at, hostinfo = netloc.rpartition("@")
+    hostinfo = netloc.rpartition("@")[2]
     hosts, port = [], DEFAULT_PORT
     for item in (hostinfo or "127.0.0.1").split(","):
         item = item.strip()

@@ -80,7 +80,7 @@ def coerce(kind: str, value: Any, column: str) -> Any:
             if isinstance(value, dt.datetime):
                 return value
             if isinstance(value, (int, float)) and not isinstance(value, bool):
-                return dt.datetime.fromtimestamp(value / 1000, dt.timezone.utc)
+                return dt.datetime.fromtimestamp(value / 1000, dt.UTC)
             text = str(value).replace("Z", "+00:00")
             return dt.datetime.fromisoformat(text)
         if head == "date":

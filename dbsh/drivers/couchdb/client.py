@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
@@ -83,13 +84,13 @@ class Rows:
     """The rows of a streamed JSON answer (see JsonStream), read as they arrive; ``rest`` is the rest
     of the answer once the rows are read. Close it (or read it to the end) to free the connection."""
 
-    def __init__(self, client: "CouchClient", response: httpx.Response, chunks: Iterator[bytes] | None = None):
+    def __init__(self, client: CouchClient, response: httpx.Response, chunks: Iterator[bytes] | None = None):
         self.client = client
         self.response = response
         self.stream = JsonStream(response.iter_bytes() if chunks is None else chunks)
         self._rows = self.stream.rows()
 
-    def __iter__(self) -> "Rows":
+    def __iter__(self) -> Rows:
         return self
 
     def __next__(self) -> dict:
@@ -112,7 +113,7 @@ class Rows:
     def close(self) -> None:
         self.response.close()
 
-    def __enter__(self) -> "Rows":
+    def __enter__(self) -> Rows:
         return self
 
     def __exit__(self, *exc) -> None:

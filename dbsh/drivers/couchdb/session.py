@@ -9,13 +9,14 @@ from __future__ import annotations
 import itertools
 import json
 import time
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 from urllib.parse import quote
 
 from dbsh import query as q
 from dbsh.drivers.base import Capabilities, Result, Session, WriteResult, batched, sampled_fields
-from dbsh.drivers.couchdb.client import CouchClient, Rows, database_path, server_url
 from dbsh.drivers.client_side import find_steps
+from dbsh.drivers.couchdb.client import CouchClient, Rows, database_path, server_url
 from dbsh.drivers.couchdb.mango import FindPlan, find_plan, parse
 from dbsh.errors import DbshError, NotFound, PartialWrite, QueryError, Unsupported, UsageError
 
@@ -25,7 +26,7 @@ SAMPLE_SIZE = 200            # documents describe() samples for field names and 
 METHODS = ("GET", "POST", "PUT", "DELETE", "HEAD", "COPY")
 
 
-def connect(target) -> "CouchSession":
+def connect(target) -> CouchSession:
     return CouchSession(target)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import cast
 
 from dbsh.errors import UsageError
 
@@ -91,7 +92,7 @@ def _line_writes(line: str) -> bool:
         return True                      # unknown: refused anyway; errs on the side of writing
     if name == "stats":                  # stats reset, stats detail on|off change the server
         rest = [w.lower() for w in words[1:]]
-        return bool(rest) and (rest[0] == "reset" or rest[0] == "detail" and rest[1:2] != ["dump"])
+        return bool(rest) and (rest[0] == "reset" or (rest[0] == "detail" and rest[1:2] != ["dump"]))
     if name == "mg":                     # N vivifies a missing item, T changes the expiry
         return any(w[:1] in ("N", "T") for w in words[2:])
     if name == "lru_crawler":
@@ -134,7 +135,7 @@ _TOKEN = re.compile(r"[\w:.\-/@#$%+=~]*$")
 def complete(text: str, keys: list[str]) -> list[tuple[str, int, str]]:
     """(word, start position, what) to offer for the text before the cursor: a command name first,
     then key names (from the server's key list) where the command takes a key."""
-    partial = _TOKEN.search(text).group(0)
+    partial = cast(re.Match[str], _TOKEN.search(text)).group(0)   # (it matches the empty string too)
     before = text[:len(text) - len(partial)].split()
     if not before:
         upper = partial[:1].isupper()

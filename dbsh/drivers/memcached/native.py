@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from dbsh.drivers.memcached.language import COMMANDS, REFUSED, STORAGE, check_key
 from dbsh.drivers.memcached.protocol import Node, server_error

@@ -9,9 +9,9 @@ client's socket. Each exchange reads its replies to the end, so the socket is al
 
 from __future__ import annotations
 
-import socket
 import time
-from typing import Iterator
+from collections.abc import Iterator
+from typing import BinaryIO
 from urllib.parse import unquote_to_bytes
 
 from pymemcache.client.base import Client
@@ -79,25 +79,25 @@ class Node:
     def __init__(self, name: str, client: Client):
         self.name = name                 # host:port or the socket path, as HashClient names it
         self.client = client
-        self._reader = None
-        self._sock = None
+        self._reader: BinaryIO | None = None   # buffered reading off the client's socket, by _file()
+        self._sock: object = None                # the socket it reads
         self.item_size_max: int | None = None
 
-    def _file(self):
+    def _file(self) -> None:
+        """Connected, with a reader on the client's current socket."""
         sock = self.client.sock
         if sock is None:
             self.connect()
             sock = self.client.sock
         if sock is not self._sock:
             self._sock, self._reader = sock, sock.makefile("rb", buffering=1 << 16)
-        return self._reader
 
     def connect(self) -> None:
         try:
             self.client._connect()
         except _AuthFailed as e:
             raise ConnectError(f"cannot authenticate to memcached at {self.name}: {e}") from None
-        except (OSError, socket.timeout) as e:
+        except (TimeoutError, OSError) as e:
             raise ConnectError(f"cannot connect to memcached at {self.name}: {e.strerror or e}") from None
 
     def lost(self, error: BaseException | None = None) -> ConnectError:
@@ -126,6 +126,8 @@ class Node:
 
     def line(self) -> bytes:
         """One reply line without its line end (metadump ends its lines with a bare newline)."""
+        if self._reader is None:   # closed since the request went out
+            raise self.lost()
         try:
             line = self._reader.readline()
         except (OSError, ValueError) as e:
@@ -136,6 +138,8 @@ class Node:
 
     def data(self, size: int) -> bytes:
         """A data block of ``size`` bytes and its \\r\\n."""
+        if self._reader is None:
+            raise self.lost()
         try:
             block = self._reader.read(size + 2)
         except (OSError, ValueError) as e:

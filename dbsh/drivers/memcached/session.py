@@ -20,7 +20,8 @@ import json
 import random
 import sys
 import time
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import orjson
@@ -43,7 +44,7 @@ MAX_ROUNDS = 1000          # cas conflicts on one batch before an update or dele
 OPTIONS = {"timeout", "connect_timeout"}
 
 
-def connect(target) -> "MemcachedSession":
+def connect(target) -> MemcachedSession:
     return MemcachedSession(target)
 
 
@@ -157,7 +158,7 @@ def _mongo_order(value: Any) -> tuple:
 def sort_docs(docs: Iterable[dict], sort: list[tuple[str, int]]) -> list[dict]:
     items = list(docs)
     for name, direction in reversed(sort):
-        items.sort(key=lambda doc, name=name: _mongo_order(q.lookup(doc, name)), reverse=direction < 0)
+        items.sort(key=lambda doc: _mongo_order(q.lookup(doc, name)), reverse=direction < 0)
     return items
 
 
@@ -314,7 +315,7 @@ class MemcachedSession(Session):
                 requests.append((number, self.parser.parse(line, params, strict=False)))
             except UsageError as e:
                 raise UsageError(f"line {number}: {e}") from None
-        for name in {p for p in params} - {a for _, line in lines for a in _param_names(line)}:
+        for name in set(params) - {a for _, line in lines for a in _param_names(line)}:
             raise UsageError(f"parameter {name!r} is not used", hint=f"write :{name} as a whole argument")
 
         @_resets
@@ -363,7 +364,7 @@ class MemcachedSession(Session):
         start = len(prefix)
         for node in self.nodes:
             keys = []
-            for key in node.keys():
+            for key in node.keys():  # noqa: SIM118 - a Node, not a dict: keys() lists the server's keys
                 if key.startswith(prefix) and len(key) > start and key.find(b":", start) < 0 and key[start:] != SEQ:
                     keys.append(key)
             counter[0] += len(keys)
@@ -435,7 +436,7 @@ class MemcachedSession(Session):
              sort: list[tuple[str, int]] | None = None, limit: int | None = None,
              skip: int | None = None) -> Result:
         collection = check_collection(name)
-        where.ast   # a bad filter fails here, before any scanning
+        where.ast  # noqa: B018 - a bad filter fails here, before any scanning
         counter, skipped = [0], [0]
 
         def rows() -> Iterator[dict]:
@@ -460,13 +461,13 @@ class MemcachedSession(Session):
     @_resets
     def count(self, name: str, where: q.Filter) -> int:
         collection = check_collection(name)
-        where.ast
+        where.ast  # noqa: B018 - a bad filter fails here
         counter, skipped = [0], [0]
         return sum(1 for _ in self._documents(collection, where, counter, skipped))
 
     def explain(self, name: str, where: q.Filter, **find_options) -> Result:
         collection = check_collection(name)
-        where.ast
+        where.ast  # noqa: B018 - a bad filter fails here
         pinned = self._pinned(where)
         if pinned is not None:
             plan = f"mg {collection.decode()}:{pinned} (the filter pins the id), then the filter client-side"
@@ -512,7 +513,8 @@ class MemcachedSession(Session):
                progress=None, prepared: _Prepared | None = None) -> WriteResult:
         collection = check_collection(name)
         ttl = int(self.option("ttl") or 0)
-        inserted, ids, existing, rejected, offset = 0, [], [], [], 0
+        inserted, existing, rejected, offset = 0, [], [], 0
+        ids: list[Any] = []
         for chunk in batched(docs, batch):
             ahead = prepared if prepared is not None and prepared.docs is chunk else None
             chunk_ids = ahead.ids if ahead is not None else self._ids(chunk)
@@ -528,7 +530,8 @@ class MemcachedSession(Session):
                         stored_docs[n] = {"id": first + k, **chunk[n]}
                         values[n] = encode_doc(stored_docs[n])
                 generated = set(missing)
-                keys = {n: collection + b":" + chunk_ids[n] for n in todo}
+                # (every id is set now: the missing ones were just numbered)
+                keys = {n: collection + b":" + cast(bytes, chunk_ids[n]) for n in todo}
                 for n in todo:
                     try:
                         check_key(keys[n])
@@ -549,7 +552,7 @@ class MemcachedSession(Session):
                     else:
                         inserted += 1
                         if len(ids) <= 1000:
-                            ids.append(id_of_key(chunk_ids[n]) if n in generated else stored_docs[n].get(
+                            ids.append(id_of_key(cast(bytes, chunk_ids[n])) if n in generated else stored_docs[n].get(
                                 "id", stored_docs[n].get("_id")))
                 todo = again
             offset += len(chunk)
@@ -560,7 +563,8 @@ class MemcachedSession(Session):
             parts = []
             if existing:
                 more = f" and {len(existing) - 5} more" if len(existing) > 5 else ""
-                parts.append(f"{len(existing)} already existed and were left unchanged: {', '.join(existing[:5])}{more}")
+                parts.append(f"{len(existing)} already existed and were left unchanged: "
+                             f"{', '.join(existing[:5])}{more}")
             if failed_only:
                 parts.append(f"{len(failed_only)} were refused by the server: {failed_only[0][1]}")
             raise PartialWrite(f"inserted {inserted} documents into {collection.decode()}; " + "; ".join(parts),
@@ -614,7 +618,7 @@ class MemcachedSession(Session):
                 else:   # an error line carries no opaque: which item it was is settled below
                     unattributed.append((node, positions, line))
         if unattributed:
-            for node, positions, line in unattributed:
+            for _, _, line in unattributed:
                 error = server_error(line)
                 if isinstance(error, ConnectError):
                     raise error
@@ -676,7 +680,7 @@ class MemcachedSession(Session):
     def _settle(self, collection: bytes, items: list[_Item], ast, build, change=None, limit: int | None = None):
         """Write items with their cas tokens until every one is written or no longer matches: what
         someone else changed meanwhile is read, matched and changed again (no lost updates)."""
-        written = []
+        written: list[_Item] = []
         rounds = 0
         while items:
             if change is not None:
@@ -715,7 +719,7 @@ class MemcachedSession(Session):
             ttl = b" T%d" % max(item.ttl, 1) if item.ttl >= 0 else b""
             return b"ms %b %d C%d F%d%b\r\n%b\r\n" % (item.key, len(value), item.cas, item.flags, ttl, value)
 
-        for attempt in range(MAX_ROUNDS):
+        for _ in range(MAX_ROUNDS):
             counter, skipped = [0], [0]
             updated = 0
             matched = False
@@ -758,7 +762,7 @@ class MemcachedSession(Session):
     def _all_keys(self, limit: int = SAMPLE_KEYS) -> Iterator[tuple[Node, bytes]]:
         seen = 0
         for node in self.nodes:
-            for key in node.keys():
+            for key in node.keys():  # noqa: SIM118 - a Node, not a dict: keys() lists the server's keys
                 if seen < limit:
                     yield node, key
                 seen += 1
@@ -792,7 +796,8 @@ class MemcachedSession(Session):
                 kinds = fields.setdefault(field, {})
                 kind = _json_type(value)
                 kinds[kind] = kinds.get(kind, 0) + 1
-        rows = [{"field": f, "type": "|".join(sorted(kinds)), "count": sum(kinds.values())} for f, kinds in fields.items()]
+        rows = [{"field": f, "type": "|".join(sorted(kinds)), "count": sum(kinds.values())}
+                for f, kinds in fields.items()]
         expiring = sum(1 for item in items if item.ttl >= 0)
         message = (f"{collection.decode()}: {counter[0]} keys; {len(items)} documents read, {expiring} with a TTL"
                    + (f"; {skipped[0]} values that are not JSON documents" if skipped[0] else ""))
@@ -812,9 +817,9 @@ class MemcachedSession(Session):
         for prefix in sorted(by_prefix)[:200]:
             fields: dict[str, None] = {}
             for node in self.nodes:
-                keys = [k for n, k in by_prefix[prefix] if n is node]
-                if keys and len(out) < 50:
-                    for item in self._items(prefix, node, keys, None, [0]):
+                node_keys = [k for n, k in by_prefix[prefix] if n is node]
+                if node_keys and len(out) < 50:
+                    for item in self._items(prefix, node, node_keys, None, [0]):
                         fields.update(dict.fromkeys(item.doc))
             out[prefix.decode("utf-8", "replace")] = list(fields)
         return out

@@ -306,7 +306,7 @@ def _construct(word: str, args: list[Any]) -> dict:
         return {"$oid": str(arg)}
     if word in ("ISODate", "Date"):
         if arg is None:
-            now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+            now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
             return {"$date": now.replace("+00:00", "Z")}
         if isinstance(arg, (int, float)) and not isinstance(arg, bool):
             return {"$date": {"$numberLong": str(int(arg))}}

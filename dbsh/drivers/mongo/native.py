@@ -10,8 +10,16 @@ import bson
 from pymongo import errors as mongo_errors
 
 from dbsh.drivers.base import Result
-from dbsh.drivers.mongo.language import (SHELL_METHODS, ShellCall, call_args, check_filter, check_update, mapping,
-                                         one_argument, parse_shell)
+from dbsh.drivers.mongo.language import (
+    SHELL_METHODS,
+    ShellCall,
+    call_args,
+    check_filter,
+    check_update,
+    mapping,
+    one_argument,
+    parse_shell,
+)
 from dbsh.errors import Unsupported, UsageError
 
 

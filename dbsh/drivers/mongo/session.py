@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, Iterable, Iterator
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import bson
@@ -31,7 +32,7 @@ BAD_INPUT_CODES = {2, 9, 14, 15, 17, 40324, 168, 15952, 16410, 16436, 31249, 312
 AUTH_CODES = {18}
 
 
-def connect(target) -> "MongoSession":
+def connect(target) -> MongoSession:
     return MongoSession(target)
 
 

@@ -8,7 +8,8 @@ query text. Also here: splitting a script into statements, plan trees as rows, u
 from __future__ import annotations
 
 import re
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from dbsh import query as q
 from dbsh.errors import Unsupported, UsageError

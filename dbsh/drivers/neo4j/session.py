@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import neo4j
@@ -18,8 +19,18 @@ import neo4j.exceptions as nx
 
 from dbsh import query as q
 from dbsh.drivers.base import Capabilities, Result, Session, WriteResult, batched
-from dbsh.drivers.neo4j.cypher import (PLAN, check_properties, compile_find, compile_update, compile_where,
-                                       counters_text, plan_rows, quote_name, same_keys, split_statements)
+from dbsh.drivers.neo4j.cypher import (
+    PLAN,
+    check_properties,
+    compile_find,
+    compile_update,
+    compile_where,
+    counters_text,
+    plan_rows,
+    quote_name,
+    same_keys,
+    split_statements,
+)
 from dbsh.drivers.neo4j.values import plain, type_name
 from dbsh.errors import ConnectError, DbshError, QueryError, UsageError, one_line, redact
 
@@ -46,7 +57,7 @@ TX_FAILED = "the transaction failed at an earlier statement and the server rolle
 
 
 # -- connection --------------------------------------------------------------------------------
-def connect(target) -> "Neo4jSession":
+def connect(target) -> Neo4jSession:
     return Neo4jSession(target)
 
 

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, cast
 
 from redis import exceptions as rexc
 
 from dbsh import query as q
 from dbsh.drivers.base import Result, Session, WriteResult, batched
-from dbsh.drivers.redis.inserts import (INSERT_SCRIPT, SEQ_SUFFIX, _document_ids, _Inserter, _Prepared,
-                                        _script_args, decode_value, encode_value)
+from dbsh.drivers.redis.inserts import (
+    INSERT_SCRIPT,
+    SEQ_SUFFIX,
+    _document_ids,
+    _Inserter,
+    _Prepared,
+    _script_args,
+    decode_value,
+    encode_value,
+)
 from dbsh.drivers.redis.native import _key_text, text
 from dbsh.errors import DbshError, PartialWrite, QueryError, Unsupported, UsageError
 
@@ -41,6 +50,13 @@ class RedisDocuments(Session):
     cluster = False
     _inserter: _Inserter | None = None
     _insert_sha: str | None = None
+
+    # RedisSession's: redis-py's errors as dbsh errors, and a server's message without the password
+    def _errors(self) -> AbstractContextManager[None]:
+        raise NotImplementedError
+
+    def _clean(self, message: str) -> str:
+        raise NotImplementedError
 
     # -- uniform verbs -----------------------------------------------------------------------
     def _keys(self, collection: str, where: q.Filter, counter: list[int]) -> Iterator[str]:
@@ -87,7 +103,7 @@ class RedisDocuments(Session):
              skip: int | None = None) -> Result:
         collection = _check_collection(name)
         counter = [0]
-        where.ast   # a bad filter fails here, before any scanning
+        where.ast  # noqa: B018 - a bad filter fails here, before any scanning
 
         def rows() -> Iterator[dict]:
             docs: Iterable[dict] = (doc for _, doc in self._documents(collection, where, counter))
@@ -122,6 +138,8 @@ class RedisDocuments(Session):
         if self.cluster or batch.header is not None or not batch.docs:
             return
         inserter = self._inserter
+        if inserter is None:
+            return
         try:
             ids = _document_ids(batch.docs)
             if None in ids or not set(map(type, ids)) <= {int, str}:
@@ -142,7 +160,8 @@ class RedisDocuments(Session):
                progress=None, prepared: _Prepared | None = None) -> WriteResult:
         collection = _check_collection(name)
         ttl = int(self.option("ttl") or 0)
-        inserted, ids, existing, rejected, offset = 0, [], [], [], 0
+        inserted, existing, rejected, offset = 0, [], [], 0
+        ids: list[Any] = []
         for chunk in batched(docs, batch):
             ahead = prepared if prepared is not None and prepared.docs is chunk else None
             todo, todo_ids = chunk, ahead.ids if ahead is not None else _document_ids(chunk)
@@ -210,7 +229,7 @@ class RedisDocuments(Session):
                     skipped = self._script_by_slot(keys, [_script_args(d) for d in stored], ttl,
                                                    list(slots.values()))
                 else:
-                    inserter = self._inserter
+                    inserter = cast(_Inserter, self._inserter)   # (standalone: made when it connected)
                     keys, skipped = inserter.insert(f"{collection}:", doc_ids, stored, ttl,
                                                     lambda ks, a, b: self._exact(ks, stored, ttl, a, b),
                                                     prepared if stored is docs else None)

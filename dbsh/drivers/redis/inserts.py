@@ -7,10 +7,11 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterable, Sequence
 from itertools import chain, pairwise, repeat
-from typing import Any, Iterable, Sequence
+from typing import Any
 
-import orjson   # prints columns of numbers in one C call
+import orjson  # prints columns of numbers in one C call
 from redis import exceptions as rexc
 
 from dbsh.drivers.base import int_texts
@@ -205,17 +206,19 @@ _NAMES: dict[tuple, list[str] | None] = {}   # field names -> them as RESP bulk 
 
 
 def _field_names(fields: tuple) -> list[str] | None:
-    names = _NAMES.get(fields, ())
-    if names == ():
-        if len(_NAMES) >= 1000:
-            _NAMES.clear()
-        names = None
-        if all(type(f) is str for f in fields):
-            try:
-                names = [f"${len(f.encode())}\r\n{f}" for f in fields]
-            except UnicodeEncodeError:
-                pass
-        _NAMES[fields] = names
+    try:
+        return _NAMES[fields]
+    except KeyError:
+        pass
+    if len(_NAMES) >= 1000:
+        _NAMES.clear()
+    names = None
+    if all(type(f) is str for f in fields):
+        try:
+            names = [f"${len(f.encode())}\r\n{f}" for f in fields]
+        except UnicodeEncodeError:
+            pass
+    _NAMES[fields] = names
     return names
 
 
@@ -290,6 +293,7 @@ class _Inserter:
                 self.struct = conn.read_response() == 1
             sent: list[tuple[int, int]] = []
             pending: list[bytes] = []
+            shaped: tuple[int, list[str], bytes] | bool | None
             for n, (start, end) in enumerate(pairwise([*range(0, len(ids), SCRIPT_CHUNK), len(ids)])):
                 request = None
                 if prepared is not None:
@@ -340,7 +344,7 @@ class _Inserter:
             return set()
         conn.send_packed_command((EXEC,), check_health=False)
         conn.read_response()                      # MULTI: OK
-        failed = None
+        failed: Exception | None = None
         for start, _ in sent:                     # each call: QUEUED, or an error (EXEC then runs none)
             try:
                 conn.read_response()
@@ -371,7 +375,7 @@ class _Inserter:
         return head
 
     def request(self, keys: list[str], group: list[dict], ttl_bulk: str, repeats: bool,
-                 shaped: tuple[int, list[str], bytes] | None | bool = True) -> bytes | None:
+                 shaped: tuple[int, list[str], bytes] | bool | None = True) -> bytes | None:
         """EVAL of an insert script writing group[n] to keys[n], in RESP; None: not encodable here.
         ``shaped``: _shaped_values(group) when it was worked out ahead (True: work it out now)."""
         n = len(keys)
@@ -383,8 +387,8 @@ class _Inserter:
                 if shaped is True:
                     shaped = _shaped_values(group)
                 if shaped:
-                    k, names, data = shaped
-                    start = "\r\n".join([f"*{6 + n + k}", self._head(k), *common, *names])
+                    k, shaped_names, data = shaped
+                    start = "\r\n".join([f"*{6 + n + k}", self._head(k), *common, *shaped_names])
                     return b"%b\r\n$%d\r\n%b\r\n" % (start.encode(), len(data), data)
             body = []
             args = 5 + n
@@ -416,9 +420,9 @@ class _Prepared:
         ttl_bulk = f"${len(str(ttl))}\r\n{ttl}"
         for start, end in pairwise([*range(0, len(ids), SCRIPT_CHUNK), len(ids)]):
             these = ids[start:end]
-            ints = set(map(type, these)) == {int}
-            texts = int_texts(these) if ints else list(map(str, these))
-            ints = texts if ints else None   # (then each document's "id" field is its id)
+            all_ints = set(map(type, these)) == {int}
+            texts = int_texts(these) if all_ints else list(map(str, these))
+            ints = texts if all_ints else None   # (then each document's "id" field is its id)
             repeats, shaped = len(set(texts)) < end - start, _shaped_values(docs[start:end], ints)
             keys = request = None
             if inserter is not None and prefix is not None:

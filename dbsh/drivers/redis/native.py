@@ -4,7 +4,8 @@ RESP requests encoded straight into one buffer."""
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 from dbsh.drivers.base import Result
 from dbsh.errors import UsageError
@@ -26,13 +27,12 @@ def _bind(args: list[bytes], params: dict[str, Any], *, strict: bool = True) -> 
 
     The command name goes to redis-py as text (its cluster router looks commands up by name).
     """
-    if args:
-        args = [args[0].decode("utf-8", "replace"), *args[1:]]
+    words: list[Any] = [args[0].decode("utf-8", "replace"), *args[1:]] if args else args
     if not params:
-        return args
+        return words
     used: set[str] = set()
     bound: list[Any] = []
-    for arg in args:
+    for arg in words:
         name = arg[1:].decode("utf-8", "replace") if isinstance(arg, bytes) and arg.startswith(b":") else None
         if name is not None and name in params:
             used.add(name)
@@ -107,7 +107,7 @@ def reply_result(name: str, args: list[Any], reply: Any) -> Result:
     """A Redis reply as rows: value; field/value for maps; member(/score) for sets and sorted sets."""
     if isinstance(reply, dict):
         return Result(({"field": k, "value": v} for k, v in text(reply).items()), ["field", "value"])
-    if isinstance(reply, bytes) and (name == "INFO" or name == "CLUSTER" and _has(args[:2], b"INFO")):
+    if isinstance(reply, bytes) and (name == "INFO" or (name == "CLUSTER" and _has(args[:2], b"INFO"))):
         return Result(_info_rows(text(reply)), ["field", "value"])
     if isinstance(reply, list | tuple | set):
         items = text(list(reply))

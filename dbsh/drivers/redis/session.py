@@ -9,12 +9,14 @@ JSON-encoded, so every type comes back as it went in. Standalone servers and Red
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
 from redis import exceptions as rexc
+from redis.client import CaseInsensitiveDict
 from redis.cluster import RedisCluster
 
 from dbsh.drivers.base import Capabilities, Result, batched
@@ -87,6 +89,7 @@ class RedisSession(RedisDocuments):
         only connecting, never a reply (BLPOP, SUBSCRIBE and a slow command wait as long as they take)."""
         seconds = self.connect_timeout
         kwargs = dict(protocol=protocol, socket_connect_timeout=seconds, socket_timeout=seconds)
+        client: redis.Redis | RedisCluster
         try:
             if self.cluster:
                 client = RedisCluster.from_url(self._url, **kwargs)
@@ -210,20 +213,21 @@ class RedisSession(RedisDocuments):
     def raw(self):
         """A client that returns the server's replies untouched (no redis-py reply parsing)."""
         if self._raw is None:
+            raw: redis.Redis | RedisCluster
             with self._errors():
                 if self.cluster:
                     raw = RedisCluster.from_url(self._url, protocol=self.protocol,
                                                 socket_connect_timeout=self.connect_timeout,
                                                 socket_timeout=self.connect_timeout)
                     _no_reply_timeout(raw)
-                    raw.cluster_response_callbacks = {}
+                    raw.cluster_response_callbacks = CaseInsensitiveDict({})
                     for node in raw.get_nodes():
                         if node.redis_connection is not None:
-                            node.redis_connection.response_callbacks = {}
+                            node.redis_connection.response_callbacks = CaseInsensitiveDict({})
                 else:
                     # one connection, so MULTI/EXEC, WATCH and SELECT behave as in redis-cli
                     raw = redis.Redis(connection_pool=self.client.connection_pool, single_connection_client=True)
-                    raw.response_callbacks = {}
+                    raw.response_callbacks = CaseInsensitiveDict({})
             self._raw = raw
         return self._raw
 

@@ -52,6 +52,7 @@ class SqlAdapter(Adapter):
         self._run(self.insert_sql, (key, *(values[f] for f in self.fields)))
 
     def read(self, key, fields):
+        sql: str | None
         if fields is None:
             sql = self.read_all_sql
         else:

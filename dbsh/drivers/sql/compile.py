@@ -113,10 +113,10 @@ class Dialect:
         return f"CREATE TABLE IF NOT EXISTS {self.quote(name)} ({', '.join(parts)})"
 
     # -- what dialects write differently ----------------------------------------------------
-    def regex(self, column: str, pattern: str, options: str, c: "Compiler") -> str:
+    def regex(self, column: str, pattern: str, options: str, c: Compiler) -> str:
         raise Unsupported(f"$regex is not supported on {self.name}")
 
-    def json_contains(self, column: str, value: Any, c: "Compiler") -> str:
+    def json_contains(self, column: str, value: Any, c: Compiler) -> str:
         """SQL true when a JSON column holds ``value`` or an array with ``value`` among its elements
         (MongoDB's meaning of ``{field: value}`` on an array)."""
         raise Unsupported(f"filters on JSON columns are not supported on {self.name}")

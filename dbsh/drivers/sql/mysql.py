@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+from collections.abc import Callable
 from itertools import chain
 from typing import Any
 
@@ -24,7 +25,7 @@ _JSON_VALID = re.compile(r"json_valid\(`((?:[^`]|``)+)`\)", re.IGNORECASE)
 _SCALARS = frozenset((str, int, float, bool, type(None)))
 # values as the server writes them where PyMySQL would make something else: TIME as text
 # ('12:30:00', '-838:59:59'), not a timedelta of seconds
-_DECODERS = {**conversions, FIELD_TYPE.TIME: str}
+_DECODERS: dict[int | type[Any], Callable[[Any], str] | Callable[[str], Any]] = {**conversions, FIELD_TYPE.TIME: str}
 
 
 class MysqlDialect(Dialect):
@@ -87,19 +88,20 @@ class MysqlSession(SqlSession):
         try:
             conn = pymysql.connect(host=parts["host"] or "localhost", port=parts["port"], user=parts["user"],
                                    password=parts["password"] or "", database=parts["database"],
-                                   connect_timeout=self.connect_timeout, read_timeout=self.connect_timeout, autocommit=True, conv=_DECODERS,
-                                   client_flag=CLIENT.FOUND_ROWS, **options)
+                                   connect_timeout=self.connect_timeout, read_timeout=self.connect_timeout,
+                                   autocommit=True, conv=_DECODERS, client_flag=CLIENT.FOUND_ROWS, **options)
         except TypeError as e:   # an option PyMySQL does not know, from the URL's query
             raise UsageError(f"invalid URL {self.target.display()}: {e}") from None
         except (pymysql.err.MySQLError, OSError) as e:
             raise self._connect_error(e) from None
-        conn._read_timeout = None   # the first reply came within the timeout; a long query may take longer
+        # the first reply came within the timeout; a long query may take longer (a private attribute)
+        conn._read_timeout = None  # type: ignore[attr-defined]
         if "mariadb" in conn.get_server_info().lower():
             self.name = self.dialect.name = "MariaDB"
         return conn
 
     def _message(self, e: BaseException) -> str:
-        args = getattr(e, "args", ())
+        args: tuple[Any, ...] = getattr(e, "args", ())
         # PyMySQL errors are (code, message) tuples: show the message, as the mariadb client does
         if len(args) == 2 and isinstance(args[0], int):
             return one_line(f"{args[1]} (error {args[0]})")
@@ -183,12 +185,12 @@ class MysqlSession(SqlSession):
             return None
 
         def convert(row: tuple) -> list:
-            row = list(row)
+            values = list(row)
             for i in at:
-                if isinstance(row[i], str):
+                if isinstance(values[i], str):
                     with contextlib.suppress(ValueError):
-                        row[i] = json.loads(row[i])
-            return row
+                        values[i] = json.loads(values[i])
+            return values
         return convert
 
     # -- writing -----------------------------------------------------------------------------

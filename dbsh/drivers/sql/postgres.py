@@ -175,7 +175,8 @@ class PostgresSession(SqlSession):
     def _copy_into(self, table: Table, keys: list[str]) -> str:
         """COPY into these columns of the table FROM STDIN (text format; options may follow): a
         statement psycopg sends as it is (no parameters), so the names' '%' stay single."""
-        return f"COPY {DIALECT.table_name(table, DIALECT.ident)} ({', '.join(DIALECT.ident(k) for k in keys)}) FROM STDIN"
+        columns = ", ".join(DIALECT.ident(k) for k in keys)
+        return f"COPY {DIALECT.table_name(table, DIALECT.ident)} ({columns}) FROM STDIN"
 
     def _copy(self, statement: str, text: str | bytes | None = None, rows=None) -> None:
         try:

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable, Iterable, Iterator
 from itertools import chain
 from operator import itemgetter
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Literal, overload
 
 from dbsh import query as q
 from dbsh.drivers.base import Capabilities, Result, Session, WriteResult, batched
@@ -34,14 +35,14 @@ class SqlSession(Session):
     dialect: Dialect
     scanner = "sql"                  # dbsh.statements' language for this dialect's text
     paramstyle = "format"            # how language.bind writes parameters for the driver
-    Error: type = Exception          # the driver's base exception class
+    Error: type[Exception] = Exception   # the driver's base exception class
     BEGIN_WRITE = "BEGIN"            # how a transaction that will write starts
     READONLY: str = ""               # the statement that switches read-only mode ({} is the word)
 
     def __init__(self, target):
         super().__init__(target)
         self._tables: dict[str, Table] = {}
-        self.conn = None
+        self.conn: Any = None   # the DB-API connection (sqlite3, psycopg, PyMySQL)
         self.client = self.conn = self._connect()
 
     # -- driver hooks (each dialect) ---------------------------------------------------------
@@ -216,6 +217,11 @@ class SqlSession(Session):
     def collections(self) -> list[str]:
         return sorted(self._collections())
 
+    @overload
+    def table(self, name: str, *, missing_ok: Literal[False] = False) -> Table: ...
+    @overload
+    def table(self, name: str, *, missing_ok: bool) -> Table | None: ...
+
     def table(self, name: str, *, missing_ok: bool = False) -> Table | None:
         table = self._tables.get(name)
         if table is not None:
@@ -352,7 +358,8 @@ class SqlSession(Session):
 
     def find(self, name, where, *, fields=None, sort=None, limit=None, skip=None) -> Result:
         table, sql, params, names = self._select(name, where, fields, sort, limit, skip)
-        return self._stream(sql, params, convert=self._converter(table, names), own_transaction=self.streams_in_transaction)
+        return self._stream(sql, params, convert=self._converter(table, names),
+                            own_transaction=self.streams_in_transaction)
 
     streams_in_transaction = False   # PostgreSQL: a server-side cursor lives in a transaction
 
@@ -511,13 +518,14 @@ class SqlSession(Session):
         inferred = infer_columns(docs)
         for column in names:
             self.dialect.check_name(column, "column")
+        name = table.name
         for column in names:
             sql = f"ALTER TABLE {self.dialect.table_name(table)} ADD COLUMN {self.dialect.quote(column)} " \
                   f"{self.dialect.column_type(inferred.get(column, 'text'))}"
 
             def added(column=column) -> Table | None:
-                self._tables.pop(table.name, None)
-                now = self.table(table.name)
+                self._tables.pop(name, None)
+                now = self.table(name)
                 return now if column in now.columns else None
 
             table = self._ddl(sql, added)
@@ -558,7 +566,8 @@ class SqlSession(Session):
 
 def partial(message: str, committed: int, name: str, in_tx: bool) -> str:
     if committed and not in_tx:
-        return f"{message} ({committed} rows were committed to {name} before this batch; the failing batch was rolled back)"
+        return (f"{message} ({committed} rows were committed to {name} before this batch; "
+                "the failing batch was rolled back)")
     return message
 
 
@@ -578,7 +587,7 @@ def same_keys(docs: list[dict]) -> Iterator[tuple[list[str], list[dict], list[tu
             yield keys, docs, rows
             return
     group: list[dict] = []
-    shape = None
+    shape: tuple[str, ...] = ()
     for doc in docs:
         k = tuple(doc)
         if group and k != shape:

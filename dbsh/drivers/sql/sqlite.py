@@ -13,14 +13,27 @@ import json
 import math
 import re
 import sqlite3
+from collections.abc import Iterator
 from itertools import chain
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, cast
 
 from dbsh.drivers.base import Result
 from dbsh.drivers.sql import sqlite_json
-from dbsh.drivers.sql.compile import (BOOL, DATE, DATETIME, JSON, NUMBER, PLAIN, TEXT, TIME, Column, Compiler,
-                                      Dialect, Table)
+from dbsh.drivers.sql.compile import (
+    BOOL,
+    DATE,
+    DATETIME,
+    JSON,
+    NUMBER,
+    PLAIN,
+    TEXT,
+    TIME,
+    Column,
+    Compiler,
+    Dialect,
+    Table,
+)
 from dbsh.drivers.sql.session import SqlSession, same_keys
 from dbsh.errors import ConnectError, UsageError
 
@@ -224,11 +237,11 @@ class SqliteSession(SqlSession):
             return None
         pairs = [(i, f) for i, f in enumerate(reads) if f is not None]
 
-        def convert(row: tuple) -> tuple:
-            row = list(row)
+        def convert(row: tuple) -> list:
+            values = list(row)
             for i, f in pairs:
-                row[i] = f(row[i])
-            return row
+                values[i] = f(values[i])
+            return values
         return convert
 
     # -- reading -----------------------------------------------------------------------------
@@ -249,7 +262,11 @@ class SqliteSession(SqlSession):
                 return sqlite_json.lines(self, table, names, (sql, params))
             return sqlite_json.lines(self, table, names, None, limit)
 
-        result = Result(rows(), names, close=lambda: streamed and streamed[0].close())
+        def close() -> None:
+            if streamed:
+                streamed[0].close()
+
+        result = Result(rows(), names, close=close)
         result.json_lines = json_lines
         return result
 
@@ -319,7 +336,7 @@ class SqliteSession(SqlSession):
         cells = batch.flat_cells()
         width = len(header)
         sql = []
-        for i, kind in enumerate(kinds):
+        for i, kind in enumerate(cast(list[str], kinds)):   # (no None: that returned above)
             column = cells[i::width]
             if kind == "infer":
                 cells[i::width] = infer_column(column)
@@ -342,7 +359,8 @@ class SqliteSession(SqlSession):
             values = list(chain.from_iterable(rows))
             kinds = set(map(type, values))
             # a number too large for a float (1e400 in JSON): written by the documents' path, which says so
-            plain = kinds <= _SCALARS and not (float in kinds and (_NOT_FINITE[0] in values or _NOT_FINITE[1] in values))
+            plain = kinds <= _SCALARS and not (float in kinds
+                                               and (_NOT_FINITE[0] in values or _NOT_FINITE[1] in values))
             prepared.append((keys, len(group), values if plain else None))
         batch.prepared = prepared
 

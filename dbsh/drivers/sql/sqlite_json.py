@@ -5,7 +5,7 @@ so Python handles one string a window instead of a tuple a row."""
 from __future__ import annotations
 
 import sqlite3
-from typing import Iterator
+from collections.abc import Iterator
 
 from dbsh.drivers.sql.compile import BOOL, NUMBER, PLAIN, TEXT, Dialect, Table
 
@@ -134,7 +134,7 @@ def _windows(conn, quoted: str, queries, limit: int | None) -> Iterator[tuple[st
         except sqlite3.OperationalError:   # a value json_object would not write as Python does
             text, count = run(exact, low, end)
         low = high
-        if not count:
+        if not count or text is None:   # (no rows in the window: no text either)
             continue
         if left is not None:
             if count > left:
