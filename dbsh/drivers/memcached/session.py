@@ -748,11 +748,19 @@ class MemcachedSession(Session):
         ast = None if where.is_empty else where.ast
         counter, skipped = [0], [0]
         deleted = 0
-        for items in batched(self._documents(collection, where, counter, skipped), FETCH_BATCH):
-            done = self._settle(collection, items, ast, lambda item: b"md %b C%d\r\n" % (item.key, item.cas),
-                                limit=1 if one else None)
-            deleted += len(done)
-            if one and deleted:
+        # lru_crawler metadump can pass over an item being bumped in its LRU at that moment: after a
+        # delete of every match, look again until a scan finds none left (at most twice more)
+        for scan in range(1 if one else 3):
+            counts = (counter, skipped) if scan == 0 else ([0], [0])
+            found = 0
+            for items in batched(self._documents(collection, where, *counts), FETCH_BATCH):
+                found += len(items)
+                done = self._settle(collection, items, ast, lambda item: b"md %b C%d\r\n" % (item.key, item.cas),
+                                    limit=1 if one else None)
+                deleted += len(done)
+                if one and deleted:
+                    break
+            if not found:
                 break
         self._scanned(collection, where, counter, skipped)
         return WriteResult("deleted", collection.decode(), deleted)
